@@ -1,0 +1,277 @@
+/**
+ * The account decider: every rule that moves money (I1-I5, I7) lives here.
+ *
+ * `evolve` updates the state object it is given instead of copying it: a busy
+ * account holds thousands of open OTPs and copying those maps per event would
+ * dominate the send path. Callers that need the previous state must not share
+ * it (the command path drops its cached state when an append fails).
+ */
+import type { Decider } from './decider.js';
+import { DomainError } from './errors.js';
+import type { AccountEvent, AccountEventOf, DeliveryProof, FundedBy, RefundReason } from './account.events.js';
+import { type Micros, microsFromDigits, microsToDigits } from './money.js';
+
+type Data<T extends AccountEvent['type']> = AccountEventOf<T>['data'];
+
+export type AccountCommand =
+  | ({ type: 'OpenAccount' } & Data<'AccountOpened'>)
+  | ({ type: 'IssueApiKey' } & Data<'ApiKeyIssued'>)
+  | ({ type: 'RevokeApiKey' } & Data<'ApiKeyRevoked'>)
+  | ({ type: 'ConfigureWebhook' } & Data<'WebhookConfigured'>)
+  | ({ type: 'AssignDepositAddress' } & Data<'DepositAddressAssigned'>)
+  | ({ type: 'CreditDeposit' } & Data<'DepositCredited'>)
+  | ({ type: 'ReverseDeposit' } & Data<'DepositReversed'>)
+  | { type: 'SendOtp'; otp: Data<'OtpRequested'>; price: Micros }
+  | { type: 'MarkDelivered'; otpId: string; via: DeliveryProof; at: string }
+  | { type: 'RefundOtp'; otpId: string; reason: RefundReason; at: string };
+
+export interface OpenCharge {
+  amount: Micros;
+  fundedBy: FundedBy;
+}
+
+export interface IdempotencyRecord {
+  requestHash: string | undefined;
+  otpId: string;
+  atMs: number;
+}
+
+export interface AccountState {
+  opened: boolean;
+  accountId: string;
+  balance: Micros;
+  testCreditsGranted: number;
+  testCreditsLeft: number;
+  /** Balance-funded charges of OTPs not yet delivered or refunded. */
+  pending: Micros;
+  keys: Map<string, { revoked: boolean }>;
+  webhook: { url: string; secret: string } | undefined;
+  depositAddresses: Map<string, { address: string; index: number }>;
+  /** Keyed by `depositKey`; I4. */
+  deposits: Map<string, { amount: Micros; reversed: boolean }>;
+  /** Charged OTPs awaiting settlement; I2. */
+  open: Map<string, OpenCharge>;
+  idempotency: Map<string, IdempotencyRecord>;
+}
+
+/** Idempotency keys are honoured for at least 24 h (API.md); they are pruned after 48 h. */
+export const IDEMPOTENCY_RETENTION_MS = 48 * 3600 * 1000;
+
+export const depositKey = (chainId: number, txHash: string, logIndex: number): string =>
+  `${chainId}:${txHash.toLowerCase()}:${logIndex}`;
+
+export function initialAccountState(): AccountState {
+  return {
+    opened: false,
+    accountId: '',
+    balance: 0n,
+    testCreditsGranted: 0,
+    testCreditsLeft: 0,
+    pending: 0n,
+    keys: new Map(),
+    webhook: undefined,
+    depositAddresses: new Map(),
+    deposits: new Map(),
+    open: new Map(),
+    idempotency: new Map(),
+  };
+}
+
+/** What a SendOtp with an Idempotency-Key means against the state: a fresh send, a replay, or a conflict. */
+export function idempotencyMatch(
+  state: AccountState,
+  key: string | undefined,
+  requestHash: string | undefined,
+  atMs: number,
+): { kind: 'fresh' } | { kind: 'replay'; otpId: string } | { kind: 'conflict'; otpId: string } {
+  if (key === undefined) return { kind: 'fresh' };
+  const rec = state.idempotency.get(key);
+  if (!rec || atMs - rec.atMs > IDEMPOTENCY_RETENTION_MS) return { kind: 'fresh' };
+  return rec.requestHash === requestHash ? { kind: 'replay', otpId: rec.otpId } : { kind: 'conflict', otpId: rec.otpId };
+}
+
+function requireOpen(state: AccountState): void {
+  if (!state.opened) throw new DomainError('account_not_open', 'account does not exist');
+}
+
+function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: AccountState): AccountEvent[] {
+  requireOpen(state);
+  const { otp, price } = cmd;
+  const idem = idempotencyMatch(state, otp.idempotencyKey, otp.requestHash, Date.parse(otp.at));
+  if (idem.kind === 'replay') return [];
+  if (idem.kind === 'conflict') {
+    throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request', { otpId: idem.otpId });
+  }
+  if (state.open.has(otp.otpId)) throw new DomainError('already_exists', `otp ${otp.otpId} is already charged`);
+  if (price < 0n) throw new DomainError('invalid_command', 'price must not be negative');
+  let fundedBy: FundedBy;
+  // I3: a negative balance (left by a deposit reversal) refuses every send until topped up.
+  if (state.balance < 0n) throw new DomainError('insufficient_balance', 'balance is negative; top up to send');
+  if (state.testCreditsLeft > 0) fundedBy = 'test_credit';
+  else if (state.balance >= price) fundedBy = 'balance';
+  else throw new DomainError('insufficient_balance', 'neither test credits nor balance cover the price');
+  return [
+    { type: 'OtpRequested', data: otp },
+    { type: 'Charged', data: { otpId: otp.otpId, amount: microsToDigits(price), fundedBy, at: otp.at } },
+  ];
+}
+
+export function decideAccount(cmd: AccountCommand, state: AccountState): AccountEvent[] {
+  switch (cmd.type) {
+    case 'OpenAccount': {
+      if (state.opened) throw new DomainError('account_exists', 'account is already open');
+      const { type: _, ...data } = cmd;
+      return [{ type: 'AccountOpened', data }];
+    }
+    case 'IssueApiKey': {
+      requireOpen(state);
+      if (state.keys.has(cmd.keyId)) throw new DomainError('already_exists', 'key id already issued');
+      const { type: _, ...data } = cmd;
+      return [{ type: 'ApiKeyIssued', data }];
+    }
+    case 'RevokeApiKey': {
+      requireOpen(state);
+      const key = state.keys.get(cmd.keyId);
+      if (!key) throw new DomainError('not_found', 'no such key');
+      return key.revoked ? [] : [{ type: 'ApiKeyRevoked', data: { keyId: cmd.keyId, at: cmd.at } }];
+    }
+    case 'ConfigureWebhook': {
+      requireOpen(state);
+      const { type: _, ...data } = cmd;
+      return [{ type: 'WebhookConfigured', data }];
+    }
+    case 'AssignDepositAddress': {
+      requireOpen(state);
+      if (state.depositAddresses.has(cmd.chain)) return [];
+      const { type: _, ...data } = cmd;
+      return [{ type: 'DepositAddressAssigned', data }];
+    }
+    case 'CreditDeposit': {
+      requireOpen(state);
+      // I4: a transfer is credited at most once, whatever happened to it since.
+      if (state.deposits.has(depositKey(cmd.chainId, cmd.txHash, cmd.logIndex))) return [];
+      if (microsFromDigits(cmd.amount) < 0n) throw new DomainError('invalid_command', 'deposit amount must not be negative');
+      const { type: _, ...data } = cmd;
+      return [{ type: 'DepositCredited', data }];
+    }
+    case 'ReverseDeposit': {
+      requireOpen(state);
+      const dep = state.deposits.get(depositKey(cmd.chainId, cmd.txHash, cmd.logIndex));
+      // I4: reversed at most once, and only what was credited.
+      if (!dep || dep.reversed) return [];
+      const { type: _, ...data } = cmd;
+      return [{ type: 'DepositReversed', data }];
+    }
+    case 'SendOtp':
+      return decideSend(cmd, state);
+    case 'MarkDelivered': {
+      requireOpen(state);
+      // I2: only an open charge settles; a second settlement of either kind is a no-op.
+      if (!state.open.has(cmd.otpId)) return [];
+      return [{ type: 'Delivered', data: { otpId: cmd.otpId, via: cmd.via, at: cmd.at } }];
+    }
+    case 'RefundOtp': {
+      requireOpen(state);
+      const charge = state.open.get(cmd.otpId);
+      if (!charge) return [];
+      // I2: a refund returns exactly what was charged, to where it came from.
+      return [
+        {
+          type: 'Refunded',
+          data: { otpId: cmd.otpId, amount: microsToDigits(charge.amount), fundedBy: charge.fundedBy, reason: cmd.reason, at: cmd.at },
+        },
+      ];
+    }
+  }
+}
+
+function pruneIdempotency(state: AccountState, nowMs: number): void {
+  // Amortized: only sweep when the map has grown, so a steady trickle costs nothing.
+  if (state.idempotency.size < 1024 || state.idempotency.size % 1024 !== 0) return;
+  for (const [k, rec] of state.idempotency) if (nowMs - rec.atMs > IDEMPOTENCY_RETENTION_MS) state.idempotency.delete(k);
+}
+
+export function evolveAccount(state: AccountState, event: AccountEvent): AccountState {
+  switch (event.type) {
+    case 'AccountOpened':
+      state.opened = true;
+      state.accountId = event.data.accountId;
+      state.testCreditsGranted += event.data.testCredits;
+      state.testCreditsLeft += event.data.testCredits;
+      break;
+    case 'ApiKeyIssued':
+      state.keys.set(event.data.keyId, { revoked: false });
+      break;
+    case 'ApiKeyRevoked': {
+      const key = state.keys.get(event.data.keyId);
+      if (key) key.revoked = true;
+      break;
+    }
+    case 'WebhookConfigured':
+      state.webhook = { url: event.data.url, secret: event.data.secret };
+      break;
+    case 'DepositAddressAssigned':
+      state.depositAddresses.set(event.data.chain, { address: event.data.address, index: event.data.index });
+      break;
+    case 'DepositCredited': {
+      const amount = microsFromDigits(event.data.amount);
+      state.deposits.set(depositKey(event.data.chainId, event.data.txHash, event.data.logIndex), { amount, reversed: false });
+      state.balance += amount;
+      break;
+    }
+    case 'DepositReversed': {
+      const dep = state.deposits.get(depositKey(event.data.chainId, event.data.txHash, event.data.logIndex));
+      if (dep && !dep.reversed) {
+        dep.reversed = true;
+        state.balance -= dep.amount;
+      }
+      break;
+    }
+    case 'OtpRequested': {
+      const { idempotencyKey, requestHash, otpId, at } = event.data;
+      if (idempotencyKey !== undefined) {
+        const atMs = Date.parse(at);
+        state.idempotency.set(idempotencyKey, { requestHash, otpId, atMs });
+        pruneIdempotency(state, atMs);
+      }
+      break;
+    }
+    case 'Charged': {
+      const amount = microsFromDigits(event.data.amount);
+      state.open.set(event.data.otpId, { amount, fundedBy: event.data.fundedBy });
+      if (event.data.fundedBy === 'test_credit') state.testCreditsLeft -= 1;
+      else {
+        state.balance -= amount;
+        state.pending += amount;
+      }
+      break;
+    }
+    case 'Delivered': {
+      const charge = state.open.get(event.data.otpId);
+      if (charge) {
+        state.open.delete(event.data.otpId);
+        if (charge.fundedBy === 'balance') state.pending -= charge.amount;
+      }
+      break;
+    }
+    case 'Refunded': {
+      const charge = state.open.get(event.data.otpId);
+      if (charge) {
+        state.open.delete(event.data.otpId);
+        if (charge.fundedBy === 'test_credit') state.testCreditsLeft += 1;
+        else {
+          state.balance += charge.amount;
+          state.pending -= charge.amount;
+        }
+      }
+      break;
+    }
+  }
+  return state;
+}
+
+export const accountDecider: Decider<AccountCommand, AccountEvent, AccountState> = {
+  decide: decideAccount,
+  evolve: evolveAccount,
+  initialState: initialAccountState,
+};

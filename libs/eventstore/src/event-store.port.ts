@@ -1,0 +1,106 @@
+/**
+ * The EventStore port. Revisions are 0-based per stream (like EventStoreDB);
+ * positions are global, strictly increasing, and comparable across the log.
+ */
+export type ExpectedRevision = 'no_stream' | 'any' | 'stream_exists' | bigint;
+
+export interface EventData {
+  type: string;
+  data: unknown;
+  metadata?: Record<string, unknown>;
+  /** Unique id; generated when absent. */
+  id?: string;
+}
+
+export interface RecordedEvent<D = unknown> {
+  streamId: string;
+  revision: bigint;
+  /** Global position in the log. Reading or subscribing "from p" returns events with position > p. */
+  position: bigint;
+  id: string;
+  type: string;
+  data: D;
+  metadata: Record<string, unknown> | undefined;
+  /** When the store recorded it (ISO-8601 UTC). */
+  created: string;
+}
+
+export interface AppendResult {
+  /** The revision of the last event written: pass it as the next expected revision. */
+  nextExpectedRevision: bigint;
+  /** Position of the last event written. */
+  position: bigint;
+}
+
+export interface ReadStreamOptions {
+  /** Inclusive start revision; 0 when absent. */
+  fromRevision?: bigint;
+  maxCount?: number;
+}
+
+export interface ReadAllOptions {
+  /** Exclusive start position; the start of the log when absent. */
+  fromPosition?: bigint;
+  maxCount?: number;
+}
+
+export interface SubscribeOptions {
+  /** Exclusive start position; the start of the log when absent. */
+  fromPosition?: bigint;
+  /** Largest page handed out at once. */
+  batchSize?: number;
+}
+
+/**
+ * A catch-up subscription: pages of events in log order, first the backlog,
+ * then live. Back-pressure is by pulling: the next page is read only when the
+ * consumer asks for it.
+ */
+export interface Subscription extends AsyncIterable<RecordedEvent[]> {
+  close(): Promise<void>;
+}
+
+export interface EventStore {
+  append(streamId: string, events: readonly EventData[], expected: ExpectedRevision): Promise<AppendResult>;
+  /** Events of one stream in revision order; empty when the stream does not exist. */
+  readStream(streamId: string, options?: ReadStreamOptions): AsyncIterable<RecordedEvent>;
+  /** The revision of the stream's last event, or undefined when it has none. */
+  streamRevision(streamId: string): Promise<bigint | undefined>;
+  readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent>;
+  /** Position of the last event in the log (0n when empty). */
+  headPosition(): Promise<bigint>;
+  subscribe(options?: SubscribeOptions): Subscription;
+  /** Flushes pending appends and releases the store; appends after close are refused. */
+  close(): Promise<void>;
+}
+
+export const EVENT_STORE = Symbol('EventStore');
+
+/** An append whose expected revision did not match the stream. */
+export class ConcurrencyError extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedRevision,
+    /** The stream's revision when the append was refused; undefined when it does not exist. */
+    readonly actual: bigint | undefined,
+  ) {
+    super(`stream ${streamId}: expected revision ${String(expected)}, actual ${actual === undefined ? 'no stream' : String(actual)}`);
+    this.name = 'ConcurrencyError';
+  }
+}
+
+/** The store is closed or unreachable. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** Whether `actual` (undefined: no stream) satisfies `expected`. */
+export function revisionMatches(expected: ExpectedRevision, actual: bigint | undefined): boolean {
+  if (expected === 'any') return true;
+  if (expected === 'no_stream') return actual === undefined;
+  if (expected === 'stream_exists') return actual !== undefined;
+  return actual === expected;
+}
