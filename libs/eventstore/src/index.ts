@@ -1,1 +1,3 @@
 export * from './event-store.port.js';
+export * from './command-runner.js';
+export * from './adapters/sqlite.event-store.js';

@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { accountDecider, accountStream, type AccountCommand, DomainError, type AccountEvent, formatUsd } from '#domain';
+import { CommandRunner } from './command-runner.js';
+import { SqliteEventStore } from './adapters/sqlite.event-store.js';
+import { ConcurrencyError } from './event-store.port.js';
+
+const AT = '2026-11-25T10:00:00.000Z';
+const hash = (n: number) => n.toString(16).padStart(64, '0');
+const sealed = 'k1:AAAA';
+
+function sendOtp(i: number): AccountCommand {
+  return {
+    type: 'SendOtp',
+    price: 22_000n,
+    otp: {
+      otpId: `otp${i}`,
+      phone: sealed,
+      phoneHash: hash(i),
+      phoneMasked: '+8491****678',
+      carrier: 'vinaphone',
+      channel: 'sms',
+      code: sealed,
+      at: AT,
+    },
+  };
+}
+
+describe('command path on one account stream', () => {
+  let dir: string;
+  let store: SqliteEventStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexo-cmd-'));
+    store = SqliteEventStore.open(join(dir, 'events.db'));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('I3: 10,000 concurrent sends against a balance covering 5,000 charge exactly 5,000 and leave 0', async () => {
+    const runner = new CommandRunner(store);
+    const stream = accountStream('acc1');
+    await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId: 'acc1', name: 'x', testCredits: 0, at: AT });
+    await runner.handle(stream, accountDecider, {
+      type: 'CreditDeposit',
+      chainId: 1,
+      token: `0x${'a'.repeat(40)}`,
+      txHash: `0x${'b'.repeat(64)}`,
+      logIndex: 0,
+      blockNumber: 1,
+      blockHash: `0x${'c'.repeat(64)}`,
+      amount: (22_000n * 5_000n).toString(),
+      at: AT,
+    });
+    const results = await Promise.allSettled(Array.from({ length: 10_000 }, (_, i) => runner.handle(stream, accountDecider, sendOtp(i))));
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(ok).toHaveLength(5_000);
+    expect(refused).toHaveLength(5_000);
+    for (const r of refused) {
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(DomainError);
+      expect((r as PromiseRejectedResult).reason).not.toBeInstanceOf(ConcurrencyError);
+      expect(((r as PromiseRejectedResult).reason as DomainError).code).toBe('insufficient_balance');
+    }
+    // Replay the stored stream from scratch: the log, not the cache, is the truth.
+    let state = accountDecider.initialState();
+    let charges = 0;
+    for await (const e of store.readStream(stream)) {
+      state = accountDecider.evolve(state, e as unknown as AccountEvent);
+      if (e.type === 'Charged') charges++;
+    }
+    expect(charges).toBe(5_000);
+    expect(formatUsd(state.balance)).toBe('0.000000');
+  });
+
+  it('retries a conflict caused by a writer in another process and loses nothing', async () => {
+    const stream = accountStream('acc2');
+    const a = new CommandRunner(store);
+    const b = new CommandRunner(store);
+    await a.handle(stream, accountDecider, { type: 'OpenAccount', accountId: 'acc2', name: 'x', testCredits: 5, at: AT });
+    await b.peek(stream, accountDecider);
+    const sends = [a.handle(stream, accountDecider, sendOtp(1)), b.handle(stream, accountDecider, sendOtp(2)), a.handle(stream, accountDecider, sendOtp(3))];
+    await Promise.all(sends);
+    const final = await new CommandRunner(store).peek(stream, accountDecider);
+    expect(final.state.testCreditsLeft).toBe(2);
+    expect(final.revision).toBe(6n);
+  });
+});
