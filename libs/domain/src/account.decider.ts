@@ -51,6 +51,12 @@ export interface AccountState {
   deposits: Map<string, { amount: Micros; reversed: boolean }>;
   /** Charged OTPs awaiting settlement; I2. */
   open: Map<string, OpenCharge>;
+  /**
+   * OTPs already delivered or refunded. I2 needs them: without this set a settled
+   * otpId looks unknown and a redelivered SendOtp would charge it a second time.
+   * It grows with every OTP the account ever sent (ids only, no amounts).
+   */
+  settled: Set<string>;
   idempotency: Map<string, IdempotencyRecord>;
 }
 
@@ -73,6 +79,7 @@ export function initialAccountState(): AccountState {
     depositAddresses: new Map(),
     deposits: new Map(),
     open: new Map(),
+    settled: new Set(),
     idempotency: new Map(),
   };
 }
@@ -102,7 +109,9 @@ function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: Ac
   if (idem.kind === 'conflict') {
     throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request', { otpId: idem.otpId });
   }
-  if (state.open.has(otp.otpId)) throw new DomainError('already_exists', `otp ${otp.otpId} is already charged`);
+  if (state.open.has(otp.otpId) || state.settled.has(otp.otpId)) {
+    throw new DomainError('already_exists', `otp ${otp.otpId} is already charged`);
+  }
   if (price < 0n) throw new DomainError('invalid_command', 'price must not be negative');
   let fundedBy: FundedBy;
   // I3: a negative balance (left by a deposit reversal) refuses every send until topped up.
@@ -250,6 +259,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       const charge = state.open.get(event.data.otpId);
       if (charge) {
         state.open.delete(event.data.otpId);
+        state.settled.add(event.data.otpId);
         if (charge.fundedBy === 'balance') state.pending -= charge.amount;
       }
       break;
@@ -258,6 +268,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       const charge = state.open.get(event.data.otpId);
       if (charge) {
         state.open.delete(event.data.otpId);
+        state.settled.add(event.data.otpId);
         if (charge.fundedBy === 'test_credit') state.testCreditsLeft += 1;
         else {
           state.balance += charge.amount;

@@ -52,9 +52,11 @@ export function parseVnMobile(input: string, overrides?: ReadonlyMap<string, Car
   let digits = input.trim().replace(SEPARATORS, '');
   if (digits.startsWith('+84')) digits = digits.slice(3);
   else if (digits.startsWith('0084')) digits = digits.slice(4);
-  else if (digits.startsWith('84') && digits.length === 11) digits = digits.slice(2);
+  else if (digits.startsWith('84') && (digits.length === 11 || (digits.length === 12 && digits[2] === '0'))) digits = digits.slice(2);
   else if (digits.startsWith('0') && digits.length === 10) digits = digits.slice(1);
   else return null;
+  // `+84 (0) 912 345 678`: the national trunk 0 kept after the country code, as people often write it.
+  if (digits.length === 10 && digits.startsWith('0')) digits = digits.slice(1);
   if (!/^\d{9}$/.test(digits)) return null;
   const prefixCarrier = CARRIER_BY_PREFIX.get(digits.slice(0, 2));
   if (!prefixCarrier) return null;

@@ -1,0 +1,439 @@
+import { type AccountCommand, accountDecider, IDEMPOTENCY_RETENTION_MS } from './account.decider.js';
+import type { AccountEvent } from './account.events.js';
+import { AccountEvent as AccountEventSchema } from './account.events.js';
+import {
+  at,
+  creditDeposit,
+  credited,
+  delivered,
+  hex64,
+  HOUR,
+  markDelivered,
+  openAccount,
+  opened,
+  refunded,
+  refundOtp,
+  reverseDeposit,
+  reversed,
+  sendOtp,
+  sent,
+  T0,
+  txHash,
+} from './testing/account.fixtures.js';
+import { givenWhenThen } from './testing/given-when-then.js';
+
+const given = givenWhenThen(accountDecider);
+
+const PRICE = 22_000n;
+const HASH_A = hex64('a');
+const HASH_B = hex64('b');
+
+describe('fixtures', () => {
+  it('build events that pass the stored schemas', () => {
+    const all: AccountEvent[] = [
+      opened(3),
+      credited({ tx: 1 }, 1_000_000n),
+      reversed({ tx: 1 }),
+      ...sent('otp_1', PRICE, 'balance', { idempotencyKey: 'k', requestHash: HASH_A }),
+      delivered('otp_1'),
+      refunded('otp_1', PRICE, 'test_credit', 'expired'),
+    ];
+    for (const e of all) expect(AccountEventSchema.parse(e)).toEqual(e);
+  });
+});
+
+describe('open account', () => {
+  it('opens with its test credits', () => {
+    const state = given([]).when(openAccount(5)).then([opened(5)]);
+    expect(state).toMatchObject({ opened: true, accountId: 'acc_1', balance: 0n, testCreditsGranted: 5, testCreditsLeft: 5 });
+  });
+
+  it('refuses to open twice', () => {
+    given([opened()]).when(openAccount()).then('account_exists');
+  });
+
+  it.each<[string, AccountCommand]>([
+    ['IssueApiKey', { type: 'IssueApiKey', keyId: 'key_1', keyHash: hex64('1'), prefix: 'nx_live_ab', at: T0 }],
+    ['RevokeApiKey', { type: 'RevokeApiKey', keyId: 'key_1', at: T0 }],
+    ['ConfigureWebhook', { type: 'ConfigureWebhook', url: 'https://ex.example/hook', secret: 'k1:c2VjcmV0', at: T0 }],
+    ['AssignDepositAddress', { type: 'AssignDepositAddress', chain: 'bsc', address: `0x${'a'.repeat(40)}`, index: 0, at: T0 }],
+    ['CreditDeposit', creditDeposit({ tx: 1 }, 1_000_000n)],
+    ['ReverseDeposit', reverseDeposit({ tx: 1 })],
+    ['SendOtp', sendOtp('otp_1', PRICE)],
+    ['MarkDelivered', markDelivered('otp_1')],
+    ['RefundOtp', refundOtp('otp_1')],
+  ])('refuses %s before the account is opened', (_name, command) => {
+    given([]).when(command).then('account_not_open');
+  });
+});
+
+describe('API keys', () => {
+  const issue: AccountCommand = { type: 'IssueApiKey', keyId: 'key_1', keyHash: hex64('1'), prefix: 'nx_live_ab', at: T0 };
+  const issuedEvent: AccountEvent = { type: 'ApiKeyIssued', data: { keyId: 'key_1', keyHash: hex64('1'), prefix: 'nx_live_ab', at: T0 } };
+  const revokedEvent: AccountEvent = { type: 'ApiKeyRevoked', data: { keyId: 'key_1', at: at(HOUR) } };
+  const revoke: AccountCommand = { type: 'RevokeApiKey', keyId: 'key_1', at: at(HOUR) };
+
+  it('issues a key by its hash only', () => {
+    const state = given([opened()]).when(issue).then([issuedEvent]);
+    expect(state.keys.get('key_1')).toEqual({ revoked: false });
+  });
+
+  it('refuses a second key with the same id, even once revoked', () => {
+    given([opened(), issuedEvent]).when(issue).then('already_exists');
+    given([opened(), issuedEvent, revokedEvent]).when(issue).then('already_exists');
+  });
+
+  it('revokes a key once; revoking again changes nothing', () => {
+    const state = given([opened(), issuedEvent]).when(revoke).then([revokedEvent]);
+    expect(state.keys.get('key_1')).toEqual({ revoked: true });
+    given([opened(), issuedEvent, revokedEvent]).when(revoke).then([]);
+  });
+
+  it('refuses to revoke an unknown key', () => {
+    given([opened()]).when(revoke).then('not_found');
+  });
+});
+
+describe('webhook', () => {
+  const configure = (url: string, secret: string, when = T0): AccountCommand => ({ type: 'ConfigureWebhook', url, secret, at: when });
+  const configured = (url: string, secret: string, when = T0): AccountEvent => ({ type: 'WebhookConfigured', data: { url, secret, at: when } });
+
+  it('configures a webhook with its sealed secret', () => {
+    const state = given([opened()])
+      .when(configure('https://ex.example/hook', 'k1:c2VjcmV0'))
+      .then([configured('https://ex.example/hook', 'k1:c2VjcmV0')]);
+    expect(state.webhook).toEqual({ url: 'https://ex.example/hook', secret: 'k1:c2VjcmV0' });
+  });
+
+  it('replaces the webhook on reconfiguration (secret rotation)', () => {
+    const state = given([opened(), configured('https://ex.example/hook', 'k1:b2xk')])
+      .when(configure('https://ex.example/v2', 'k2:bmV3', at(HOUR)))
+      .then([configured('https://ex.example/v2', 'k2:bmV3', at(HOUR))]);
+    expect(state.webhook).toEqual({ url: 'https://ex.example/v2', secret: 'k2:bmV3' });
+  });
+});
+
+describe('deposit address', () => {
+  const assign = (chain: string, hexDigit: string, index: number): AccountCommand => ({
+    type: 'AssignDepositAddress',
+    chain,
+    address: `0x${hexDigit.repeat(40)}`,
+    index,
+    at: T0,
+  });
+  const assigned = (chain: string, hexDigit: string, index: number): AccountEvent => ({
+    type: 'DepositAddressAssigned',
+    data: { chain, address: `0x${hexDigit.repeat(40)}`, index, at: T0 },
+  });
+
+  it('assigns one address per chain', () => {
+    const state = given([opened()]).when(assign('bsc', 'a', 7)).then([assigned('bsc', 'a', 7)]);
+    expect(state.depositAddresses.get('bsc')).toEqual({ address: `0x${'a'.repeat(40)}`, index: 7 });
+  });
+
+  it('keeps the first address of a chain: a second assignment is a no-op', () => {
+    given([opened(), assigned('bsc', 'a', 7)]).when(assign('bsc', 'a', 7)).then([]);
+    given([opened(), assigned('bsc', 'a', 7)]).when(assign('bsc', 'b', 8)).then([]);
+  });
+
+  it('assigns another chain independently', () => {
+    given([opened(), assigned('bsc', 'a', 7)]).when(assign('ethereum', 'a', 7)).then([assigned('ethereum', 'a', 7)]);
+  });
+});
+
+describe('I1 balance = Σ credited − Σ reversed − Σ charged(balance) + Σ refunded(balance)', () => {
+  it('sums every kind of money event, and only balance-funded charges', () => {
+    const history = [
+      opened(1),
+      credited({ tx: 1 }, 1_000_000n),
+      credited({ tx: 2 }, 500_000n),
+      ...sent('otp_t', PRICE, 'test_credit'),
+      ...sent('otp_1', PRICE, 'balance'),
+      ...sent('otp_2', 30_000n, 'balance'),
+      refunded('otp_2', 30_000n, 'balance'),
+      ...sent('otp_3', 40_000n, 'balance'),
+      delivered('otp_1'),
+      reversed({ tx: 2 }),
+    ];
+    const state = given(history).when(creditDeposit({ tx: 3 }, 7n)).then([credited({ tx: 3 }, 7n)]);
+    expect(state.balance).toBe(1_000_000n + 500_000n + 7n - 500_000n - PRICE - 30_000n + 30_000n - 40_000n);
+    // Charged but not yet settled, from the balance only.
+    expect(state.pending).toBe(40_000n);
+  });
+
+  it('settling by delivery leaves the balance as charged', () => {
+    const state = given([opened(), credited({ tx: 1 }, 100_000n), ...sent('otp_1', PRICE, 'balance')])
+      .when(markDelivered('otp_1'))
+      .then([delivered('otp_1')]);
+    expect(state.balance).toBe(100_000n - PRICE);
+    expect(state.pending).toBe(0n);
+  });
+});
+
+describe('I2 each otpId is charged once, then delivered or refunded once', () => {
+  const funded = [opened(), credited({ tx: 1 }, 1_000_000n)];
+
+  it('charges in the same decision that records the request', () => {
+    const state = given(funded).when(sendOtp('otp_1', PRICE, { at: at(5) })).then(sent('otp_1', PRICE, 'balance', { at: at(5) }));
+    expect(state.open.get('otp_1')).toEqual({ amount: PRICE, fundedBy: 'balance' });
+  });
+
+  it('refuses to charge an otpId that is still open', () => {
+    given([...funded, ...sent('otp_1', PRICE, 'balance')]).when(sendOtp('otp_1', PRICE)).then('already_exists');
+  });
+
+  it('refuses to charge an otpId again after it was delivered', () => {
+    given([...funded, ...sent('otp_1', PRICE, 'balance'), delivered('otp_1')]).when(sendOtp('otp_1', PRICE)).then('already_exists');
+  });
+
+  it('refuses to charge an otpId again after it was refunded', () => {
+    given([...funded, ...sent('otp_1', PRICE, 'balance'), refunded('otp_1', PRICE, 'balance')])
+      .when(sendOtp('otp_1', PRICE))
+      .then('already_exists');
+  });
+
+  it.each(['receipt', 'voice_answer', 'feedback'] as const)('settles an open charge as delivered by %s', (via) => {
+    const state = given([...funded, ...sent('otp_1', PRICE, 'balance')]).when(markDelivered('otp_1', via)).then([delivered('otp_1', via)]);
+    expect(state.open.has('otp_1')).toBe(false);
+  });
+
+  it('a second delivery is a no-op', () => {
+    given([...funded, ...sent('otp_1', PRICE, 'balance'), delivered('otp_1')]).when(markDelivered('otp_1', 'feedback')).then([]);
+  });
+
+  it('never refunds what was delivered', () => {
+    given([...funded, ...sent('otp_1', PRICE, 'balance'), delivered('otp_1')]).when(refundOtp('otp_1', 'expired')).then([]);
+  });
+
+  it('never delivers what was refunded', () => {
+    given([...funded, ...sent('otp_1', PRICE, 'balance'), refunded('otp_1', PRICE, 'balance')]).when(markDelivered('otp_1')).then([]);
+  });
+
+  it('a second refund is a no-op', () => {
+    given([...funded, ...sent('otp_1', PRICE, 'balance'), refunded('otp_1', PRICE, 'balance')]).when(refundOtp('otp_1')).then([]);
+  });
+
+  it('ignores settlement of an otpId it never charged', () => {
+    given(funded).when(markDelivered('otp_x')).then([]);
+    given(funded).when(refundOtp('otp_x')).then([]);
+  });
+
+  it.each(['undelivered', 'expired', 'rejected'] as const)('a %s refund returns exactly the charge to the balance', (reason) => {
+    const state = given([...funded, ...sent('otp_1', 31_337n, 'balance')])
+      .when(refundOtp('otp_1', reason, at(HOUR)))
+      .then([refunded('otp_1', 31_337n, 'balance', reason, at(HOUR))]);
+    expect(state.balance).toBe(1_000_000n);
+    expect(state.pending).toBe(0n);
+  });
+
+  it('a refund of a test-funded charge goes back to test credits, not to the balance', () => {
+    const state = given([opened(1), credited({ tx: 1 }, 1_000_000n), ...sent('otp_1', PRICE, 'test_credit')])
+      .when(refundOtp('otp_1'))
+      .then([refunded('otp_1', PRICE, 'test_credit')]);
+    expect(state.balance).toBe(1_000_000n);
+    expect(state.testCreditsLeft).toBe(1);
+  });
+
+  it('refunds the price of the charge even when prices changed since', () => {
+    given([...funded, ...sent('otp_1', 10_000n, 'balance'), ...sent('otp_2', 50_000n, 'balance')])
+      .when(refundOtp('otp_1'))
+      .then([refunded('otp_1', 10_000n, 'balance')]);
+  });
+});
+
+describe('I3 a charge never takes the balance below zero; a negative balance refuses sends', () => {
+  it('charges when the balance exactly covers the price', () => {
+    const state = given([opened(), credited({ tx: 1 }, PRICE)]).when(sendOtp('otp_1', PRICE)).then(sent('otp_1', PRICE, 'balance'));
+    expect(state.balance).toBe(0n);
+  });
+
+  it('refuses when the balance is one micro short', () => {
+    given([opened(), credited({ tx: 1 }, PRICE - 1n)]).when(sendOtp('otp_1', PRICE)).then('insufficient_balance');
+  });
+
+  it('refuses on an empty account without test credits', () => {
+    given([opened()]).when(sendOtp('otp_1', PRICE)).then('insufficient_balance');
+  });
+
+  it('refuses a negative price', () => {
+    given([opened(), credited({ tx: 1 }, 1_000_000n)]).when(sendOtp('otp_1', -1n)).then('invalid_command');
+  });
+
+  it('lets a deposit reversal, and only it, take the balance below zero', () => {
+    const state = given([opened(), credited({ tx: 1 }, 1_000_000n), ...sent('otp_1', 900_000n, 'balance')])
+      .when(reverseDeposit({ tx: 1 }))
+      .then([reversed({ tx: 1 })]);
+    expect(state.balance).toBe(-900_000n);
+  });
+
+  const negative = [opened(3), credited({ tx: 1 }, 1_000_000n), ...sent('otp_1', 900_000n, 'balance'), reversed({ tx: 1 })];
+
+  it('refuses every send while the balance is negative, even free or test-funded ones', () => {
+    given(negative).when(sendOtp('otp_2', PRICE)).then('insufficient_balance');
+    given(negative).when(sendOtp('otp_2', 0n)).then('insufficient_balance');
+  });
+
+  it('still settles open charges while negative (a refund helps pay the debt back)', () => {
+    const state = given(negative).when(refundOtp('otp_1')).then([refunded('otp_1', 900_000n, 'balance')]);
+    expect(state.balance).toBe(0n);
+  });
+
+  it('sends again once a top-up covers the debt', () => {
+    const topUp = credited({ tx: 2 }, 900_000n);
+    given([...negative, topUp]).when(sendOtp('otp_2', PRICE)).then(sent('otp_2', PRICE, 'test_credit'));
+    given([...negative, credited({ tx: 2 }, 899_999n)]).when(sendOtp('otp_2', PRICE)).then('insufficient_balance');
+  });
+});
+
+describe('I4 a deposit is credited at most once, reversed at most once and only after being credited', () => {
+  const base = [opened()];
+
+  it('credits a transfer with its truncated dust recorded', () => {
+    const withDust = <T extends object>(x: T) => ({ ...x, truncatedUnits: '890123456789' });
+    const event = credited({ tx: 1 }, 1_234_567n);
+    const state = given(base)
+      .when(withDust(creditDeposit({ tx: 1 }, 1_234_567n)) as AccountCommand)
+      .then([{ ...event, data: withDust(event.data) } as AccountEvent]);
+    expect(state.balance).toBe(1_234_567n);
+  });
+
+  it('a redelivered transfer credits nothing, whatever amount it now carries', () => {
+    const first = credited({ tx: 1 }, 1_000_000n);
+    given([...base, first]).when(creditDeposit({ tx: 1 }, 1_000_000n)).then([]);
+    given([...base, first]).when(creditDeposit({ tx: 1 }, 5_000_000n, at(HOUR))).then([]);
+  });
+
+  it('recognises the same transfer whatever the case of its hash', () => {
+    const upper = { ...creditDeposit({ tx: 0xabc }, 1_000_000n), txHash: txHash(0xabc).replace(/[a-f]/g, (c) => c.toUpperCase()) } as AccountCommand;
+    given([...base, credited({ tx: 0xabc }, 1_000_000n)]).when(upper).then([]);
+  });
+
+  it('credits another log of the same transaction, or the same log on another chain', () => {
+    const first = credited({ tx: 1 }, 1_000_000n);
+    given([...base, first]).when(creditDeposit({ tx: 1, logIndex: 1 }, 2n)).then([credited({ tx: 1, logIndex: 1 }, 2n)]);
+    given([...base, first]).when(creditDeposit({ tx: 1, chainId: 1 }, 2n)).then([credited({ tx: 1, chainId: 1 }, 2n)]);
+  });
+
+  it('never reverses a transfer it has not credited', () => {
+    given(base).when(reverseDeposit({ tx: 1 })).then([]);
+    given([...base, credited({ tx: 1 }, 1_000_000n)]).when(reverseDeposit({ tx: 1, logIndex: 1 })).then([]);
+  });
+
+  it('reverses a credited transfer once, removing exactly its amount', () => {
+    const state = given([...base, credited({ tx: 1 }, 1_000_000n), credited({ tx: 2 }, 3n)])
+      .when(reverseDeposit({ tx: 1 }))
+      .then([reversed({ tx: 1 })]);
+    expect(state.balance).toBe(3n);
+    given([...base, credited({ tx: 1 }, 1_000_000n), reversed({ tx: 1 })]).when(reverseDeposit({ tx: 1 })).then([]);
+  });
+
+  it('does not credit a reversed transfer again', () => {
+    given([...base, credited({ tx: 1 }, 1_000_000n), reversed({ tx: 1 })]).when(creditDeposit({ tx: 1 }, 1_000_000n)).then([]);
+  });
+
+  it('refuses a negative amount', () => {
+    given(base).when(creditDeposit({ tx: 1 }, -1n)).then('invalid_command');
+  });
+});
+
+describe('I5 an account spends at most its test credits on test-funded charges, net of refunds', () => {
+  it('spends test credits first, leaving the balance untouched', () => {
+    const state = given([opened(2), credited({ tx: 1 }, 1_000_000n)]).when(sendOtp('otp_1', PRICE)).then(sent('otp_1', PRICE, 'test_credit'));
+    expect(state.balance).toBe(1_000_000n);
+    expect(state.testCreditsLeft).toBe(1);
+    expect(state.pending).toBe(0n);
+  });
+
+  it('falls back to the balance once the credits are spent', () => {
+    const history = [opened(1), credited({ tx: 1 }, 1_000_000n), ...sent('otp_1', PRICE, 'test_credit')];
+    given(history).when(sendOtp('otp_2', PRICE)).then(sent('otp_2', PRICE, 'balance'));
+  });
+
+  it('refuses once the credits are spent and there is no balance', () => {
+    given([opened(1), ...sent('otp_1', PRICE, 'test_credit')]).when(sendOtp('otp_2', PRICE)).then('insufficient_balance');
+  });
+
+  it('delivery consumes the credit for good', () => {
+    const state = given([opened(1), ...sent('otp_1', PRICE, 'test_credit')]).when(markDelivered('otp_1')).then([delivered('otp_1')]);
+    expect(state.testCreditsLeft).toBe(0);
+  });
+
+  it('a refunded test send gives its credit back for the next send', () => {
+    const history = [opened(1), ...sent('otp_1', PRICE, 'test_credit'), refunded('otp_1', PRICE, 'test_credit')];
+    given(history).when(sendOtp('otp_2', PRICE)).then(sent('otp_2', PRICE, 'test_credit'));
+  });
+});
+
+describe('I7 an Idempotency-Key replay creates nothing; a conflicting one is refused', () => {
+  const funded = [opened(), credited({ tx: 1 }, 1_000_000n)];
+  const first = sent('otp_1', PRICE, 'balance', { idempotencyKey: 'key-1', requestHash: HASH_A, at: T0 });
+
+  it('records the key with the first send', () => {
+    const state = given(funded)
+      .when(sendOtp('otp_1', PRICE, { idempotencyKey: 'key-1', requestHash: HASH_A }))
+      .then(first);
+    expect(state.idempotency.get('key-1')).toEqual({ requestHash: HASH_A, otpId: 'otp_1', atMs: Date.parse(T0) });
+  });
+
+  it.each([
+    ['a minute', 60_000],
+    ['24 h (the promise in API.md)', 24 * HOUR],
+    ['exactly the retention', IDEMPOTENCY_RETENTION_MS],
+  ])('a replay %s later creates nothing', (_label, later) => {
+    given([...funded, ...first]).when(sendOtp('otp_2', PRICE, { idempotencyKey: 'key-1', requestHash: HASH_A, at: at(later) })).then([]);
+  });
+
+  it('a replay creates nothing even after the first OTP settled', () => {
+    given([...funded, ...first, delivered('otp_1')])
+      .when(sendOtp('otp_2', PRICE, { idempotencyKey: 'key-1', requestHash: HASH_A, at: at(HOUR) }))
+      .then([]);
+  });
+
+  it('a replay answers as the first time even when the balance could no longer pay', () => {
+    given([...funded, ...first, reversed({ tx: 1 })])
+      .when(sendOtp('otp_2', PRICE, { idempotencyKey: 'key-1', requestHash: HASH_A, at: at(HOUR) }))
+      .then([]);
+  });
+
+  it('refuses the same key with a different request, naming the first OTP', () => {
+    const error = given([...funded, ...first])
+      .when(sendOtp('otp_2', PRICE, { idempotencyKey: 'key-1', requestHash: HASH_B, at: at(HOUR) }))
+      .then('idempotency_conflict');
+    expect(error.details).toEqual({ otpId: 'otp_1' });
+  });
+
+  it('treats the key as new once it is past the retention', () => {
+    const later = at(IDEMPOTENCY_RETENTION_MS + 1);
+    const state = given([...funded, ...first])
+      .when(sendOtp('otp_2', PRICE, { idempotencyKey: 'key-1', requestHash: HASH_B, at: later }))
+      .then(sent('otp_2', PRICE, 'balance', { idempotencyKey: 'key-1', requestHash: HASH_B, at: later }));
+    expect(state.idempotency.get('key-1')?.otpId).toBe('otp_2');
+  });
+
+  it('keys are independent, and sends without a key are never replays', () => {
+    given([...funded, ...first])
+      .when(sendOtp('otp_2', PRICE, { idempotencyKey: 'key-2', requestHash: HASH_A }))
+      .then(sent('otp_2', PRICE, 'balance', { idempotencyKey: 'key-2', requestHash: HASH_A }));
+    given([...funded, ...sent('otp_1', PRICE, 'balance')]).when(sendOtp('otp_2', PRICE)).then(sent('otp_2', PRICE, 'balance'));
+  });
+
+  it('a refused send records no key, so a retry after a top-up goes through', () => {
+    const cmd = sendOtp('otp_1', PRICE, { idempotencyKey: 'key-1', requestHash: HASH_A });
+    given([opened()]).when(cmd).then('insufficient_balance');
+    given([opened(), credited({ tx: 1 }, PRICE)]).when(cmd).then(sent('otp_1', PRICE, 'balance', { idempotencyKey: 'key-1', requestHash: HASH_A }));
+  });
+
+  it('pruning old keys keeps every key still within the retention', () => {
+    // The sweep runs when the map reaches a multiple of 1024 keys.
+    const old = Array.from({ length: 1022 }, (_, i) =>
+      sent(`old_${i}`, 0n, 'balance', { idempotencyKey: `old-${i}`, requestHash: HASH_A, at: T0 }),
+    ).flat();
+    const recent = sent('recent', 0n, 'balance', { idempotencyKey: 'recent', requestHash: HASH_A, at: at(30 * HOUR) });
+    const trigger = sent('trigger', 0n, 'balance', { idempotencyKey: 'trigger', requestHash: HASH_A, at: at(49 * HOUR) });
+    const history = [opened(), ...old, ...recent, ...trigger];
+    const state = given(history)
+      .when(sendOtp('again', 0n, { idempotencyKey: 'recent', requestHash: HASH_A, at: at(50 * HOUR) }))
+      .then([]);
+    expect([...state.idempotency.keys()].sort()).toEqual(['recent', 'trigger']);
+  });
+});

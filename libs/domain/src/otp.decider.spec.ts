@@ -1,0 +1,147 @@
+import { type OtpCommand, otpDecider } from './otp.decider.js';
+import type { OtpEvent } from './otp.events.js';
+import { OtpEvent as OtpEventSchema } from './otp.events.js';
+import type { ReceiptStatus } from './otp.events.js';
+import { givenWhenThen } from './testing/given-when-then.js';
+
+const given = givenWhenThen(otpDecider);
+
+const T0 = '2025-03-01T00:00:00.000Z';
+const at = (seconds: number): string => new Date(Date.parse(T0) + seconds * 1000).toISOString();
+
+const routedData = (attempt: number, provider = 'sim', when = at(attempt)) => ({
+  attempt,
+  provider,
+  carrier: 'viettel' as const,
+  channel: 'sms' as const,
+  providerMessageId: `${provider}-msg-${attempt}`,
+  at: when,
+});
+const routed = (attempt: number, provider?: string): OtpEvent => ({ type: 'Routed', data: routedData(attempt, provider) });
+const recordRouted = (attempt: number, provider?: string): OtpCommand => ({ type: 'RecordRouted', ...routedData(attempt, provider) });
+
+const failedData = (attempt: number, retryable = true, provider = 'sim') => ({
+  attempt,
+  provider,
+  error: 'upstream timeout',
+  retryable,
+  at: at(attempt),
+});
+const routeFailed = (attempt: number, retryable?: boolean): OtpEvent => ({ type: 'RouteFailed', data: failedData(attempt, retryable) });
+const recordRouteFailed = (attempt: number, retryable?: boolean): OtpCommand => ({
+  type: 'RecordRouteFailed',
+  ...failedData(attempt, retryable),
+});
+
+const receiptData = (providerMessageId: string, status: ReceiptStatus, seconds = 30, raw = `stat:${status.toUpperCase()}`) => ({
+  providerMessageId,
+  status,
+  raw,
+  at: at(seconds),
+});
+const receipt = (id: string, status: ReceiptStatus, seconds?: number): OtpEvent => ({
+  type: 'ReceiptReceived',
+  data: receiptData(id, status, seconds),
+});
+const recordReceipt = (id: string, status: ReceiptStatus, seconds?: number, raw?: string): OtpCommand => ({
+  type: 'RecordReceipt',
+  ...receiptData(id, status, seconds, raw),
+});
+
+const expired = (seconds = 300): OtpEvent => ({ type: 'Expired', data: { at: at(seconds) } });
+const expire = (seconds = 300): OtpCommand => ({ type: 'Expire', at: at(seconds) });
+
+describe('fixtures', () => {
+  it('build events that pass the stored schemas', () => {
+    for (const e of [routed(1), routeFailed(1), receipt('sim-msg-1', 'delivered'), expired()]) expect(OtpEventSchema.parse(e)).toEqual(e);
+  });
+});
+
+describe('route and route failed: attempts in order, redelivery appends nothing', () => {
+  it('records the first attempt', () => {
+    const state = given([]).when(recordRouted(1)).then([routed(1)]);
+    expect(state.lastAttempt).toBe(1);
+    expect(state.routed.get('sim-msg-1')).toEqual({ attempt: 1, provider: 'sim' });
+  });
+
+  it('records a failed first attempt, then the failover as attempt 2', () => {
+    const afterFailure = given([]).when(recordRouteFailed(1)).then([routeFailed(1)]);
+    expect(afterFailure.failures).toBe(1);
+    const state = given([routeFailed(1)]).when(recordRouted(2, 'backup')).then([routed(2, 'backup')]);
+    expect(state.lastAttempt).toBe(2);
+    expect(state.routed.get('backup-msg-2')).toEqual({ attempt: 2, provider: 'backup' });
+  });
+
+  it('records consecutive failures', () => {
+    const state = given([routeFailed(1), routeFailed(2)]).when(recordRouteFailed(3, false)).then([routeFailed(3, false)]);
+    expect(state.failures).toBe(3);
+  });
+
+  it('refuses an attempt that skips one', () => {
+    given([]).when(recordRouted(2)).then('invalid_command');
+    given([routeFailed(1)]).when(recordRouteFailed(3)).then('invalid_command');
+  });
+
+  it('a redelivered Routed appends nothing', () => {
+    given([routed(1)]).when(recordRouted(1)).then([]);
+  });
+
+  it('a redelivered RouteFailed appends nothing, even after a later attempt', () => {
+    given([routeFailed(1)]).when(recordRouteFailed(1)).then([]);
+    given([routeFailed(1), routed(2)]).when(recordRouteFailed(1)).then([]);
+  });
+
+  it('an attempt has one outcome: the first one recorded stands', () => {
+    given([routeFailed(1)]).when(recordRouted(1)).then([]);
+    given([routed(1)]).when(recordRouteFailed(1)).then([]);
+  });
+});
+
+describe('receipts', () => {
+  const routedOnce = [routed(1)];
+
+  it('records a receipt for a routed message', () => {
+    const state = given(routedOnce).when(recordReceipt('sim-msg-1', 'delivered')).then([receipt('sim-msg-1', 'delivered')]);
+    expect(state.lastReceipt).toBe('delivered');
+  });
+
+  it('a duplicate receipt is a no-op, even with other raw text or time', () => {
+    const history = [...routedOnce, receipt('sim-msg-1', 'delivered')];
+    given(history).when(recordReceipt('sim-msg-1', 'delivered')).then([]);
+    given(history).when(recordReceipt('sim-msg-1', 'delivered', 95, 'id:1 stat:DELIVRD')).then([]);
+  });
+
+  it('records each new status of the same message', () => {
+    const history = [...routedOnce, receipt('sim-msg-1', 'accepted', 10)];
+    const state = given(history).when(recordReceipt('sim-msg-1', 'delivered', 20)).then([receipt('sim-msg-1', 'delivered', 20)]);
+    expect(state.lastReceipt).toBe('delivered');
+  });
+
+  it('records a late receipt for an earlier attempt after a failover', () => {
+    given([routed(1), routed(2, 'backup')]).when(recordReceipt('sim-msg-1', 'delivered', 200)).then([receipt('sim-msg-1', 'delivered', 200)]);
+  });
+
+  it('still records receipts that arrive after expiry: they are facts, settlement decides what they mean', () => {
+    const state = given([...routedOnce, expired()])
+      .when(recordReceipt('sim-msg-1', 'delivered', 400))
+      .then([receipt('sim-msg-1', 'delivered', 400)]);
+    expect(state.expired).toBe(true);
+    expect(state.lastReceipt).toBe('delivered');
+  });
+});
+
+describe('expiry', () => {
+  it('expires once', () => {
+    const state = given([routed(1)]).when(expire()).then([expired()]);
+    expect(state.expired).toBe(true);
+  });
+
+  it('a second expiry is a no-op', () => {
+    given([routed(1), expired()]).when(expire(600)).then([]);
+  });
+
+  it('expires an OTP that was never routed', () => {
+    given([routeFailed(1, false)]).when(expire()).then([expired()]);
+    given([]).when(expire()).then([expired()]);
+  });
+});
