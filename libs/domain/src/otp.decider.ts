@@ -19,6 +19,8 @@ export interface OtpState {
   lastAttempt: number;
   routed: Map<string, { attempt: number; provider: string }>;
   failures: number;
+  /** The dispatcher gave up: no provider left (settlement refunds). */
+  finalFailure: boolean;
   /** `providerMessageId|status` pairs already recorded. */
   receipts: Set<string>;
   lastReceipt: ReceiptStatus | undefined;
@@ -26,7 +28,7 @@ export interface OtpState {
 }
 
 export function initialOtpState(): OtpState {
-  return { lastAttempt: 0, routed: new Map(), failures: 0, receipts: new Set(), lastReceipt: undefined, expired: false };
+  return { lastAttempt: 0, routed: new Map(), failures: 0, finalFailure: false, receipts: new Set(), lastReceipt: undefined, expired: false };
 }
 
 function checkAttempt(state: OtpState, attempt: number): 'new' | 'seen' {
@@ -69,6 +71,7 @@ export function evolveOtp(state: OtpState, event: OtpEvent): OtpState {
     case 'RouteFailed':
       state.lastAttempt = Math.max(state.lastAttempt, event.data.attempt);
       state.failures += 1;
+      if (event.data.final) state.finalFailure = true;
       break;
     case 'ReceiptReceived':
       state.receipts.add(`${event.data.providerMessageId}|${event.data.status}`);

@@ -22,6 +22,8 @@ export const RouteFailed = ev('RouteFailed', {
   provider: z.string().min(1).max(64),
   error: z.string().max(500),
   retryable: z.boolean(),
+  /** The dispatcher gave up after this attempt: no provider is left to try. Settlement refunds. */
+  final: z.boolean().optional(),
   at: IsoTime,
 });
 export const ReceiptReceived = ev('ReceiptReceived', {

@@ -13,7 +13,7 @@
  * attempt rebuilds it from the stream.
  */
 import type { Decider } from '#domain';
-import { ConcurrencyError, type EventStore, type RecordedEvent } from './event-store.port.js';
+import { ConcurrencyError, type EventData, type EventStore, type RecordedEvent } from './event-store.port.js';
 
 export interface DomainEventLike {
   type: string;
@@ -42,6 +42,7 @@ export interface CommandRunnerOptions {
 
 interface Pending<C, E, S> {
   command?: C;
+  metadata?: Record<string, unknown>;
   peek?: true;
   resolve(result: CommandResult<E, S>): void;
   reject(error: unknown): void;
@@ -70,14 +71,20 @@ export class CommandRunner {
     this.maxBatch = options.maxBatch ?? 2_000;
   }
 
-  handle<C, E extends DomainEventLike, S>(streamId: string, decider: Decider<C, E, S>, command: C): Promise<CommandResult<E, S>> {
-    return this.enqueue(streamId, decider, { command });
+  /** `metadata` is stored with this command's events (e.g. the account an OTP stream belongs to). */
+  handle<C, E extends DomainEventLike, S>(
+    streamId: string,
+    decider: Decider<C, E, S>,
+    command: C,
+    metadata?: Record<string, unknown>,
+  ): Promise<CommandResult<E, S>> {
+    return this.enqueue(streamId, decider, { command, metadata });
   }
 
   private enqueue<C, E extends DomainEventLike, S>(
     streamId: string,
     decider: Decider<C, E, S>,
-    item: { command: C } | { peek: true },
+    item: { command: C; metadata?: Record<string, unknown> } | { peek: true },
   ): Promise<CommandResult<E, S>> {
     let slot = this.slots.get(streamId) as StreamSlot<C, E, S> | undefined;
     if (slot) {
@@ -128,9 +135,10 @@ export class CommandRunner {
     for (let attempt = 0; ; attempt++) {
       try {
         if (slot.state === undefined) await this.rebuild(streamId, slot);
-        const state = slot.state as S;
+        let state = slot.state as S;
         const outcomes: ({ ok: true; events: E[] } | { ok: false; error: unknown })[] = [];
-        const all: E[] = [];
+        const all: EventData[] = [];
+        const shared = this.options.metadata?.();
         for (const p of batch) {
           if (p.peek) {
             outcomes.push({ ok: true, events: [] });
@@ -138,21 +146,20 @@ export class CommandRunner {
           }
           try {
             const events = slot.decider.decide(p.command as C, state);
-            for (const e of events) slot.decider.evolve(state, e);
-            all.push(...events);
+            const metadata = p.metadata || shared ? { ...shared, ...p.metadata } : undefined;
+            for (const e of events) {
+              state = slot.decider.evolve(state, e);
+              all.push({ type: e.type, data: e.data, metadata });
+            }
             outcomes.push({ ok: true, events });
           } catch (error) {
             outcomes.push({ ok: false, error });
           }
         }
+        slot.state = state;
         if (all.length > 0) {
-          const metadata = this.options.metadata?.();
           try {
-            const res = await this.store.append(
-              streamId,
-              all.map((e) => ({ type: e.type, data: e.data, metadata })),
-              slot.revision ?? 'no_stream',
-            );
+            const res = await this.store.append(streamId, all, slot.revision ?? 'no_stream');
             slot.revision = res.nextExpectedRevision;
           } catch (error) {
             // The state was evolved with events that were not stored: rebuild it.

@@ -8,7 +8,7 @@ export interface EventData {
   type: string;
   data: unknown;
   metadata?: Record<string, unknown>;
-  /** Unique id; generated when absent. */
+  /** Unique id, a UUID (EventStoreDB stores no other kind); generated when absent. */
   id?: string;
 }
 
@@ -54,7 +54,9 @@ export interface SubscribeOptions {
 /**
  * A catch-up subscription: pages of events in log order, first the backlog,
  * then live. Back-pressure is by pulling: the next page is read only when the
- * consumer asks for it.
+ * consumer asks for it. Iteration ends after close() (of the subscription or
+ * the store); it throws StoreUnavailableError when the store drops it (a lost
+ * EventStoreDB connection): subscribe again from the last position handled.
  */
 export interface Subscription extends AsyncIterable<RecordedEvent[]> {
   close(): Promise<void>;
@@ -70,7 +72,10 @@ export interface EventStore {
   /** Position of the last event in the log (0n when empty). */
   headPosition(): Promise<bigint>;
   subscribe(options?: SubscribeOptions): Subscription;
-  /** Flushes pending appends and releases the store; appends after close are refused. */
+  /**
+   * Settles appends already accepted, ends open subscriptions and releases the
+   * store; appends and reads after close are refused with StoreUnavailableError.
+   */
   close(): Promise<void>;
 }
 

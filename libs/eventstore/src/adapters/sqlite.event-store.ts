@@ -39,10 +39,17 @@ export interface SqliteEventStoreOptions {
 
 interface PendingAppend {
   streamId: string;
-  events: readonly EventData[];
+  events: readonly SerializedEvent[];
   expected: ExpectedRevision;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
+}
+
+interface SerializedEvent {
+  id: string;
+  type: string;
+  data: string;
+  metadata: string | null;
 }
 
 interface EventRow {
@@ -70,6 +77,24 @@ CREATE TABLE IF NOT EXISTS events (
 );`;
 
 const PAGE = 2_000;
+
+/**
+ * Serializes one append's events before it joins a batch: data that is not
+ * JSON (a bigint that leaked out of the money module, say) must fail that
+ * append alone, not abort the transaction that carries everyone else's.
+ */
+function serialize(events: readonly EventData[]): SerializedEvent[] {
+  return events.map((e) => {
+    const data = JSON.stringify(e.data);
+    if (data === undefined) throw new TypeError(`event ${e.type}: data is not JSON-serializable`);
+    return {
+      id: e.id ?? randomUUID(),
+      type: e.type,
+      data,
+      metadata: e.metadata === undefined ? null : JSON.stringify(e.metadata),
+    };
+  });
+}
 
 function toRecorded(row: EventRow): RecordedEvent {
   return {
@@ -128,8 +153,15 @@ export class SqliteEventStore implements EventStore {
 
   append(streamId: string, events: readonly EventData[], expected: ExpectedRevision): Promise<AppendResult> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('event store is closed'));
+    if (this.db.readonly) return Promise.reject(new StoreUnavailableError('event store is open read-only'));
+    let serialized: SerializedEvent[];
+    try {
+      serialized = serialize(events);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ streamId, events, expected, resolve, reject });
+      this.queue.push({ streamId, events: serialized, expected, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flush());
@@ -171,16 +203,7 @@ export class SqliteEventStore implements EventStore {
           for (const e of a.events) {
             revision += 1;
             position += 1;
-            this.stmt.insert.run(
-              position,
-              a.streamId,
-              revision,
-              e.id ?? randomUUID(),
-              e.type,
-              JSON.stringify(e.data),
-              e.metadata === undefined ? null : JSON.stringify(e.metadata),
-              now,
-            );
+            this.stmt.insert.run(position, a.streamId, revision, e.id, e.type, e.data, e.metadata, now);
           }
           written += a.events.length;
           overlay.set(a.streamId, revision);
@@ -192,18 +215,26 @@ export class SqliteEventStore implements EventStore {
       for (const a of batch) a.reject(failure);
       return;
     }
-    this.onCommit?.({ appends: batch.length, events: written, seconds: (performance.now() - started) / 1000 });
     batch.forEach((a, i) => {
       const o = outcomes[i];
       if (o instanceof ConcurrencyError) a.reject(o);
       else a.resolve(o);
     });
+    // The batch is committed and answered: an observer that throws must not
+    // escape this setImmediate callback (an uncaught exception) or leave
+    // later batches of this flush unwritten.
+    try {
+      this.onCommit?.({ appends: batch.length, events: written, seconds: (performance.now() - started) / 1000 });
+    } catch {
+      /* an observer's failure is not the append's */
+    }
   }
 
   async *readStream(streamId: string, options: ReadStreamOptions = {}): AsyncIterable<RecordedEvent> {
     let from = Number(options.fromRevision ?? 0n);
     let left = options.maxCount ?? Number.POSITIVE_INFINITY;
     while (left > 0) {
+      this.assertOpen();
       const rows = this.stmt.readStream.all(streamId, from, Math.min(PAGE, left));
       for (const row of rows) yield toRecorded(row);
       if (rows.length < PAGE) return;
@@ -213,6 +244,7 @@ export class SqliteEventStore implements EventStore {
   }
 
   async streamRevision(streamId: string): Promise<bigint | undefined> {
+    this.assertOpen();
     const r = this.stmt.revision.get(streamId)?.r;
     return r === null || r === undefined ? undefined : BigInt(r);
   }
@@ -231,15 +263,18 @@ export class SqliteEventStore implements EventStore {
 
   /** One page of the log after `fromPosition`; the fast path for projections and replays. */
   readPage(fromPosition: number, limit: number): RecordedEvent[] {
+    this.assertOpen();
     return this.stmt.readAll.all(fromPosition, limit).map(toRecorded);
   }
 
   async headPosition(): Promise<bigint> {
+    this.assertOpen();
     return BigInt(this.stmt.head.get()?.p ?? 0);
   }
 
   subscribe(options: SubscribeOptions = {}): Subscription {
-    const batchSize = options.batchSize ?? 1_000;
+    // A page of 0 would never advance: the subscription would poll forever.
+    const batchSize = Math.max(1, options.batchSize ?? 1_000);
     let position = Number(options.fromPosition ?? 0n);
     let open = true;
     let wake: (() => void) | undefined;
@@ -273,6 +308,11 @@ export class SqliteEventStore implements EventStore {
         wake?.();
       },
     };
+  }
+
+  /** Reads on a closed store get the port's error, not better-sqlite3's TypeError. */
+  private assertOpen(): void {
+    if (this.closed) throw new StoreUnavailableError('event store is closed');
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,64 @@
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Ip, Param, Post, Put, UseGuards } from '@nestjs/common';
+import { CommandBus } from '@nestjs/cqrs';
+import { DomainError, formatUsd } from '#domain';
+import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
+import { EmptyBody, IdempotencyKeyHeader, IdParam, requestHash, SignupBody, WebhookBody } from '../http/schemas.js';
+import { parseInput } from '../http/validation.js';
+import { rateLimited } from '../otp/send-otp.handler.js';
+import type { Core } from '../core/core.js';
+import { CORE } from '../core/tokens.js';
+import { ConfigureWebhook, IssueKey, RevokeKey, Signup } from './accounts.handlers.js';
+
+@Controller('api/v1')
+export class AccountsController {
+  constructor(
+    private readonly commands: CommandBus,
+    @Inject(CORE) private readonly core: Core,
+  ) {}
+
+  @Post('signup')
+  @HttpCode(201)
+  signup(@Body() body: unknown, @Ip() ip: string, @Headers('idempotency-key') key: string | undefined) {
+    const { name } = parseInput(SignupBody, body ?? {});
+    const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
+    return this.core.httpIdempotency.run(`signup:${ip}`, idempotencyKey, requestHash(body), () => {
+      const wait = this.core.signupBuckets.take(ip);
+      if (wait > 0) throw rateLimited(wait, 'too many signups from this address');
+      return this.commands.execute(new Signup(name ?? ''));
+    });
+  }
+
+  @Post('keys')
+  @HttpCode(201)
+  @UseGuards(ApiKeyGuard)
+  issueKey(@Auth() auth: AuthContext, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
+    parseInput(EmptyBody, body ?? undefined);
+    const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
+    return this.core.httpIdempotency.run(`keys:${auth.accountId}`, idempotencyKey, requestHash(body), () =>
+      this.commands.execute(new IssueKey(auth.accountId)),
+    );
+  }
+
+  @Delete('keys/:key_id')
+  @UseGuards(ApiKeyGuard)
+  revokeKey(@Auth() auth: AuthContext, @Param('key_id') keyId: string) {
+    if (!IdParam.safeParse(keyId).success) throw new DomainError('not_found', 'no such key');
+    return this.commands.execute(new RevokeKey(auth.accountId, keyId));
+  }
+
+  @Put('webhook')
+  @UseGuards(ApiKeyGuard)
+  configureWebhook(@Auth() auth: AuthContext, @Body() body: unknown) {
+    const { url } = parseInput(WebhookBody, body);
+    return this.commands.execute(new ConfigureWebhook(auth.accountId, url));
+  }
+
+  @Get('balance')
+  @UseGuards(ApiKeyGuard)
+  async balance(@Auth() auth: AuthContext) {
+    await this.core.caughtUp();
+    const b = this.core.reads.balance(auth.accountId);
+    if (!b) throw new DomainError('unauthorized', 'account not found');
+    return { ok: true, balance: formatUsd(b.balance), currency: 'USD', test_credits: b.testCreditsLeft, pending: formatUsd(b.pending) };
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Wiring: the core (plain objects) handed to a thin Nest app on Fastify.
+ * Nest's own CommandBus and QueryBus carry controller calls to handlers; the
+ * event log, not Nest's in-process EventBus, is what makes anything durable.
+ */
+import { type DynamicModule, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { CqrsModule } from '@nestjs/cqrs';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import { type Logger, PinoNestLogger } from '#observability';
+import type { AppConfig } from './config.js';
+import { type Core, createCore } from './core/core.js';
+import { CORE } from './core/tokens.js';
+import { ApiErrorFilter, sendError } from './http/api-error.filter.js';
+import { ApiKeyGuard } from './http/auth.guard.js';
+import { AccountsController } from './accounts/accounts.controller.js';
+import { ConfigureWebhookHandler, IssueKeyHandler, RevokeKeyHandler, SignupHandler } from './accounts/accounts.handlers.js';
+import { OtpController } from './otp/otp.controller.js';
+import { SendOtpHandler } from './otp/send-otp.handler.js';
+import { GetOtpHandler } from './otp/otp.queries.js';
+import { RecordFeedbackHandler } from './otp/feedback.handler.js';
+import { ReportsController } from './reports/reports.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { DocsController } from './docs/docs.controller.js';
+
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+@Module({})
+export class ApiModule {
+  static register(core: Core): DynamicModule {
+    return {
+      module: ApiModule,
+      imports: [CqrsModule.forRoot()],
+      controllers: [AccountsController, OtpController, ReportsController, HealthController, DocsController],
+      providers: [
+        { provide: CORE, useValue: core },
+        ApiKeyGuard,
+        SignupHandler,
+        IssueKeyHandler,
+        RevokeKeyHandler,
+        ConfigureWebhookHandler,
+        SendOtpHandler,
+        GetOtpHandler,
+        RecordFeedbackHandler,
+      ],
+    };
+  }
+}
+
+export interface RunningApp {
+  app: NestFastifyApplication;
+  core: Core;
+  /** Stops accepting, lets in-flight requests finish, then flushes and closes the store. */
+  close(): Promise<void>;
+}
+
+export async function createApp(config: AppConfig, logger: Logger): Promise<RunningApp> {
+  const core = await createCore(config, logger);
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT_BYTES,
+    trustProxy: config.trustProxy,
+    logger: false,
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w-]{1,64}$/.test(given) ? given : randomUUID();
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(ApiModule.register(core), adapter, {
+    logger: new PinoNestLogger(logger),
+    // Throw instead of exiting, so the caller (main, tests) decides what a failed start means.
+    abortOnError: false,
+  });
+  app.useGlobalFilters(new ApiErrorFilter(logger));
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onSend', async (request, reply) => {
+    void reply.header('x-request-id', request.id);
+  });
+  await app.init();
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    core,
+    close: () =>
+      (closing ??= (async () => {
+        await app.close();
+        await core.close();
+      })()),
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * Configuration from environment variables, validated by zod at start. A bad
+ * variable stops the process with an error naming it. Secrets that a fresh
+ * embedded install has no way to be given (cipher keys, the phone pepper) are
+ * generated once into the data directory, so `npm start` works on a new
+ * machine; production sets them explicitly.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { parseUsd } from '#domain';
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
+
+const EnvSchema = z.object({
+  PORT: int(3000, 0, 65535),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  NEXO_DATA_DIR: z.string().min(1).default('./data'),
+  NEXO_DB_FILE: z.string().min(1).optional(),
+  ESDB_URL: z.string().regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// connection string').optional(),
+  NEXO_PRICE_USD: z
+    .string()
+    .default('0.022')
+    .refine((v) => {
+      try {
+        return parseUsd(v) >= 0n;
+      } catch {
+        return false;
+      }
+    }, 'must be a non-negative USD amount with at most 6 decimals'),
+  NEXO_TEST_CREDITS: int(5, 0, 1000),
+  /** `id:hex64[,id:hex64…]`; the first key seals, all open. */
+  NEXO_CIPHER_KEYS: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}:[0-9a-fA-F]{64}(,[A-Za-z0-9_-]{1,32}:[0-9a-fA-F]{64})*$/, 'must be id:64-hex-chars[,id:hex…]')
+    .optional(),
+  NEXO_PHONE_PEPPER: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters').optional(),
+  NEXO_PHONE_INTERVAL_SECONDS: int(30, 0, 3600),
+  NEXO_KEY_RATE_PER_SECOND: int(1000, 1),
+  NEXO_KEY_BURST: int(2000, 1),
+  NEXO_SIGNUPS_PER_HOUR: int(20, 1),
+  NEXO_EXPIRY_SECONDS: int(600, 1),
+  NEXO_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+});
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  logLevel: string;
+  dataDir: string;
+  dbFile: string;
+  esdbUrl: string | undefined;
+  priceMicros: bigint;
+  testCredits: number;
+  cipherKeys: Record<string, Buffer>;
+  cipherKeyId: string;
+  phonePepper: Buffer;
+  phoneIntervalMs: number;
+  keyRatePerSecond: number;
+  keyBurst: number;
+  signupsPerHour: number;
+  expiryMs: number;
+  trustProxy: boolean;
+}
+
+export class ConfigError extends Error {}
+
+interface GeneratedSecrets {
+  cipherKeys: string;
+  phonePepper: string;
+}
+
+function embeddedSecrets(dataDir: string): GeneratedSecrets {
+  const file = join(dataDir, 'secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as GeneratedSecrets;
+  const secrets = { cipherKeys: `k1:${randomBytes(32).toString('hex')}`, phonePepper: randomBytes(32).toString('hex') };
+  writeFileSync(file, JSON.stringify(secrets), { mode: 0o600, flag: 'wx' });
+  return secrets;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.NEXO_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true });
+  const generated = !e.NEXO_CIPHER_KEYS || !e.NEXO_PHONE_PEPPER ? embeddedSecrets(dataDir) : undefined;
+  const keyList = (e.NEXO_CIPHER_KEYS ?? generated!.cipherKeys).split(',').map((pair) => pair.split(':') as [string, string]);
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    dataDir,
+    dbFile: resolve(e.NEXO_DB_FILE ?? join(dataDir, 'nexo.db')),
+    esdbUrl: e.ESDB_URL,
+    priceMicros: parseUsd(e.NEXO_PRICE_USD),
+    testCredits: e.NEXO_TEST_CREDITS,
+    cipherKeys: Object.fromEntries(keyList.map(([id, hex]) => [id, Buffer.from(hex, 'hex')])),
+    cipherKeyId: keyList[0][0],
+    phonePepper: Buffer.from(e.NEXO_PHONE_PEPPER ?? generated!.phonePepper, 'hex'),
+    phoneIntervalMs: e.NEXO_PHONE_INTERVAL_SECONDS * 1000,
+    keyRatePerSecond: e.NEXO_KEY_RATE_PER_SECOND,
+    keyBurst: e.NEXO_KEY_BURST,
+    signupsPerHour: e.NEXO_SIGNUPS_PER_HOUR,
+    expiryMs: e.NEXO_EXPIRY_SECONDS * 1000,
+    trustProxy: e.NEXO_TRUST_PROXY === 'true',
+  };
+}

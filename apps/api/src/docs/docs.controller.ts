@@ -1,0 +1,58 @@
+/**
+ * `/openapi.json` and the Swagger UI at `/docs`, served from swagger-ui-dist's
+ * files (a fixed allow-list, read once) with the document built from our zod schemas.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { Controller, Get, Header, NotFoundException, Param, Res } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
+import { openApiDocument } from './openapi.js';
+
+const ASSETS: Record<string, string> = {
+  'swagger-ui.css': 'text/css; charset=utf-8',
+  'swagger-ui-bundle.js': 'application/javascript; charset=utf-8',
+  'swagger-ui-standalone-preset.js': 'application/javascript; charset=utf-8',
+};
+
+const require = createRequire(import.meta.url);
+const assetDir = (require('swagger-ui-dist') as { getAbsoluteFSPath(): string }).getAbsoluteFSPath();
+const assetCache = new Map<string, Buffer>();
+
+const PAGE = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>NEXO ROUTE API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script>window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });</script>
+</body></html>`;
+
+@Controller()
+export class DocsController {
+  private readonly document = JSON.stringify(openApiDocument());
+
+  @Get('openapi.json')
+  @Header('content-type', 'application/json; charset=utf-8')
+  openapi(): string {
+    return this.document;
+  }
+
+  @Get('docs')
+  @Header('content-type', 'text/html; charset=utf-8')
+  page(): string {
+    return PAGE;
+  }
+
+  @Get('docs/:asset')
+  asset(@Param('asset') name: string, @Res() reply: FastifyReply): void {
+    const type = ASSETS[name];
+    if (!type) throw new NotFoundException();
+    let body = assetCache.get(name);
+    if (!body) {
+      body = readFileSync(join(assetDir, name));
+      assetCache.set(name, body);
+    }
+    void reply.header('content-type', type).header('cache-control', 'public, max-age=86400').send(body);
+  }
+}

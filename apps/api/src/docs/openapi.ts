@@ -1,0 +1,60 @@
+/**
+ * The OpenAPI document, built from the same zod schemas that validate input,
+ * so the docs cannot drift from what the server accepts.
+ */
+import { z } from 'zod';
+import { FeedbackBody, SendOtpBody, SignupBody, WebhookBody } from '../http/schemas.js';
+
+const json = (schema: z.ZodType) => ({ 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } });
+const errorRef = { $ref: '#/components/schemas/Error' };
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: errorRef } } }]));
+const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object', properties: { ok: { type: 'boolean' } } } } } });
+const bearer = [{ bearer: [] }];
+const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 } };
+const month = { name: 'month', in: 'query', required: false, schema: { type: 'string', pattern: '^\\d{4}-\\d{2}$' } };
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+
+export function openApiDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'NEXO ROUTE OTP API',
+      version: '1.0.0',
+      description: 'Send one-time codes to Vietnamese mobiles by voice or SMS; prepaid in USDT/USDC; pay only for delivered codes.',
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Error: {
+          type: 'object',
+          required: ['ok', 'error', 'message'],
+          properties: { ok: { const: false }, error: { type: 'string' }, message: { type: 'string' }, retry_after: { type: 'integer' } },
+        },
+      },
+    },
+    paths: {
+      '/api/v1/signup': { post: { summary: 'Open an account with 5 test OTPs', parameters: [idem], requestBody: { content: json(SignupBody) }, responses: { '201': ok('account, api_key (shown once)'), ...errors(400, 429) } } },
+      '/api/v1/keys': { post: { summary: 'Issue another API key', security: bearer, parameters: [idem], responses: { '201': ok('key_id, api_key'), ...errors(401) } } },
+      '/api/v1/keys/{key_id}': { delete: { summary: 'Revoke a key at once', security: bearer, parameters: [{ ...idParam, name: 'key_id' }], responses: { '200': ok('revoked'), ...errors(401, 404) } } },
+      '/api/v1/balance': { get: { summary: 'Balance, test credits and pending charges', security: bearer, responses: { '200': ok('balance'), ...errors(401) } } },
+      '/api/v1/send-otp': {
+        post: {
+          summary: 'Send a code; charged now, refunded if it does not reach the user',
+          security: bearer,
+          parameters: [idem],
+          requestBody: { required: true, content: json(SendOtpBody) },
+          responses: { '200': ok('queued'), ...errors(400, 401, 402, 409, 422, 429) },
+        },
+      },
+      '/api/v1/otp/{id}': { get: { summary: 'Status and history of one OTP', security: bearer, parameters: [idParam], responses: { '200': ok('otp'), ...errors(401, 404) } } },
+      '/api/v1/otp/{id}/feedback': { post: { summary: 'The user typed the right code', security: bearer, parameters: [idParam], requestBody: { content: json(FeedbackBody) }, responses: { '200': ok('recorded'), ...errors(400, 401, 404) } } },
+      '/api/v1/webhook': { put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok('url, secret'), ...errors(400, 401) } } },
+      '/api/v1/stats': { get: { summary: "This account's monthly delivery stats", security: bearer, parameters: [month], responses: { '200': ok('stats'), ...errors(400, 401) } } },
+      '/api/v1/stats/public': { get: { summary: 'Monthly delivery stats over all traffic', parameters: [month], responses: { '200': ok('stats'), ...errors(400) } } },
+      '/api/v1/ledger': { get: { summary: 'Monthly statement (JSON, or CSV with Accept: text/csv)', security: bearer, parameters: [month], responses: { '200': ok('lines'), ...errors(400, 401) } } },
+      '/health/live': { get: { summary: 'Process is up', responses: { '200': ok('live') } } },
+      '/health/ready': { get: { summary: 'Store answers and projections caught up', responses: { '200': ok('ready'), '503': ok('not ready') } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text format' } } } },
+    },
+  };
+}

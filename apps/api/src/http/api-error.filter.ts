@@ -1,0 +1,56 @@
+/**
+ * The one place errors become HTTP: domain codes map to the API's status and
+ * body; anything unexpected is `internal`, logged with the request id and
+ * never echoed to the client.
+ */
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, type ErrorCode } from '#domain';
+import type { Logger } from '#observability';
+import { type ErrorBody, STATUS_BY_CODE } from './api-error.js';
+
+export function toErrorBody(error: unknown): { status: number; body: ErrorBody; headers?: Record<string, string> } {
+  if (error instanceof DomainError) {
+    const status = STATUS_BY_CODE[error.code] ?? 500;
+    const body: ErrorBody = { ok: false, error: error.code, message: error.message, ...error.details };
+    const retry = error.details.retry_after;
+    return { status, body, headers: typeof retry === 'number' ? { 'retry-after': String(retry) } : undefined };
+  }
+  const status = error instanceof HttpException ? error.getStatus() : httpStatusOf(error);
+  if (status !== undefined && status >= 400 && status < 500) {
+    const code: ErrorCode = status === 404 ? 'not_found' : status === 401 ? 'unauthorized' : 'invalid_request';
+    const message = status === 404 ? 'no such route' : status === 413 ? 'request body is larger than 16 KiB' : clientMessage(error);
+    return { status: code === 'invalid_request' ? 400 : status, body: { ok: false, error: code, message } };
+  }
+  return { status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } };
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  const s = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+function clientMessage(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return 'Content-Type must be application/json';
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'body is empty';
+  if (error instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'body is not valid JSON';
+  return 'malformed request';
+}
+
+export function sendError(reply: FastifyReply, request: FastifyRequest | undefined, error: unknown, logger: Logger): void {
+  const { status, body, headers } = toErrorBody(error);
+  if (status >= 500) logger.error({ err: error, reqId: request?.id, route: request?.routeOptions?.url }, 'request failed');
+  if (headers) void reply.headers(headers);
+  void reply.status(status).type('application/json; charset=utf-8').send(body);
+}
+
+@Catch()
+export class ApiErrorFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    sendError(http.getResponse<FastifyReply>(), http.getRequest<FastifyRequest>(), exception, this.logger);
+  }
+}

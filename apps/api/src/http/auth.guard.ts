@@ -1,0 +1,47 @@
+/**
+ * Bearer API keys: the key is hashed and looked up in the api-keys read model,
+ * so authentication never reads a stream. A key issued a moment ago may not be
+ * projected yet: on a miss the guard waits for the projector to catch up once.
+ */
+import { type CanActivate, createParamDecorator, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { DomainError } from '#domain';
+import { sha256Hex } from '#security';
+import type { Core } from '../core/core.js';
+import { CORE } from '../core/tokens.js';
+
+export interface AuthContext {
+  accountId: string;
+  keyId: string;
+}
+
+type AuthedRequest = FastifyRequest & { auth?: AuthContext };
+
+const BEARER = /^Bearer ([A-Za-z0-9_-]{16,200})$/;
+
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  constructor(@Inject(CORE) private readonly core: Core) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<AuthedRequest>();
+    const header = request.headers.authorization;
+    const m = typeof header === 'string' ? BEARER.exec(header) : null;
+    if (!m) throw new DomainError('unauthorized', 'missing or malformed Authorization: Bearer <api key>');
+    const hash = sha256Hex(m[1]);
+    let key = this.core.reads.apiKey(hash);
+    if (!key) {
+      await this.core.caughtUp();
+      key = this.core.reads.apiKey(hash);
+    }
+    if (!key || key.revoked || this.core.revokedKeys.has(key.keyId)) throw new DomainError('unauthorized', 'unknown or revoked API key');
+    request.auth = { accountId: key.accountId, keyId: key.keyId };
+    return true;
+  }
+}
+
+export const Auth = createParamDecorator((_: unknown, ctx: ExecutionContext): AuthContext => {
+  const auth = ctx.switchToHttp().getRequest<AuthedRequest>().auth;
+  if (!auth) throw new Error('Auth used on a route without ApiKeyGuard');
+  return auth;
+});

@@ -1,0 +1,33 @@
+/** zod schemas of the public API's inputs (API.md); unknown fields are refused everywhere. */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+
+export const IdempotencyKeyHeader = z.string().min(1).max(255).optional();
+
+export const SendOtpBody = z.strictObject({
+  phone: z.string().min(1).max(256),
+  code: z.string().regex(/^\d{4,10}$/, 'code must be 4-10 digits'),
+  channel: z.enum(['auto', 'sms', 'voice']).default('auto'),
+  webhook_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+});
+
+export const SignupBody = z.strictObject({ name: z.string().max(200).optional() }).default({});
+export const EmptyBody = z.strictObject({}).optional();
+export const WebhookBody = z.strictObject({ url: z.url({ protocol: /^https?$/ }).max(2048) });
+export const FeedbackBody = z.strictObject({ verified: z.boolean() });
+export const IdParam = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
+export const MonthQuery = z.strictObject({
+  month: z
+    .string()
+    .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'month must be YYYY-MM')
+    .optional(),
+});
+
+/** Hash of a request body for Idempotency-Key matching: same key, same body ↔ same hash. */
+export function requestHash(body: unknown): string {
+  return createHash('sha256').update(JSON.stringify(body ?? null)).digest('hex');
+}
+
+export function currentMonth(now: Date): string {
+  return now.toISOString().slice(0, 7);
+}

@@ -1,0 +1,44 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
+import { FeedbackBody, IdParam, IdempotencyKeyHeader, requestHash, SendOtpBody } from '../http/schemas.js';
+import { parseInput } from '../http/validation.js';
+import { SendOtp } from './send-otp.handler.js';
+import { GetOtp } from './otp.queries.js';
+import { RecordFeedback } from './feedback.handler.js';
+
+@Controller('api/v1')
+@UseGuards(ApiKeyGuard)
+export class OtpController {
+  constructor(
+    private readonly commands: CommandBus,
+    private readonly queries: QueryBus,
+  ) {}
+
+  @Post('send-otp')
+  @HttpCode(200)
+  send(@Auth() auth: AuthContext, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
+    const input = parseInput(SendOtpBody, body);
+    const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
+    return this.commands.execute(
+      new SendOtp(
+        auth,
+        { phone: input.phone, code: input.code, channel: input.channel, webhookUrl: input.webhook_url },
+        idempotencyKey,
+        idempotencyKey === undefined ? undefined : requestHash(body),
+      ),
+    );
+  }
+
+  @Get('otp/:id')
+  get(@Auth() auth: AuthContext, @Param('id') id: string) {
+    return this.queries.execute(new GetOtp(auth.accountId, parseInput(IdParam, id)));
+  }
+
+  @Post('otp/:id/feedback')
+  @HttpCode(200)
+  feedback(@Auth() auth: AuthContext, @Param('id') id: string, @Body() body: unknown) {
+    const { verified } = parseInput(FeedbackBody, body);
+    return this.commands.execute(new RecordFeedback(auth.accountId, parseInput(IdParam, id), verified));
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The hot path: one OTP request becomes `[OtpRequested, Charged]` on the
+ * account stream, durable before the answer. Checks run cheapest first; the
+ * decider re-checks money and idempotency atomically on the stream.
+ */
+import { Inject } from '@nestjs/common';
+import { Command, CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
+import {
+  accountDecider,
+  accountStream,
+  DomainError,
+  formatUsd,
+  idempotencyMatch,
+  maskPhone,
+  parseVnMobile,
+  pickChannel,
+  type Carrier,
+  type Channel,
+  type FundedBy,
+  type RequestedChannel,
+} from '#domain';
+import { newId, phoneHash } from '#security';
+import type { AuthContext } from '../http/auth.guard.js';
+import type { Core } from '../core/core.js';
+import { CORE } from '../core/tokens.js';
+
+export interface SendOtpInput {
+  phone: string;
+  code: string;
+  channel: RequestedChannel;
+  webhookUrl?: string;
+}
+
+export interface SendOtpResponse {
+  ok: true;
+  id: string;
+  carrier: Carrier;
+  channel: Channel;
+  status: 'queued';
+  price: string;
+  funded_by: FundedBy;
+}
+
+export class SendOtp extends Command<SendOtpResponse> {
+  constructor(
+    readonly auth: AuthContext,
+    readonly input: SendOtpInput,
+    readonly idempotencyKey: string | undefined,
+    readonly requestHash: string | undefined,
+  ) {
+    super();
+  }
+}
+
+export const sendOtpResponse = (id: string, carrier: Carrier, channel: Channel, price: bigint, fundedBy: FundedBy): SendOtpResponse => ({
+  ok: true,
+  id,
+  carrier,
+  channel,
+  status: 'queued',
+  price: formatUsd(price),
+  funded_by: fundedBy,
+});
+
+@CommandHandler(SendOtp)
+export class SendOtpHandler implements ICommandHandler<SendOtp> {
+  constructor(@Inject(CORE) private readonly core: Core) {}
+
+  async execute({ auth, input, idempotencyKey, requestHash }: SendOtp): Promise<SendOtpResponse> {
+    const { core } = this;
+    const wait = core.keyBuckets.take(auth.keyId);
+    if (wait > 0) throw rateLimited(wait, 'per-key request rate exceeded');
+
+    const mobile = parseVnMobile(input.phone);
+    if (!mobile) throw new DomainError('invalid_phone', 'not a valid Vietnamese mobile number');
+    const channel = pickChannel(mobile.carrier, input.channel);
+    if (!channel) throw new DomainError('no_route', `no ${input.channel === 'auto' ? '' : `${input.channel} `}route for ${mobile.carrier}`);
+
+    const stream = accountStream(auth.accountId);
+    const now = core.clock();
+    if (idempotencyKey !== undefined) {
+      const { state } = await core.runner.peek(stream, accountDecider);
+      const match = idempotencyMatch(state, idempotencyKey, requestHash, now.getTime());
+      if (match.kind === 'conflict') throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
+      if (match.kind === 'replay') return this.replay(auth.accountId, match.otpId);
+    }
+
+    const hash = phoneHash(core.config.phonePepper, mobile.e164);
+    const phoneWait = core.phoneLimiter.reserve(hash);
+    if (phoneWait > 0) throw rateLimited(phoneWait, 'this phone was sent a code less than 30 s ago (upstream rule)');
+
+    const otpId = newId('otp');
+    try {
+      const { events } = await core.runner.handle(stream, accountDecider, {
+        type: 'SendOtp',
+        price: core.config.priceMicros,
+        otp: {
+          otpId,
+          phone: core.cipher.seal(mobile.e164),
+          phoneHash: hash,
+          phoneMasked: maskPhone(mobile.e164),
+          carrier: mobile.carrier,
+          channel,
+          ...(input.channel === 'auto' ? { auto: true } : {}),
+          code: core.cipher.seal(input.code),
+          ...(input.webhookUrl !== undefined ? { webhookUrl: input.webhookUrl } : {}),
+          ...(idempotencyKey !== undefined ? { idempotencyKey, requestHash } : {}),
+          at: now.toISOString(),
+        },
+      });
+      const charged = events.find((e) => e.type === 'Charged');
+      if (!charged) {
+        // A concurrent request with the same Idempotency-Key won the race: answer as its replay.
+        core.phoneLimiter.release(hash);
+        const { state } = await core.runner.peek(stream, accountDecider);
+        const match = idempotencyMatch(state, idempotencyKey, requestHash, now.getTime());
+        if (match.kind !== 'replay') throw new Error('send decided no events without an idempotent replay');
+        return this.replay(auth.accountId, match.otpId);
+      }
+      core.metrics?.otpAccepted(mobile.carrier, channel);
+      return sendOtpResponse(otpId, mobile.carrier, channel, BigInt(charged.data.amount), charged.data.fundedBy);
+    } catch (error) {
+      core.phoneLimiter.release(hash);
+      throw error;
+    }
+  }
+
+  private async replay(accountId: string, otpId: string): Promise<SendOtpResponse> {
+    await this.core.caughtUp();
+    const otp = this.core.reads.otp(accountId, otpId);
+    if (!otp) throw new Error(`idempotent replay of ${otpId} finds no OTP in the read model`);
+    return sendOtpResponse(otp.id, otp.carrier, otp.channel, otp.priceMicros, otp.fundedBy);
+  }
+}
+
+export function rateLimited(waitMs: number, message: string): DomainError {
+  return new DomainError('rate_limited', message, { retry_after: Math.max(1, Math.ceil(waitMs / 1000)) });
+}

@@ -1,0 +1,251 @@
+/** The public API over real HTTP (API.md): the sample flow, every error code, idempotency, limits. */
+import { get, post, signup, startServer, freshPhone, type TestServer } from './harness.js';
+
+let server: TestServer;
+let BASE: string;
+
+beforeAll(async () => {
+  server = await startServer({ NEXO_KEY_RATE_PER_SECOND: '1000', NEXO_KEY_BURST: '2000' });
+  BASE = server.base;
+});
+afterAll(async () => server.stop());
+
+describe('the sample customers copy from API.md', () => {
+  it('works verbatim', async () => {
+    const { api_key } = await signup(BASE);
+    process.env.NEXO_KEY = api_key;
+    const user = { phone: '+84 912 345 678' };
+    const code = '482913';
+    async function sendCode() {
+      const res = await fetch(`${BASE}/api/v1/send-otp`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${process.env.NEXO_KEY}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ phone: user.phone, code }),
+      });
+      const data = await res.json();
+      if (!data.ok) throw new Error(data.error);
+      return { deliveryId: data.id, carrier: data.carrier };
+    }
+    const sent = await sendCode();
+    expect(sent.carrier).toBe('vinaphone');
+    expect(sent.deliveryId).toMatch(/^otp_/);
+    delete process.env.NEXO_KEY;
+  });
+});
+
+describe('signup and accounts', () => {
+  it('gives 5 test credits, a key shown once, and a zero balance', async () => {
+    const res = await post(BASE, '/api/v1/signup', undefined, {});
+    expect(res.status).toBe(201);
+    const body = await res.json();
+    expect(body).toEqual({ ok: true, account_id: expect.stringMatching(/^acc_/), api_key: expect.stringMatching(/^nxo_live_/), test_credits: 5 });
+    const bal = await (await get(BASE, '/api/v1/balance', body.api_key)).json();
+    expect(bal).toEqual({ ok: true, balance: '0.000000', currency: 'USD', test_credits: 5, pending: '0.000000' });
+  });
+
+  it('issues extra keys and revokes them at once', async () => {
+    const { api_key } = await signup(BASE);
+    const res = await post(BASE, '/api/v1/keys', api_key, {});
+    expect(res.status).toBe(201);
+    const extra = await res.json();
+    expect((await get(BASE, '/api/v1/balance', extra.api_key)).status).toBe(200);
+    const del = await fetch(`${BASE}/api/v1/keys/${extra.key_id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${api_key}` } });
+    expect(del.status).toBe(200);
+    const after = await get(BASE, '/api/v1/balance', extra.api_key);
+    expect(after.status).toBe(401);
+    expect((await after.json()).error).toBe('unauthorized');
+    expect((await get(BASE, '/api/v1/balance', api_key)).status).toBe(200);
+  });
+
+  it('configures a webhook and returns its secret', async () => {
+    const { api_key } = await signup(BASE);
+    const res = await fetch(`${BASE}/api/v1/webhook`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ url: 'https://example.test/hooks/nexo' }),
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, url: 'https://example.test/hooks/nexo', secret: expect.stringMatching(/^whsec_/) });
+  });
+});
+
+describe('send-otp', () => {
+  it('answers with the contract fields and picks channels by carrier', async () => {
+    const { api_key } = await signup(BASE);
+    const voice = await (await post(BASE, '/api/v1/send-otp', api_key, { phone: '0981234567', code: '123456' })).json();
+    expect(voice).toEqual({ ok: true, id: expect.any(String), carrier: 'viettel', channel: 'voice', status: 'queued', price: '0.022000', funded_by: 'test_credit' });
+    const mobi = await (await post(BASE, '/api/v1/send-otp', api_key, { phone: '84901234567', code: '1234', channel: 'auto' })).json();
+    expect(mobi).toMatchObject({ ok: true, carrier: 'mobifone', channel: 'sms' });
+    const sms = await (await post(BASE, '/api/v1/send-otp', api_key, { phone: '+84521234567', code: '1234567890', channel: 'sms' })).json();
+    expect(sms).toMatchObject({ ok: true, carrier: 'vietnamobile', channel: 'sms' });
+  });
+
+  it('the sixth send of a new account with no deposit is insufficient_balance (402)', async () => {
+    const { api_key } = await signup(BASE);
+    for (let i = 0; i < 5; i++) {
+      const r = await post(BASE, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456' });
+      expect(r.status).toBe(200);
+    }
+    const sixth = await post(BASE, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456' });
+    expect(sixth.status).toBe(402);
+    expect(await sixth.json()).toMatchObject({ ok: false, error: 'insufficient_balance', message: expect.any(String) });
+    const bal = await (await get(BASE, '/api/v1/balance', api_key)).json();
+    expect(bal.test_credits).toBe(0);
+  });
+
+  it('shows the OTP to its account and not_found to another', async () => {
+    const a = await signup(BASE);
+    const b = await signup(BASE);
+    const sent = await (await post(BASE, '/api/v1/send-otp', a.api_key, { phone: freshPhone(), code: '777777' })).json();
+    const mine = await get(BASE, `/api/v1/otp/${sent.id}`, a.api_key);
+    expect(mine.status).toBe(200);
+    const view = await mine.json();
+    expect(view).toMatchObject({ ok: true, id: sent.id, carrier: 'vinaphone', channel: 'voice', status: 'queued', price: '0.022000' });
+    expect(view.phone).toMatch(/^\+8491\*{4}\d{3}$/);
+    expect(JSON.stringify(view)).not.toContain('777777');
+    const theirs = await get(BASE, `/api/v1/otp/${sent.id}`, b.api_key);
+    expect(theirs.status).toBe(404);
+    expect((await theirs.json()).error).toBe('not_found');
+    expect((await get(BASE, '/api/v1/otp/otp_doesnotexist', a.api_key)).status).toBe(404);
+  });
+
+  it('I7: an Idempotency-Key replay returns the first response byte for byte and creates nothing; another body is 409', async () => {
+    const { api_key } = await signup(BASE);
+    const body = { phone: freshPhone(), code: '246810' };
+    const first = await post(BASE, '/api/v1/send-otp', api_key, body, { 'Idempotency-Key': 'login-42' });
+    const firstText = await first.text();
+    const head = await server.running.core.store.headPosition();
+    const again = await post(BASE, '/api/v1/send-otp', api_key, body, { 'Idempotency-Key': 'login-42' });
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe(firstText);
+    expect(await server.running.core.store.headPosition()).toBe(head);
+    const conflict = await post(BASE, '/api/v1/send-otp', api_key, { ...body, code: '999999' }, { 'Idempotency-Key': 'login-42' });
+    expect(conflict.status).toBe(409);
+    expect((await conflict.json()).error).toBe('idempotency_conflict');
+    const bal = await (await get(BASE, '/api/v1/balance', api_key)).json();
+    expect(bal.test_credits).toBe(4);
+  });
+
+  it('I8: one send per phone per 30 s, with retry_after and Retry-After', async () => {
+    const { api_key } = await signup(BASE);
+    const phone = freshPhone();
+    expect((await post(BASE, '/api/v1/send-otp', api_key, { phone, code: '111111' })).status).toBe(200);
+    const again = await post(BASE, '/api/v1/send-otp', api_key, { phone: phone.replace(/^0/, '+84'), code: '222222' });
+    expect(again.status).toBe(429);
+    const body = await again.json();
+    expect(body).toMatchObject({ ok: false, error: 'rate_limited' });
+    expect(body.retry_after).toBeGreaterThanOrEqual(29);
+    expect(body.retry_after).toBeLessThanOrEqual(30);
+    expect(again.headers.get('retry-after')).toBe(String(body.retry_after));
+  });
+
+  it('a refused send does not hold the phone: the user can be sent to once the account is funded', async () => {
+    const { api_key } = await signup(BASE);
+    for (let i = 0; i < 5; i++) await post(BASE, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456' });
+    const phone = freshPhone();
+    expect((await post(BASE, '/api/v1/send-otp', api_key, { phone, code: '123456' })).status).toBe(402);
+    expect((await post(BASE, '/api/v1/send-otp', api_key, { phone, code: '123456' })).status).toBe(402);
+  });
+});
+
+describe('error codes of API.md with their status', () => {
+  let key: string;
+  beforeAll(async () => {
+    key = (await signup(BASE)).api_key;
+  });
+
+  const cases: [string, () => Promise<Response>, number, string][] = [
+    ['body not JSON', () => post(BASE, '/api/v1/send-otp', key, '{"phone": '), 400, 'invalid_request'],
+    ['wrong types', () => post(BASE, '/api/v1/send-otp', key, { phone: 912345678, code: 123456 }), 400, 'invalid_request'],
+    ['unknown fields', () => post(BASE, '/api/v1/send-otp', key, { phone: '0912345678', code: '123456', extra: 1 }), 400, 'invalid_request'],
+    ['too large', () => post(BASE, '/api/v1/send-otp', key, { phone: '0912345678', code: '123456', pad: 'x'.repeat(17 * 1024) }), 400, 'invalid_request'],
+    ['code of 3 digits', () => post(BASE, '/api/v1/send-otp', key, { phone: '0912345678', code: '123' }), 400, 'invalid_request'],
+    ['code of 11 digits', () => post(BASE, '/api/v1/send-otp', key, { phone: '0912345678', code: '12345678901' }), 400, 'invalid_request'],
+    ['code with letters', () => post(BASE, '/api/v1/send-otp', key, { phone: '0912345678', code: '12ab56' }), 400, 'invalid_request'],
+    ['bad channel', () => post(BASE, '/api/v1/send-otp', key, { phone: '0912345678', code: '123456', channel: 'fax' }), 400, 'invalid_request'],
+    ['bad month', () => get(BASE, '/api/v1/stats?month=2026-13', key), 400, 'invalid_request'],
+    ['missing key', () => post(BASE, '/api/v1/send-otp', undefined, { phone: '0912345678', code: '123456' }), 401, 'unauthorized'],
+    ['unknown key', () => post(BASE, '/api/v1/send-otp', 'nxo_live_' + 'A'.repeat(43), { phone: '0912345678', code: '123456' }), 401, 'unauthorized'],
+    ['not a bearer', () => get(BASE, '/api/v1/balance', undefined, { Authorization: 'Basic Zm9vOmJhcg==' }), 401, 'unauthorized'],
+    ['landline', () => post(BASE, '/api/v1/send-otp', key, { phone: '02438123456', code: '123456' }), 422, 'invalid_phone'],
+    ['foreign number', () => post(BASE, '/api/v1/send-otp', key, { phone: '+14155550100', code: '123456' }), 422, 'invalid_phone'],
+    ['voice to Mobifone', () => post(BASE, '/api/v1/send-otp', key, { phone: '0901234567', code: '123456', channel: 'voice' }), 422, 'no_route'],
+    ['Gmobile', () => post(BASE, '/api/v1/send-otp', key, { phone: '0991234567', code: '123456' }), 422, 'no_route'],
+    ['Itelecom', () => post(BASE, '/api/v1/send-otp', key, { phone: '0871234567', code: '123456', channel: 'sms' }), 422, 'no_route'],
+    ['Reddi', () => post(BASE, '/api/v1/send-otp', key, { phone: '0551234567', code: '123456' }), 422, 'no_route'],
+    ['unknown route', () => get(BASE, '/api/v1/nothing-here', key), 404, 'not_found'],
+  ];
+
+  it.each(cases)('%s → %s %s', async (_name, call, status, code) => {
+    const head = await server.running.core.store.headPosition();
+    const res = await call();
+    expect(res.status).toBe(status);
+    const body = await res.json();
+    expect(body).toMatchObject({ ok: false, error: code, message: expect.any(String) });
+    expect(await server.running.core.store.headPosition()).toBe(head);
+  });
+});
+
+describe('hostile input', () => {
+  const nasty = [
+    '',
+    ' ',
+    '\u0000',
+    '０９１２３４５６７８',
+    '٠٩١٢٣٤٥٦٧٨',
+    '"; DROP TABLE events; --',
+    "' OR 1=1 --",
+    '<script>alert(1)</script>',
+    '${7*7}',
+    '../../etc/passwd',
+    '💥'.repeat(50),
+    'x'.repeat(300),
+    '\ud800',
+    '0912345678\n0912345679',
+  ];
+  const values: unknown[] = [...nasty, null, true, 0, -1, 1e309, [], {}, ['0912345678'], { $gt: '' }];
+
+  it('never answers 5xx and never appends, whatever lands in any field', async () => {
+    const { api_key } = await signup(BASE);
+    const head = await server.running.core.store.headPosition();
+    const base = { phone: '0912345678', code: '123456', channel: 'sms', webhook_url: 'https://example.test/h' };
+    for (const field of Object.keys(base)) {
+      for (const v of values) {
+        const res = await post(BASE, '/api/v1/send-otp', api_key, { ...base, [field]: v });
+        expect(res.status).toBeGreaterThanOrEqual(400);
+        expect(res.status).toBeLessThan(500);
+        const body = await res.json();
+        expect(body.ok).toBe(false);
+      }
+    }
+    for (const v of nasty) {
+      const res = await get(BASE, `/api/v1/otp/${encodeURIComponent(v.replace(/[\ud800-\udfff]/g, '\ufffd') || 'x')}`, api_key);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      const key = await post(BASE, '/api/v1/send-otp', api_key, base, { 'Idempotency-Key': v.slice(0, 300) || 'k' }).catch(() => undefined);
+      if (key) expect(key.status).toBeLessThan(500);
+    }
+    const raw = ['[', 'null', '[]', '"str"', '{"phone":', '\u0000', '{"__proto__":{"x":1},"phone":"0912345678","code":"123456"}'];
+    for (const body of raw) {
+      const res = await post(BASE, '/api/v1/send-otp', api_key, body);
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+    }
+    const wrongType = await fetch(`${BASE}/api/v1/send-otp`, { method: 'POST', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'text/plain' }, body: 'phone=0912345678' });
+    expect(wrongType.status).toBe(400);
+    expect(await server.running.core.store.headPosition()).toBe(head);
+  });
+});
+
+describe('operations endpoints', () => {
+  it('serves health, OpenAPI and the docs UI', async () => {
+    expect(await (await get(BASE, '/health/live')).json()).toEqual({ ok: true });
+    const ready = await get(BASE, '/health/ready');
+    expect(ready.status).toBe(200);
+    const doc = await (await get(BASE, '/openapi.json')).json();
+    expect(doc.paths['/api/v1/send-otp'].post).toBeDefined();
+    const ui = await get(BASE, '/docs');
+    expect(ui.status).toBe(200);
+    expect(await ui.text()).toContain('swagger');
+  });
+});

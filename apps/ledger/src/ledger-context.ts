@@ -1,0 +1,84 @@
+/**
+ * Where the ledger CLI reads from. Embedded default: the running service's
+ * SQLite file, opened read-only (WAL lets it read beside the live writer);
+ * the read models are in the same file. With ESDB_URL: the log comes from
+ * EventStoreDB and the read models from the instance's local SQLite file.
+ * Only `rebuild` writes, and only to read-model tables.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { type EventStore, openEventStore, SqliteEventStore } from '#eventstore';
+import type { Db } from '#projections';
+
+export interface LedgerContext {
+  store: EventStore;
+  /** The live read models. */
+  db: Db;
+  /** Human description of the sources, for headers. */
+  source: string;
+  out(text: string): void;
+}
+
+export interface SourceOptions {
+  /** Embedded: the event store file. With EventStoreDB: the local read-model file. */
+  db?: string;
+  esdbUrl?: string;
+  /** Open the read-model connection for writing (rebuild). */
+  writable?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface OpenedContext extends LedgerContext {
+  close(): Promise<void>;
+}
+
+export async function openLedgerContext(options: SourceOptions, out: (text: string) => void): Promise<OpenedContext> {
+  const env = options.env ?? process.env;
+  const dataDir = env.NEXO_DATA_DIR ?? './data';
+  const esdbUrl = options.esdbUrl ?? env.ESDB_URL;
+  if (esdbUrl !== undefined && esdbUrl !== '') {
+    const file = options.db ?? join(dataDir, 'read-models.db');
+    const store = await openEventStore({ kind: 'esdb', url: esdbUrl });
+    const db = openDb(file, options.writable === true);
+    return {
+      store,
+      db,
+      source: `EventStoreDB ${redactUrl(esdbUrl)}, read models in ${file}`,
+      out,
+      async close() {
+        db.close();
+        await store.close();
+      },
+    };
+  }
+  const file = options.db ?? env.NEXO_DB_FILE ?? join(dataDir, 'nexo.db');
+  const store = SqliteEventStore.open(file, { readonly: true });
+  // Rebuild writes tables through its own connection, so the store's read-only one never writes.
+  const db = options.writable === true ? openDb(file, true) : store.db;
+  return {
+    store,
+    db,
+    source: `SQLite ${file}`,
+    out,
+    async close() {
+      if (db !== store.db) db.close();
+      await store.close();
+    },
+  };
+}
+
+function openDb(file: string, writable: boolean): Db {
+  const db = new Database(file, { readonly: !writable, fileMustExist: !writable });
+  db.pragma('busy_timeout = 5000');
+  if (writable) {
+    db.pragma('journal_mode = WAL');
+    // Read models are rebuildable from the log; their commits need not wait for an fsync.
+    db.pragma('synchronous = NORMAL');
+  }
+  return db;
+}
+
+/** Keeps credentials in a connection string out of the output. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

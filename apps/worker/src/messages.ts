@@ -1,0 +1,53 @@
+/**
+ * Integration messages on the bus: what the relay publishes from the log and
+ * what receipt sources publish. zod checks every one at the consumer's edge.
+ */
+import { z } from 'zod';
+import { CarrierSchema, ChannelSchema, Id, IsoTime, RECEIPT_STATUSES, Sealed } from '#domain';
+
+export const DispatchMessage = z.object({
+  otpId: Id,
+  accountId: Id,
+  phone: Sealed,
+  phoneHash: z.string(),
+  carrier: CarrierSchema,
+  channel: ChannelSchema,
+  auto: z.boolean(),
+  code: Sealed,
+  at: IsoTime,
+});
+export type DispatchMessage = z.infer<typeof DispatchMessage>;
+
+export const ReceiptMessage = z.object({
+  provider: z.string().min(1).max(64),
+  providerMessageId: z.string().min(1).max(128),
+  status: z.enum(RECEIPT_STATUSES),
+  raw: z.string().max(1000),
+  at: IsoTime,
+  otpId: Id.optional(),
+});
+export type ReceiptMessage = z.infer<typeof ReceiptMessage>;
+
+export const SettlementMessage = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('receipt'), otpId: Id, accountId: Id, status: z.enum(RECEIPT_STATUSES), at: IsoTime }),
+  z.object({ kind: z.literal('route_failed'), otpId: Id, accountId: Id, retryable: z.boolean(), at: IsoTime }),
+  z.object({ kind: z.literal('expired'), otpId: Id, accountId: Id, at: IsoTime }),
+]);
+export type SettlementMessage = z.infer<typeof SettlementMessage>;
+
+export const WEBHOOK_TYPES = ['otp.routed', 'otp.delivered', 'otp.refunded'] as const;
+
+export const WebhookMessage = z.discriminatedUnion('kind', [
+  /** The per-send `webhook_url`, registered before any status change of that OTP (same key, same order). */
+  z.object({ kind: z.literal('target'), otpId: Id, accountId: Id, url: z.string().url() }),
+  z.object({
+    kind: z.literal('event'),
+    eventId: z.string().min(1).max(64),
+    type: z.enum(WEBHOOK_TYPES),
+    otpId: Id,
+    accountId: Id,
+    at: IsoTime,
+    extra: z.record(z.string(), z.string()).default({}),
+  }),
+]);
+export type WebhookMessage = z.infer<typeof WebhookMessage>;

@@ -1,0 +1,81 @@
+/**
+ * What each event means to the outside: the relay's routing. One place
+ * decides which facts leave the log, on which topic, under which key.
+ */
+import { TOPICS, type Publication } from '#bus';
+import type { AccountEventOf, OtpEventOf } from '#domain';
+import type { RecordedEvent } from '#eventstore';
+import type { DispatchMessage, SettlementMessage, WebhookMessage } from './messages.js';
+
+const ACCOUNT = 'account-';
+const OTP = 'otp-';
+
+function accountIdOf(e: RecordedEvent): string | undefined {
+  if (e.streamId.startsWith(ACCOUNT)) return e.streamId.slice(ACCOUNT.length);
+  const meta = e.metadata?.accountId;
+  return typeof meta === 'string' ? meta : undefined;
+}
+
+const webhook = (accountId: string, value: WebhookMessage): Publication => ({ topic: TOPICS.webhooks, message: { key: accountId, value } });
+const settle = (value: SettlementMessage): Publication => ({ topic: TOPICS.settlement, message: { key: value.accountId, value } });
+
+export function relayRoute(e: RecordedEvent): Publication[] {
+  const accountId = accountIdOf(e);
+  if (!accountId) return [];
+  switch (e.type) {
+    case 'OtpRequested': {
+      const d = e.data as AccountEventOf<'OtpRequested'>['data'];
+      const dispatch: DispatchMessage = {
+        otpId: d.otpId,
+        accountId,
+        phone: d.phone,
+        phoneHash: d.phoneHash,
+        carrier: d.carrier,
+        channel: d.channel,
+        auto: d.auto ?? false,
+        code: d.code,
+        at: d.at,
+      };
+      const out: Publication[] = [{ topic: TOPICS.dispatch, message: { key: d.phoneHash, value: dispatch } }];
+      if (d.webhookUrl) out.push(webhook(accountId, { kind: 'target', otpId: d.otpId, accountId, url: d.webhookUrl }));
+      return out;
+    }
+    case 'Routed': {
+      if (!e.streamId.startsWith(OTP)) return [];
+      const d = e.data as OtpEventOf<'Routed'>['data'];
+      const otpId = e.streamId.slice(OTP.length);
+      return [webhook(accountId, { kind: 'event', eventId: e.id, type: 'otp.routed', otpId, accountId, at: d.at, extra: { provider: d.provider } })];
+    }
+    case 'RouteFailed': {
+      const d = e.data as OtpEventOf<'RouteFailed'>['data'];
+      if (!d.final) return [];
+      return [settle({ kind: 'route_failed', otpId: e.streamId.slice(OTP.length), accountId, retryable: d.retryable, at: d.at })];
+    }
+    case 'ReceiptReceived': {
+      const d = e.data as OtpEventOf<'ReceiptReceived'>['data'];
+      return [settle({ kind: 'receipt', otpId: e.streamId.slice(OTP.length), accountId, status: d.status, at: d.at })];
+    }
+    case 'Expired':
+      return [settle({ kind: 'expired', otpId: e.streamId.slice(OTP.length), accountId, at: (e.data as { at: string }).at })];
+    case 'Delivered': {
+      const d = e.data as AccountEventOf<'Delivered'>['data'];
+      return [webhook(accountId, { kind: 'event', eventId: e.id, type: 'otp.delivered', otpId: d.otpId, accountId, at: d.at, extra: { via: d.via } })];
+    }
+    case 'Refunded': {
+      const d = e.data as AccountEventOf<'Refunded'>['data'];
+      return [
+        webhook(accountId, {
+          kind: 'event',
+          eventId: e.id,
+          type: 'otp.refunded',
+          otpId: d.otpId,
+          accountId,
+          at: d.at,
+          extra: { reason: d.reason, amount: d.amount },
+        }),
+      ];
+    }
+    default:
+      return [];
+  }
+}

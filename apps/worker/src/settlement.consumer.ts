@@ -1,0 +1,39 @@
+/**
+ * Settlement: the only place a charge becomes final. A delivered receipt, an
+ * answered call or customer feedback delivers; a final failure or expiry
+ * refunds. Keyed by account, so one writer per account stream; the account
+ * decider makes every repeat a no-op (I2), and a receipt after a refund moves
+ * no money.
+ */
+import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
+import { type AccountCommand, accountDecider, accountStream, type ReceiptStatus } from '#domain';
+import { SettlementMessage } from './messages.js';
+import type { WorkerDeps } from './worker.deps.js';
+
+function commandFor(m: SettlementMessage): AccountCommand | undefined {
+  if (m.kind === 'expired') return { type: 'RefundOtp', otpId: m.otpId, reason: 'expired', at: m.at };
+  if (m.kind === 'route_failed') return { type: 'RefundOtp', otpId: m.otpId, reason: m.retryable ? 'undelivered' : 'rejected', at: m.at };
+  const byStatus: Record<ReceiptStatus, AccountCommand | undefined> = {
+    delivered: { type: 'MarkDelivered', otpId: m.otpId, via: 'receipt', at: m.at },
+    answered: { type: 'MarkDelivered', otpId: m.otpId, via: 'voice_answer', at: m.at },
+    undelivered: { type: 'RefundOtp', otpId: m.otpId, reason: 'undelivered', at: m.at },
+    unanswered: { type: 'RefundOtp', otpId: m.otpId, reason: 'undelivered', at: m.at },
+    expired: { type: 'RefundOtp', otpId: m.otpId, reason: 'undelivered', at: m.at },
+    rejected: { type: 'RefundOtp', otpId: m.otpId, reason: 'rejected', at: m.at },
+    // Accepted by the SMSC says nothing about the handset: wait for more.
+    accepted: undefined,
+  };
+  return byStatus[m.status];
+}
+
+export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
+  return deps.bus.consume<unknown>('settlement', TOPICS.settlement, (batch) =>
+    forEachKeyInOrder(batch, async (msg) => {
+      const m = SettlementMessage.parse(msg.value);
+      const command = commandFor(m);
+      if (!command) return;
+      const { events } = await deps.runner.handle(accountStream(m.accountId), accountDecider, command);
+      for (const e of events) deps.metrics?.settled?.(e.type === 'Delivered' ? 'delivered' : 'refunded', e.type === 'Refunded' ? e.data.reason : e.type === 'Delivered' ? e.data.via : '');
+    }),
+  );
+}

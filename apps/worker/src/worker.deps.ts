@@ -1,0 +1,27 @@
+/** What every consumer is built from; the same in the embedded process and in a distributed worker. */
+import type Database from 'better-sqlite3';
+import type { MessageBus } from '#bus';
+import type { Carriers } from '#carriers';
+import type { CommandRunner, EventStore } from '#eventstore';
+import type { Logger } from '#observability';
+import type { Cipher } from '#security';
+
+export interface WorkerMetrics {
+  submitted?(provider: string, outcome: string, seconds: number): void;
+  settled?(kind: 'delivered' | 'refunded', carrierOrReason: string): void;
+  webhookAttempt?(outcome: string): void;
+}
+
+export interface WorkerDeps {
+  store: EventStore;
+  runner: CommandRunner;
+  bus: MessageBus;
+  /** Local SQLite: read models and the workers' own tables (the service's file in embedded mode). */
+  db: Database.Database;
+  cipher: Cipher;
+  carriers: Carriers;
+  logger: Logger;
+  clock: () => Date;
+  expiryMs: number;
+  metrics?: WorkerMetrics;
+}

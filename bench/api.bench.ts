@@ -1,0 +1,190 @@
+/**
+ * bench:api: POST /api/v1/send-otp under load, over many distinct phones and
+ * many funded accounts, against a bare Fastify route on the same machine
+ * measured in the same run as the ceiling. The server runs in its own process
+ * (the embedded default, durable appends); autocannon runs in this one.
+ *
+ *   npm run bench:api                      burst + sustained
+ *   BENCH_MILLION=1 npm run bench:api      also drive 1,000,000 accepted OTPs and report RSS
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import { accountDecider, accountStream } from '#domain';
+import { CommandRunner, SqliteEventStore } from '#eventstore';
+import { newApiKey } from '#security';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const ACCOUNTS = 200;
+const SUSTAINED_SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
+const CONNECTIONS = 64;
+const AT = new Date().toISOString();
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function seedAccounts(file: string): Promise<string[]> {
+  const store = SqliteEventStore.open(file);
+  const runner = new CommandRunner(store);
+  const keys: string[] = [];
+  await Promise.all(
+    Array.from({ length: ACCOUNTS }, async (_, i) => {
+      const accountId = `acc_bench${i}`;
+      const stream = accountStream(accountId);
+      const key = newApiKey();
+      keys.push(key.key);
+      await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: `bench ${i}`, testCredits: 5, at: AT });
+      await runner.handle(stream, accountDecider, { type: 'IssueApiKey', keyId: `key_bench${i}`, keyHash: key.hash, prefix: key.prefix, at: AT });
+      await runner.handle(stream, accountDecider, {
+        type: 'CreditDeposit',
+        chainId: 1,
+        token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
+        txHash: `0x${i.toString(16).padStart(64, '0')}`,
+        logIndex: 0,
+        blockNumber: 1,
+        blockHash: `0x${'1'.repeat(64)}`,
+        amount: String(1_000_000n * 1_000_000n),
+        at: AT,
+      });
+    }),
+  );
+  await store.close();
+  return keys;
+}
+
+async function waitReady(base: string, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+    try {
+      const r = await fetch(`${base}/health/ready`);
+      if (r.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not become ready');
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Math.round(Number(m[1]) / 1024) : NaN;
+}
+
+let phoneCounter = 0;
+/** Distinct numbers across Viettel/Vinaphone/Mobifone prefixes: 10 M before any repeats. */
+function nextPhone(): string {
+  const n = phoneCounter++;
+  const prefixes = ['091', '098', '090', '094', '086', '093', '097', '088'];
+  return `${prefixes[n % prefixes.length]}${String(Math.floor(n / prefixes.length) % 10_000_000).padStart(7, '0')}`;
+}
+
+interface Run {
+  accepted: number;
+  non2xx: number;
+  errors: number;
+  seconds: number;
+  p50: number;
+  p99: number;
+}
+
+async function load(url: string, keys: string[], opts: { amount?: number; duration?: number; overallRate?: number; connections: number }): Promise<Run> {
+  let k = 0;
+  const started = performance.now();
+  const r = await autocannon({
+    url,
+    connections: opts.connections,
+    ...(opts.amount ? { amount: opts.amount } : {}),
+    ...(opts.duration ? { duration: opts.duration } : {}),
+    ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
+    requests: [
+      {
+        method: 'POST',
+        path: '/api/v1/send-otp',
+        setupRequest: (req: autocannon.Request) => ({
+          ...req,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[k++ % keys.length]}` },
+          body: JSON.stringify({ phone: nextPhone(), code: '482913', channel: 'sms' }),
+        }),
+      },
+    ],
+  });
+  return {
+    accepted: r['2xx'],
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    seconds: (performance.now() - started) / 1000,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+  };
+}
+
+function spawnNode(args: string[], env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+const BARE = `
+import Fastify from 'fastify';
+const app = Fastify({ bodyLimit: 16384 });
+app.post('/api/v1/send-otp', async (req) => ({ ok: true, id: 'x', phone: req.body.phone }));
+app.get('/health/ready', async () => ({ ok: true }));
+await app.listen({ port: Number(process.env.PORT), host: '127.0.0.1' });
+`;
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'nexo-bench-api-'));
+  const keys = await seedAccounts(join(dir, 'nexo.db'));
+  const out: string[] = [];
+
+  const barePort = await freePort();
+  const bare = spawnNode(['--input-type=module', '-e', BARE], { PORT: String(barePort) });
+  const bareBase = `http://127.0.0.1:${barePort}`;
+  await waitReady(bareBase, bare);
+  await load(bareBase, keys, { duration: 2, connections: CONNECTIONS });
+  const ceiling = await load(bareBase, keys, { duration: SUSTAINED_SECONDS, connections: CONNECTIONS });
+  bare.kill('SIGTERM');
+  const ceilingRate = ceiling.accepted / ceiling.seconds;
+
+  const port = await freePort();
+  const server = spawnNode(['dist/apps/api/src/main.js'], { NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await waitReady(base, server);
+    const burst = await load(base, keys, { amount: 1_000, overallRate: 1_000, connections: 100 });
+    out.push(
+      `burst: 1,000 sends offered at 1,000/s: ${burst.accepted} accepted, ${burst.non2xx} refused, ${burst.errors} errors in ${burst.seconds.toFixed(2)} s; p50 ${burst.p50} ms, p99 ${burst.p99} ms (goal: all accepted, p99 < 50 ms)`,
+    );
+    const sustained = await load(base, keys, { duration: SUSTAINED_SECONDS, connections: CONNECTIONS });
+    const rate = sustained.accepted / sustained.seconds;
+    out.push(
+      `sustained ${SUSTAINED_SECONDS} s, ${CONNECTIONS} connections: ${Math.round(rate)} accepted OTPs/s (${sustained.non2xx} refused, ${sustained.errors} errors); p50 ${sustained.p50} ms, p99 ${sustained.p99} ms (goal ≥ 5,000/s)`,
+    );
+    out.push(`ceiling: bare Fastify route ${Math.round(ceilingRate)} req/s, p99 ${ceiling.p99} ms; send-otp is ${((100 * rate) / ceilingRate).toFixed(1)}% of it (goal ≥ 25%)`);
+    let total = burst.accepted + sustained.accepted;
+    if (process.env.BENCH_MILLION === '1') {
+      while (total < 1_000_000) {
+        const r = await load(base, keys, { amount: Math.min(200_000, 1_000_000 - total), connections: CONNECTIONS });
+        total += r.accepted;
+        if (r.accepted === 0) throw new Error('no progress');
+      }
+    }
+    out.push(`server RSS after ${total.toLocaleString('en-US')} accepted OTPs: ${rssMb(server.pid!)} MB (goal < 400 MB at 1,000,000)`);
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`bench:api (${ACCOUNTS} funded accounts, distinct phones, synchronous=FULL appends)\n${out.join('\n')}\n`);
+}
+
+await main();

@@ -1,0 +1,276 @@
+/**
+ * bench:replay: replaying 1,000,000 events into all read models, with the raw
+ * log read rate measured in the same run as the ceiling, then `ledger replay`
+ * (the built CLI, as finance runs it) on the same file, then the projection
+ * lag while sends are appended as fast as the command path takes them.
+ *
+ * The log is a realistic mix, written straight into a temp SQLite file: per
+ * OTP OtpRequested + Charged on the account stream, Routed and
+ * ReceiptReceived on its own stream, then Delivered (90 %) or Refunded;
+ * 500 accounts with skewed (Zipf) traffic, deposits, keys, over ~3 months.
+ * Targets: replay ≥ 100,000 events/s, `ledger replay` < 15 s, lag < 1 s.
+ */
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { type AccountCommand, accountDecider, accountStream, DomainError } from '#domain';
+import { CommandRunner, SqliteEventStore } from '#eventstore';
+import { defaultProjections, listBalances, Projector } from '#projections';
+
+const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const ACCOUNTS = 500;
+const PRICE = 22_000;
+const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 10);
+const SENDERS = 500;
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '../..');
+
+const dir = mkdtempSync(join(tmpdir(), 'nexo-bench-replay-'));
+const file = join(dir, 'nexo.db');
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const rate = (n: number, seconds: number) => Math.round(n / seconds);
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+interface Pending {
+  ms: number;
+  seq: number;
+  stream: string;
+  type: string;
+  data: unknown;
+}
+
+/** Writes the log with plain INSERTs in large transactions: setup, not what is measured. */
+async function generateLog(): Promise<{ events: number; otps: number }> {
+  const random = prng(7);
+  const hex = (n: number, len: number) => n.toString(16).padStart(len, '0');
+  const weights = Array.from({ length: ACCOUNTS }, (_, i) => 1 / (i + 1) ** 1.1);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const cumulative: number[] = [];
+  let running = 0;
+  for (const w of weights) cumulative.push((running += w) / total);
+  const pickAccount = () => {
+    const r = random();
+    let lo = 0;
+    let hi = ACCOUNTS - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cumulative[mid] < r) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const carriers = ['viettel', 'viettel', 'viettel', 'vinaphone', 'vinaphone', 'mobifone', 'mobifone', 'vietnamobile'] as const;
+  const start = Date.parse('2026-01-15T00:00:00.000Z');
+  const events: Pending[] = [];
+  let seq = 0;
+  const push = (ms: number, stream: string, type: string, data: unknown) => events.push({ ms, seq: seq++, stream, type, data });
+  const iso = (ms: number) => new Date(ms).toISOString();
+
+  const perAccountSetup = 4;
+  const otps = Math.floor((EVENTS - ACCOUNTS * perAccountSetup) / 5);
+  const spanMs = 75 * 24 * 3600 * 1000;
+  for (let a = 0; a < ACCOUNTS; a++) {
+    const s = accountStream(`acc${a}`);
+    const t = start + a * 1000;
+    push(t, s, 'AccountOpened', { accountId: `acc${a}`, name: `Exchange ${a}`, testCredits: 5, at: iso(t) });
+    push(t + 1, s, 'ApiKeyIssued', { keyId: `k${a}`, keyHash: hex(a + 1, 64), prefix: 'nx_live_', at: iso(t + 1) });
+    push(t + 2, s, 'DepositAddressAssigned', { chain: 'bsc', address: `0x${hex(a + 1, 40)}`, index: a, at: iso(t + 2) });
+    // Enough to pay for every send this account will make (weights are its share of traffic).
+    const amount = BigInt(Math.ceil(((weights[a] / total) * otps + 50) * 1.2)) * BigInt(PRICE);
+    push(t + 3, s, 'DepositCredited', {
+      chainId: 56,
+      token: `0x${'5'.repeat(40)}`,
+      txHash: `0x${hex(a + 1, 64)}`,
+      logIndex: 0,
+      blockNumber: 40_000_000 + a,
+      blockHash: `0x${hex(a + 7, 64)}`,
+      amount: amount.toString(),
+      at: iso(t + 3),
+    });
+  }
+  const used = new Array<number>(ACCOUNTS).fill(0);
+  for (let i = 0; i < otps; i++) {
+    const a = pickAccount();
+    const s = accountStream(`acc${a}`);
+    const otpId = `otp_${hex(i, 12)}`;
+    const t = start + 3_600_000 + Math.floor((i / otps) * spanMs);
+    const carrier = carriers[Math.floor(random() * carriers.length)];
+    const channel = carrier !== 'mobifone' && random() < 0.6 ? 'voice' : 'sms';
+    const fundedBy = used[a]++ < 5 ? 'test_credit' : 'balance';
+    push(t, s, 'OtpRequested', {
+      otpId,
+      phone: `k1:${Buffer.from(`phone-${i}-sealed-with-iv-and-tag`).toString('base64url')}`,
+      phoneHash: hex(i * 7919, 64),
+      phoneMasked: '+8491****678',
+      carrier,
+      channel,
+      code: `k1:${Buffer.from(`code-${i}-sealed-iv-tag`).toString('base64url')}`,
+      at: iso(t),
+    });
+    push(t, s, 'Charged', { otpId, amount: String(PRICE), fundedBy, at: iso(t) });
+    const routedMs = t + 200 + Math.floor(random() * 800);
+    const o = `otp-${otpId}`;
+    const messageId = `sim-${hex(i, 10)}`;
+    push(routedMs, o, 'Routed', { attempt: 1, provider: 'sim', carrier, channel, providerMessageId: messageId, at: iso(routedMs) });
+    const ok = random() < 0.9;
+    // Voice rings in 5-10 s; SMS receipts come in a few seconds to a minute (log-normal-ish).
+    const latency = channel === 'voice' ? 5_000 + random() * 5_000 : 2_000 * Math.exp(random() * 3.4);
+    const doneMs = ok ? Math.floor(t + latency) : t + 600_000;
+    push(doneMs, o, 'ReceiptReceived', {
+      providerMessageId: messageId,
+      status: ok ? (channel === 'voice' ? 'answered' : 'delivered') : 'expired',
+      raw: `id:${messageId} sub:001 dlvrd:${ok ? '001' : '000'} submit date:2601150000 done date:2601150000 stat:${ok ? 'DELIVRD' : 'EXPIRED'} err:000`,
+      at: iso(doneMs),
+    });
+    if (ok) push(doneMs, s, 'Delivered', { otpId, via: channel === 'voice' ? 'voice_answer' : 'receipt', at: iso(doneMs) });
+    else push(doneMs, s, 'Refunded', { otpId, amount: String(PRICE), fundedBy, reason: 'expired', at: iso(doneMs) });
+  }
+  events.sort((x, y) => x.ms - y.ms || x.seq - y.seq);
+
+  await SqliteEventStore.open(file).close();
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = OFF');
+  const insert = db.prepare('INSERT INTO events (position, stream_id, revision, id, type, data, metadata, created) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)');
+  const revisions = new Map<string, number>();
+  const CHUNK = 100_000;
+  for (let from = 0; from < events.length; from += CHUNK) {
+    db.transaction(() => {
+      for (let i = from; i < Math.min(from + CHUNK, events.length); i++) {
+        const e = events[i];
+        const revision = (revisions.get(e.stream) ?? -1) + 1;
+        revisions.set(e.stream, revision);
+        insert.run(i + 1, e.stream, revision, randomUUID(), e.type, JSON.stringify(e.data), e.ms);
+      }
+    })();
+  }
+  db.pragma('wal_checkpoint(TRUNCATE)');
+  db.close();
+  return { events: events.length, otps };
+}
+
+async function lagUnderLoad(): Promise<{ sends: number; seconds: number; maxLag: number; p99Lag: number; samples: number }> {
+  const store = SqliteEventStore.open(file);
+  const projector = new Projector({ store, db: store.db, projections: defaultProjections(), lagIntervalMs: 60_000 });
+  await projector.catchUp();
+  projector.start();
+  const runner = new CommandRunner(store);
+  const accounts = listBalances(store.db)
+    .filter((b) => b.balance > 1_000_000n)
+    .map((b) => b.accountId);
+  const lags: number[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      lags.push((await projector.lag()).seconds);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  let sends = 0;
+  let n = 0;
+  const deadline = performance.now() + LAG_SECONDS * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: SENDERS }, async () => {
+      while (performance.now() < deadline) {
+        const i = n++;
+        const accountId = accounts[i % accounts.length];
+        const cmd: AccountCommand = {
+          type: 'SendOtp',
+          price: BigInt(PRICE),
+          otp: {
+            otpId: `load_${i}`,
+            phone: 'k1:c2VhbGVkLXBob25l',
+            phoneHash: i.toString(16).padStart(64, '0'),
+            phoneMasked: '+8491****678',
+            carrier: 'viettel',
+            channel: 'voice',
+            code: 'k1:c2VhbGVkLWNvZGU',
+            at: new Date().toISOString(),
+          },
+        };
+        try {
+          await runner.handle(accountStream(accountId), accountDecider, cmd);
+          sends++;
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  await projector.waitUntilCaughtUp(30_000);
+  sampling = false;
+  await sampler;
+  await projector.stop();
+  await store.close();
+  const sorted = [...lags].sort((a, b) => a - b);
+  return { sends, seconds, maxLag: sorted[sorted.length - 1] ?? 0, p99Lag: sorted[Math.floor(sorted.length * 0.99)] ?? 0, samples: lags.length };
+}
+
+async function main(): Promise<void> {
+  let t = performance.now();
+  const log = await generateLog();
+  out(`bench:replay: ${fmt(log.events)} events (${fmt(log.otps)} OTPs, ${ACCOUNTS} accounts) written in ${((performance.now() - t) / 1000).toFixed(1)} s; ${(statSync(file).size / 1e6).toFixed(0)} MB`);
+
+  // (a) ceiling: the raw log read rate through the store's page reader, nothing applied.
+  const reader = SqliteEventStore.open(file, { readonly: true });
+  t = performance.now();
+  let read = 0;
+  for (let from = 0; ; ) {
+    const page = reader.readPage(from, 5_000);
+    if (page.length === 0) break;
+    read += page.length;
+    from = Number(page[page.length - 1].position);
+  }
+  const ceilingSeconds = (performance.now() - t) / 1000;
+  await reader.close();
+  const ceiling = rate(read, ceilingSeconds);
+
+  // (b) the projector: every read model, in the log's own file, one transaction per 5,000-event page.
+  const store = SqliteEventStore.open(file);
+  const projector = new Projector({ store, db: store.db, projections: defaultProjections(), batchSize: 5_000 });
+  t = performance.now();
+  const replayed = await projector.catchUp();
+  const replaySeconds = (performance.now() - t) / 1000;
+  await store.close();
+  const replayRate = rate(replayed, replaySeconds);
+
+  // (c) the built CLI, as finance runs it, against the same file.
+  t = performance.now();
+  const { stdout } = await promisify(execFile)(process.execPath, [join(repoRoot, 'dist/apps/ledger/src/main.js'), 'replay', '--db', file], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const cliSeconds = (performance.now() - t) / 1000;
+  const summary = stdout.trim().split('\n').at(-1);
+
+  // (d) lag while sends are appended as fast as the command path takes them.
+  const lag = await lagUnderLoad();
+
+  const pct = (r: number) => `${((100 * r) / ceiling).toFixed(0)}% of (a)`;
+  out(`(a) ceiling: raw log read (readPage, 5,000/page)     ${fmt(ceiling).padStart(10)} events/s   ${ceilingSeconds.toFixed(2)} s`);
+  out(`(b) projector replay into all read models          ${fmt(replayRate).padStart(10)} events/s   ${replaySeconds.toFixed(2)} s   ${pct(replayRate)}   target >= 100,000`);
+  out(`(c) ledger replay (node dist/apps/ledger/src/main.js) ${cliSeconds.toFixed(2).padStart(8)} s   (${summary})   target < 15 s`);
+  out(
+    `(d) projection lag under send load: ${fmt(rate(lag.sends, lag.seconds))} sends/s by ${SENDERS} senders for ${lag.seconds.toFixed(0)} s; ` +
+      `lag max ${lag.maxLag.toFixed(3)} s, p99 ${lag.p99Lag.toFixed(3)} s over ${lag.samples} samples   target < 1 s`,
+  );
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describeMessageBusContract } from '../testing/message-bus.contract.js';
+import type { ConsumedMessage } from '../message-bus.port.js';
+import { InProcessMessageBus, type InProcessBusOptions } from './in-process.message-bus.js';
+
+function tempDb(): { db: Database.Database; file: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'nexo-bus-'));
+  const file = join(dir, 'bus.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  return {
+    db,
+    file,
+    remove: () => {
+      if (db.open) db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const fast: InProcessBusOptions = { pollIntervalMs: 20, retryDelayMs: 50 };
+
+describeMessageBusContract('in-process (SQLite, WAL)', async () => {
+  const t = tempDb();
+  const bus = new InProcessMessageBus(t.db, fast);
+  return {
+    bus,
+    async cleanup() {
+      await bus.close();
+      t.remove();
+    },
+  };
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(done: () => boolean, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+describe('in-process bus only', () => {
+  let t: ReturnType<typeof tempDb>;
+  let bus: InProcessMessageBus;
+  beforeEach(() => {
+    t = tempDb();
+    bus = new InProcessMessageBus(t.db, fast);
+  });
+  afterEach(async () => {
+    await bus.close();
+    t.remove();
+  });
+
+  it('keeps delivering after pruning has emptied a topic (offsets never go back below a commit)', async () => {
+    const got: string[] = [];
+    // batchSize 1: one commit per message, so the prune after every 100th commit runs.
+    const consumer = await bus.consume<{ n: number }>(
+      'g',
+      'prune.topic',
+      async (batch) => {
+        got.push(...batch.map((m) => m.offset));
+      },
+      { batchSize: 1 },
+    );
+    await bus.publish(
+      'prune.topic',
+      Array.from({ length: 100 }, (_, n) => ({ key: `k${n}`, value: { n } })),
+    );
+    await waitFor(() => got.length === 100, '100 messages');
+    while ((await consumer.lag()) > 0) await sleep(10);
+    const left = t.db.prepare<[], { c: number }>('SELECT count(*) AS c FROM bus_prune_topic').get()!.c;
+    expect(left).toBeLessThanOrEqual(1);
+    await bus.publish('prune.topic', [{ key: 'late', value: { n: 100 } }]);
+    await waitFor(() => got.length === 101, 'the message published after the prune');
+    expect(BigInt(got[100])).toBeGreaterThan(BigInt(got[99]));
+    expect(await consumer.lag()).toBe(0);
+  });
+
+  it('commits a batch whose handler resolves while stop() waits for it', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const consumer = await bus.consume('g', 'stop.during', async () => {
+      calls++;
+      await gate;
+    });
+    await bus.publish('stop.during', [{ key: 'k', value: 1 }]);
+    await waitFor(() => calls === 1, 'the handler to start');
+    const stopping = consumer.stop();
+    release();
+    await stopping;
+
+    const again: ConsumedMessage[] = [];
+    const next = await bus.consume('g', 'stop.during', async (b) => {
+      again.push(...b);
+    });
+    await bus.publish('stop.during', [{ key: 'k', value: 2 }]);
+    await waitFor(() => again.length >= 1, 'the second message');
+    expect(again.map((m) => m.value)).toEqual([2]);
+    await next.stop();
+  });
+
+  it('refuses a second consumer of the same group and topic on one bus', async () => {
+    const c = await bus.consume('g', 'dup.topic', async () => undefined);
+    await expect(bus.consume('g', 'dup.topic', async () => undefined)).rejects.toThrow(/already consumes/);
+    await c.stop();
+    const again = await bus.consume('g', 'dup.topic', async () => undefined);
+    await again.stop();
+  });
+
+  it('survives a rolled-back transaction that created a topic', async () => {
+    expect(() =>
+      t.db.transaction(() => {
+        bus.publishInTransaction('rolled.back', [{ key: 'k', value: 1 }]);
+        throw new Error('caller fails after publishing (test)');
+      })(),
+    ).toThrow(/caller fails/);
+    await bus.publish('rolled.back', [{ key: 'k', value: 2 }]);
+    const got: unknown[] = [];
+    const c = await bus.consume('g', 'rolled.back', async (b) => {
+      got.push(...b.map((m) => m.value));
+    });
+    await waitFor(() => got.length === 1, 'the published message');
+    expect(got).toEqual([2]);
+    await c.stop();
+  });
+
+  it('waits out the retry delay after a rejection even while messages keep arriving', async () => {
+    const slow = new InProcessMessageBus(t.db, { pollIntervalMs: 20, retryDelayMs: 300 });
+    const attempts: number[] = [];
+    const c = await slow.consume('g', 'backoff.topic', async () => {
+      attempts.push(Date.now());
+      throw new Error('down (test)');
+    });
+    await slow.publish('backoff.topic', [{ key: 'k', value: 0 }]);
+    await waitFor(() => attempts.length === 1, 'the first attempt');
+    for (let i = 1; i <= 5; i++) {
+      await sleep(20);
+      await slow.publish('backoff.topic', [{ key: 'k', value: i }]);
+    }
+    await waitFor(() => attempts.length === 2, 'the retry', 2_000);
+    expect(attempts[1] - attempts[0]).toBeGreaterThanOrEqual(280);
+    await c.stop();
+    await slow.close();
+  });
+
+  it('ends a consumer cleanly when its database is closed under it', async () => {
+    const c = await bus.consume('g', 'closed.db', async () => undefined);
+    t.db.close();
+    await sleep(60);
+    await expect(c.stop()).resolves.toBeUndefined();
+  });
+
+  it('refuses a value that is not JSON, without writing the rest of the call', async () => {
+    await expect(bus.publish('bad.value', [{ key: 'a', value: 1 }, { key: 'b', value: undefined }])).rejects.toThrow(TypeError);
+    const c = await bus.consume('g', 'bad.value', async () => undefined);
+    expect(await c.lag()).toBe(0);
+    await c.stop();
+  });
+});

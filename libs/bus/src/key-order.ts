@@ -1,0 +1,32 @@
+/**
+ * Runs a batch with parallelism across keys and strict order within a key:
+ * what a consumer needs to keep per-phone and per-account order while
+ * thousands of different phones are served at once.
+ */
+import type { ConsumedMessage } from './message-bus.port.js';
+
+export async function forEachKeyInOrder<V>(
+  batch: readonly ConsumedMessage<V>[],
+  handle: (message: ConsumedMessage<V>) => Promise<void>,
+  concurrency = 64,
+): Promise<void> {
+  const lanes = new Map<string, ConsumedMessage<V>[]>();
+  for (const m of batch) {
+    const lane = lanes.get(m.key);
+    if (lane) lane.push(m);
+    else lanes.set(m.key, [m]);
+  }
+  const queue = [...lanes.values()];
+  const failures: unknown[] = [];
+  const worker = async () => {
+    for (let lane = queue.shift(); lane; lane = queue.shift()) {
+      try {
+        for (const m of lane) await handle(m);
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+  if (failures.length > 0) throw failures[0];
+}

@@ -1,0 +1,251 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { SqliteEventStore, type RecordedEvent } from '#eventstore';
+import { InProcessMessageBus } from './adapters/in-process.message-bus.js';
+import type { ConsumedMessage, MessageBus, OutgoingMessage } from './message-bus.port.js';
+import { Relay, type RelayRoute } from './relay.js';
+
+/** What each test message carries: where its event sits in the log. */
+interface Routed {
+  position: string;
+  type: string;
+  streamId: string;
+}
+
+// The routing the service uses, reduced to its shape: OTP requests to
+// dispatch by phone, status changes to webhooks by account, the rest nowhere.
+const route: RelayRoute = (e: RecordedEvent) => {
+  const value: Routed = { position: String(e.position), type: e.type, streamId: e.streamId };
+  const data = e.data as { phoneHash?: string; accountId?: string };
+  if (e.type === 'OtpRequested') {
+    return [
+      { topic: 'nexo.otp.dispatch', message: { key: data.phoneHash!, value } },
+      { topic: 'nexo.webhooks', message: { key: data.accountId!, value } },
+    ];
+  }
+  if (e.type === 'Delivered') return [{ topic: 'nexo.webhooks', message: { key: data.accountId!, value } }];
+  return [];
+};
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(done: () => boolean | Promise<boolean>, what: () => string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
+    await sleep(10);
+  }
+}
+
+describe('Relay: event log → bus', () => {
+  let dir: string;
+  let file: string;
+  let store: SqliteEventStore;
+  const opened: Database.Database[] = [];
+  const relays: Relay[] = [];
+
+  const open = () => {
+    const db = new Database(file);
+    db.pragma('busy_timeout = 5000');
+    opened.push(db);
+    return db;
+  };
+  const relay = (...args: ConstructorParameters<typeof Relay>) => {
+    const r = new Relay(...args);
+    relays.push(r);
+    return r;
+  };
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexo-relay-'));
+    file = join(dir, 'service.db');
+    store = SqliteEventStore.open(file, { pollIntervalMs: 20 });
+  });
+
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((r) => r.stop()));
+    for (const db of opened.splice(0)) if (db.open) db.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** `n` OTPs over a few accounts and phones, each `[OtpRequested, Charged]`, every third one then Delivered. */
+  async function appendOtps(n: number, from = 0): Promise<bigint> {
+    let head = 0n;
+    for (let i = from; i < from + n; i++) {
+      const accountId = `acc-${i % 3}`;
+      const otp = { otpId: `otp-${i}`, phoneHash: `ph-${i % 7}`, accountId };
+      head = (await store.append(`account-${accountId}`, [{ type: 'OtpRequested', data: otp }, { type: 'Charged', data: otp }], 'any')).position;
+      if (i % 3 === 0) head = (await store.append(`account-${accountId}`, [{ type: 'Delivered', data: otp }], 'any')).position;
+    }
+    return head;
+  }
+
+  /** Every message of a topic, in topic order, read by a fresh group on its own bus. */
+  async function readTopic(topic: string): Promise<ConsumedMessage<Routed>[]> {
+    const reader = new InProcessMessageBus(open(), { pollIntervalMs: 10 });
+    const got: ConsumedMessage<Routed>[] = [];
+    const c = await reader.consume<Routed>(`reader-${Math.random()}`, topic, async (b) => {
+      got.push(...b);
+    });
+    await waitFor(
+      async () => (await c.lag()) === 0,
+      () => `reader of ${topic} to catch up`,
+    );
+    await reader.close();
+    return got;
+  }
+
+  /** Positions of the log's events that `route` sends to `topic`, in log order. */
+  async function expected(topic: string, upTo: bigint): Promise<string[]> {
+    const out: string[] = [];
+    for await (const e of store.readAll()) {
+      if (e.position > upTo) break;
+      if (route(e).some((p) => p.topic === topic)) out.push(String(e.position));
+    }
+    return out;
+  }
+
+  it('publishes each routed event to its topics, in log order, with its key', async () => {
+    const bus = new InProcessMessageBus(store.db, { pollIntervalMs: 20 });
+    const head = await appendOtps(20);
+    const r = relay(store, bus, store.db, route, { batchSize: 7 });
+    r.start();
+    await waitFor(
+      () => r.checkpoint === head,
+      () => `checkpoint ${head}, at ${r.checkpoint}`,
+    );
+
+    const dispatch = await readTopic('nexo.otp.dispatch');
+    const webhooks = await readTopic('nexo.webhooks');
+    expect(dispatch.map((m) => m.value.position)).toEqual(await expected('nexo.otp.dispatch', head));
+    expect(webhooks.map((m) => m.value.position)).toEqual(await expected('nexo.webhooks', head));
+    expect(dispatch.every((m) => m.value.type === 'OtpRequested')).toBe(true);
+    expect(dispatch[0].key).toBe('ph-0');
+    expect(webhooks.map((m) => m.value.type)).toContain('Delivered');
+    await bus.close();
+  });
+
+  it('resumes from its checkpoint after a restart: nothing lost, nothing twice', async () => {
+    const bus = new InProcessMessageBus(store.db, { pollIntervalMs: 20 });
+    const firstHead = await appendOtps(15);
+    const first = relay(store, bus, store.db, route, { batchSize: 4 });
+    first.start();
+    await waitFor(
+      () => first.checkpoint === firstHead,
+      () => `checkpoint ${firstHead}`,
+    );
+    await first.stop();
+
+    const head = await appendOtps(10, 15);
+    const second = relay(store, bus, store.db, route, { batchSize: 4 });
+    second.start();
+    await waitFor(
+      () => second.checkpoint === head,
+      () => `checkpoint ${head}, at ${second.checkpoint}`,
+    );
+    expect((await readTopic('nexo.otp.dispatch')).map((m) => m.value.position)).toEqual(await expected('nexo.otp.dispatch', head));
+    expect((await readTopic('nexo.webhooks')).map((m) => m.value.position)).toEqual(await expected('nexo.webhooks', head));
+    await bus.close();
+  });
+
+  it('republishes at most the page in flight after dying between publish and checkpoint, and loses nothing', async () => {
+    // The bus has a connection of its own here, as Kafka would be: the relay
+    // cannot make messages and checkpoint one transaction, which is the case
+    // this test is about.
+    const inner = new InProcessMessageBus(open(), { pollIntervalMs: 20 });
+    const head = await appendOtps(30);
+    const pageSize = 5;
+    const checkpointDb = open();
+    let pages = 0;
+    // Publishes, then the process "dies" before the checkpoint: its
+    // connection goes away, so the checkpoint write of this page never lands.
+    const dying: MessageBus = {
+      publish: async (topic: string, messages: readonly OutgoingMessage[]) => {
+        await inner.publish(topic, messages);
+        if (topic === 'nexo.otp.dispatch' && ++pages === 3) checkpointDb.close();
+      },
+      consume: (...args) => inner.consume(...args),
+      close: async () => undefined,
+    };
+    const errors: unknown[] = [];
+    const first = relay(store, dying, checkpointDb, route, { batchSize: pageSize, retryDelayMs: 60_000, onError: (e) => errors.push(e) });
+    first.start();
+    await waitFor(
+      () => errors.length > 0,
+      () => 'the relay to die at its checkpoint',
+    );
+    const died = first.checkpoint;
+    await first.stop();
+    expect(died).toBeLessThan(head);
+
+    const second = relay(store, inner, open(), route, { batchSize: pageSize });
+    second.start();
+    await waitFor(
+      () => second.checkpoint === head,
+      () => `checkpoint ${head}, at ${second.checkpoint}`,
+    );
+
+    const got = (await readTopic('nexo.otp.dispatch')).map((m) => m.value.position);
+    const all = await expected('nexo.otp.dispatch', head);
+    // The log up to the page that died, then again from the checkpoint it left.
+    const cut = all.findIndex((p) => BigInt(p) > died);
+    const lastPage = all.filter((p) => BigInt(p) > died && BigInt(p) <= died + BigInt(pageSize));
+    expect(lastPage.length).toBeGreaterThan(0);
+    expect(got).toEqual([...all.slice(0, cut), ...lastPage, ...all.slice(cut)]);
+    await inner.close();
+  });
+
+  it('commits messages and checkpoint together on the in-process bus: a failed checkpoint publishes nothing', async () => {
+    const bus = new InProcessMessageBus(store.db, { pollIntervalMs: 20 });
+    store.db.exec('CREATE TABLE IF NOT EXISTS relay_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID');
+    store.db.exec(`CREATE TRIGGER no_checkpoint BEFORE INSERT ON relay_checkpoints BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END`);
+    const head = await appendOtps(6);
+    const errors: unknown[] = [];
+    const r = relay(store, bus, store.db, route, { batchSize: 4, retryDelayMs: 30, onError: (e) => errors.push(e) });
+    r.start();
+    await waitFor(
+      () => errors.length >= 2,
+      () => 'two refused checkpoints',
+    );
+    expect(String(errors[0])).toMatch(/disk full/);
+    expect(r.checkpoint).toBe(0n);
+    const table = (t: string) => store.db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE name = ?").get(t)!.n;
+    const rows = (t: string) => (table(t) ? store.db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${t}`).get()!.n : 0);
+    expect(rows('bus_nexo_otp_dispatch')).toBe(0);
+    expect(rows('bus_nexo_webhooks')).toBe(0);
+
+    store.db.exec('DROP TRIGGER no_checkpoint');
+    await waitFor(
+      () => r.checkpoint === head,
+      () => `checkpoint ${head} once checkpoints are accepted again`,
+    );
+    expect((await readTopic('nexo.otp.dispatch')).map((m) => m.value.position)).toEqual(await expected('nexo.otp.dispatch', head));
+    await bus.close();
+  });
+
+  it('stops promptly while the bus keeps refusing a page', async () => {
+    const errors: unknown[] = [];
+    const down: MessageBus = {
+      publish: async () => {
+        throw new Error('broker down (test)');
+      },
+      consume: async () => {
+        throw new Error('unused');
+      },
+      close: async () => undefined,
+    };
+    await appendOtps(2);
+    const r = relay(store, down, open(), route, { retryDelayMs: 60_000, onError: (e) => errors.push(e) });
+    r.start();
+    await waitFor(
+      () => errors.length > 0,
+      () => 'a refused publish',
+    );
+    const started = Date.now();
+    await r.stop();
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(r.checkpoint).toBe(0n);
+  });
+});

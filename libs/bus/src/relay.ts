@@ -1,0 +1,151 @@
+/**
+ * The relay: the only writer of the integration topics. It follows the event
+ * log from its checkpoint and publishes what each event means to the outside
+ * (dispatch an OTP, settle it, tell the customer), then advances the
+ * checkpoint. Nothing is lost between the log and the bus: after a crash it
+ * republishes from the checkpoint, and consumers are idempotent. On the
+ * embedded bus, when it shares the checkpoint's connection, the messages and
+ * the checkpoint commit in one transaction, so nothing is published twice
+ * either; on any other bus a crash between publish and checkpoint republishes
+ * at most the page in flight.
+ */
+import type Database from 'better-sqlite3';
+import type { EventStore, RecordedEvent, Subscription } from '#eventstore';
+import type { MessageBus, OutgoingMessage } from './message-bus.port.js';
+import { InProcessMessageBus } from './adapters/in-process.message-bus.js';
+
+export interface Publication {
+  topic: string;
+  message: OutgoingMessage;
+}
+
+export type RelayRoute = (event: RecordedEvent) => Publication[];
+
+export interface RelayOptions {
+  name?: string;
+  batchSize?: number;
+  /** Delay before a page the bus refused is tried again, and before resubscribing after a read error. */
+  retryDelayMs?: number;
+  onError?: (error: unknown) => void;
+  /** Called after each published page with the position reached. */
+  onProgress?: (position: bigint) => void;
+}
+
+export class Relay {
+  private subscription: Subscription | undefined;
+  private loop: Promise<void> | undefined;
+  private position = 0n;
+  private running = false;
+  private wakeRetry: (() => void) | undefined;
+  private readonly name: string;
+  private readonly load: Database.Statement<[string], { position: bigint }>;
+  private readonly save: Database.Statement<[string, bigint]>;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly bus: MessageBus,
+    /** Where the checkpoint lives (the service's SQLite file). */
+    private readonly db: Database.Database,
+    private readonly route: RelayRoute,
+    private readonly options: RelayOptions = {},
+  ) {
+    this.name = options.name ?? 'relay';
+    db.exec('CREATE TABLE IF NOT EXISTS relay_checkpoints (name TEXT PRIMARY KEY, position INTEGER NOT NULL) WITHOUT ROWID');
+    // Positions are bigints end to end: EventStoreDB's are byte offsets in the
+    // log and need not fit a double.
+    this.load = db.prepare<[string], { position: bigint }>('SELECT position FROM relay_checkpoints WHERE name = ?').safeIntegers(true);
+    this.save = db.prepare('INSERT INTO relay_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = excluded.position');
+  }
+
+  get checkpoint(): bigint {
+    return this.position;
+  }
+
+  start(): void {
+    if (this.running) throw new Error(`relay ${this.name} is already running`);
+    this.running = true;
+    this.position = BigInt(this.load.get(this.name)?.position ?? 0n);
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const sub = this.store.subscribe({ fromPosition: this.position, batchSize: this.options.batchSize ?? 1_000 });
+      this.subscription = sub;
+      try {
+        for await (const page of sub) {
+          if (!(await this.publishUntilDone(page))) break;
+        }
+        // The subscription ends when it is closed (stop) or when the store closes.
+        return;
+      } catch (error) {
+        // A read failed: resubscribe from the checkpoint, which covers
+        // everything published so far. A rejection escaping here would be
+        // unhandled until stop(), and kill the process.
+        this.options.onError?.(error);
+        await sub.close().catch(() => undefined);
+        await this.pause();
+      }
+    }
+  }
+
+  /** Publishes the page, retrying while the bus refuses it; false when stopped first. */
+  private async publishUntilDone(page: RecordedEvent[]): Promise<boolean> {
+    for (;;) {
+      try {
+        await this.publishPage(page);
+        return true;
+      } catch (error) {
+        // The bus is down: keep the page and try again; the checkpoint has not moved.
+        this.options.onError?.(error);
+        if (!this.running) return false;
+        await this.pause();
+        if (!this.running) return false;
+      }
+    }
+  }
+
+  private pause(): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.wakeRetry?.(), this.options.retryDelayMs ?? 500);
+      this.wakeRetry = () => {
+        clearTimeout(timer);
+        this.wakeRetry = undefined;
+        resolve();
+      };
+    });
+  }
+
+  private async publishPage(page: RecordedEvent[]): Promise<void> {
+    if (page.length === 0) return;
+    const byTopic = new Map<string, OutgoingMessage[]>();
+    for (const e of page) {
+      for (const p of this.route(e)) {
+        const list = byTopic.get(p.topic) ?? [];
+        list.push(p.message);
+        byTopic.set(p.topic, list);
+      }
+    }
+    const last = page[page.length - 1].position;
+    const bus = this.bus;
+    if (bus instanceof InProcessMessageBus && bus.sharesConnection(this.db)) {
+      this.db.transaction(() => {
+        for (const [topic, messages] of byTopic) bus.publishInTransaction(topic, messages);
+        this.save.run(this.name, last);
+      })();
+    } else {
+      for (const [topic, messages] of byTopic) await bus.publish(topic, messages);
+      this.save.run(this.name, last);
+    }
+    this.position = last;
+    this.options.onProgress?.(last);
+  }
+
+  /** Finishes the page in flight (unless the bus is refusing it) and stops. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wakeRetry?.();
+    await this.subscription?.close();
+    await this.loop;
+  }
+}

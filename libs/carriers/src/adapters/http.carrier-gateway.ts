@@ -1,0 +1,203 @@
+/**
+ * CarrierGateway over a JSON aggregator API (protocol in http.protocol.ts).
+ * Retries at the same provider only where it cannot make a second message:
+ * 5xx, timeouts and network errors, with the same Idempotency-Key. 4xx is the
+ * request's fault and final; 429 is final here but retryable, so the caller
+ * fails over rather than queueing behind a throttled upstream.
+ * Receipts do not come through this adapter: they arrive on our callback
+ * endpoint (see parseReceiptCallback).
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { maskPhone } from '#domain';
+import { backoffDelay, sleep } from '../backoff.js';
+import {
+  CarrierError,
+  silentLogger,
+  type CarrierErrorCode,
+  type CarrierGateway,
+  type CarrierLogger,
+  type SubmitRequest,
+  type SubmitResult,
+} from '../carrier-gateway.port.js';
+import {
+  ErrorBodySchema,
+  IDEMPOTENCY_HEADER,
+  MAX_BODY_BYTES,
+  SIGNATURE_HEADER,
+  SUBMIT_PATH,
+  SubmitResponseSchema,
+  reference,
+  signBody,
+  type SubmitBody,
+} from './http.protocol.js';
+
+export interface HttpCarrierGatewayOptions {
+  provider: string;
+  /** e.g. `https://api.aggregator.example`; SUBMIT_PATH is appended. */
+  baseUrl: string;
+  secret: string;
+  /** Per request, response body included. Default 5 000 ms. */
+  timeoutMs?: number;
+  /** Extra tries after the first, on 5xx/timeout/network only. Default 2. */
+  maxRetries?: number;
+  backoff?: { baseMs?: number; maxMs?: number };
+  logger?: CarrierLogger;
+  now?: () => number;
+}
+
+interface HttpAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+type Outcome = { ok: true; result: SubmitResult } | { ok: false; error: CarrierError; retry: boolean };
+
+export class HttpCarrierGateway implements CarrierGateway {
+  readonly provider: string;
+  private readonly url: URL;
+  private readonly secret: string;
+  private readonly timeoutMs: number;
+  private readonly maxRetries: number;
+  private readonly backoffBase: number;
+  private readonly backoffMax: number;
+  private readonly logger: CarrierLogger;
+  private readonly now: () => number;
+  private readonly agent: http.Agent;
+  /** Aborts sleeping retries and open requests on close(). */
+  private readonly closing = new AbortController();
+
+  constructor(opts: HttpCarrierGatewayOptions) {
+    this.provider = opts.provider;
+    this.url = new URL(SUBMIT_PATH, opts.baseUrl);
+    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') throw new Error('baseUrl must be http(s)');
+    this.secret = opts.secret;
+    this.timeoutMs = opts.timeoutMs ?? 5_000;
+    this.maxRetries = opts.maxRetries ?? 2;
+    this.backoffBase = opts.backoff?.baseMs ?? 200;
+    this.backoffMax = opts.backoff?.maxMs ?? 2_000;
+    this.logger = opts.logger ?? silentLogger;
+    this.now = opts.now ?? Date.now;
+    const Agent = this.url.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  }
+
+  async submit(req: SubmitRequest): Promise<SubmitResult> {
+    const body: SubmitBody =
+      req.channel === 'sms'
+        ? { reference: reference(req.otpId, req.attempt), to: req.phoneE164, carrier: req.carrier, channel: 'sms', text: req.text }
+        : {
+            reference: reference(req.otpId, req.attempt),
+            to: req.phoneE164,
+            carrier: req.carrier,
+            channel: 'voice',
+            speech: req.speech,
+            digits: req.digits,
+          };
+    const raw = JSON.stringify(body);
+    const log = { provider: this.provider, otpId: req.otpId, attempt: req.attempt, phone: maskPhone(req.phoneE164) };
+    for (let i = 0; ; i++) {
+      if (this.closing.signal.aborted) throw new CarrierError(this.provider, 'closed', true);
+      const outcome = await this.once(raw, body.reference);
+      if (outcome.ok) return outcome.result;
+      if (!outcome.retry || i >= this.maxRetries) {
+        this.logger.warn({ ...log, code: outcome.error.code, detail: outcome.error.detail, tries: i + 1 }, 'carrier submit failed');
+        throw outcome.error;
+      }
+      const delayMs = backoffDelay(i, this.backoffBase, this.backoffMax);
+      this.logger.info({ ...log, code: outcome.error.code, detail: outcome.error.detail, delayMs }, 'carrier submit retry');
+      try {
+        await sleep(delayMs, this.closing.signal);
+      } catch {
+        throw new CarrierError(this.provider, 'closed', true);
+      }
+    }
+  }
+
+  private async once(raw: string, ref: string): Promise<Outcome> {
+    let answer: HttpAnswer;
+    try {
+      answer = await this.post(raw, {
+        'content-type': 'application/json',
+        [SIGNATURE_HEADER]: signBody(this.secret, raw, this.now()),
+        [IDEMPOTENCY_HEADER]: ref,
+      });
+    } catch (err) {
+      if (this.closing.signal.aborted) return { ok: false, retry: false, error: new CarrierError(this.provider, 'closed', true) };
+      const timedOut = (err as Error).name === 'TimeoutError';
+      const error = timedOut
+        ? new CarrierError(this.provider, 'timeout', true, `no answer within ${this.timeoutMs} ms`)
+        : new CarrierError(this.provider, 'network', true, 'network error', String((err as NodeJS.ErrnoException).code ?? 'unknown'));
+      return { ok: false, retry: true, error };
+    }
+    const { status } = answer;
+    const detail = `http_${status}`;
+    if (status >= 200 && status < 300) {
+      const parsed = SubmitResponseSchema.safeParse(safeJson(answer.body));
+      // Not retryable: the aggregator may have taken it, and a second provider would send it twice.
+      if (!parsed.success) return { ok: false, retry: false, error: new CarrierError(this.provider, 'invalid_response', false, 'unreadable 2xx body', detail) };
+      return { ok: true, result: { providerMessageId: parsed.data.message_id } };
+    }
+    const upstream = ErrorBodySchema.safeParse(safeJson(answer.body));
+    const why = upstream.success ? upstream.data.error : detail;
+    if (status >= 500) return { ok: false, retry: true, error: new CarrierError(this.provider, 'unavailable', true, why, detail) };
+    if (status === 429) {
+      const retryAfter = Number(answer.headers['retry-after']);
+      const ms = Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter * 1000 : undefined;
+      return { ok: false, retry: false, error: new CarrierError(this.provider, 'throttled', true, why, detail, ms) };
+    }
+    return { ok: false, retry: false, error: new CarrierError(this.provider, clientErrorCode(status, why), false, why, detail) };
+  }
+
+  private post(raw: string, headers: Record<string, string>): Promise<HttpAnswer> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.closing.signal]);
+    const mod = this.url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      // An abort after the headers arrived ends the response with `close` and no `end`: settle once, either way.
+      let settled = false;
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        reject(signal.aborted ? signal.reason : err);
+      };
+      const req = mod.request(this.url, { method: 'POST', agent: this.agent, headers, signal }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > MAX_BODY_BYTES) res.destroy(new Error('response too large'));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          if (settled) return;
+          settled = true;
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') });
+        });
+        res.on('error', fail);
+        res.on('close', () => fail(new Error('response closed early')));
+      });
+      req.on('error', fail);
+      req.end(raw);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing.abort(new Error('closed'));
+    this.agent.destroy();
+  }
+}
+
+function clientErrorCode(status: number, why: string): CarrierErrorCode {
+  if (status === 401 || status === 403) return 'unauthorized';
+  if (status === 422) return why === 'no_route' ? 'no_route' : 'rejected';
+  return 'invalid_request';
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

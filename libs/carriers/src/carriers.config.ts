@@ -1,0 +1,100 @@
+/**
+ * Which upstreams exist and how they are reached, validated at start.
+ * `{}` gives the embedded default: one in-process simulator named
+ * `simulator`, routed as the product promises (voice + SMS, Mobifone SMS).
+ */
+import { z } from 'zod';
+import { silentLogger, type CarrierGateway, type CarrierLogger, type ReceiptSink } from './carrier-gateway.port.js';
+import { HttpCarrierGateway } from './adapters/http.carrier-gateway.js';
+import { SmppCarrierGateway } from './adapters/smpp.carrier-gateway.js';
+import { SimulatorCarrierGateway } from './adapters/simulator/simulator.carrier-gateway.js';
+import { SimulatorConfigSchema } from './adapters/simulator/simulator.config.js';
+import { ProviderNameSchema, RoutingConfigSchema, RoutingTable, defaultRoutingConfig } from './routing-table.js';
+
+const Ms = z.number().int().min(1).max(600_000);
+
+export const ProviderConfigSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('simulator'), name: ProviderNameSchema, simulator: SimulatorConfigSchema.prefault({}) }).strict(),
+  z
+    .object({
+      kind: z.literal('http'),
+      name: ProviderNameSchema,
+      baseUrl: z.url({ protocol: /^https?$/ }),
+      secret: z.string().min(16),
+      timeoutMs: Ms.optional(),
+      maxRetries: z.number().int().min(0).max(5).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('smpp'),
+      name: ProviderNameSchema,
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      systemId: z.string().min(1).max(16),
+      password: z.string().max(9),
+      systemType: z.string().max(13).optional(),
+      sourceAddr: z.string().min(1).max(20),
+      window: z.number().int().min(1).max(100).optional(),
+      enquireLinkMs: Ms.optional(),
+      responseTimeoutMs: Ms.optional(),
+      queueTimeoutMs: Ms.optional(),
+    })
+    .strict(),
+]);
+export type ProviderConfig = z.output<typeof ProviderConfigSchema>;
+
+export const CarriersConfigSchema = z
+  .object({
+    providers: z
+      .array(ProviderConfigSchema)
+      .min(1)
+      .default([{ kind: 'simulator', name: 'simulator', simulator: SimulatorConfigSchema.parse({}) }])
+      .refine((ps) => new Set(ps.map((p) => p.name)).size === ps.length, 'provider names must be unique'),
+    /** Defaults to every route through the first provider. */
+    routes: RoutingConfigSchema.optional(),
+  })
+  .strict();
+export type CarriersConfigInput = z.input<typeof CarriersConfigSchema>;
+
+export interface Carriers {
+  gateways: ReadonlyMap<string, CarrierGateway>;
+  routing: RoutingTable;
+  close(): Promise<void>;
+}
+
+/** Builds every configured gateway. SMPP ones start connecting at once; HTTP ones deliver receipts on the API's callback, not to `sink`. */
+export function createCarriers(input: unknown, deps: { sink: ReceiptSink; logger?: CarrierLogger; now?: () => number }): Carriers {
+  const config = CarriersConfigSchema.parse(input ?? {});
+  const logger = deps.logger ?? silentLogger;
+  const routing = RoutingTable.fromConfig(
+    config.routes ?? defaultRoutingConfig(config.providers[0]!.name),
+    config.providers.map((p) => p.name),
+  );
+  const gateways = new Map<string, CarrierGateway>();
+  for (const p of config.providers) {
+    const common = { provider: p.name, logger, ...(deps.now ? { now: deps.now } : {}) };
+    switch (p.kind) {
+      case 'simulator':
+        gateways.set(p.name, new SimulatorCarrierGateway({ ...common, config: p.simulator, sink: deps.sink }));
+        break;
+      case 'http': {
+        const { kind: _k, name: _n, ...rest } = p;
+        gateways.set(p.name, new HttpCarrierGateway({ ...common, ...rest }));
+        break;
+      }
+      case 'smpp': {
+        const { kind: _k, name: _n, ...rest } = p;
+        gateways.set(p.name, SmppCarrierGateway.start({ ...common, ...rest, sink: deps.sink }));
+        break;
+      }
+    }
+  }
+  return {
+    gateways,
+    routing,
+    close: async () => {
+      await Promise.all([...gateways.values()].map((g) => g.close()));
+    },
+  };
+}

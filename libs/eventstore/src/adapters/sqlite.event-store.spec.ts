@@ -1,0 +1,156 @@
+import { jest } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeEventStoreContract } from '../testing/event-store.contract.js';
+import type { EventData, RecordedEvent } from '../event-store.port.js';
+import { SqliteEventStore, type SqliteEventStoreOptions } from './sqlite.event-store.js';
+
+const ev = (type: string, data: unknown = {}): EventData => ({ type, data });
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const item of iterable) out.push(item);
+  return out;
+}
+
+function tempFile(): { file: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'nexo-sqlite-store-'));
+  return { file: join(dir, 'events.db'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+describeEventStoreContract('sqlite', async () => {
+  const { file, remove } = tempFile();
+  // A short poll keeps the read-only and cross-process paths honest without slowing the suite.
+  const store = SqliteEventStore.open(file, { pollIntervalMs: 20 });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      remove();
+    },
+  };
+});
+
+describe('SQLite event store only', () => {
+  let tmp: ReturnType<typeof tempFile>;
+  const opened: SqliteEventStore[] = [];
+  const open = (options?: SqliteEventStoreOptions) => {
+    const s = SqliteEventStore.open(tmp.file, options);
+    opened.push(s);
+    return s;
+  };
+
+  beforeEach(() => {
+    tmp = tempFile();
+  });
+  afterEach(async () => {
+    for (const s of opened.splice(0).reverse()) await s.close();
+    tmp.remove();
+  });
+
+  it('an empty log has head position 0 and positions count from 1', async () => {
+    const store = open();
+    expect(await store.headPosition()).toBe(0n);
+    const r = await store.append('s', [ev('A'), ev('B')], 'no_stream');
+    expect(r.position).toBe(2n);
+    expect((await collect(store.readAll())).map((e) => e.position)).toEqual([1n, 2n]);
+  });
+
+  it('reopening the file keeps every event, revision and position', async () => {
+    const first = open();
+    await first.append('a', [ev('A0', { v: 'đ' }), ev('A1')], 'no_stream');
+    await first.append('b', [ev('B0')], 'no_stream');
+    const before = await collect(first.readAll());
+    await first.close();
+
+    const second = open();
+    expect(await collect(second.readAll())).toEqual(before);
+    expect(await second.streamRevision('a')).toBe(1n);
+    expect(await second.headPosition()).toBe(3n);
+    const r = await second.append('a', [ev('A2')], 1n);
+    expect(r).toEqual({ nextExpectedRevision: 2n, position: 4n });
+  });
+
+  it('a read-only second connection sees what the writer appends, also through a polling subscription', async () => {
+    const writer = open();
+    await writer.append('s', [ev('E0')], 'no_stream');
+    const reader = open({ readonly: true, pollIntervalMs: 10 });
+    expect((await collect(reader.readStream('s'))).map((e) => e.type)).toEqual(['E0']);
+
+    const sub = reader.subscribe({ fromPosition: 0n });
+    const it = sub[Symbol.asyncIterator]();
+    expect((await it.next()).value?.map((e: RecordedEvent) => e.type)).toEqual(['E0']);
+    // The writer is another connection: nothing wakes the reader but its poll.
+    const next = it.next();
+    await writer.append('s', [ev('E1'), ev('E2')], 0n);
+    expect((await next).value?.map((e: RecordedEvent) => [e.type, e.revision])).toEqual([
+      ['E1', 1n],
+      ['E2', 2n],
+    ]);
+    expect(await reader.headPosition()).toBe(3n);
+    await sub.close();
+    expect((await it.next()).done).toBe(true);
+
+    await expect(reader.append('s', [ev('X')], 'any')).rejects.toThrow(/read-only/);
+  });
+
+  it('group commit: appends made in one tick are written in one transaction', async () => {
+    const commits: { appends: number; events: number }[] = [];
+    const store = open({ onCommit: ({ appends, events }) => commits.push({ appends, events }) });
+    const results = await Promise.all(Array.from({ length: 25 }, (_, i) => store.append(`g${i}`, [ev('A'), ev('B')], 'no_stream')));
+    expect(commits).toEqual([{ appends: 25, events: 50 }]);
+    expect(results.map((r) => r.position)).toEqual(Array.from({ length: 25 }, (_, i) => BigInt(2 * i + 2)));
+
+    await store.append('later', [ev('A')], 'no_stream');
+    expect(commits).toHaveLength(2);
+  });
+
+  it('group commit: later appends in a batch see the revisions of earlier ones, in arrival order', async () => {
+    const commits: number[] = [];
+    const store = open({ onCommit: ({ appends }) => commits.push(appends) });
+    const [a, b, c] = await Promise.allSettled([
+      store.append('s', [ev('A')], 'no_stream'),
+      store.append('s', [ev('B')], 0n),
+      store.append('s', [ev('C')], 0n),
+    ]);
+    expect(commits).toEqual([3]);
+    expect(a).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 0n } });
+    expect(b).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 1n } });
+    expect(c).toMatchObject({ status: 'rejected', reason: { expected: 0n, actual: 1n } });
+  });
+
+  it('group commit: an unserializable append and a throwing onCommit observer change no one else’s result', async () => {
+    let calls = 0;
+    const store = open({
+      onCommit: () => {
+        calls++;
+        throw new Error('observer broke');
+      },
+    });
+    const [bad, good] = await Promise.allSettled([
+      store.append('bad', [ev('Charged', { amount: 1n })], 'no_stream'),
+      store.append('good', [ev('Charged', { amount: '1' })], 'no_stream'),
+    ]);
+    expect(bad.status).toBe('rejected');
+    expect(good).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 0n, position: 1n } });
+    expect(calls).toBe(1);
+    expect(await store.append('good', [ev('Again')], 0n)).toEqual({ nextExpectedRevision: 1n, position: 2n });
+  });
+
+  it('a subscription reads one page per pull: a consumer that stops pulling stops the reads', async () => {
+    const store = open();
+    await store.append('s', Array.from({ length: 50 }, (_, i) => ev('E', { i })), 'no_stream');
+    const reads = jest.spyOn(store, 'readPage');
+    const sub = store.subscribe({ batchSize: 5 });
+    const it = sub[Symbol.asyncIterator]();
+    expect((await it.next()).value).toHaveLength(5);
+    expect(reads).toHaveBeenCalledTimes(1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await store.append('s', [ev('Live')], 49n);
+    expect(reads).toHaveBeenCalledTimes(1);
+    expect((await it.next()).value?.[0].revision).toBe(5n);
+    expect(reads).toHaveBeenCalledTimes(2);
+    await sub.close();
+  });
+});

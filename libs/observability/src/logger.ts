@@ -1,0 +1,61 @@
+/**
+ * Structured JSON logs (pino). Redaction is the last line of defence for I9:
+ * code paths never log codes, keys, secrets or full phone numbers, and these
+ * paths are censored even if one slips into a log object.
+ */
+import { pino, type Logger } from 'pino';
+import type { LoggerService } from '@nestjs/common';
+
+export type { Logger };
+
+export const REDACT_PATHS = [
+  'code',
+  '*.code',
+  'phone',
+  '*.phone',
+  'secret',
+  '*.secret',
+  'api_key',
+  '*.api_key',
+  'apiKey',
+  '*.apiKey',
+  'authorization',
+  '*.authorization',
+  'req.headers.authorization',
+  'headers.authorization',
+  'password',
+  '*.password',
+];
+
+export function createLogger(options: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+  return pino(
+    {
+      name: options.name ?? 'nexo',
+      level: options.level ?? 'info',
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    options.destination ?? pino.destination({ fd: 1, sync: false }),
+  );
+}
+
+/** Nest's own messages (module init, route mapping) through the same pino logger. */
+export class PinoNestLogger implements LoggerService {
+  constructor(private readonly logger: Logger) {}
+  log(message: unknown, context?: string) {
+    this.logger.debug({ context }, String(message));
+  }
+  error(message: unknown, trace?: string, context?: string) {
+    this.logger.error({ context, trace }, String(message));
+  }
+  warn(message: unknown, context?: string) {
+    this.logger.warn({ context }, String(message));
+  }
+  debug(message: unknown, context?: string) {
+    this.logger.debug({ context }, String(message));
+  }
+  verbose(message: unknown, context?: string) {
+    this.logger.trace({ context }, String(message));
+  }
+}

@@ -1,0 +1,3 @@
+export * from './cipher.port.js';
+export * from './adapters/aes-gcm.cipher.js';
+export * from './secrets.js';
