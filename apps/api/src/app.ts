@@ -24,6 +24,7 @@ import { RecordFeedbackHandler } from './otp/feedback.handler.js';
 import { ReportsController } from './reports/reports.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { DocsController } from './docs/docs.controller.js';
+import { CarrierReceiptsController } from './carriers/receipts.controller.js';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -33,7 +34,7 @@ export class ApiModule {
     return {
       module: ApiModule,
       imports: [CqrsModule.forRoot()],
-      controllers: [AccountsController, OtpController, ReportsController, HealthController, DocsController],
+      controllers: [AccountsController, OtpController, ReportsController, HealthController, DocsController, CarrierReceiptsController],
       providers: [
         { provide: CORE, useValue: core },
         ApiKeyGuard,
@@ -71,6 +72,8 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     logger: new PinoNestLogger(logger),
     // Throw instead of exiting, so the caller (main, tests) decides what a failed start means.
     abortOnError: false,
+    // Receipt callbacks are signed over their exact bytes.
+    rawBody: true,
   });
   app.useGlobalFilters(new ApiErrorFilter(logger));
   const fastify = app.getHttpAdapter().getInstance();

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseUsd } from '#domain';
+import { CarriersConfigSchema, type CarriersConfigInput } from '#carriers';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
@@ -43,6 +44,22 @@ const EnvSchema = z.object({
   NEXO_SIGNUPS_PER_HOUR: int(20, 1),
   NEXO_EXPIRY_SECONDS: int(600, 1),
   NEXO_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  /** Upstreams and routes as JSON (see README); unset: the built-in carrier simulator. */
+  NEXO_CARRIERS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return {};
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(CarriersConfigSchema),
+  /** `embedded`: the delivery workers run in this process (the default); `off`: API only. */
+  NEXO_WORKERS: z.enum(['embedded', 'off']).default('embedded'),
 });
 
 export interface AppConfig {
@@ -63,6 +80,8 @@ export interface AppConfig {
   signupsPerHour: number;
   expiryMs: number;
   trustProxy: boolean;
+  carriers: CarriersConfigInput;
+  workers: 'embedded' | 'off';
 }
 
 export class ConfigError extends Error {}
@@ -109,5 +128,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     signupsPerHour: e.NEXO_SIGNUPS_PER_HOUR,
     expiryMs: e.NEXO_EXPIRY_SECONDS * 1000,
     trustProxy: e.NEXO_TRUST_PROXY === 'true',
+    carriers: e.NEXO_CARRIERS as CarriersConfigInput,
+    workers: e.NEXO_WORKERS,
   };
 }

@@ -5,7 +5,8 @@ let server: TestServer;
 let BASE: string;
 
 beforeAll(async () => {
-  server = await startServer({ NEXO_KEY_RATE_PER_SECOND: '1000', NEXO_KEY_BURST: '2000' });
+  // The API alone: with the delivery workers off, the log changes only through the requests under test.
+  server = await startServer({ NEXO_KEY_RATE_PER_SECOND: '1000', NEXO_KEY_BURST: '2000', NEXO_WORKERS: 'off' });
   BASE = server.base;
 });
 afterAll(async () => server.stop());
@@ -176,7 +177,7 @@ describe('error codes of API.md with their status', () => {
     ['unknown route', () => get(BASE, '/api/v1/nothing-here', key), 404, 'not_found'],
   ];
 
-  it.each(cases)('%s → %s %s', async (_name, call, status, code) => {
+  it.each(cases.map(([name, call, status, code]) => [`${name} → ${status} ${code}`, call, status, code] as const))('%s', async (_name, call, status, code) => {
     const head = await server.running.core.store.headPosition();
     const res = await call();
     expect(res.status).toBe(status);

@@ -5,11 +5,14 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { InProcessMessageBus, type MessageBus } from '#bus';
+import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
+import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
 import type { AppConfig } from '../config.js';
-import { PhoneLimiter, TokenBuckets } from '../http/rate-limiter.js';
+import { TokenBuckets } from '../http/rate-limiter.js';
 import { HttpIdempotency } from './http-idempotency.js';
 import type { ProjectionStatus, ReadModels } from './read-models.js';
 import { startReadModels } from './projection-read-models.js';
@@ -21,6 +24,8 @@ export interface CoreMetrics {
 export class Core {
   readonly revokedKeys = new Set<string>();
   readonly phoneLimiter: PhoneLimiter;
+  /** Channels with a configured route per carrier: `no_route` agrees with the routing table. */
+  readonly channels: ReturnType<Carriers['routing']['channelsByCarrier']>;
   readonly keyBuckets: TokenBuckets;
   readonly signupBuckets: TokenBuckets;
   readonly httpIdempotency: HttpIdempotency;
@@ -35,9 +40,12 @@ export class Core {
     readonly readDb: Database.Database,
     readonly reads: ReadModels,
     readonly projections: ProjectionStatus & { stop(): Promise<void> },
+    readonly bus: MessageBus,
+    readonly carriers: Carriers,
     readonly clock: () => Date = () => new Date(),
   ) {
-    this.phoneLimiter = new PhoneLimiter(config.phoneIntervalMs);
+    this.phoneLimiter = new PhoneLimiter({ windowMs: Math.max(1, config.phoneIntervalMs) });
+    this.channels = carriers.routing.channelsByCarrier();
     this.keyBuckets = new TokenBuckets(config.keyRatePerSecond / 1000, config.keyBurst);
     this.signupBuckets = new TokenBuckets(config.signupsPerHour / 3_600_000, config.signupsPerHour);
     this.httpIdempotency = new HttpIdempotency(readDb);
@@ -59,11 +67,47 @@ export class Core {
     return { ok: store && lag.seconds < 5, store, projection_lag_events: lag.events, projection_lag_seconds: lag.seconds };
   }
 
-  async close(): Promise<void> {
-    await this.projections.stop();
-    await this.store.close();
-    if (this.readDb.open && this.readDb !== (this.store as Partial<SqliteEventStore>).db) this.readDb.close();
+  workers: RunningWorkers | undefined;
+
+  /** Shared secrets of the HTTP upstreams, by provider name, for their receipt callbacks. */
+  receiptSecrets(): ReadonlyMap<string, string> {
+    const parsed = CarriersConfigSchema.parse(this.config.carriers);
+    return new Map(parsed.providers.flatMap((p) => (p.kind === 'http' ? [[p.name, p.secret] as const] : [])));
   }
+
+  /** Starts the delivery pipeline in this process (the embedded default). */
+  async startWorkers(): Promise<void> {
+    const deps = {
+      store: this.store,
+      runner: this.runner,
+      bus: this.bus,
+      db: this.readDb,
+      cipher: this.cipher,
+      carriers: this.carriers,
+      logger: this.logger,
+      clock: this.clock,
+      expiryMs: this.config.expiryMs,
+    };
+    this.workers = await startWorkers(deps, lookupsOn(this.readDb));
+  }
+
+  /** Upstream first: workers stop feeding the store, then projections, bus and store close. */
+  async close(): Promise<void> {
+    await this.workers?.stop();
+    await this.carriers.close();
+    await this.projections.stop();
+    await this.bus.close();
+    await this.store.close();
+    if (this.readDb.open) this.readDb.close();
+  }
+}
+
+function openReadModelDb(file: string): Database.Database {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  return db;
 }
 
 export async function createCore(config: AppConfig, logger: Logger): Promise<Core> {
@@ -73,16 +117,19 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     const { openEventStore } = await import('#eventstore');
     store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
     // With EventStoreDB the read models live in a local file fed from it.
-    readDb = new Database(join(config.dataDir, 'read-models.db'));
-    readDb.pragma('journal_mode = WAL');
-    readDb.pragma('synchronous = NORMAL');
+    readDb = openReadModelDb(join(config.dataDir, 'read-models.db'));
   } else {
-    const sqlite = SqliteEventStore.open(config.dbFile);
-    store = sqlite;
-    readDb = sqlite.db;
+    store = SqliteEventStore.open(config.dbFile);
+    // Read models share the file but not the connection: they are rebuildable from the log and
+    // move their checkpoint in the same transaction, so they can skip the fsync the log's commits pay.
+    readDb = openReadModelDb(config.dbFile);
   }
   const runner = new CommandRunner(store);
   const cipher = new AesGcmCipher(config.cipherKeys, config.cipherKeyId);
-  const { reads, projections } = await startReadModels(store, readDb, logger);
-  return new Core(config, logger, store, runner, cipher, readDb, reads, projections);
+  const { reads, projections } = await startReadModels(store, readDb, logger, { expiryMs: config.expiryMs });
+  const bus = new InProcessMessageBus(readDb, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
+  const carriers = createCarriers(config.carriers, { sink: receiptPublisher({ bus }), logger });
+  const core = new Core(config, logger, store, runner, cipher, readDb, reads, projections, bus, carriers);
+  if (config.workers === 'embedded') await core.startWorkers();
+  return core;
 }

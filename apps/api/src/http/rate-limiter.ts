@@ -31,32 +31,3 @@ export class TokenBuckets {
     for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * this.ratePerMs >= this.burst) this.buckets.delete(k);
   }
 }
-
-/**
- * One send per phone per interval (the upstream's rule, I8). A slot is
- * reserved before the append and released if the send is refused, so a
- * refused request does not block the user's next try.
- */
-export class PhoneLimiter {
-  private readonly last = new Map<string, number>();
-  private sweeps = 0;
-
-  constructor(
-    private readonly intervalMs: number,
-    private readonly now: () => number = Date.now,
-  ) {}
-
-  /** Returns 0 and reserves the slot, or the milliseconds until the phone may be sent to again. */
-  reserve(phoneHash: string): number {
-    const now = this.now();
-    const prev = this.last.get(phoneHash);
-    if (prev !== undefined && now - prev < this.intervalMs) return this.intervalMs - (now - prev);
-    this.last.set(phoneHash, now);
-    if (++this.sweeps % 10_000 === 0) for (const [k, t] of this.last) if (now - t >= this.intervalMs) this.last.delete(k);
-    return 0;
-  }
-
-  release(phoneHash: string): void {
-    this.last.delete(phoneHash);
-  }
-}

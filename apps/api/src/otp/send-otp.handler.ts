@@ -73,7 +73,7 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
 
     const mobile = parseVnMobile(input.phone);
     if (!mobile) throw new DomainError('invalid_phone', 'not a valid Vietnamese mobile number');
-    const channel = pickChannel(mobile.carrier, input.channel);
+    const channel = pickChannel(mobile.carrier, input.channel, core.channels);
     if (!channel) throw new DomainError('no_route', `no ${input.channel === 'auto' ? '' : `${input.channel} `}route for ${mobile.carrier}`);
 
     const stream = accountStream(auth.accountId);
@@ -86,8 +86,8 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
     }
 
     const hash = phoneHash(core.config.phonePepper, mobile.e164);
-    const phoneWait = core.phoneLimiter.reserve(hash);
-    if (phoneWait > 0) throw rateLimited(phoneWait, 'this phone was sent a code less than 30 s ago (upstream rule)');
+    const slot = core.phoneLimiter.tryAcquire(hash);
+    if (!slot.allowed) throw rateLimited(slot.retryAfterMs, 'this phone was sent a code less than 30 s ago (upstream rule)');
 
     const otpId = newId('otp');
     try {

@@ -194,7 +194,7 @@ export class InProcessMessageBus implements MessageBus {
         running = false;
         wake?.();
         await loop;
-        this.consumers.delete(id);
+        if (this.consumers.get(id) === consumer) this.consumers.delete(id);
       },
     };
     this.consumers.set(id, consumer);

@@ -76,6 +76,9 @@ export interface KafkaBusOptions {
 
 const DEFAULT_BATCH_SIZE = 500;
 
+/** kafkajs errors that it flags non-retriable but that mean "not reachable now", not "refused". */
+const UNAVAILABLE = new Set(['KafkaJSTimeout', 'KafkaJSLockTimeout', 'KafkaJSGroupCoordinatorNotFound', 'KafkaJSNoBrokerAvailableError']);
+
 /**
  * A kafkajs error as ours. kafkajs wraps the error that made it give up in
  * KafkaJSNumberOfRetriesExceeded (non-retriable by its own flag), so the
@@ -92,15 +95,17 @@ export function toBusError(error: unknown, action: string): BusError {
   return new BusError(unavailable ? 'unavailable' : 'rejected', `kafka: ${action} failed: ${detail}`, { cause: error });
 }
 
-/** kafkajs errors that it flags non-retriable but that mean "not reachable now", not "refused". */
-const UNAVAILABLE = new Set(['KafkaJSTimeout', 'KafkaJSLockTimeout', 'KafkaJSGroupCoordinatorNotFound', 'KafkaJSNoBrokerAvailableError']);
-
 function text(value: Buffer | string | (Buffer | string)[] | undefined): string | undefined {
   // Kafka allows a header key more than once; the port has one value per key, and the last one wins as in the Java client's lastHeader().
   const one = Array.isArray(value) ? value[value.length - 1] : value;
   return one === undefined ? undefined : one.toString();
 }
 
+/**
+ * A value that is not JSON fails like a handler: reported, retried, never
+ * skipped. The relay is these topics' only writer, so it means a foreign
+ * producer, and skipping would drop data without a trace.
+ */
 function decode<V>(topic: string, partition: number, m: KafkaMessage): ConsumedMessage<V> {
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries((m.headers ?? {}) as IHeaders)) {
@@ -276,6 +281,11 @@ export class KafkaMessageBus implements MessageBus {
     } catch (error) {
       await kc.disconnect().catch(() => undefined);
       throw toBusError(error, `starting group ${group} on ${topic}`);
+    }
+    if (this.closed) {
+      // close() ran while this consumer was joining, and could not see it.
+      await kc.disconnect().catch(() => undefined);
+      throw new BusError('closed', 'bus is closed');
     }
 
     let stopping: Promise<void> | undefined;

@@ -75,7 +75,7 @@ function mockPort(kcat: ChildProcess): Promise<number> {
 }
 
 async function kill(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');
   const force = setTimeout(() => child.kill('SIGKILL'), 3_000);

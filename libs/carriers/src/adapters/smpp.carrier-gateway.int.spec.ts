@@ -93,14 +93,17 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
       expect(r!.raw).not.toContain(String(100000 + i));
     }
     await waitFor(() => sim.stats().receiptsAcked === 3);
-    expect(sim.submissions()[0]).toMatchObject({ destination: '84912300001', text: 'Ma xac thuc 100001' });
+    expect(sim.submissions()[0]).toMatchObject({ destination: '84912300001', text: 'Ma xac thuc 100001', dataCoding: 0 });
   });
 
   it('sends Vietnamese with diacritics as UCS-2 and plain text as GSM-7, both arriving intact', async () => {
     await setup();
     await gw.submit({ ...sms(1), text: 'Mã xác thực của bạn là 100001' });
     await gw.submit({ ...sms(2), text: 'Code_100002 @ $5' });
-    expect(sim.submissions().map((s) => s.text)).toEqual(['Mã xác thực của bạn là 100001', 'Code_100002 @ $5']);
+    expect(sim.submissions().map((s) => [s.text, s.dataCoding])).toEqual([
+      ['Mã xác thực của bạn là 100001', 0x08],
+      ['Code_100002 @ $5', 0x00],
+    ]);
   });
 
   it('matches receipts whose id the SMSC quotes in decimal though submit_sm_resp gave hex', async () => {

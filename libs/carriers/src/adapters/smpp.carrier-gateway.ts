@@ -70,6 +70,7 @@ export class SmppCarrierGateway implements CarrierGateway {
   private readonly sent: SentMessages;
   private readonly boundWaiters = new Set<{ bound(): void; closed(): void }>();
   private drained: (() => void) | undefined;
+  private closed: Promise<void> | undefined;
 
   private constructor(opts: SmppCarrierGatewayOptions) {
     this.provider = opts.provider;
@@ -395,8 +396,13 @@ export class SmppCarrierGateway implements CarrierGateway {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closing) return;
+  close(): Promise<void> {
+    // Every caller waits for the same shutdown, not just the first.
+    this.closed ??= this.shutdown();
+    return this.closed;
+  }
+
+  private async shutdown(): Promise<void> {
     this.closing = true;
     for (const w of [...this.boundWaiters]) w.closed();
     clearTimeout(this.reconnectTimer);

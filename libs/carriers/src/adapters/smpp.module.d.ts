@@ -52,7 +52,8 @@ declare module 'smpp' {
   const smpp: {
     connect(options: smpp.ConnectOptions, listener?: () => void): smpp.Session;
     createServer(options: Record<string, unknown>, listener?: (session: smpp.Session) => void): smpp.Server;
-    PDU: new (command: string, options?: Record<string, unknown>) => smpp.PDU;
+    /** `new PDU(buffer)` parses one PDU off the wire. */
+    PDU: new (command: string | Buffer, options?: Record<string, unknown>) => smpp.PDU;
     errors: Readonly<Record<string, number>>;
     consts: {
       ESM_CLASS: Readonly<Record<string, number>>;

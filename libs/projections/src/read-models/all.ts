@@ -3,11 +3,12 @@ import type { Projection } from '../projection.js';
 import { directoryProjection } from './directory.projection.js';
 import { moneyProjection } from './money.projection.js';
 import { otpsProjection, type OtpsProjectionOptions } from './otps.projection.js';
+import { otpRoutesProjection } from './otp-routes.projection.js';
 
 export type ReadModelOptions = OtpsProjectionOptions;
 
 export function defaultProjections(options: ReadModelOptions = {}): Projection[] {
-  return [moneyProjection, otpsProjection(options), directoryProjection];
+  return [moneyProjection, otpsProjection(options), directoryProjection, otpRoutesProjection];
 }
 
 export function projectionByName(name: string, options: ReadModelOptions = {}): Projection | undefined {

@@ -55,6 +55,8 @@ export interface RecordedSubmission {
   messageId: string;
   destination: string;
   text: string;
+  /** As sent: 0x00 GSM-7 (SMSC default), 0x08 UCS-2, ... */
+  dataCoding: number;
 }
 
 interface PendingReceipt {
@@ -238,7 +240,7 @@ export class SmppSimulator {
     });
     this.counters.accepted++;
     if (this.opts.recordSubmissions > 0) {
-      this.recorded.push({ messageId, destination, text });
+      this.recorded.push({ messageId, destination, text, dataCoding: Number(pdu.data_coding ?? 0) });
       if (this.recorded.length > this.opts.recordSubmissions) this.recorded.shift();
     }
     answer(pdu.response({ message_id: messageId }));

@@ -1,0 +1,40 @@
+/**
+ * Delivery receipts from HTTP aggregators: HMAC-verified over the raw body
+ * with the provider's shared secret. A bad signature is 401 and records
+ * nothing; a good one is on the bus (durable) before we answer 200, so the
+ * upstream's retry covers a crash in between.
+ */
+import { Controller, Headers, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import type { RawBodyRequest } from '@nestjs/common';
+import type { FastifyRequest } from 'fastify';
+import { parseReceiptCallback, SIGNATURE_HEADER } from '#carriers';
+import { DomainError } from '#domain';
+import { receiptPublisher } from '#worker';
+import type { Core } from '../core/core.js';
+import { CORE } from '../core/tokens.js';
+
+@Controller('api/v1/carriers')
+export class CarrierReceiptsController {
+  private readonly secrets: ReadonlyMap<string, string>;
+  private readonly publish: ReturnType<typeof receiptPublisher>;
+
+  constructor(@Inject(CORE) private readonly core: Core) {
+    this.secrets = core.receiptSecrets();
+    this.publish = receiptPublisher(core);
+  }
+
+  @Post(':provider/receipts')
+  @HttpCode(200)
+  async receipt(@Param('provider') provider: string, @Req() request: RawBodyRequest<FastifyRequest>, @Headers(SIGNATURE_HEADER) signature: string | undefined) {
+    const secret = this.secrets.get(provider);
+    if (!secret) throw new DomainError('not_found', 'no such provider');
+    const result = parseReceiptCallback(provider, secret, request.rawBody ?? Buffer.alloc(0), signature);
+    if (!result.ok) {
+      throw result.reason === 'bad_signature'
+        ? new DomainError('unauthorized', 'bad or missing receipt signature')
+        : new DomainError('invalid_request', 'receipt body is not valid');
+    }
+    if (result.receipt) await this.publish(result.receipt);
+    return { ok: true };
+  }
+}
