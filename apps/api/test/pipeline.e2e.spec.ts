@@ -1,0 +1,147 @@
+/**
+ * The whole flow on the embedded default, over real HTTP: send → dispatch to
+ * the carrier simulator → receipt → settlement → signed webhook, and refunds
+ * for codes that do not reach the user.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { verifyWebhook } from '#worker';
+import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
+
+interface Hook {
+  body: string;
+  signature: string;
+}
+
+async function webhookSink(): Promise<{ url: string; hooks: Hook[]; server: Server }> {
+  const hooks: Hook[] = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      hooks.push({ body, signature: String(req.headers['nexo-signature'] ?? '') });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}/hooks`, hooks, server };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('delivery pipeline, embedded', () => {
+  let server: TestServer;
+  let sink: Awaited<ReturnType<typeof webhookSink>>;
+
+  beforeAll(async () => {
+    sink = await webhookSink();
+    server = await startServer({
+      NEXO_CARRIERS: JSON.stringify({
+        providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0.5 } }],
+      }),
+    });
+  });
+  afterAll(async () => {
+    await server.stop();
+    sink.server.close();
+  });
+
+  it('delivers, settles and tells the customer with signed webhooks', async () => {
+    const { api_key } = await signup(server.base);
+    const hook = await (
+      await fetch(`${server.base}/api/v1/webhook`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ url: sink.url }),
+      })
+    ).json();
+    const sent = await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '135790' })).json();
+    expect(sent).toMatchObject({ ok: true, carrier: 'viettel', channel: 'voice' });
+
+    const view = await until('delivered', async () => {
+      const v = await (await get(server.base, `/api/v1/otp/${sent.id}`, api_key)).json();
+      return v.status === 'delivered' ? v : undefined;
+    });
+    expect(view.history.map((h: { status: string }) => h.status)).toEqual(['queued', 'routed', 'delivered']);
+    expect(view.delivered_at).toEqual(expect.any(String));
+
+    const hooks = await until('two webhooks', async () => {
+      const mine = sink.hooks.filter((h) => JSON.parse(h.body).id === sent.id);
+      return mine.length >= 2 ? mine : undefined;
+    });
+    const types = hooks.map((h) => JSON.parse(h.body).type).sort();
+    expect(types).toEqual(['otp.delivered', 'otp.routed']);
+    for (const h of hooks) {
+      expect(verifyWebhook(hook.secret, h.body, h.signature, Math.floor(Date.now() / 1000))).toBe(true);
+      expect(JSON.parse(h.body)).toMatchObject({ id: sent.id, carrier: 'viettel', channel: 'voice', event_id: expect.any(String) });
+      expect(h.body).not.toContain('135790');
+    }
+    const bal = await (await get(server.base, '/api/v1/balance', api_key)).json();
+    expect(bal).toMatchObject({ test_credits: 4, pending: '0.000000' });
+  });
+
+  it('customer feedback proves delivery', async () => {
+    const { api_key } = await signup(server.base);
+    const sent = await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('090'), code: '2468' })).json();
+    const res = await post(server.base, `/api/v1/otp/${sent.id}/feedback`, api_key, { verified: true });
+    expect(res.status).toBe(200);
+    const view = await until('settled', async () => {
+      const v = await (await get(server.base, `/api/v1/otp/${sent.id}`, api_key)).json();
+      return v.status === 'delivered' ? v : undefined;
+    });
+    expect(view.status).toBe('delivered');
+  });
+
+  it('never logs a code, a key or a full phone number (I9)', () => {
+    const logs = server.logs.join('');
+    expect(logs).not.toMatch(/nxo_live_[A-Za-z0-9_-]{20}/);
+    expect(logs).not.toContain('135790');
+    expect(logs).not.toMatch(/\+849\d{8}|\b09\d{8}\b/);
+  });
+});
+
+describe('delivery pipeline, failures refund', () => {
+  let server: TestServer;
+  afterEach(async () => server.stop());
+
+  it('refunds every OTP the carrier could not deliver, and the balance comes back', async () => {
+    server = await startServer({
+      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 1, lostReceiptRate: 0 } }] }),
+    });
+    const { api_key } = await signup(server.base);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '112233' })).json()).id);
+    for (const id of ids) {
+      const v = await until('refunded', async () => {
+        const r = await (await get(server.base, `/api/v1/otp/${id}`, api_key)).json();
+        return r.status === 'refunded' ? r : undefined;
+      });
+      expect(v.refund_reason).toBe('undelivered');
+    }
+    const bal = await (await get(server.base, '/api/v1/balance', api_key)).json();
+    expect(bal.test_credits).toBe(5);
+  });
+
+  it('expires and refunds an OTP whose receipt never comes (I6)', async () => {
+    server = await startServer({
+      NEXO_EXPIRY_SECONDS: '1',
+      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, lostReceiptRate: 1 } }] }),
+    });
+    const { api_key } = await signup(server.base);
+    const sent = await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '445566' })).json();
+    const v = await until('expired', async () => {
+      const r = await (await get(server.base, `/api/v1/otp/${sent.id}`, api_key)).json();
+      return r.status === 'refunded' ? r : undefined;
+    });
+    expect(v.refund_reason).toBe('expired');
+    expect((await (await get(server.base, '/api/v1/balance', api_key)).json()).test_credits).toBe(5);
+  });
+});
