@@ -25,6 +25,7 @@ import { ReportsController } from './reports/reports.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { DocsController } from './docs/docs.controller.js';
 import { CarrierReceiptsController } from './carriers/receipts.controller.js';
+import { MetricsController } from './metrics/metrics.controller.js';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -34,7 +35,7 @@ export class ApiModule {
     return {
       module: ApiModule,
       imports: [CqrsModule.forRoot()],
-      controllers: [AccountsController, OtpController, ReportsController, HealthController, DocsController, CarrierReceiptsController],
+      controllers: [AccountsController, OtpController, ReportsController, HealthController, DocsController, CarrierReceiptsController, MetricsController],
       providers: [
         { provide: CORE, useValue: core },
         ApiKeyGuard,
@@ -79,6 +80,13 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+  });
+  // Route templates, never raw paths, so ids in URLs cannot blow up the label set.
+  fastify.addHook('onResponse', async (request, reply) => {
+    core.metrics.httpRequestSeconds.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
   await app.init();
 

@@ -86,6 +86,12 @@ describe('delivery pipeline, embedded', () => {
     }
     const bal = await (await get(server.base, '/api/v1/balance', api_key)).json();
     expect(bal).toMatchObject({ test_credits: 4, pending: '0.000000' });
+
+    const metrics = await (await get(server.base, '/metrics')).text();
+    expect(metrics).toMatch(/nexo_otp_requested_total\{carrier="viettel",channel="voice"\} [1-9]/);
+    expect(metrics).toMatch(/nexo_otp_delivered_total\{carrier="viettel",channel="voice",via="voice_answer"\} [1-9]/);
+    expect(metrics).toMatch(/nexo_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/send-otp",status="200"\} [1-9]/);
+    expect(metrics).not.toMatch(/acc_|nxo_live_|\+84/);
   });
 
   it('customer feedback proves delivery', async () => {

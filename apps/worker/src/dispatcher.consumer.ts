@@ -57,7 +57,7 @@ export async function startDispatcher(deps: WorkerDeps, options: { concurrency?:
       try {
         if (!gateway) throw new CarrierError(provider, 'unavailable', true, `provider ${provider} is not configured`);
         const { providerMessageId } = await gateway.submit(request);
-        deps.metrics?.submitted?.(provider, 'ok', (performance.now() - started) / 1000);
+        deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000);
         await runner.handle(
           stream,
           otpDecider,
@@ -67,7 +67,7 @@ export async function startDispatcher(deps: WorkerDeps, options: { concurrency?:
         return;
       } catch (error) {
         const e = error instanceof CarrierError ? error : new CarrierError(provider, 'network', true, 'submit failed');
-        deps.metrics?.submitted?.(provider, e.code, (performance.now() - started) / 1000);
+        deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
         if (!AMBIGUOUS.has(e.code)) limiter.release(m.phoneHash);
         const next = nextStepIndex(plan, step, e.retryable);
         logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
@@ -92,7 +92,7 @@ export async function startDispatcher(deps: WorkerDeps, options: { concurrency?:
     }
   }
 
-  return deps.bus.consume<unknown>('dispatcher', TOPICS.dispatch, (batch) =>
+  return deps.bus.consume<unknown>('nexo-dispatcher', TOPICS.dispatch, (batch) =>
     forEachKeyInOrder(batch, (msg) => dispatch(DispatchMessage.parse(msg.value)), options.concurrency ?? 256),
   );
 }

@@ -65,7 +65,7 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
     return n;
   }
 
-  const consumer = await deps.bus.consume<unknown>('receipts', TOPICS.receipts, (batch) =>
+  const consumer = await deps.bus.consume<unknown>('nexo-receipts', TOPICS.receipts, (batch) =>
     forEachKeyInOrder(batch, async (msg) => {
       const r = ReceiptMessage.parse(msg.value);
       if (!(await record(r))) keep.run(r.provider, r.providerMessageId, r.status, JSON.stringify(r), clock().getTime());

@@ -27,13 +27,16 @@ function commandFor(m: SettlementMessage): AccountCommand | undefined {
 }
 
 export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
-  return deps.bus.consume<unknown>('settlement', TOPICS.settlement, (batch) =>
+  return deps.bus.consume<unknown>('nexo-settlement', TOPICS.settlement, (batch) =>
     forEachKeyInOrder(batch, async (msg) => {
       const m = SettlementMessage.parse(msg.value);
       const command = commandFor(m);
       if (!command) return;
       const { events } = await deps.runner.handle(accountStream(m.accountId), accountDecider, command);
-      for (const e of events) deps.metrics?.settled?.(e.type === 'Delivered' ? 'delivered' : 'refunded', e.type === 'Refunded' ? e.data.reason : e.type === 'Delivered' ? e.data.via : '');
+      for (const e of events) {
+        if (e.type === 'Delivered') deps.metrics?.settled?.(m.otpId, { type: 'Delivered', via: e.data.via });
+        else if (e.type === 'Refunded') deps.metrics?.settled?.(m.otpId, { type: 'Refunded', reason: e.data.reason });
+      }
     }),
   );
 }

@@ -7,9 +7,11 @@ import type { Logger } from '#observability';
 import type { Cipher } from '#security';
 
 export interface WorkerMetrics {
-  submitted?(provider: string, outcome: string, seconds: number): void;
-  settled?(kind: 'delivered' | 'refunded', carrierOrReason: string): void;
-  webhookAttempt?(outcome: string): void;
+  /** One carrier submission: its duration, and the error code when it failed. */
+  submitted?(provider: string, seconds: number, errorCode?: string): void;
+  /** An OTP settled (counted where the event is appended, once). */
+  settled?(otpId: string, outcome: { type: 'Delivered'; via: string } | { type: 'Refunded'; reason: string }): void;
+  webhookAttempt?(outcome: 'success' | 'http_4xx' | 'http_5xx' | 'timeout' | 'network'): void;
 }
 
 export interface WorkerDeps {

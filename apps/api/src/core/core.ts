@@ -11,15 +11,14 @@ import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
+import type { Projector } from '#projections';
 import type { AppConfig } from '../config.js';
 import { TokenBuckets } from '../http/rate-limiter.js';
 import { HttpIdempotency } from './http-idempotency.js';
 import type { ProjectionStatus, ReadModels } from './read-models.js';
 import { startReadModels } from './projection-read-models.js';
-
-export interface CoreMetrics {
-  otpAccepted(carrier: string, channel: string): void;
-}
+import { createProcessMetrics, workerMetrics } from './metrics.js';
+import type { NexoMetrics } from '#observability';
 
 export class Core {
   readonly revokedKeys = new Set<string>();
@@ -29,7 +28,7 @@ export class Core {
   readonly keyBuckets: TokenBuckets;
   readonly signupBuckets: TokenBuckets;
   readonly httpIdempotency: HttpIdempotency;
-  metrics: CoreMetrics | undefined;
+  metrics!: NexoMetrics;
 
   constructor(
     readonly config: AppConfig,
@@ -39,7 +38,7 @@ export class Core {
     readonly cipher: Cipher,
     readonly readDb: Database.Database,
     readonly reads: ReadModels,
-    readonly projections: ProjectionStatus & { stop(): Promise<void> },
+    readonly projections: ProjectionStatus & { projector: Projector; stop(): Promise<void> },
     readonly bus: MessageBus,
     readonly carriers: Carriers,
     readonly clock: () => Date = () => new Date(),
@@ -87,6 +86,7 @@ export class Core {
       logger: this.logger,
       clock: this.clock,
       expiryMs: this.config.expiryMs,
+      metrics: workerMetrics(this.metrics, this.readDb, this.clock),
     };
     this.workers = await startWorkers(deps, lookupsOn(this.readDb));
   }
@@ -113,13 +113,20 @@ function openReadModelDb(file: string): Database.Database {
 export async function createCore(config: AppConfig, logger: Logger): Promise<Core> {
   let store: EventStore;
   let readDb: Database.Database;
+  // The store exists before the registry (which needs the projections): its hook reads it late.
+  const metricsRef: { current?: NexoMetrics } = {};
   if (config.esdbUrl) {
     const { openEventStore } = await import('#eventstore');
     store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
     // With EventStoreDB the read models live in a local file fed from it.
     readDb = openReadModelDb(join(config.dataDir, 'read-models.db'));
   } else {
-    store = SqliteEventStore.open(config.dbFile);
+    store = SqliteEventStore.open(config.dbFile, {
+      onCommit: ({ appends, seconds }) => {
+        metricsRef.current?.eventstoreBatchAppends.observe(appends);
+        metricsRef.current?.eventstoreAppendSeconds.observe(seconds);
+      },
+    });
     // Read models share the file but not the connection: they are rebuildable from the log and
     // move their checkpoint in the same transaction, so they can skip the fsync the log's commits pay.
     readDb = openReadModelDb(config.dbFile);
@@ -128,8 +135,23 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
   const cipher = new AesGcmCipher(config.cipherKeys, config.cipherKeyId);
   const { reads, projections } = await startReadModels(store, readDb, logger, { expiryMs: config.expiryMs });
   const bus = new InProcessMessageBus(readDb, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
-  const carriers = createCarriers(config.carriers, { sink: receiptPublisher({ bus }), logger });
+  const publishReceipt = receiptPublisher({ bus });
+  const carriers = createCarriers(config.carriers, {
+    sink: (receipt) => {
+      metricsRef.current?.carrierReceipts.inc({ provider: receipt.provider, status: receipt.status });
+      return publishReceipt(receipt);
+    },
+    logger,
+  });
   const core = new Core(config, logger, store, runner, cipher, readDb, reads, projections, bus, carriers);
+  core.metrics = createProcessMetrics({
+    db: readDb,
+    projector: projections.projector,
+    providers: [...carriers.gateways.keys()],
+    workers: () => core.workers,
+    clock: core.clock,
+  });
+  metricsRef.current = core.metrics;
   if (config.workers === 'embedded') await core.startWorkers();
   return core;
 }

@@ -117,7 +117,7 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
         if (match.kind !== 'replay') throw new Error('send decided no events without an idempotent replay');
         return this.replay(auth.accountId, match.otpId);
       }
-      core.metrics?.otpAccepted(mobile.carrier, channel);
+      core.metrics.otpRequested.inc({ carrier: mobile.carrier, channel });
       return sendOtpResponse(otpId, mobile.carrier, channel, BigInt(charged.data.amount), charged.data.fundedBy);
     } catch (error) {
       core.phoneLimiter.release(hash);

@@ -69,7 +69,7 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
   const sending = new Set<string>();
   let wake: (() => void) | undefined;
 
-  const consumer: Consumer = await deps.bus.consume<unknown>('webhooks', TOPICS.webhooks, (batch) =>
+  const consumer: Consumer = await deps.bus.consume<unknown>('nexo-webhooks', TOPICS.webhooks, (batch) =>
     forEachKeyInOrder(batch, async (msg) => {
       const m = WebhookMessage.parse(msg.value);
       if (m.kind === 'target') {
@@ -117,12 +117,15 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
       await res.body?.cancel();
       if (res.ok) {
         done.run(code, clock().getTime(), row.event_id);
-        deps.metrics?.webhookAttempt?.('delivered');
+        deps.metrics?.webhookAttempt?.('success');
         return;
       }
       error = `http ${code}`;
+      deps.metrics?.webhookAttempt?.(code >= 500 ? 'http_5xx' : 'http_4xx');
     } catch (e) {
-      error = e instanceof Error ? e.name === 'TimeoutError' ? 'timeout' : e.message.slice(0, 200) : 'error';
+      const timedOut = e instanceof Error && e.name === 'TimeoutError';
+      error = e instanceof Error ? (timedOut ? 'timeout' : e.message.slice(0, 200)) : 'error';
+      deps.metrics?.webhookAttempt?.(timedOut ? 'timeout' : 'network');
     } finally {
       inFlight.set(origin, (inFlight.get(origin) ?? 1) - 1);
       sending.delete(row.event_id);
@@ -133,7 +136,6 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
     const delay = Math.min(maxDelay, baseDelay * 2 ** Math.min(attempts - 1, 30)) * (0.5 + Math.random() / 2);
     const giveUp = now + delay - row.created_ms > retryFor;
     retry.run(giveUp ? 'failed' : 'pending', code, error, now + delay, row.event_id);
-    deps.metrics?.webhookAttempt?.(giveUp ? 'gave_up' : 'failed');
     if (giveUp) logger.warn({ eventId: row.event_id, attempts }, 'webhook abandoned after the retry window');
   }
 

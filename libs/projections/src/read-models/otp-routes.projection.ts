@@ -46,7 +46,10 @@ const statements = memoPerDb((db) => ({
     'SELECT otp_id, account_id FROM otp_routes WHERE provider = ? AND provider_message_id = ?',
   ),
   accountOf: db.prepare<[string], { account_id: string }>('SELECT account_id FROM otp_status WHERE otp_id = ?'),
-  facts: db.prepare<[string], { carrier: string; channel: string }>('SELECT carrier, channel FROM otp_status WHERE otp_id = ?'),
+  facts: db.prepare<[string], { carrier: string; channel: string; createdAt: string }>(
+    'SELECT carrier, channel, created_at AS createdAt FROM otp_status WHERE otp_id = ?',
+  ),
+  open: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM otp_status WHERE status IN ('queued', 'routed')"),
 }));
 
 export function findOtpByProviderMessage(db: Db, provider: string, providerMessageId: string): { otpId: string; accountId: string } | undefined {
@@ -59,6 +62,11 @@ export function accountOfOtp(db: Db, otpId: string): string | undefined {
   return statements(db).accountOf.get(otpId)?.account_id;
 }
 
-export function otpCarrierFacts(db: Db, otpId: string): { carrier: string; channel: string } | undefined {
+export function otpCarrierFacts(db: Db, otpId: string): { carrier: string; channel: string; createdAt: string } | undefined {
   return statements(db).facts.get(otpId);
+}
+
+/** OTPs charged and not yet delivered or refunded. */
+export function countOpenOtps(db: Db): number {
+  return statements(db).open.get()!.n;
 }
