@@ -156,7 +156,13 @@ async function main(): Promise<void> {
   const ceilingRate = ceiling.accepted / ceiling.seconds;
 
   const port = await freePort();
-  const server = spawnNode(['dist/apps/api/src/main.js'], { NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+  const server = spawnNode([...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), 'dist/apps/api/src/main.js'], {
+    NEXO_DATA_DIR: dir,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    ...(process.env.BENCH_WORKERS ? { NEXO_WORKERS: process.env.BENCH_WORKERS } : {}),
+  });
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitReady(base, server);

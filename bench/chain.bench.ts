@@ -33,7 +33,7 @@ const TXS = 500;
 const GAP = BLOCKS / TXS - 1;
 const RANGE = 2_000;
 const CHUNK = 1_000;
-const ROUNDS = 2;
+const ROUNDS = 3;
 
 const out = (line: string): void => {
   process.stdout.write(line + '\n');

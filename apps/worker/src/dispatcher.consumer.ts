@@ -3,6 +3,13 @@
  * `nexo.otp.dispatch` keyed by phone hash, so one owner decides each phone's
  * 30 s window (I8). Idempotent: it reads the OTP's stream first, and an OTP
  * already routed, given up on, or expired is left alone.
+ *
+ * A message whose phone window is taken (a second OTP to the same phone, or
+ * the failover after an ambiguous error, which keeps the window) is parked in
+ * a local table instead of waiting inside the batch: the bus hands batches
+ * one at a time, so one phone waiting out its 30 s would hold up every other
+ * phone behind it. Parked rows are durable (the batch commits only after the
+ * row is written) and are dispatched when their window opens, across restarts.
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
 import { CarrierError, nextStepIndex, PhoneLimiter, renderMessage, type SubmitRequest } from '#carriers';
@@ -14,85 +21,203 @@ import type { WorkerDeps } from './worker.deps.js';
 /** Errors that leave it unknown whether the upstream took the message: the phone's window stays taken. */
 const AMBIGUOUS = new Set(['timeout', 'connection_lost']);
 
-export async function startDispatcher(deps: WorkerDeps, options: { concurrency?: number; limiter?: PhoneLimiter } = {}): Promise<Consumer> {
-  const limiter = options.limiter ?? new PhoneLimiter();
-  const { runner, carriers, cipher, logger, clock } = deps;
+export interface DispatcherOptions {
+  /** Phones served at once within a batch. */
+  concurrency?: number;
+  limiter?: PhoneLimiter;
+  /** I8's window when no limiter is given; the upstream's rule is 30 s. */
+  phoneWindowMs?: number;
+  /** A window that opens within this is waited for in the batch; a longer wait parks the message. */
+  maxInlineWaitMs?: number;
+  /** How often parked messages are looked at. */
+  parkedPollMs?: number;
+}
 
-  async function waitForWindow(phoneHash: string): Promise<void> {
+export interface Dispatcher extends Consumer {
+  /** Messages parked until their phone's window opens. */
+  parked(): number;
+}
+
+interface ParkedRow {
+  otp_id: string;
+  phone_hash: string;
+  body: string;
+}
+
+export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptions = {}): Promise<Dispatcher> {
+  const { runner, carriers, cipher, logger, clock, db } = deps;
+  const nowMs = () => clock().getTime();
+  const limiter = options.limiter ?? new PhoneLimiter({ windowMs: options.phoneWindowMs ?? 30_000, now: nowMs });
+  const maxInlineWait = options.maxInlineWaitMs ?? 200;
+
+  db.exec(`CREATE TABLE IF NOT EXISTS dispatch_parked (otp_id TEXT PRIMARY KEY, phone_hash TEXT NOT NULL, body TEXT NOT NULL, due_ms INTEGER NOT NULL);
+    CREATE INDEX IF NOT EXISTS dispatch_parked_due ON dispatch_parked (due_ms)`);
+  const park = db.prepare<[string, string, string, number]>('INSERT OR IGNORE INTO dispatch_parked (otp_id, phone_hash, body, due_ms) VALUES (?, ?, ?, ?)');
+  const repark = db.prepare<[number, string]>('UPDATE dispatch_parked SET due_ms = ? WHERE otp_id = ?');
+  const unpark = db.prepare<[string]>('DELETE FROM dispatch_parked WHERE otp_id = ?');
+  const due = db.prepare<[number, number], ParkedRow>('SELECT otp_id, phone_hash, body FROM dispatch_parked WHERE due_ms <= ? ORDER BY due_ms, rowid LIMIT ?');
+  /** Phones with parked messages: a newer message to such a phone queues behind them. */
+  const parkedPhones = new Map<string, number>();
+  for (const r of db.prepare<[], { phone_hash: string; n: number }>('SELECT phone_hash, count(*) AS n FROM dispatch_parked GROUP BY phone_hash').all()) {
+    parkedPhones.set(r.phone_hash, r.n);
+  }
+  const countPhone = (phoneHash: string, delta: number) => {
+    const n = (parkedPhones.get(phoneHash) ?? 0) + delta;
+    if (n > 0) parkedPhones.set(phoneHash, n);
+    else parkedPhones.delete(phoneHash);
+  };
+  /** OTPs being dispatched in this process: a redelivered copy must not submit beside the one in hand. */
+  const inHand = new Set<string>();
+
+  /** Takes the phone's window; a number is the time to come back when it is not free soon. */
+  async function takeWindow(phoneHash: string): Promise<number | undefined> {
     for (;;) {
       const d = limiter.tryAcquire(phoneHash);
-      if (d.allowed) return;
+      if (d.allowed) return undefined;
+      if (d.retryAfterMs > maxInlineWait) return nowMs() + d.retryAfterMs;
       await new Promise((r) => setTimeout(r, d.retryAfterMs));
     }
   }
 
-  async function dispatch(m: Dispatch): Promise<void> {
+  /** Resolves with a time to park the message until, or undefined when the OTP needs nothing more from this message. */
+  async function dispatch(m: Dispatch, fromParked: boolean): Promise<number | undefined> {
+    if (inHand.has(m.otpId)) return undefined;
+    if (!fromParked && parkedPhones.has(m.phoneHash)) return nowMs();
+    inHand.add(m.otpId);
+    try {
+      return await submitUntilDone(m);
+    } finally {
+      inHand.delete(m.otpId);
+    }
+  }
+
+  async function submitUntilDone(m: Dispatch): Promise<number | undefined> {
     const stream = otpStream(m.otpId);
     const { state } = await runner.peek(stream, otpDecider);
-    if (state.routed.size > 0 || state.expired || state.finalFailure) return;
+    if (state.routed.size > 0 || state.expired || state.finalFailure) return undefined;
     const plan = carriers.routing.plan(m.carrier, m.channel, m.auto);
     const metadata = { accountId: m.accountId };
     let step = state.failures;
     let attempt = state.lastAttempt + 1;
     if (plan.length === 0 || step >= plan.length) {
-      await runner.handle(stream, otpDecider, {
-        type: 'RecordRouteFailed',
-        attempt,
-        provider: plan[0]?.provider ?? 'none',
-        error: 'no_route',
-        retryable: false,
-        final: true,
-        at: clock().toISOString(),
-      }, metadata);
-      return;
+      await runner.handle(
+        stream,
+        otpDecider,
+        { type: 'RecordRouteFailed', attempt, provider: plan[0]?.provider ?? 'none', error: 'no_route', retryable: false, final: true, at: clock().toISOString() },
+        metadata,
+      );
+      return undefined;
     }
-    const code = cipher.open(m.code);
-    const phoneE164 = cipher.open(m.phone);
+    let opened: { code: string; phoneE164: string } | undefined;
     for (;;) {
       const { provider, channel } = plan[step];
       const gateway = carriers.gateways.get(provider);
-      await waitForWindow(m.phoneHash);
-      const request = { otpId: m.otpId, attempt, phoneE164, carrier: m.carrier, ...renderMessage(channel, code) } as SubmitRequest;
+      const later = await takeWindow(m.phoneHash);
+      if (later !== undefined) return later;
+      opened ??= { code: cipher.open(m.code), phoneE164: cipher.open(m.phone) };
+      const request = { otpId: m.otpId, attempt, phoneE164: opened.phoneE164, carrier: m.carrier, ...renderMessage(channel, opened.code) } as SubmitRequest;
       const started = performance.now();
+      let providerMessageId: string | undefined;
+      let failure: CarrierError | undefined;
       try {
         if (!gateway) throw new CarrierError(provider, 'unavailable', true, `provider ${provider} is not configured`);
-        const { providerMessageId } = await gateway.submit(request);
+        ({ providerMessageId } = await gateway.submit(request));
+      } catch (error) {
+        failure = error instanceof CarrierError ? error : new CarrierError(provider, 'network', true, 'submit failed');
+      }
+      if (providerMessageId !== undefined) {
         deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000);
+        // Outside the submit's error handling: a failed append is not a carrier failure (the upstream
+        // took the message), so it must not fail over; the batch comes again and resubmits the same
+        // attempt, which an HTTP upstream deduplicates by its Idempotency-Key.
         await runner.handle(
           stream,
           otpDecider,
           { type: 'RecordRouted', attempt, provider, carrier: m.carrier, channel, providerMessageId, at: clock().toISOString() },
           metadata,
         );
-        return;
-      } catch (error) {
-        const e = error instanceof CarrierError ? error : new CarrierError(provider, 'network', true, 'submit failed');
-        deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
-        if (!AMBIGUOUS.has(e.code)) limiter.release(m.phoneHash);
-        const next = nextStepIndex(plan, step, e.retryable);
-        logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
-        await runner.handle(
-          stream,
-          otpDecider,
-          {
-            type: 'RecordRouteFailed',
-            attempt,
-            provider,
-            error: e.detail ? `${e.code}: ${e.detail}` : e.code,
-            retryable: e.retryable,
-            ...(next === null ? { final: true } : {}),
-            at: clock().toISOString(),
-          },
-          metadata,
-        );
-        if (next === null) return;
-        step = next;
-        attempt += 1;
+        return undefined;
       }
+      const e = failure ?? new CarrierError(provider, 'network', true, 'submit failed');
+      deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
+      if (!AMBIGUOUS.has(e.code)) limiter.release(m.phoneHash);
+      const next = nextStepIndex(plan, step, e.retryable);
+      logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
+      await runner.handle(
+        stream,
+        otpDecider,
+        {
+          type: 'RecordRouteFailed',
+          attempt,
+          provider,
+          error: e.detail ? `${e.code}: ${e.detail}` : e.code,
+          retryable: e.retryable,
+          ...(next === null ? { final: true } : {}),
+          at: clock().toISOString(),
+        },
+        metadata,
+      );
+      if (next === null) return undefined;
+      step = next;
+      attempt += 1;
     }
   }
 
-  return deps.bus.consume<unknown>('nexo-dispatcher', TOPICS.dispatch, (batch) =>
-    forEachKeyInOrder(batch, (msg) => dispatch(DispatchMessage.parse(msg.value)), options.concurrency ?? 256),
+  async function fromBus(m: Dispatch): Promise<void> {
+    const until = await dispatch(m, false);
+    if (until === undefined) return;
+    if (park.run(m.otpId, m.phoneHash, JSON.stringify(m), until).changes === 1) countPhone(m.phoneHash, 1);
+  }
+
+  async function fromParked(row: ParkedRow): Promise<void> {
+    const m = DispatchMessage.parse(JSON.parse(row.body));
+    let until: number | undefined;
+    try {
+      until = await dispatch(m, true);
+    } catch (error) {
+      logger.error({ err: error, otpId: row.otp_id }, 'parked dispatch failed; trying again');
+      until = nowMs() + 1_000;
+    }
+    if (until !== undefined) repark.run(until, row.otp_id);
+    else if (unpark.run(row.otp_id).changes === 1) countPhone(row.phone_hash, -1);
+  }
+
+  let running = true;
+  let wake: (() => void) | undefined;
+  const loop = (async () => {
+    while (running) {
+      try {
+        const rows = parkedPhones.size === 0 ? [] : due.all(nowMs(), 512);
+        const lanes = new Map<string, ParkedRow[]>();
+        for (const r of rows) lanes.set(r.phone_hash, [...(lanes.get(r.phone_hash) ?? []), r]);
+        await Promise.all([...lanes.values()].map(async (lane) => {
+          for (const r of lane) await fromParked(r);
+        }));
+      } catch (error) {
+        if (!db.open) return;
+        logger.error({ err: error }, 'parked dispatch scan failed');
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, options.parkedPollMs ?? 250);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  })();
+
+  const consumer = await deps.bus.consume<unknown>('nexo-dispatcher', TOPICS.dispatch, (batch) =>
+    forEachKeyInOrder(batch, (msg) => fromBus(DispatchMessage.parse(msg.value)), options.concurrency ?? 256),
   );
+  return {
+    lag: () => consumer.lag(),
+    parked: () => [...parkedPhones.values()].reduce((a, b) => a + b, 0),
+    async stop() {
+      await consumer.stop();
+      running = false;
+      wake?.();
+      await loop;
+    },
+  };
 }

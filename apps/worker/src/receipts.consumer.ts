@@ -2,7 +2,9 @@
  * Receipts: every delivery receipt becomes `ReceiptReceived` on its OTP's
  * stream. A receipt whose message id is not known yet (it raced the submit
  * answer, or came from another instance's submission) is kept and matched
- * later, never dropped; after 24 h unmatched it is logged and discarded.
+ * later, never dropped: first from the OTP's own stream when the read model
+ * lags, then on a schedule that backs off from 50 ms to a minute; after 24 h
+ * unmatched it is logged and discarded.
  */
 import type Database from 'better-sqlite3';
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
@@ -18,27 +20,67 @@ export interface RouteLookup {
 }
 
 const UNMATCHED_TTL_MS = 24 * 3600 * 1000;
+/** A kept receipt is tried again after 50 ms, then twice as late each time, up to a minute. */
+const FIRST_RETRY_MS = 50;
+const MAX_RETRY_MS = 60_000;
 
 export interface ReceiptsWorker {
   consumer: Consumer;
-  /** Tries to match kept receipts again; returns how many were recorded. */
+  /** Tries the kept receipts that are due again; returns how many were recorded. */
   rematch(): Promise<number>;
+  /** Receipts kept until their OTP can be found. */
+  unmatched(): number;
   stop(): Promise<void>;
 }
 
+interface KeptRow {
+  provider: string;
+  provider_message_id: string;
+  status: string;
+  body: string;
+  received_ms: number;
+  tries: number;
+}
+
 export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, options: { rematchMs?: number } = {}): Promise<ReceiptsWorker> {
-  const { db, runner, logger, clock } = deps;
+  const { db, runner, logger, clock, store } = deps;
   db.exec(`CREATE TABLE IF NOT EXISTS unmatched_receipts (provider TEXT NOT NULL, provider_message_id TEXT NOT NULL, status TEXT NOT NULL,
     body TEXT NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (provider, provider_message_id, status)) WITHOUT ROWID`);
-  const keep = db.prepare('INSERT OR IGNORE INTO unmatched_receipts VALUES (?, ?, ?, ?, ?)');
-  const kept = db.prepare<[], { provider: string; provider_message_id: string; status: string; body: string; received_ms: number }>(
-    'SELECT * FROM unmatched_receipts ORDER BY received_ms LIMIT 1000',
+  // Files from before the retry schedule: every kept row becomes due at once.
+  const columns = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(unmatched_receipts)').all().map((c) => c.name));
+  if (!columns.has('next_ms')) db.exec('ALTER TABLE unmatched_receipts ADD COLUMN next_ms INTEGER NOT NULL DEFAULT 0');
+  if (!columns.has('tries')) db.exec('ALTER TABLE unmatched_receipts ADD COLUMN tries INTEGER NOT NULL DEFAULT 0');
+  db.exec('CREATE INDEX IF NOT EXISTS unmatched_receipts_due ON unmatched_receipts (next_ms)');
+  const keep = db.prepare<[string, string, string, string, number, number]>(
+    `INSERT OR IGNORE INTO unmatched_receipts (provider, provider_message_id, status, body, received_ms, next_ms, tries) VALUES (?, ?, ?, ?, ?, ?, 0)`,
   );
-  const forget = db.prepare('DELETE FROM unmatched_receipts WHERE provider = ? AND provider_message_id = ? AND status = ?');
+  // Only rows that are due, oldest schedule first: receipts that never match wait longer and longer
+  // instead of filling every scan and starving newer ones.
+  const due = db.prepare<[number], KeptRow>('SELECT * FROM unmatched_receipts WHERE next_ms <= ? ORDER BY next_ms LIMIT 500');
+  const later = db.prepare<[number, string, string, string]>(
+    'UPDATE unmatched_receipts SET tries = tries + 1, next_ms = ? WHERE provider = ? AND provider_message_id = ? AND status = ?',
+  );
+  const forget = db.prepare<[string, string, string]>('DELETE FROM unmatched_receipts WHERE provider = ? AND provider_message_id = ? AND status = ?');
+  const count = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM unmatched_receipts');
+
+  /**
+   * The account of a known OTP. The read model can lag the log (a busy
+   * projector, another instance's submission), so the OTP's own stream is
+   * asked next: its writers put the account id in every event's metadata.
+   */
+  async function accountOf(otpId: string): Promise<string | undefined> {
+    const projected = lookup.accountOf(otpId);
+    if (projected) return projected;
+    for await (const e of store.readStream(otpStream(otpId), { maxCount: 1 })) {
+      const accountId = e.metadata?.accountId;
+      if (typeof accountId === 'string') return accountId;
+    }
+    return undefined;
+  }
 
   /** Returns false when the receipt cannot be matched yet. */
   async function record(r: ReceiptMessage): Promise<boolean> {
-    const route = r.otpId ? { otpId: r.otpId, accountId: lookup.accountOf(r.otpId) } : lookup.find(r.provider, r.providerMessageId);
+    const route = r.otpId ? { otpId: r.otpId, accountId: await accountOf(r.otpId) } : lookup.find(r.provider, r.providerMessageId);
     if (!route?.accountId) return false;
     await runner.handle(
       otpStream(route.otpId),
@@ -49,41 +91,64 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
     return true;
   }
 
-  async function rematch(): Promise<number> {
-    let n = 0;
-    const now = clock().getTime();
-    for (const row of kept.all()) {
-      const r = ReceiptMessage.parse(JSON.parse(row.body));
-      if (await record(r)) {
-        n++;
-        forget.run(row.provider, row.provider_message_id, row.status);
-      } else if (now - row.received_ms > UNMATCHED_TTL_MS) {
-        logger.warn({ provider: row.provider, providerMessageId: row.provider_message_id }, 'receipt never matched an OTP; discarded');
-        forget.run(row.provider, row.provider_message_id, row.status);
-      }
+  async function retry(row: KeptRow, now: number): Promise<boolean> {
+    if (await record(ReceiptMessage.parse(JSON.parse(row.body)))) {
+      forget.run(row.provider, row.provider_message_id, row.status);
+      return true;
     }
+    if (now - row.received_ms > UNMATCHED_TTL_MS) {
+      logger.warn({ provider: row.provider, providerMessageId: row.provider_message_id }, 'receipt never matched an OTP; discarded');
+      forget.run(row.provider, row.provider_message_id, row.status);
+    } else {
+      later.run(now + Math.min(MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.min(row.tries + 1, 20)), row.provider, row.provider_message_id, row.status);
+    }
+    return false;
+  }
+
+  async function rematch(): Promise<number> {
+    const now = clock().getTime();
+    // One message's receipts in the order they came; different messages at once.
+    const lanes = new Map<string, KeptRow[]>();
+    for (const row of due.all(now)) {
+      const key = `${row.provider}\t${row.provider_message_id}`;
+      lanes.set(key, [...(lanes.get(key) ?? []), row]);
+    }
+    let n = 0;
+    await Promise.all(
+      [...lanes.values()].map(async (lane) => {
+        for (const row of lane) if (await retry(row, now)) n++;
+      }),
+    );
     return n;
   }
 
   const consumer = await deps.bus.consume<unknown>('nexo-receipts', TOPICS.receipts, (batch) =>
     forEachKeyInOrder(batch, async (msg) => {
       const r = ReceiptMessage.parse(msg.value);
-      if (!(await record(r))) keep.run(r.provider, r.providerMessageId, r.status, JSON.stringify(r), clock().getTime());
+      if (await record(r)) return;
+      const now = clock().getTime();
+      keep.run(r.provider, r.providerMessageId, r.status, JSON.stringify(r), now, now + FIRST_RETRY_MS);
     }),
   );
   let running = true;
-  let loop: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    loop = loop.then(() => (running ? rematch().then(() => undefined) : undefined)).catch((error: unknown) => logger.error({ err: error }, 'receipt rematch failed'));
-  }, options.rematchMs ?? 2_000);
-  timer.unref();
+  const loop = (async () => {
+    while (running) {
+      try {
+        await rematch();
+      } catch (error) {
+        if (!db.open) return;
+        logger.error({ err: error }, 'receipt rematch failed');
+      }
+      await new Promise((r) => setTimeout(r, options.rematchMs ?? 100));
+    }
+  })();
   return {
     consumer,
     rematch,
+    unmatched: () => count.get()!.n,
     stop: async () => {
-      running = false;
-      clearInterval(timer);
       await consumer.stop();
+      running = false;
       await loop;
     },
   };

@@ -6,7 +6,7 @@
  */
 import { Relay, TOPICS } from '#bus';
 import type { Receipt } from '#carriers';
-import { startDispatcher } from './dispatcher.consumer.js';
+import { startDispatcher, type DispatcherOptions } from './dispatcher.consumer.js';
 import { startExpiry } from './expiry.worker.js';
 import type { Lookups } from './lookups.js';
 import { startReceipts } from './receipts.consumer.js';
@@ -19,12 +19,17 @@ export interface WorkerOptions {
   /** Run the relay here (exactly one relay per event log). */
   relay?: boolean;
   expiryIntervalMs?: number;
+  dispatcher?: DispatcherOptions;
+  /** How often kept receipts (not matched to an OTP yet) are looked at. */
+  receiptRematchMs?: number;
   webhooks?: WebhookOptions;
 }
 
 export interface RunningWorkers {
   relay: Relay | undefined;
   webhookBacklog(): number;
+  /** Dispatches parked until their phone's window opens, and receipts not matched to an OTP yet. */
+  waiting(): { parkedDispatches: number; unmatchedReceipts: number };
   consumerLag(): Promise<Record<string, number>>;
   stop(): Promise<void>;
 }
@@ -46,8 +51,8 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
       ? undefined
       : new Relay(deps.store, deps.bus, deps.db, relayRoute, { onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying') });
   relay?.start();
-  const dispatcher = await startDispatcher(deps);
-  const receipts = await startReceipts(deps, lookups.routes);
+  const dispatcher = await startDispatcher(deps, options.dispatcher);
+  const receipts = await startReceipts(deps, lookups.routes, { rematchMs: options.receiptRematchMs });
   const settlement = await startSettlement(deps);
   const expiry = startExpiry(deps, lookups.due, { intervalMs: options.expiryIntervalMs });
   const webhooks = await startWebhooks(deps, lookups.directory, options.webhooks);
@@ -55,6 +60,7 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
   return {
     relay,
     webhookBacklog: () => webhooks.backlog(),
+    waiting: () => ({ parkedDispatches: dispatcher.parked(), unmatchedReceipts: receipts.unmatched() }),
     consumerLag: async () => Object.fromEntries(await Promise.all(Object.entries(consumers).map(async ([t, c]) => [t, await c.lag()] as const))),
     async stop() {
       // Upstream first: stop feeding the bus, then drain the consumers.

@@ -13,6 +13,7 @@
 import { getAddress } from 'ethers';
 import { z } from 'zod';
 import { type ChainClient, ChainError, isRetryableChainError } from './chain-client.port.js';
+import type { LogScannerOptions } from './log-scanner.js';
 
 const Contract = z
   .string()
@@ -194,4 +195,14 @@ export async function verifyTokenDecimals(client: Pick<ChainClient, 'chainId' | 
       problems,
     });
   }
+}
+
+/** Scanner settings for a configured chain. */
+export function scannerOptionsFor(chain: ChainConfig): LogScannerOptions {
+  return {
+    tokens: chain.tokens.map((t) => t.contract),
+    maxBlockRange: chain.maxBlockRange,
+    confirmations: chain.confirmations,
+    reorgWindow: chain.reorgWindow,
+  };
 }

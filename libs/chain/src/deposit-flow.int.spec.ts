@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HDNodeWallet, Mnemonic } from 'ethers';
 import { EthersChainClient } from './adapters/ethers.chain-client.js';
-import { type ChainConfig, parseChainsConfig } from './chain.config.js';
+import { type ChainConfig, parseChainsConfig, scannerOptionsFor } from './chain.config.js';
 import { deriveDepositAddress } from './deposit-address.js';
 import { ScanCursorSchema } from './log-scanner.js';
 import { withRetry } from './retry.backoff.js';
@@ -50,11 +50,9 @@ async function harness(addresses: string[], over: { url?: string; maxBlockRange?
     client(over.url),
     addresses,
     {
-      tokens: config.tokens.map((t) => t.contract),
-      maxBlockRange: over.maxBlockRange ?? config.maxBlockRange,
+      ...scannerOptionsFor(config),
+      ...(over.maxBlockRange ? { maxBlockRange: over.maxBlockRange } : {}),
       maxBlocksPerStep: over.maxBlocksPerStep,
-      confirmations: config.confirmations,
-      reorgWindow: config.reorgWindow,
       startBlock: (await chain.head()) + 1,
       decimals: new Map(config.tokens.map((t) => [t.contract, t.decimals])),
     },

@@ -72,6 +72,8 @@ export class Projector {
   private latestLag: Lag = { events: 0, seconds: 0, head: 0n, position: 0n };
   private failure: unknown;
   private running = false;
+  /** Last position applied, for a projector with no projections (a pure reader in benches). */
+  private applied = 0n;
   private retryWake: (() => void) | undefined;
 
   constructor(options: ProjectorOptions) {
@@ -110,7 +112,7 @@ export class Projector {
   position(): bigint {
     let min: bigint | undefined;
     for (const s of this.slots) if (min === undefined || s.position < min) min = s.position;
-    return min ?? 0n;
+    return min ?? this.applied;
   }
 
   checkpoints(): Record<string, bigint> {
@@ -154,6 +156,7 @@ export class Projector {
     }
     const last = events[events.length - 1].position;
     for (const s of this.slots) if (s.position < last) s.position = last;
+    if (this.applied < last) this.applied = last;
     this.options.onPage?.({ events: events.length, applied, position: last, seconds: (performance.now() - started) / 1000 });
     this.wake();
     return applied;
