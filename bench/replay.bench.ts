@@ -107,7 +107,8 @@ async function generateLog(): Promise<{ events: number; otps: number }> {
   for (let i = 0; i < otps; i++) {
     const a = pickAccount();
     const s = accountStream(`acc${a}`);
-    const otpId = `otp_${hex(i, 12)}`;
+    // Random like the API's ids (newId: 12 random bytes, base64url): inserts land all over the B-trees, as in production.
+    const otpId = `otp_${Buffer.from(Array.from({ length: 12 }, () => Math.floor(random() * 256))).toString('base64url')}`;
     const t = start + 3_600_000 + Math.floor((i / otps) * spanMs);
     const carrier = carriers[Math.floor(random() * carriers.length)];
     const channel = carrier !== 'mobifone' && random() < 0.6 ? 'voice' : 'sms';

@@ -20,6 +20,8 @@ import type { WorkerDeps } from './worker.deps.js';
 
 /** Errors that leave it unknown whether the upstream took the message: the phone's window stays taken. */
 const AMBIGUOUS = new Set(['timeout', 'connection_lost']);
+/** Unless the adapter knows the message never left its queue. */
+const ambiguous = (e: CarrierError) => AMBIGUOUS.has(e.code) && e.detail !== 'not_sent';
 
 export interface DispatcherOptions {
   /** Phones served at once within a batch. */
@@ -140,7 +142,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       }
       const e = failure ?? new CarrierError(provider, 'network', true, 'submit failed');
       deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
-      if (!AMBIGUOUS.has(e.code)) limiter.release(m.phoneHash);
+      if (!ambiguous(e)) limiter.release(m.phoneHash);
       const next = nextStepIndex(plan, step, e.retryable);
       logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
       await runner.handle(

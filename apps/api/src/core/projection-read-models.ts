@@ -1,7 +1,7 @@
 /** The read models of `#projections`, behind the narrow interface the HTTP layer reads. */
 import type { EventStore } from '#eventstore';
 import type { Logger } from '#observability';
-import { defaultProjections, findAccountByKeyHash, getBalance, getOtp, monthlyStats, Projector, statement, type Db } from '#projections';
+import { defaultProjections, findAccountByKeyHash, getBalance, getOtp, monthlyStats, Projector, recentOtps, statement, type Db } from '#projections';
 import type { ProjectionStatus, ReadModels } from './read-models.js';
 
 export function readModelsOn(db: Db): ReadModels {
@@ -9,6 +9,7 @@ export function readModelsOn(db: Db): ReadModels {
     apiKey: (hash) => findAccountByKeyHash(db, hash),
     balance: (accountId) => getBalance(db, accountId),
     otp: (accountId, otpId) => getOtp(db, accountId, otpId),
+    recentOtps: (accountId, limit) => recentOtps(db, accountId, limit),
     stats: (month, accountId) => {
       const { month: _, ...figures } = monthlyStats(db, month, accountId === undefined ? {} : { accountId });
       return figures;

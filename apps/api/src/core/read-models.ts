@@ -28,6 +28,8 @@ export interface ReadModels {
   apiKey(keyHash: string): { keyId: string; accountId: string; revoked: boolean } | undefined;
   balance(accountId: string): { balance: bigint; testCreditsLeft: number; pending: bigint } | undefined;
   otp(accountId: string, otpId: string): OtpView | undefined;
+  /** The account's newest OTPs, newest first. */
+  recentOtps(accountId: string, limit: number): OtpView[];
   /** API.md's stats fields (sent … by_channel), for one account or for all traffic. */
   stats(month: string, accountId?: string): Record<string, unknown>;
   statement(accountId: string, month: string): StatementLine[];

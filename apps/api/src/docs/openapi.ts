@@ -12,6 +12,7 @@ const ok = (description: string) => ({ description, content: { 'application/json
 const bearer = [{ bearer: [] }];
 const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 } };
 const month = { name: 'month', in: 'query', required: false, schema: { type: 'string', pattern: '^\\d{4}-\\d{2}$' } };
+const limit = { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
 export function openApiDocument(): Record<string, unknown> {
@@ -46,6 +47,7 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { '200': ok('queued'), ...errors(400, 401, 402, 409, 422, 429) },
         },
       },
+      '/api/v1/otp': { get: { summary: "This account's newest OTPs, newest first, each as GET /api/v1/otp/{id}", security: bearer, parameters: [limit], responses: { '200': ok('otps'), ...errors(400, 401) } } },
       '/api/v1/otp/{id}': { get: { summary: 'Status and history of one OTP', security: bearer, parameters: [idParam], responses: { '200': ok('otp'), ...errors(401, 404) } } },
       '/api/v1/otp/{id}/feedback': { post: { summary: 'The user typed the right code', security: bearer, parameters: [idParam], requestBody: { content: json(FeedbackBody) }, responses: { '200': ok('recorded'), ...errors(400, 401, 404) } } },
       '/api/v1/webhook': { put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok('url, secret'), ...errors(400, 401) } } },

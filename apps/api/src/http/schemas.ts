@@ -16,6 +16,8 @@ export const EmptyBody = z.strictObject({}).optional();
 export const WebhookBody = z.strictObject({ url: z.url({ protocol: /^https?$/ }).max(2048) });
 export const FeedbackBody = z.strictObject({ verified: z.boolean() });
 export const IdParam = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
+/** Page size of list endpoints; small, since each page is re-read by the polling dashboard. */
+export const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
 export const MonthQuery = z.strictObject({
   month: z
     .string()

@@ -1,10 +1,12 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
-import { FeedbackBody, IdParam, IdempotencyKeyHeader, requestHash, SendOtpBody } from '../http/schemas.js';
+import { FeedbackBody, IdParam, IdempotencyKeyHeader, ListQuery, requestHash, SendOtpBody } from '../http/schemas.js';
 import { parseInput } from '../http/validation.js';
 import { SendOtp } from './send-otp.handler.js';
-import { GetOtp } from './otp.queries.js';
+import type { Core } from '../core/core.js';
+import { CORE } from '../core/tokens.js';
+import { GetOtp, listOtps } from './otp.queries.js';
 import { RecordFeedback } from './feedback.handler.js';
 
 @Controller('api/v1')
@@ -13,6 +15,7 @@ export class OtpController {
   constructor(
     private readonly commands: CommandBus,
     private readonly queries: QueryBus,
+    @Inject(CORE) private readonly core: Core,
   ) {}
 
   @Post('send-otp')
@@ -28,6 +31,11 @@ export class OtpController {
         idempotencyKey === undefined ? undefined : requestHash(body),
       ),
     );
+  }
+
+  @Get('otp')
+  list(@Auth() auth: AuthContext, @Query() query: unknown) {
+    return listOtps(this.core, auth.accountId, parseInput(ListQuery, query).limit);
   }
 
   @Get('otp/:id')

@@ -46,6 +46,10 @@ interface Row {
 
 const statements = memoPerDb((db) => ({
   one: db.prepare<[string], Row>('SELECT * FROM otp_status WHERE otp_id = ?').safeIntegers(true),
+  // otp_id breaks ties within a millisecond so pages are stable; the by-account index ends in it (WITHOUT ROWID).
+  recent: db
+    .prepare<[string, number], Row>('SELECT * FROM otp_status WHERE account_id = ? ORDER BY created_at DESC, otp_id DESC LIMIT ?')
+    .safeIntegers(true),
   due: db.prepare<[number, number], DueOtp>(
     `SELECT otp_id AS otpId, account_id AS accountId, status, deadline_ms AS deadlineMs FROM otp_status
      WHERE status IN ('queued', 'routed') AND deadline_ms <= ? ORDER BY deadline_ms LIMIT ?`,
@@ -56,6 +60,15 @@ const statements = memoPerDb((db) => ({
 export function getOtp(db: Db, accountId: string, otpId: string): OtpView | undefined {
   const r = statements(db).one.get(otpId);
   if (r === undefined || r.account_id !== accountId) return undefined;
+  return viewOf(r);
+}
+
+/** The account's newest OTPs, newest first, in the shape of `getOtp`. */
+export function recentOtps(db: Db, accountId: string, limit: number): OtpView[] {
+  return statements(db).recent.all(accountId, limit).map(viewOf);
+}
+
+function viewOf(r: Row): OtpView {
   const view: OtpView = {
     id: r.otp_id,
     phoneMasked: r.phone_masked,

@@ -1,6 +1,6 @@
 import { Projector } from '../projector.js';
 import { monthlyStats } from './delivery-stats.queries.js';
-import { getOtp, openOtpsDueBefore } from './otp-status.queries.js';
+import { getOtp, openOtpsDueBefore, recentOtps } from './otp-status.queries.js';
 import { otpsProjection } from './otps.projection.js';
 import { acct, delivered, isoAt, opened, otpStream, receipt, refunded, routed, sent, tempStore, type TempStore } from '../testing/events.js';
 
@@ -74,6 +74,14 @@ describe('otps projection: OTP status, open OTPs and monthly stats, hand-compute
   it("another account's OTP id is not found", () => {
     expect(getOtp(t.store.db, 'B', 'x1')).toBeUndefined();
     expect(getOtp(t.store.db, 'A', 'nope')).toBeUndefined();
+  });
+
+  it("lists an account's newest OTPs first, ties by id, only its own, in the shape of getOtp", () => {
+    expect(recentOtps(t.store.db, 'A', 4).map((o) => o.id)).toEqual(['x5', 'x4', 'x6', 'x3']);
+    expect(recentOtps(t.store.db, 'A', 100).map((o) => o.id)).toEqual(['x5', 'x4', 'x6', 'x3', 'x2', 'x1']);
+    expect(recentOtps(t.store.db, 'A', 100)[5]).toEqual(getOtp(t.store.db, 'A', 'x1'));
+    expect(recentOtps(t.store.db, 'B', 100).map((o) => o.id)).toEqual(['y1']);
+    expect(recentOtps(t.store.db, 'C', 100)).toEqual([]);
   });
 
   it('lists open OTPs by expiry deadline (request time + 600 s), earliest first', () => {

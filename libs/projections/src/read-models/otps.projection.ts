@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS otp_status${s} (
   deadline_ms   INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS otp_status${s}_open ON otp_status${s} (deadline_ms) WHERE status IN ('queued', 'routed');
+CREATE INDEX IF NOT EXISTS otp_status${s}_by_account ON otp_status${s} (account_id, created_at);
 CREATE TABLE IF NOT EXISTS delivery_stats${s} (
   month      TEXT    NOT NULL,
   account_id TEXT    NOT NULL,
@@ -250,7 +251,8 @@ export interface OtpsProjectionOptions {
 export function otpsProjection(options: OtpsProjectionOptions = {}): Projection {
   return {
     name: 'otps',
-    version: 1,
+    // 2: otp_status gained its by-account index (the dashboard's recent OTPs).
+    version: 2,
     handles: OTP_STATUS_EVENT_TYPES,
     tables: ['otp_status', 'delivery_stats', 'delivery_latency'],
     ddl,
