@@ -52,9 +52,12 @@ export interface AccountState {
   /** Charged OTPs awaiting settlement; I2. */
   open: Map<string, OpenCharge>;
   /**
-   * OTPs already delivered or refunded. I2 needs them: without this set a settled
-   * otpId looks unknown and a redelivered SendOtp would charge it a second time.
-   * It grows with every OTP the account ever sent (ids only, no amounts).
+   * The most recently settled OTPs (at most SETTLED_WINDOW). I2 needs them:
+   * without them a settled otpId looks unknown and a repeated SendOtp would
+   * charge it again. A window suffices because otpIds are 96-bit random ids
+   * that the API generates once per request: a repeat can only be a retry of
+   * a command moments old. Bounding it keeps a busy account's state small
+   * (a million settled ids would cost ~100 MB).
    */
   settled: Set<string>;
   idempotency: Map<string, IdempotencyRecord>;
@@ -62,6 +65,14 @@ export interface AccountState {
 
 /** Idempotency keys are honoured for at least 24 h (API.md); they are pruned after 48 h. */
 export const IDEMPOTENCY_RETENTION_MS = 48 * 3600 * 1000;
+
+export const SETTLED_WINDOW = 1024;
+
+function rememberSettled(state: AccountState, otpId: string): void {
+  state.settled.add(otpId);
+  // Sets iterate in insertion order: the first entry is the oldest.
+  if (state.settled.size > SETTLED_WINDOW) state.settled.delete(state.settled.values().next().value as string);
+}
 
 export const depositKey = (chainId: number, txHash: string, logIndex: number): string =>
   `${chainId}:${txHash.toLowerCase()}:${logIndex}`;
@@ -259,7 +270,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       const charge = state.open.get(event.data.otpId);
       if (charge) {
         state.open.delete(event.data.otpId);
-        state.settled.add(event.data.otpId);
+        rememberSettled(state, event.data.otpId);
         if (charge.fundedBy === 'balance') state.pending -= charge.amount;
       }
       break;
@@ -268,7 +279,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       const charge = state.open.get(event.data.otpId);
       if (charge) {
         state.open.delete(event.data.otpId);
-        state.settled.add(event.data.otpId);
+        rememberSettled(state, event.data.otpId);
         if (charge.fundedBy === 'test_credit') state.testCreditsLeft += 1;
         else {
           state.balance += charge.amount;
