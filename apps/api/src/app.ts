@@ -26,6 +26,9 @@ import { HealthController } from './health/health.controller.js';
 import { DocsController } from './docs/docs.controller.js';
 import { CarrierReceiptsController } from './carriers/receipts.controller.js';
 import { MetricsController } from './metrics/metrics.controller.js';
+import { DepositsController } from './deposits/deposits.controller.js';
+import { AssignDepositAddressHandler } from './deposits/deposits.handlers.js';
+import { DashboardController } from './dashboard/dashboard.controller.js';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
@@ -35,7 +38,7 @@ export class ApiModule {
     return {
       module: ApiModule,
       imports: [CqrsModule.forRoot()],
-      controllers: [AccountsController, OtpController, ReportsController, HealthController, DocsController, CarrierReceiptsController, MetricsController],
+      controllers: [AccountsController, OtpController, ReportsController, HealthController, DocsController, CarrierReceiptsController, MetricsController, DashboardController, DepositsController],
       providers: [
         { provide: CORE, useValue: core },
         ApiKeyGuard,
@@ -46,6 +49,7 @@ export class ApiModule {
         SendOtpHandler,
         GetOtpHandler,
         RecordFeedbackHandler,
+        AssignDepositAddressHandler,
       ],
     };
   }
