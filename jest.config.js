@@ -12,4 +12,5 @@ export default {
   testMatch: ['<rootDir>/{apps,libs,bench}/**/*.spec.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   testTimeout: 60000,
+  reporters: ['default', '<rootDir>/jest.summary-reporter.js'],
 };
