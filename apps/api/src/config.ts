@@ -6,11 +6,14 @@
  * machine; production sets them explicitly.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { HDNodeWallet, Mnemonic } from 'ethers';
 import { z } from 'zod';
 import { parseUsd } from '#domain';
 import { CarriersConfigSchema, type CarriersConfigInput } from '#carriers';
+import { type ChainConfig, deriveDepositAddress } from '#chain';
+import { chainsFromEnv } from '../../chain-listener/src/chains.config.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
@@ -60,6 +63,11 @@ const EnvSchema = z.object({
     .pipe(CarriersConfigSchema),
   /** `embedded`: the delivery workers run in this process (the default); `off`: API only. */
   NEXO_WORKERS: z.enum(['embedded', 'off']).default('embedded'),
+  /** Account-level extended public key (m/44'/60'/0'/0) deposit addresses derive from; never an xprv. */
+  NEXO_DEPOSIT_XPUB: z.string().trim().min(1).optional(),
+  /** Chains taking deposits, as JSON or a JSON file (libs/chain's parseChainsConfig); unset: no listener runs. */
+  NEXO_CHAINS: z.string().optional(),
+  NEXO_CHAINS_FILE: z.string().optional(),
 });
 
 export interface AppConfig {
@@ -82,20 +90,38 @@ export interface AppConfig {
   trustProxy: boolean;
   carriers: CarriersConfigInput;
   workers: 'embedded' | 'off';
+  chains: ChainConfig[];
+  depositXpub: string | undefined;
+  /** The xpub was generated into the data dir: nobody holds its private key, so funds sent to its addresses are lost. */
+  depositXpubGenerated: boolean;
 }
 
 export class ConfigError extends Error {}
 
 interface GeneratedSecrets {
-  cipherKeys: string;
-  phonePepper: string;
+  cipherKeys?: string;
+  phonePepper?: string;
+  /** Only the xpub of a random mnemonic that is thrown away: development deposit addresses nobody can spend from. */
+  depositXpub?: string;
 }
 
-function embeddedSecrets(dataDir: string): GeneratedSecrets {
+function embeddedSecrets(dataDir: string, needs: { keys: boolean; xpub: boolean }): GeneratedSecrets {
   const file = join(dataDir, 'secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as GeneratedSecrets;
-  const secrets = { cipherKeys: `k1:${randomBytes(32).toString('hex')}`, phonePepper: randomBytes(32).toString('hex') };
-  writeFileSync(file, JSON.stringify(secrets), { mode: 0o600, flag: 'wx' });
+  const stored = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as GeneratedSecrets) : {};
+  const secrets: GeneratedSecrets = { ...stored };
+  if (needs.keys) {
+    secrets.cipherKeys ??= `k1:${randomBytes(32).toString('hex')}`;
+    secrets.phonePepper ??= randomBytes(32).toString('hex');
+  }
+  if (needs.xpub && !secrets.depositXpub) {
+    const phrase = Mnemonic.entropyToPhrase(randomBytes(16));
+    secrets.depositXpub = HDNodeWallet.fromPhrase(phrase, undefined, "m/44'/60'/0'/0").neuter().extendedKey;
+  }
+  if (JSON.stringify(secrets) !== JSON.stringify(stored)) {
+    // Written whole and renamed, so a crash never leaves a file missing the keys that sealed stored secrets.
+    writeFileSync(`${file}.tmp`, JSON.stringify(secrets), { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
+  }
   return secrets;
 }
 
@@ -108,8 +134,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const e = parsed.data;
   const dataDir = resolve(e.NEXO_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
-  const generated = !e.NEXO_CIPHER_KEYS || !e.NEXO_PHONE_PEPPER ? embeddedSecrets(dataDir) : undefined;
-  const keyList = (e.NEXO_CIPHER_KEYS ?? generated!.cipherKeys).split(',').map((pair) => pair.split(':') as [string, string]);
+  // A generated xpub per distributed instance would give one account different addresses: only the embedded default generates one.
+  const generateXpub = !e.NEXO_DEPOSIT_XPUB && !e.ESDB_URL;
+  const needKeys = !e.NEXO_CIPHER_KEYS || !e.NEXO_PHONE_PEPPER;
+  const generated = needKeys || generateXpub ? embeddedSecrets(dataDir, { keys: needKeys, xpub: generateXpub }) : undefined;
+  const depositXpub = e.NEXO_DEPOSIT_XPUB ?? (generateXpub ? generated!.depositXpub : undefined);
+  if (depositXpub !== undefined) {
+    try {
+      deriveDepositAddress(depositXpub, 0);
+    } catch (error) {
+      throw new ConfigError(`invalid configuration:\n  NEXO_DEPOSIT_XPUB: ${(error as Error).message}`);
+    }
+  }
+  let chains: ChainConfig[];
+  try {
+    chains = chainsFromEnv(e);
+  } catch (error) {
+    throw new ConfigError(`invalid configuration:\n  ${(error as Error).message}`);
+  }
+  const keyList = (e.NEXO_CIPHER_KEYS ?? generated!.cipherKeys!).split(',').map((pair) => pair.split(':') as [string, string]);
   return {
     port: e.PORT,
     host: e.HOST,
@@ -121,7 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     testCredits: e.NEXO_TEST_CREDITS,
     cipherKeys: Object.fromEntries(keyList.map(([id, hex]) => [id, Buffer.from(hex, 'hex')])),
     cipherKeyId: keyList[0][0],
-    phonePepper: Buffer.from(e.NEXO_PHONE_PEPPER ?? generated!.phonePepper, 'hex'),
+    phonePepper: Buffer.from(e.NEXO_PHONE_PEPPER ?? generated!.phonePepper!, 'hex'),
     phoneIntervalMs: e.NEXO_PHONE_INTERVAL_SECONDS * 1000,
     keyRatePerSecond: e.NEXO_KEY_RATE_PER_SECOND,
     keyBurst: e.NEXO_KEY_BURST,
@@ -130,5 +173,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     trustProxy: e.NEXO_TRUST_PROXY === 'true',
     carriers: e.NEXO_CARRIERS as CarriersConfigInput,
     workers: e.NEXO_WORKERS,
+    chains,
+    depositXpub,
+    depositXpubGenerated: e.NEXO_DEPOSIT_XPUB === undefined && depositXpub !== undefined,
   };
 }

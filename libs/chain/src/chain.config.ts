@@ -39,7 +39,7 @@ export const TokenConfigSchema = z
 export const ChainConfigSchema = z
   .object({
     chainId: z.number().int().positive(),
-    /** The `chain` of DepositAddressAssigned and of the API's `?chain=`. */
+    /** The API's `?chain=`. (DepositAddressAssigned records the chain family, `evm`: one address serves every EVM chain.) */
     slug: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/),
     name: z.string().min(1).max(64),
     rpcUrls: z.array(z.string().url()).min(1),

@@ -26,6 +26,7 @@
  * must then treat a CreditDeposit that decides no event as the same case
  * (the ledger holds the key, reversed).
  */
+import { z } from 'zod';
 import type { BlockRef, Transfer } from './chain-client.port.js';
 import type { ScanResult } from './log-scanner.js';
 
@@ -235,6 +236,41 @@ export class DepositWatch {
     for (const k of this.#orphaned) if (!referenced.has(k)) this.#orphaned.delete(k);
   }
 
+  /**
+   * Everything the watch remembers, as plain JSON (amounts as digit strings),
+   * so a consumer can persist it after each step and resume after a restart
+   * with the same decisions it would have taken without one.
+   */
+  snapshot(): DepositWatchSnapshot {
+    const transfer = (t: Transfer) => ({ ...t, amount: t.amount.toString() });
+    return {
+      v: 1,
+      entries: [...this.#entries.values()].map((e) => ({
+        identity: e.identity,
+        sightings: e.sightings.map(transfer),
+        credits: e.credits.map((c) => ({ ...c })),
+      })),
+      orphaned: [...this.#orphaned],
+      reversedKeys: [...this.#reversedKeys],
+    };
+  }
+
+  /** A watch with a snapshot's memory; the snapshot is validated, as it comes from storage. */
+  static restore(policy: DepositPolicy, snapshot: unknown): DepositWatch {
+    const s = DepositWatchSnapshotSchema.parse(snapshot);
+    const watch = new DepositWatch(policy);
+    for (const e of s.entries) {
+      watch.#entries.set(e.identity, {
+        identity: e.identity,
+        sightings: e.sightings.map((t) => ({ ...t, amount: BigInt(t.amount) })),
+        credits: e.credits.map((c) => ({ ...c })),
+      });
+    }
+    for (const k of s.orphaned) watch.#orphaned.add(k);
+    for (const k of s.reversedKeys) watch.#reversedKeys.add(k);
+    return watch;
+  }
+
   #entry(identity: string): WatchedDeposit {
     let e = this.#entries.get(identity);
     if (!e) {
@@ -244,6 +280,37 @@ export class DepositWatch {
     return e;
   }
 }
+
+const Hash = z.string().regex(/^0x[0-9a-f]{64}$/);
+const Addr = z.string().regex(/^0x[0-9a-fA-F]{40}$/);
+const BlockNo = z.number().int().min(0);
+const CreditRecordSchema = z
+  .object({ chainId: z.number().int().positive(), txHash: Hash, logIndex: BlockNo, blockNumber: BlockNo, blockHash: Hash, reversed: z.boolean() })
+  .strict();
+const TransferSnapshotSchema = z
+  .object({
+    chainId: z.number().int().positive(),
+    token: Addr,
+    from: Addr,
+    to: Addr,
+    amount: z.string().regex(/^\d+$/),
+    txHash: Hash,
+    logIndex: BlockNo,
+    blockNumber: BlockNo,
+    blockHash: Hash,
+  })
+  .strict();
+
+export const DepositWatchSnapshotSchema = z
+  .object({
+    v: z.literal(1),
+    entries: z.array(z.object({ identity: z.string().min(1), sightings: z.array(TransferSnapshotSchema), credits: z.array(CreditRecordSchema) }).strict()),
+    orphaned: z.array(z.string()),
+    reversedKeys: z.array(z.string()),
+  })
+  .strict();
+
+export type DepositWatchSnapshot = z.infer<typeof DepositWatchSnapshotSchema>;
 
 /** The view a scan step leaves behind, for `DepositWatch.assess`. */
 export function chainViewOf(step: Pick<ScanResult, 'head' | 'finalizedHead' | 'newCursor'>): Omit<ChainView, 'orphaned'> {

@@ -7,3 +7,5 @@ export * from './account.events.js';
 export * from './account.decider.js';
 export * from './otp.events.js';
 export * from './otp.decider.js';
+export * from './deposit-index.events.js';
+export * from './deposit-index.decider.js';

@@ -19,6 +19,7 @@ import type { ProjectionStatus, ReadModels } from './read-models.js';
 import { startReadModels } from './projection-read-models.js';
 import { createProcessMetrics, workerMetrics } from './metrics.js';
 import type { NexoMetrics } from '#observability';
+import { type ChainServices, startChainServices } from '../../../chain-listener/src/index.js';
 
 export class Core {
   readonly revokedKeys = new Set<string>();
@@ -67,6 +68,8 @@ export class Core {
   }
 
   workers: RunningWorkers | undefined;
+  /** Deposit listeners and consumers, when chains are configured (embedded default). */
+  chainServices: ChainServices | undefined;
 
   /** Shared secrets of the HTTP upstreams, by provider name, for their receipt callbacks. */
   receiptSecrets(): ReadonlyMap<string, string> {
@@ -93,6 +96,7 @@ export class Core {
 
   /** Upstream first: workers stop feeding the store, then projections, bus and store close. */
   async close(): Promise<void> {
+    await this.chainServices?.stop();
     await this.workers?.stop();
     await this.carriers.close();
     await this.projections.stop();
@@ -107,6 +111,7 @@ function openReadModelDb(file: string): Database.Database {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -32768');
   return db;
 }
 
@@ -153,5 +158,28 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
   });
   metricsRef.current = core.metrics;
   if (config.workers === 'embedded') await core.startWorkers();
+  if (config.depositXpubGenerated) {
+    logger.warn(
+      { dataDir: config.dataDir },
+      'NEXO_DEPOSIT_XPUB is not set: deposit addresses derive from a development xpub generated into secrets.json whose private key was never kept; funds sent to them are unrecoverable. Set NEXO_DEPOSIT_XPUB in production.',
+    );
+  }
+  if (config.workers === 'embedded' && config.chains.length > 0) {
+    try {
+      core.chainServices = await startChainServices({
+        chains: config.chains,
+        bus,
+        runner,
+        db: readDb,
+        logger,
+        clock: core.clock,
+        metrics: core.metrics,
+        caughtUp: () => core.caughtUp(),
+      });
+    } catch (error) {
+      await core.close().catch(() => undefined);
+      throw error;
+    }
+  }
   return core;
 }

@@ -51,6 +51,22 @@ export function openApiDocument(): Record<string, unknown> {
       '/api/v1/otp/{id}': { get: { summary: 'Status and history of one OTP', security: bearer, parameters: [idParam], responses: { '200': ok('otp'), ...errors(401, 404) } } },
       '/api/v1/otp/{id}/feedback': { post: { summary: 'The user typed the right code', security: bearer, parameters: [idParam], requestBody: { content: json(FeedbackBody) }, responses: { '200': ok('recorded'), ...errors(400, 401, 404) } } },
       '/api/v1/webhook': { put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok('url, secret'), ...errors(400, 401) } } },
+      '/api/v1/deposit-address': {
+        get: {
+          summary: "This account's deposit address on a chain (one address serves every EVM chain), the tokens credited there and the confirmations awaited; assigned on first call",
+          security: bearer,
+          parameters: [{ name: 'chain', in: 'query', required: true, schema: { type: 'string', examples: ['ethereum', 'bsc', 'polygon', 'arbitrum', 'base'] } }],
+          responses: { '200': ok('chain, address, tokens [{ symbol, contract, decimals }], confirmations'), ...errors(400, 401) },
+        },
+      },
+      '/api/v1/deposits': {
+        get: {
+          summary: 'Stablecoin deposits credited to this account, newest first; status credited or reversed (the block left the chain)',
+          security: bearer,
+          parameters: [{ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } }],
+          responses: { '200': ok('deposits [{ chain, token, tx_hash, amount, status, block_number, credited_at, reversed_at? }]'), ...errors(400, 401) },
+        },
+      },
       '/api/v1/stats': { get: { summary: "This account's monthly delivery stats", security: bearer, parameters: [month], responses: { '200': ok('stats'), ...errors(400, 401) } } },
       '/api/v1/stats/public': { get: { summary: 'Monthly delivery stats over all traffic', parameters: [month], responses: { '200': ok('stats'), ...errors(400) } } },
       '/api/v1/ledger': { get: { summary: 'Monthly statement (JSON, or CSV with Accept: text/csv)', security: bearer, parameters: [month], responses: { '200': ok('lines'), ...errors(400, 401) } } },
