@@ -61,6 +61,11 @@ const EnvSchema = z.object({
       }
     })
     .pipe(CarriersConfigSchema),
+  /** Comma-separated Kafka brokers: the distributed bus (receipts the API takes are published there). */
+  KAFKA_BROKERS: z
+    .string()
+    .regex(/^[^\s,]+(,[^\s,]+)*$/, 'must be host:port[,host:port…]')
+    .optional(),
   /** `embedded`: the delivery workers run in this process (the default); `off`: API only. */
   NEXO_WORKERS: z.enum(['embedded', 'off']).default('embedded'),
   /** Account-level extended public key (m/44'/60'/0'/0) deposit addresses derive from; never an xprv. */
@@ -90,6 +95,7 @@ export interface AppConfig {
   trustProxy: boolean;
   carriers: CarriersConfigInput;
   workers: 'embedded' | 'off';
+  kafkaBrokers: string[] | undefined;
   chains: ChainConfig[];
   depositXpub: string | undefined;
   /** The xpub was generated into the data dir: nobody holds its private key, so funds sent to its addresses are lost. */
@@ -173,6 +179,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     trustProxy: e.NEXO_TRUST_PROXY === 'true',
     carriers: e.NEXO_CARRIERS as CarriersConfigInput,
     workers: e.NEXO_WORKERS,
+    kafkaBrokers: e.KAFKA_BROKERS?.split(','),
     chains,
     depositXpub,
     depositXpubGenerated: e.NEXO_DEPOSIT_XPUB === undefined && depositXpub !== undefined,

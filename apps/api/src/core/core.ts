@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { InProcessMessageBus, type MessageBus } from '#bus';
+import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers } from '#worker';
@@ -139,7 +139,9 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
   const runner = new CommandRunner(store);
   const cipher = new AesGcmCipher(config.cipherKeys, config.cipherKeyId);
   const { reads, projections } = await startReadModels(store, readDb, logger, { expiryMs: config.expiryMs });
-  const bus = new InProcessMessageBus(readDb, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
+  const bus = config.kafkaBrokers
+    ? await openMessageBus({ kind: 'kafka', brokers: config.kafkaBrokers, clientId: 'nexo-api' })
+    : new InProcessMessageBus(readDb, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
   const publishReceipt = receiptPublisher({ bus });
   const carriers = createCarriers(config.carriers, {
     sink: (receipt) => {
