@@ -4,7 +4,7 @@
  * default runs them inside the API process; `apps/worker` runs them alone
  * against Kafka and EventStoreDB.
  */
-import { Relay, TOPICS } from '#bus';
+import { type OutgoingMessage, Relay, TOPICS } from '#bus';
 import type { Receipt } from '#carriers';
 import { startDispatcher, type DispatcherOptions } from './dispatcher.consumer.js';
 import { startExpiry } from './expiry.worker.js';
@@ -34,15 +34,30 @@ export interface RunningWorkers {
   stop(): Promise<void>;
 }
 
-/** Receipts from any source (SMPP, simulator, the HTTP callback) enter the pipeline here. */
+/**
+ * Receipts from any source (SMPP, simulator, the HTTP callback) enter the
+ * pipeline here. Receipts that arrive in the same turn of the event loop are
+ * published together, one bus write for all; each caller's promise still
+ * resolves only once its receipt is durable (SMPP acknowledges on it).
+ */
 export function receiptPublisher(deps: Pick<WorkerDeps, 'bus'>): (receipt: Receipt) => Promise<void> {
+  let pending: { message: OutgoingMessage; resolve(): void; reject(error: unknown): void }[] = [];
+  const flush = () => {
+    const batch = pending;
+    pending = [];
+    deps.bus.publish(TOPICS.receipts, batch.map((p) => p.message)).then(
+      () => batch.forEach((p) => p.resolve()),
+      (error: unknown) => batch.forEach((p) => p.reject(error)),
+    );
+  };
   return (r) =>
-    deps.bus.publish(TOPICS.receipts, [
-      {
+    new Promise<void>((resolve, reject) => {
+      const message = {
         key: r.providerMessageId,
         value: { provider: r.provider, providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(r.otpId ? { otpId: r.otpId } : {}) },
-      },
-    ]);
+      };
+      if (pending.push({ message, resolve, reject }) === 1) setImmediate(flush);
+    });
 }
 
 export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: WorkerOptions = {}): Promise<RunningWorkers> {
@@ -51,11 +66,21 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
       ? undefined
       : new Relay(deps.store, deps.bus, deps.db, relayRoute, { onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying') });
   relay?.start();
-  const dispatcher = await startDispatcher(deps, options.dispatcher);
-  const receipts = await startReceipts(deps, lookups.routes, { rematchMs: options.receiptRematchMs });
-  const settlement = await startSettlement(deps);
+  // Joined together: on Kafka each consumer's first join waits out the group's rebalance delay.
+  const started = await Promise.allSettled([
+    startDispatcher(deps, options.dispatcher),
+    startReceipts(deps, lookups.routes, { rematchMs: options.receiptRematchMs }),
+    startSettlement(deps),
+    startWebhooks(deps, lookups.directory, options.webhooks),
+  ] as const);
+  const [d, r, s, w] = started;
+  if (d.status === 'rejected' || r.status === 'rejected' || s.status === 'rejected' || w.status === 'rejected') {
+    await relay?.stop();
+    await Promise.all(started.map((x) => (x.status === 'fulfilled' ? x.value.stop().catch(() => undefined) : undefined)));
+    throw started.find((x): x is PromiseRejectedResult => x.status === 'rejected')!.reason;
+  }
+  const [dispatcher, receipts, settlement, webhooks] = [d.value, r.value, s.value, w.value];
   const expiry = startExpiry(deps, lookups.due, { intervalMs: options.expiryIntervalMs });
-  const webhooks = await startWebhooks(deps, lookups.directory, options.webhooks);
   const consumers = { [TOPICS.dispatch]: dispatcher, [TOPICS.receipts]: receipts.consumer, [TOPICS.settlement]: settlement, [TOPICS.webhooks]: webhooks.consumer };
   return {
     relay,

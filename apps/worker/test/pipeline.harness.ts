@@ -32,6 +32,10 @@ export interface PipelineOptions {
   expiryMs?: number;
   workers?: WorkerOptions;
   logLevel?: string;
+  /** Start on this directory's file (a restart); it is then left in place at stop. */
+  dir?: string;
+  /** The AES key and phone pepper, so a restart can open what the first run sealed. */
+  secrets?: { cipherKey: Buffer; pepper: Buffer };
 }
 
 export interface Pipeline {
@@ -44,9 +48,11 @@ export interface Pipeline {
   /** Receipts from outside the gateways (an HTTP aggregator's callback) enter here. */
   publishReceipt: ReceiptSink;
   logs: string[];
+  dir: string;
+  secrets: { cipherKey: Buffer; pepper: Buffer };
   openAccount(options?: { deposit?: bigint; testCredits?: number }): Promise<string>;
   configureWebhook(accountId: string, url: string): Promise<string>;
-  send(accountId: string, phone: string, options?: { channel?: RequestedChannel; webhookUrl?: string; code?: string }): Promise<{ otpId: string; carrier: Carrier; channel: Channel }>;
+  send(accountId: string, phone: string, options?: { channel?: RequestedChannel; webhookUrl?: string; code?: string; otpId?: string }): Promise<{ otpId: string; carrier: Carrier; channel: Channel }>;
   /** Every OTP in the raw log with what settled it. */
   ledger(): Promise<Map<string, OtpFacts>>;
   balance(accountId: string): ReturnType<typeof getBalance>;
@@ -61,7 +67,7 @@ export interface OtpFacts {
 }
 
 export async function startPipeline(options: PipelineOptions = {}): Promise<Pipeline> {
-  const dir = mkdtempSync(join(tmpdir(), 'nexo-worker-'));
+  const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'nexo-worker-'));
   const file = join(dir, 'nexo.db');
   const logs: string[] = [];
   const logger = createLogger({
@@ -79,8 +85,9 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   const runner = new CommandRunner(store);
-  const cipher = new AesGcmCipher({ k1: randomBytes(32) }, 'k1');
-  const pepper = randomBytes(32);
+  const secrets = options.secrets ?? { cipherKey: randomBytes(32), pepper: randomBytes(32) };
+  const cipher = new AesGcmCipher({ k1: secrets.cipherKey }, 'k1');
+  const pepper = secrets.pepper;
   const expiryMs = options.expiryMs ?? 600_000;
   const projector = new Projector({ store, db, projections: defaultProjections({ expiryMs }), onError: (e) => logger.error({ err: e }, 'projection failed') });
   await projector.catchUp();
@@ -105,6 +112,8 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     workers,
     publishReceipt,
     logs,
+    dir,
+    secrets,
     async openAccount({ deposit = 0n, testCredits = 5 } = {}) {
       const accountId = newId('acc');
       const stream = accountStream(accountId);
@@ -129,12 +138,11 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       await runner.handle(accountStream(accountId), accountDecider, { type: 'ConfigureWebhook', url, secret: cipher.seal(secret), at: AT() });
       return secret;
     },
-    async send(accountId, phone, { channel: requested = 'auto', webhookUrl, code = '482913' } = {}) {
+    async send(accountId, phone, { channel: requested = 'auto', webhookUrl, code = '482913', otpId = newId('otp') } = {}) {
       const mobile = parseVnMobile(phone);
       if (!mobile) throw new Error('test phone is not a Vietnamese mobile number');
       const channel = pickChannel(mobile.carrier, requested, channels);
       if (!channel) throw new Error(`no route for ${mobile.carrier}`);
-      const otpId = newId('otp');
       await runner.handle(accountStream(accountId), accountDecider, {
         type: 'SendOtp',
         price: PRICE,
@@ -162,7 +170,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       await inner.close();
       await store.close();
       if (db.open) db.close();
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -12,7 +12,7 @@
  * `event_id` again, which is why API.md tells customers to de-duplicate by it.
  * Here the endpoint answers at once, so each `event_id` arrives exactly once.
  */
-import type { MessageBus } from '#bus';
+import type { BatchHandler, ConsumeOptions, MessageBus } from '#bus';
 import { verifyWebhook } from '#worker';
 import { nextPhone, PRICE, startPipeline, until, webhookSink, type Pipeline } from './pipeline.harness.js';
 
@@ -22,8 +22,8 @@ function everythingTwice(bus: MessageBus): MessageBus {
       await bus.publish(topic, messages);
       await bus.publish(topic, messages);
     },
-    consume: (group, topic, handler, options) =>
-      bus.consume(
+    consume: <V>(group: string, topic: string, handler: BatchHandler<V>, options?: ConsumeOptions) =>
+      bus.consume<V>(
         group,
         topic,
         async (batch) => {

@@ -237,7 +237,7 @@ describe('compose and Kafka topics', () => {
       ...[...config.matchAll(/names: \["([a-z0-9-]+)"\]/g)].map((m) => m[1]!),
       ...[...config.matchAll(/targets: \["([a-z0-9-]+):\d+"\]/g)].map((m) => m[1]!).filter((h) => h !== 'localhost'),
     ];
-    expect(scraped.sort()).toEqual(['api', 'chain-listener', 'eventstore', 'worker']);
+    expect(scraped.sort()).toEqual(['api', 'chain-listener', 'eventstore', 'relay', 'worker']);
     for (const service of [...scraped, 'prometheus', 'grafana', 'kafka', 'kafka-init']) {
       expect({ service, defined: services.has(service) }).toEqual({ service, defined: true });
     }

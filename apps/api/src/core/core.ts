@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
-import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers } from '#worker';
+import { lookupsOn, receiptPublisher, startWorkers, workerMetrics, type RunningWorkers } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
 import type { Projector } from '#projections';
@@ -17,7 +17,7 @@ import { TokenBuckets } from '../http/rate-limiter.js';
 import { HttpIdempotency } from './http-idempotency.js';
 import type { ProjectionStatus, ReadModels } from './read-models.js';
 import { startReadModels } from './projection-read-models.js';
-import { createProcessMetrics, workerMetrics } from './metrics.js';
+import { createProcessMetrics } from './metrics.js';
 import type { NexoMetrics } from '#observability';
 import { type ChainServices, startChainServices } from '../../../chain-listener/src/index.js';
 

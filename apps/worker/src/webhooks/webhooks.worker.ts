@@ -4,7 +4,9 @@
  * with exponential backoff and jitter for at least 24 h, and at most a few
  * requests in flight per endpoint so one slow customer cannot hold up others.
  */
-import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
+import http from 'node:http';
+import https from 'node:https';
+import { type ConsumedMessage, TOPICS, type Consumer } from '#bus';
 import { formatUsd } from '#domain';
 import { WebhookMessage } from '../messages.js';
 import type { WorkerDeps } from '../worker.deps.js';
@@ -37,6 +39,9 @@ interface Row {
   created_ms: number;
 }
 
+/** Rows held in memory for sending; beyond this, new ones wait in the table for the scan. */
+const MAX_QUEUED = 10_000;
+
 const STATUS_BY_TYPE = { 'otp.routed': 'routed', 'otp.delivered': 'delivered', 'otp.refunded': 'refunded' } as const;
 
 export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirectory, options: WebhookOptions = {}) {
@@ -65,58 +70,159 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
   const retry = db.prepare(`UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_code = ?, last_error = ?, next_ms = ? WHERE event_id = ?`);
   const backlog = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`);
 
+  /** Per endpoint (origin): rows waiting for one of its slots. */
+  const queues = new Map<string, Row[]>();
   const inFlight = new Map<string, number>();
-  const sending = new Set<string>();
-  let wake: (() => void) | undefined;
+  /** Event ids queued or being sent: a scan that sees them again leaves them alone. */
+  const queued = new Set<string>();
+  const agents = {
+    'http:': new http.Agent({ keepAlive: true, maxSockets: perEndpoint }),
+    'https:': new https.Agent({ keepAlive: true, maxSockets: perEndpoint }),
+  };
+  /** Opened secrets by their sealed form: one AES-GCM open per account, not per POST. */
+  const secrets = new Map<string, string>();
+  let running = true;
 
-  const consumer: Consumer = await deps.bus.consume<unknown>('nexo-webhooks', TOPICS.webhooks, (batch) =>
-    forEachKeyInOrder(batch, async (msg) => {
-      const m = WebhookMessage.parse(msg.value);
-      if (m.kind === 'target') {
-        putTarget.run(m.otpId, m.url);
-        return;
-      }
-      const configured = directory.accountWebhook(m.accountId);
-      const url = target.get(m.otpId)?.url ?? configured?.url;
-      if (!url) return;
-      const facts = directory.otpFacts(m.otpId);
-      const extra: Record<string, string> = { ...m.extra };
-      if (extra.amount !== undefined) extra.amount = formatUsd(BigInt(extra.amount));
-      const body = JSON.stringify({
-        event_id: m.eventId,
-        type: m.type,
-        id: m.otpId,
-        status: STATUS_BY_TYPE[m.type],
-        carrier: facts?.carrier,
-        channel: facts?.channel,
-        at: m.at,
-        ...extra,
-      });
-      insert.run(m.eventId, m.otpId, m.accountId, m.type, url, body, clock().getTime(), clock().getTime());
-      wake?.();
-    }),
-  );
+  function enqueue(row: Row): void {
+    if (queued.has(row.event_id) || unrecorded.has(row.event_id)) return;
+    let origin: string;
+    try {
+      origin = new URL(row.url).origin;
+    } catch {
+      origin = row.url;
+    }
+    queued.add(row.event_id);
+    const q = queues.get(origin);
+    if (q) q.push(row);
+    else queues.set(origin, [row]);
+    pump(origin);
+  }
+
+  function pump(origin: string): void {
+    const q = queues.get(origin);
+    while (running && q && q.length > 0 && (inFlight.get(origin) ?? 0) < perEndpoint) {
+      const row = q.shift()!;
+      inFlight.set(origin, (inFlight.get(origin) ?? 0) + 1);
+      void deliver(row)
+        .catch((error: unknown) => logger.error({ err: error }, 'webhook delivery crashed'))
+        .finally(() => {
+          inFlight.set(origin, (inFlight.get(origin) ?? 1) - 1);
+          queued.delete(row.event_id);
+          pump(origin);
+        });
+    }
+    if (q && q.length === 0 && (inFlight.get(origin) ?? 0) === 0) queues.delete(origin);
+  }
+
+  /**
+   * Successes are recorded a few milliseconds later, together: one commit for many POSTs. A crash
+   * in between sends those again, which the at-least-once contract (dedupe by event_id) allows.
+   */
+  const delivered: { eventId: string; code: number; at: number }[] = [];
+  /** Sent and answered 2xx, not yet recorded: a scan in between must not send them again. */
+  const unrecorded = new Set<string>();
+  const recordDone = db.transaction((rows: typeof delivered) => {
+    for (const d of rows) done.run(d.code, d.at, d.eventId);
+  });
+  let flushTimer: NodeJS.Timeout | undefined;
+  function flushDone(): void {
+    flushTimer = undefined;
+    if (delivered.length === 0 || !db.open) return;
+    try {
+      recordDone(delivered);
+      for (const d of delivered) unrecorded.delete(d.eventId);
+      delivered.length = 0;
+    } catch (error) {
+      logger.error({ err: error }, 'recording delivered webhooks failed; retrying');
+      flushTimer = setTimeout(flushDone, 500);
+    }
+  }
+  function markDone(eventId: string, code: number): void {
+    delivered.push({ eventId, code, at: clock().getTime() });
+    unrecorded.add(eventId);
+    flushTimer ??= setTimeout(flushDone, 10);
+  }
+
+  /** One message; returns a new delivery row to send, if it made one. */
+  function record(value: unknown): Row | undefined {
+    const m = WebhookMessage.parse(value);
+    if (m.kind === 'target') {
+      putTarget.run(m.otpId, m.url);
+      return undefined;
+    }
+    const configured = directory.accountWebhook(m.accountId);
+    const url = target.get(m.otpId)?.url ?? configured?.url;
+    if (!url) return undefined;
+    const facts = directory.otpFacts(m.otpId);
+    const extra: Record<string, string> = { ...m.extra };
+    if (extra.amount !== undefined) extra.amount = formatUsd(BigInt(extra.amount));
+    const body = JSON.stringify({
+      event_id: m.eventId,
+      type: m.type,
+      id: m.otpId,
+      status: STATUS_BY_TYPE[m.type],
+      carrier: facts?.carrier,
+      channel: facts?.channel,
+      at: m.at,
+      ...extra,
+    });
+    const now = clock().getTime();
+    if (insert.run(m.eventId, m.otpId, m.accountId, m.type, url, body, now, now).changes === 0) return undefined;
+    return { event_id: m.eventId, url, account_id: m.accountId, body, attempts: 0, created_ms: now };
+  }
+  // The whole batch in one transaction: in publish order, so a per-send target precedes its OTP's
+  // events (same key), and one commit instead of one per event.
+  const recordBatch = db.transaction((batch: ConsumedMessage[]) => batch.map((msg) => record(msg.value)).filter((r) => r !== undefined));
+
+  const consumer: Consumer = await deps.bus.consume<unknown>('nexo-webhooks', TOPICS.webhooks, async (batch) => {
+    for (const row of recordBatch(batch)) if (queued.size < MAX_QUEUED) enqueue(row);
+  });
+
+  function open(sealed: string): string {
+    let secret = secrets.get(sealed);
+    if (secret === undefined) {
+      secret = cipher.open(sealed);
+      if (secrets.size >= 10_000) secrets.clear();
+      secrets.set(sealed, secret);
+    }
+    return secret;
+  }
+
+  /** One POST; node:http with keep-alive sockets per endpoint, which costs far less per request than fetch. */
+  function post(url: URL, body: string, signature: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const agent = agents[url.protocol as keyof typeof agents];
+      if (!agent) return reject(new Error(`unsupported protocol ${url.protocol}`));
+      const req = (url.protocol === 'https:' ? https : http).request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [SIGNATURE_HEADER]: signature, 'user-agent': 'nexo-route-webhooks/1' },
+        },
+        (res) => {
+          res.on('error', reject);
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.resume();
+        },
+      );
+      const timer = setTimeout(() => req.destroy(Object.assign(new Error('timeout'), { name: 'TimeoutError' })), timeoutMs);
+      req.on('close', () => clearTimeout(timer));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
 
   async function deliver(row: Row): Promise<void> {
-    const origin = new URL(row.url).origin;
     const configured = directory.accountWebhook(row.account_id);
     const now = clock().getTime();
     let code: number | null = null;
     let error: string | null = null;
     try {
       if (!configured) throw new Error('no webhook secret: PUT /api/v1/webhook first');
-      const secret = cipher.open(configured.secret);
-      const res = await fetch(row.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signWebhook(secret, row.body, Math.floor(now / 1000)), 'user-agent': 'nexo-route-webhooks/1' },
-        body: row.body,
-        signal: AbortSignal.timeout(timeoutMs),
-        redirect: 'manual',
-      });
-      code = res.status;
-      await res.body?.cancel();
-      if (res.ok) {
-        done.run(code, clock().getTime(), row.event_id);
+      code = await post(new URL(row.url), row.body, signWebhook(open(configured.secret), row.body, Math.floor(now / 1000)));
+      if (code >= 200 && code < 300) {
+        markDone(row.event_id, code);
         deps.metrics?.webhookAttempt?.('success');
         return;
       }
@@ -126,10 +232,6 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
       const timedOut = e instanceof Error && e.name === 'TimeoutError';
       error = e instanceof Error ? (timedOut ? 'timeout' : e.message.slice(0, 200)) : 'error';
       deps.metrics?.webhookAttempt?.(timedOut ? 'timeout' : 'network');
-    } finally {
-      inFlight.set(origin, (inFlight.get(origin) ?? 1) - 1);
-      sending.delete(row.event_id);
-      wake?.();
     }
     const attempts = row.attempts + 1;
     // Exponential backoff with full jitter, capped; stops once past the retry window.
@@ -139,23 +241,21 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
     if (giveUp) logger.warn({ eventId: row.event_id, attempts }, 'webhook abandoned after the retry window');
   }
 
-  let running = true;
+  // New events go straight to their endpoint's queue from the consumer; the scan brings back retries
+  // that came due and whatever the last run left pending.
+  let wake: (() => void) | undefined;
   const loop = (async () => {
     while (running) {
-      const rows = due.all(clock().getTime(), 200);
-      for (const row of rows) {
-        if (sending.has(row.event_id)) continue;
-        const origin = new URL(row.url).origin;
-        if ((inFlight.get(origin) ?? 0) >= perEndpoint) continue;
-        inFlight.set(origin, (inFlight.get(origin) ?? 0) + 1);
-        sending.add(row.event_id);
-        void deliver(row).catch((error: unknown) => logger.error({ err: error }, 'webhook delivery crashed'));
+      try {
+        if (queued.size < MAX_QUEUED) for (const row of due.all(clock().getTime(), 1_000)) enqueue(row);
+      } catch (error) {
+        if (!db.open) return;
+        logger.error({ err: error }, 'webhook scan failed');
       }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, options.pollMs ?? 250);
         wake = () => {
           clearTimeout(t);
-          wake = undefined;
           resolve();
         };
       });
@@ -166,11 +266,16 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
     consumer,
     backlog: () => backlog.get()!.n,
     stop: async () => {
+      await consumer.stop();
       running = false;
       wake?.();
-      await consumer.stop();
       await loop;
-      while (sending.size > 0) await new Promise((r) => setTimeout(r, 20));
+      for (const q of queues.values()) for (const row of q.splice(0)) queued.delete(row.event_id);
+      while ([...inFlight.values()].some((n) => n > 0)) await new Promise((r) => setTimeout(r, 20));
+      clearTimeout(flushTimer);
+      flushDone();
+      agents['http:'].destroy();
+      agents['https:'].destroy();
     },
   };
 }

@@ -1,0 +1,73 @@
+/**
+ * The worker's Prometheus metrics: the registry of `#observability`, fed where
+ * each fact happens (a submission, a settlement, a webhook attempt) and, for
+ * lags and backlogs, at scrape time. Labels come from closed sets, so no
+ * phone, account id or code can become one (I9).
+ */
+import { TOPICS } from '#bus';
+import { createMetrics, type NexoMetrics } from '#observability';
+import { countOpenOtps, otpCarrierFacts, type Db, type Projector } from '#projections';
+import type { WorkerMetrics } from './worker.deps.js';
+import type { RunningWorkers } from './workers.js';
+
+/** The consumer group of each topic the workers consume. */
+export const CONSUMER_GROUPS: Record<string, string> = {
+  [TOPICS.dispatch]: 'nexo-dispatcher',
+  [TOPICS.receipts]: 'nexo-receipts',
+  [TOPICS.settlement]: 'nexo-settlement',
+  [TOPICS.webhooks]: 'nexo-webhooks',
+};
+
+/** The pipeline's hooks into a registry. */
+export function workerMetrics(metrics: NexoMetrics, db: Db, clock: () => Date): WorkerMetrics {
+  return {
+    submitted(provider, seconds, errorCode) {
+      metrics.carrierSubmitSeconds.observe({ provider, outcome: errorCode ? 'error' : 'ok' }, seconds);
+      if (errorCode) metrics.carrierSubmitErrors.inc({ provider, code: errorCode });
+    },
+    settled(otpId, outcome) {
+      const facts = otpCarrierFacts(db, otpId);
+      const labels = { carrier: facts?.carrier ?? 'other', channel: facts?.channel ?? 'other' };
+      if (outcome.type === 'Delivered') {
+        metrics.otpDelivered.inc({ ...labels, via: outcome.via });
+        if (facts) metrics.otpDeliverySeconds.observe(labels, Math.max(0, (clock().getTime() - Date.parse(facts.createdAt)) / 1000));
+      } else {
+        metrics.otpRefunded.inc({ ...labels, reason: outcome.reason });
+      }
+    },
+    webhookAttempt(outcome) {
+      metrics.webhookAttempts.inc({ outcome });
+    },
+  };
+}
+
+export interface WorkerMetricsSources {
+  db: Db;
+  projector: Projector;
+  providers: string[];
+  workers: () => RunningWorkers | undefined;
+}
+
+/** A registry for a worker process, with its scrape-time figures. */
+export function createWorkerMetrics(sources: WorkerMetricsSources): NexoMetrics {
+  const metrics = createMetrics(undefined, { providers: sources.providers, projections: Object.keys(sources.projector.checkpoints()) });
+  metrics.beforeScrape(async () => {
+    const lag = await sources.projector.lag();
+    for (const [name, position] of Object.entries(sources.projector.checkpoints())) {
+      metrics.projectionLagEvents.set({ projection: name }, Number(lag.head > position ? lag.head - position : 0n));
+      metrics.projectionLagSeconds.set({ projection: name }, position < lag.head ? lag.seconds : 0);
+    }
+  });
+  metrics.beforeScrape(() => {
+    metrics.otpInFlight.set(countOpenOtps(sources.db));
+  });
+  metrics.beforeScrape(async () => {
+    const workers = sources.workers();
+    if (!workers) return;
+    metrics.webhookBacklog.set(workers.webhookBacklog());
+    for (const [topic, lag] of Object.entries(await workers.consumerLag())) {
+      metrics.busConsumerLag.set({ topic, group: CONSUMER_GROUPS[topic] }, lag);
+    }
+  });
+  return metrics;
+}

@@ -1,0 +1,156 @@
+/**
+ * One distributed worker: the delivery pipeline's consumers against
+ * EventStoreDB and Kafka, the read models they look things up in kept in a
+ * local SQLite file fed from EventStoreDB, and a small HTTP server for
+ * probes and Prometheus. Instances share the Kafka consumer groups, so Kafka
+ * splits the partitions (phones, accounts) between them; only the instance
+ * started with the relay publishes from the log.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { fastify } from 'fastify';
+import { type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
+import { createCarriers, type Carriers } from '#carriers';
+import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
+import type { Logger, NexoMetrics } from '#observability';
+import { defaultProjections, Projector } from '#projections';
+import { AesGcmCipher } from '#security';
+import { lookupsOn } from './lookups.js';
+import type { WorkerConfig } from './worker.config.js';
+import { createWorkerMetrics, workerMetrics } from './worker.metrics.js';
+import { receiptPublisher, startWorkers, type RunningWorkers, type WorkerOptions } from './workers.js';
+
+export interface WorkerProcessOptions {
+  /** Kafka client timings (tests against the mock cluster shorten them). */
+  kafka?: Partial<KafkaBusOptions>;
+  workers?: WorkerOptions;
+}
+
+export interface WorkerProcess {
+  /** Where the probes and /metrics answer. */
+  url: string;
+  workers: RunningWorkers;
+  stop(): Promise<void>;
+}
+
+/** Readiness waits this long for the store and the bus to answer. */
+const PROBE_TIMEOUT_MS = 2_000;
+/** Projections further behind than this make the instance unready: its lookups would miss recent OTPs. */
+const READY_LAG_SECONDS = 5;
+
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+}
+
+export async function startWorkerProcess(config: WorkerConfig, logger: Logger, options: WorkerProcessOptions = {}): Promise<WorkerProcess> {
+  const clock = () => new Date();
+  let store: EventStore | undefined;
+  let db: Database.Database | undefined;
+  let projector: Projector | undefined;
+  let bus: MessageBus | undefined;
+  let carriers: Carriers | undefined;
+  let workers: RunningWorkers | undefined;
+  let metrics: NexoMetrics | undefined;
+
+  async function readiness() {
+    let storeOk = false;
+    let busOk = false;
+    try {
+      if (store) await within(PROBE_TIMEOUT_MS, store.headPosition());
+      storeOk = store !== undefined;
+    } catch {
+      storeOk = false;
+    }
+    try {
+      if (workers) await within(PROBE_TIMEOUT_MS, workers.consumerLag());
+      busOk = workers !== undefined;
+    } catch {
+      busOk = false;
+    }
+    const lagSeconds = projector?.lastLag().seconds ?? Number.POSITIVE_INFINITY;
+    return { ok: storeOk && busOk && lagSeconds < READY_LAG_SECONDS, store: storeOk, bus: busOk, projection_lag_seconds: lagSeconds };
+  }
+
+  // Probes answer from the first moment: a long projection catch-up is alive, only not ready.
+  const app = fastify({ logger: false });
+  app.get('/health/live', async () => ({ ok: true }));
+  app.get('/health/ready', async (_request, reply) => {
+    const r = await readiness();
+    if (!r.ok) void reply.status(503);
+    return r;
+  });
+  app.get('/metrics', async (_request, reply) => {
+    if (!metrics) return reply.status(503).send({ ok: false, error: 'starting' });
+    void reply.header('content-type', metrics.contentType);
+    return metrics.render();
+  });
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const url = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
+
+  const stop = async () => {
+    await app.close();
+    await workers?.stop();
+    await carriers?.close();
+    await projector?.stop();
+    await bus?.close();
+    await store?.close();
+    if (db?.open) db.close();
+  };
+
+  try {
+    store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
+    mkdirSync(dirname(config.dbFile), { recursive: true });
+    db = new Database(config.dbFile);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    projector = new Projector({
+      store,
+      db,
+      projections: defaultProjections({ expiryMs: config.expiryMs }),
+      onError: (error) => logger.error({ err: error }, 'projection failed; retrying from the checkpoint'),
+    });
+    await projector.catchUp();
+    projector.start();
+    bus = await openMessageBus({
+      kind: 'kafka',
+      brokers: config.kafka.brokers,
+      clientId: config.kafka.clientId,
+      ssl: config.kafka.ssl,
+      logger,
+      onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying'),
+      ...options.kafka,
+    });
+    const publishReceipt = receiptPublisher({ bus });
+    carriers = createCarriers(config.carriers, {
+      sink: (receipt) => {
+        metrics?.carrierReceipts.inc({ provider: receipt.provider, status: receipt.status });
+        return publishReceipt(receipt);
+      },
+      logger,
+    });
+    metrics = createWorkerMetrics({ db, projector, providers: [...carriers.gateways.keys()], workers: () => workers });
+    workers = await startWorkers(
+      {
+        store,
+        runner: new CommandRunner(store),
+        bus,
+        db,
+        cipher: new AesGcmCipher(config.cipherKeys, config.cipherKeyId),
+        carriers,
+        logger,
+        clock,
+        expiryMs: config.expiryMs,
+        metrics: workerMetrics(metrics, db, clock),
+      },
+      lookupsOn(db),
+      { relay: config.relay, ...options.workers },
+    );
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+  return { url, workers, stop };
+}

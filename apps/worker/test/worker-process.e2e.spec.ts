@@ -1,0 +1,128 @@
+/**
+ * The distributed worker (apps/worker/src/main.ts's process, started in this
+ * one) against Kafka's wire protocol and EventStoreDB's: librdkafka's mock
+ * cluster started by kcat (libs/bus/src/testing/kafka-mock.cluster.ts) and
+ * the in-memory stand-in of EventStoreDB's gRPC service
+ * (libs/eventstore/test/fake-eventstoredb.server.ts); neither server can run
+ * here for real. The test plays the API: it appends accepted OTPs to the
+ * log, and the worker's relay, consumers and carrier simulator must take each
+ * to `Delivered` through Kafka, with probes and metrics answering.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { accountDecider, accountStream, maskPhone, parseVnMobile } from '#domain';
+import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
+import { createLogger } from '#observability';
+import { AesGcmCipher, newId, phoneHash } from '#security';
+import { loadWorkerConfig } from '#worker';
+import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
+import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
+import { nextPhone, until } from './pipeline.harness.js';
+
+const OTPS = 12;
+
+describe('the distributed worker on Kafka and EventStoreDB', () => {
+  let cluster: KafkaMockCluster | undefined;
+  let esdb: FakeEventStoreDb | undefined;
+  let worker: WorkerProcess | undefined;
+  let api: EventStore | undefined;
+  let dir: string;
+  const logs: string[] = [];
+  const cipherKey = randomBytes(32);
+  const pepper = randomBytes(32);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nexo-worker-process-'));
+    [cluster, esdb] = await Promise.all([startKafkaMockCluster(), FakeEventStoreDb.start()]);
+    const config = loadWorkerConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      ESDB_URL: esdb.url,
+      KAFKA_BROKERS: cluster.brokers.join(','),
+      NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
+      NEXO_PHONE_PEPPER: pepper.toString('hex'),
+      NEXO_WORKER_DB_FILE: join(dir, 'worker.db'),
+      NEXO_RELAY: 'true',
+      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0 } }] }),
+    });
+    const logger = createLogger({
+      level: 'warn',
+      destination: new Writable({
+        write(chunk, _enc, cb) {
+          logs.push(String(chunk));
+          cb();
+        },
+      }),
+    });
+    // The mock holds a group for the session timeout after a member leaves; short timings keep joins quick.
+    worker = await startWorkerProcess(config, logger, {
+      kafka: { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 },
+    });
+    api = await openEventStore({ kind: 'esdb', url: esdb.url });
+  }, 60_000);
+
+  afterAll(async () => {
+    await worker?.stop();
+    await api?.close();
+    await esdb?.stop();
+    await cluster?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('relays accepted OTPs to Kafka and delivers, settles and reports them', async () => {
+    const runner = new CommandRunner(api!);
+    const cipher = new AesGcmCipher({ k1: cipherKey }, 'k1');
+    const accountId = newId('acc');
+    const stream = accountStream(accountId);
+    const at = () => new Date().toISOString();
+    await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: 'distributed', testCredits: OTPS, at: at() });
+    const ids: string[] = [];
+    for (let i = 0; i < OTPS; i++) {
+      const mobile = parseVnMobile(nextPhone())!;
+      const otpId = newId('otp');
+      ids.push(otpId);
+      await runner.handle(stream, accountDecider, {
+        type: 'SendOtp',
+        price: 22_000n,
+        otp: {
+          otpId,
+          phone: cipher.seal(mobile.e164),
+          phoneHash: phoneHash(pepper, mobile.e164),
+          phoneMasked: maskPhone(mobile.e164),
+          carrier: mobile.carrier,
+          channel: 'sms',
+          code: cipher.seal('246810'),
+          at: at(),
+        },
+      });
+    }
+
+    const delivered = await until(
+      'every OTP delivered through Kafka',
+      async () => {
+        const settled = new Set<string>();
+        for await (const e of api!.readStream(stream)) if (e.type === 'Delivered') settled.add((e.data as { otpId: string }).otpId);
+        return ids.every((id) => settled.has(id)) ? settled : undefined;
+      },
+      40_000,
+      200,
+    );
+    expect(delivered.size).toBe(OTPS);
+
+    const base = worker!.url;
+    expect((await fetch(`${base}/health/live`)).status).toBe(200);
+    const ready = await until('ready', async () => {
+      const res = await fetch(`${base}/health/ready`);
+      return res.status === 200 ? ((await res.json()) as { store: boolean; bus: boolean }) : undefined;
+    });
+    expect(ready).toMatchObject({ store: true, bus: true });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/nexo_otp_delivered_total\{carrier="\w+",channel="sms",via="receipt"\} [1-9]/);
+    expect(metrics).toMatch(/nexo_carrier_submit_seconds_count\{provider="simulator",outcome="ok"\} [1-9]/);
+    expect(logs.join('')).not.toContain('246810');
+  }, 60_000);
+});

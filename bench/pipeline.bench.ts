@@ -1,0 +1,371 @@
+/**
+ * bench:pipeline: the whole delivery pipeline on the embedded default (SQLite
+ * log, in-process bus, every worker in the API's process) with a zero-latency
+ * carrier simulator, from `POST /api/v1/send-otp` to the signed webhook on a
+ * local endpoint. The service runs in its own process (dist/apps/api/src/main.js,
+ * i.e. createApp), so the load generator and the webhook endpoint here do not
+ * share its event loop; every figure comes from the service's own log
+ * (OtpRequested, Routed, ReceiptReceived, Delivered/Refunded and their commit
+ * times) and from the endpoint's receive times, on the same clock.
+ *
+ * Runs, each on a fresh data dir: the ceiling (the API alone, workers off, at
+ * full speed), 1,000 OTPs/s offered, and full speed with the workers on.
+ *
+ *   node dist/bench/pipeline.bench.js
+ *   BENCH_RATE=1000 BENCH_SECONDS=10 BENCH_MAX_OTPS=20000 node dist/bench/pipeline.bench.js
+ *   BENCH_PROF=/tmp/prof node dist/bench/pipeline.bench.js     CPU profiles of the service, one per run
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import autocannon from 'autocannon';
+import Database from 'better-sqlite3';
+import { accountDecider, accountStream } from '#domain';
+import { CommandRunner, SqliteEventStore } from '#eventstore';
+import { AesGcmCipher, newApiKey, newWebhookSecret } from '#security';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
+const ACCOUNTS = 100;
+const CONNECTIONS = 64;
+const PACED_RATE = Number(process.env.BENCH_RATE ?? 1_000);
+const PACED_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const MAX_OTPS = Number(process.env.BENCH_MAX_OTPS ?? 20_000);
+const SETTLE_TIMEOUT_MS = 180_000;
+const AT = new Date().toISOString();
+const ZERO_LATENCY = { providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] };
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Hook {
+  otpId: string;
+  type: string;
+  receivedAt: number;
+}
+
+/**
+ * The customers' endpoint, which every account's webhook points at. It runs on
+ * a thread of its own: sharing autocannon's event loop would add the load
+ * generator's stalls to the webhook latency being measured.
+ */
+const ENDPOINT = `
+const { parentPort } = require('node:worker_threads');
+const http = require('node:http');
+const hooks = [];
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    const receivedAt = Date.now();
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    hooks.push({ otpId: body.id, type: body.type, receivedAt });
+    res.writeHead(204).end();
+  });
+});
+server.keepAliveTimeout = 30000;
+server.listen(0, '127.0.0.1', () => parentPort.postMessage({ port: server.address().port }));
+parentPort.on('message', (m) => {
+  if (m === 'hooks') parentPort.postMessage({ hooks });
+  if (m === 'close') { server.closeAllConnections(); server.close(() => process.exit(0)); }
+});
+`;
+
+async function webhookEndpoint(): Promise<{ url: string; hooks(): Promise<Hook[]>; close(): Promise<void> }> {
+  const worker = new Worker(ENDPOINT, { eval: true });
+  const next = <T>() => new Promise<T>((resolve) => worker.once('message', resolve));
+  const { port } = await next<{ port: number }>();
+  return {
+    url: `http://127.0.0.1:${port}/hooks`,
+    async hooks() {
+      const answer = next<{ hooks: Hook[] }>();
+      worker.postMessage('hooks');
+      return (await answer).hooks;
+    },
+    async close() {
+      const exited = new Promise((r) => worker.once('exit', r));
+      worker.postMessage('close');
+      await exited;
+    },
+  };
+}
+
+/** Opened, keyed, funded accounts with a webhook, written before the service starts (signup gives only 5 test credits). */
+async function seedAccounts(file: string, cipher: AesGcmCipher, hookUrl: string): Promise<string[]> {
+  const store = SqliteEventStore.open(file);
+  const runner = new CommandRunner(store);
+  const keys = await Promise.all(
+    Array.from({ length: ACCOUNTS }, async (_, i) => {
+      const accountId = `acc_pipe${i}`;
+      const stream = accountStream(accountId);
+      const key = newApiKey();
+      await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: `bench ${i}`, testCredits: 0, at: AT });
+      await runner.handle(stream, accountDecider, { type: 'IssueApiKey', keyId: `key_pipe${i}`, keyHash: key.hash, prefix: key.prefix, at: AT });
+      await runner.handle(stream, accountDecider, {
+        type: 'CreditDeposit',
+        chainId: 1,
+        token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
+        txHash: `0x${randomBytes(32).toString('hex')}`,
+        logIndex: 0,
+        blockNumber: 1,
+        blockHash: `0x${'1'.repeat(64)}`,
+        amount: String(1_000_000n * 1_000_000n),
+        at: AT,
+      });
+      await runner.handle(stream, accountDecider, { type: 'ConfigureWebhook', url: hookUrl, secret: cipher.seal(newWebhookSecret()), at: AT });
+      return key.key;
+    }),
+  );
+  await store.close();
+  return keys;
+}
+
+let phoneCounter = 0;
+function nextPhone(): string {
+  const n = phoneCounter++;
+  const prefixes = ['091', '098', '090', '094', '086', '093', '097', '088'];
+  return `${prefixes[n % prefixes.length]}${String(Math.floor(n / prefixes.length) % 10_000_000).padStart(7, '0')}`;
+}
+
+async function startService(dir: string, env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
+  const port = await freePort();
+  const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
+  const child = spawn(process.execPath, [...prof, 'dist/apps/api/src/main.js'], {
+    cwd: ROOT,
+    env: { ...process.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_KEY_RATE_PER_SECOND: '100000', NEXO_KEY_BURST: '100000', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${base}/health/ready`)).status === 200) return { child, base };
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error('service did not become ready');
+}
+
+async function stopService(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+interface Load {
+  accepted: number;
+  refused: number;
+  errors: number;
+  seconds: number;
+}
+
+async function load(base: string, keys: string[], opts: { amount?: number; overallRate?: number }): Promise<Load> {
+  let k = 0;
+  const started = performance.now();
+  const r = await autocannon({
+    url: base,
+    connections: CONNECTIONS,
+    ...(opts.amount ? { amount: opts.amount } : {}),
+    ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
+    requests: [
+      {
+        method: 'POST',
+        path: '/api/v1/send-otp',
+        setupRequest: (req: autocannon.Request) => ({
+          ...req,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[k++ % keys.length]}` },
+          body: JSON.stringify({ phone: nextPhone(), code: '482913', channel: 'sms' }),
+        }),
+      },
+    ],
+  });
+  return { accepted: r['2xx'], refused: r.non2xx, errors: r.errors + r.timeouts, seconds: (performance.now() - started) / 1000 };
+}
+
+interface Figures {
+  otps: number;
+  lost: number;
+  doubleSettled: number;
+  delivered: number;
+  settledPerSecond: number;
+  acceptedPerSecond: number;
+  toSubmit: number[];
+  /** accepted (the handler's clock) → OtpRequested committed: the API's own share of accepted → submitted. */
+  toCommit: number[];
+  toWebhook: number[];
+  /** receipt → ReceiptReceived committed → Delivered committed → webhook received. */
+  stages: Stages;
+  missingWebhooks: number;
+}
+
+interface Stages {
+  recorded: number[];
+  settled: number[];
+  sent: number[];
+}
+
+const pct = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]);
+
+/** Everything from the raw log, read after the service stopped. */
+function analyse(file: string, hooks: Hook[]): Figures {
+  const db = new Database(file, { readonly: true });
+  const rows = db
+    .prepare<[], { type: string; stream_id: string; data: string; created: number }>(
+      `SELECT type, stream_id, data, created FROM events WHERE type IN ('OtpRequested', 'Routed', 'ReceiptReceived', 'Delivered', 'Refunded') ORDER BY position`,
+    )
+    .all();
+  db.close();
+  const otps = new Map<
+    string,
+    { at: number; created: number; routedAt?: number; receiptAt?: number; receiptCreated?: number; settled: number; settledCreated?: number; delivered: boolean }
+  >();
+  for (const r of rows) {
+    const d = JSON.parse(r.data) as { otpId?: string; at: string };
+    if (r.type === 'OtpRequested') otps.set(d.otpId!, { at: Date.parse(d.at), created: r.created, settled: 0, delivered: false });
+    else if (r.type === 'Delivered' || r.type === 'Refunded') {
+      const o = otps.get(d.otpId!)!;
+      o.settled++;
+      o.settledCreated ??= r.created;
+      if (r.type === 'Delivered') o.delivered = true;
+    } else {
+      const o = otps.get(r.stream_id.slice('otp-'.length));
+      if (o && r.type === 'Routed') o.routedAt ??= Date.parse(d.at);
+      if (o && r.type === 'ReceiptReceived' && o.receiptAt === undefined) {
+        o.receiptAt = Date.parse(d.at);
+        o.receiptCreated = r.created;
+      }
+    }
+  }
+  const delivered = new Map<string, number>();
+  for (const h of hooks) if (h.type === 'otp.delivered' && !delivered.has(h.otpId)) delivered.set(h.otpId, h.receivedAt);
+  const all = [...otps.values()];
+  const routed = all.filter((o) => o.routedAt !== undefined);
+  const toSubmit = routed.map((o) => o.routedAt! - o.at).sort((a, b) => a - b);
+  const toCommit = routed.map((o) => o.created - o.at).sort((a, b) => a - b);
+  const toWebhook: number[] = [];
+  const stages: Stages = { recorded: [], settled: [], sent: [] };
+  let missingWebhooks = 0;
+  for (const [otpId, o] of otps) {
+    if (!o.delivered) continue;
+    const got = delivered.get(otpId);
+    if (got === undefined || o.receiptAt === undefined) {
+      missingWebhooks++;
+      continue;
+    }
+    toWebhook.push(got - o.receiptAt);
+    stages.recorded.push(o.receiptCreated! - o.receiptAt);
+    stages.settled.push(o.settledCreated! - o.receiptCreated!);
+    stages.sent.push(got - o.settledCreated!);
+  }
+  for (const list of [toWebhook, stages.recorded, stages.settled, stages.sent]) list.sort((a, b) => a - b);
+  const firstCreated = Math.min(...all.map((o) => o.created));
+  const lastAccepted = Math.max(...all.map((o) => o.created));
+  const lastSettled = Math.max(...all.map((o) => o.settledCreated ?? 0));
+  return {
+    otps: otps.size,
+    lost: all.filter((o) => o.settled === 0).length,
+    doubleSettled: all.filter((o) => o.settled > 1).length,
+    delivered: all.filter((o) => o.delivered).length,
+    settledPerSecond: otps.size / Math.max(0.001, (lastSettled - firstCreated) / 1000),
+    acceptedPerSecond: otps.size / Math.max(0.001, (lastAccepted - firstCreated) / 1000),
+    toSubmit,
+    toCommit,
+    toWebhook,
+    stages,
+    missingWebhooks,
+  };
+}
+
+interface Run {
+  load: Load;
+  figures?: Figures;
+}
+
+async function run(opts: { workers: boolean; amount?: number; overallRate?: number }): Promise<Run> {
+  const dir = mkdtempSync(join(tmpdir(), 'nexo-bench-pipeline-'));
+  const file = join(dir, 'nexo.db');
+  const cipherKey = randomBytes(32);
+  const endpoint = await webhookEndpoint();
+  const keys = await seedAccounts(file, new AesGcmCipher({ k1: cipherKey }, 'k1'), endpoint.url);
+  const { child, base } = await startService(dir, {
+    NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
+    NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'),
+    NEXO_CARRIERS: JSON.stringify(ZERO_LATENCY),
+    NEXO_WORKERS: opts.workers ? 'embedded' : 'off',
+  });
+  try {
+    const l = await load(base, keys, opts);
+    if (!opts.workers) return { load: l };
+    const month = new Date().toISOString().slice(0, 7);
+    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+    for (;;) {
+      const stats = (await (await fetch(`${base}/api/v1/stats/public?month=${month}`)).json()) as { sent: number; delivered: number; in_flight: number };
+      const hooksIn = (await endpoint.hooks()).filter((h) => h.type === 'otp.delivered').length;
+      if (stats.sent >= l.accepted && stats.in_flight === 0 && hooksIn >= stats.delivered) break;
+      if (Date.now() > deadline) {
+        process.stdout.write(`  gave up waiting after ${SETTLE_TIMEOUT_MS / 1000} s: ${JSON.stringify(stats)}, ${hooksIn} delivered webhooks\n`);
+        break;
+      }
+      await sleep(200);
+    }
+    await stopService(child);
+    return { load: l, figures: analyse(file, await endpoint.hooks()) };
+  } finally {
+    await stopService(child);
+    await endpoint.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const ms = (v: number) => (Number.isNaN(v) ? 'n/a' : `${v} ms`);
+
+function report(name: string, r: Run, goals: { submitP99?: boolean; webhookP99?: boolean; settledRate?: boolean }, ceiling?: number): string[] {
+  const f = r.figures!;
+  const lines = [
+    `${name}: ${r.load.accepted.toLocaleString('en-US')} accepted (${r.load.refused} refused, ${r.load.errors} errors) in ${r.load.seconds.toFixed(1)} s = ${Math.round(f.acceptedPerSecond)} accepted/s; ${f.delivered.toLocaleString('en-US')} delivered`,
+    `  settled end to end: ${Math.round(f.settledPerSecond)} OTPs/s from the first accepted to the last settled${goals.settledRate ? ' (goal ≥ 2,000/s)' : ''}${ceiling ? `; ${((100 * f.settledPerSecond) / ceiling).toFixed(0)}% of the ceiling` : ''}`,
+    `  accepted → submitted: p50 ${ms(pct(f.toSubmit, 50))}, p99 ${ms(pct(f.toSubmit, 99))}, max ${ms(f.toSubmit[f.toSubmit.length - 1])}${goals.submitP99 ? ' (goal p99 < 50 ms)' : ''}`,
+    `    of which: accepted → committed to the log p50/p99 ${pct(f.toCommit, 50)}/${pct(f.toCommit, 99)} ms`,
+    `  receipt → webhook received: p50 ${ms(pct(f.toWebhook, 50))}, p99 ${ms(pct(f.toWebhook, 99))}, max ${ms(f.toWebhook[f.toWebhook.length - 1])}${goals.webhookP99 ? ' (goal p99 < 100 ms)' : ''}`,
+    `    of which: receipt → recorded p50/p99 ${pct(f.stages.recorded, 50)}/${pct(f.stages.recorded, 99)} ms, → settled ${pct(f.stages.settled, 50)}/${pct(f.stages.settled, 99)} ms, → webhook received ${pct(f.stages.sent, 50)}/${pct(f.stages.sent, 99)} ms`,
+    `  lost ${f.lost}, double-settled ${f.doubleSettled}, delivered without a webhook ${f.missingWebhooks} (goal: 0, 0, 0)`,
+  ];
+  if (f.otps !== r.load.accepted) lines.push(`  WARNING: ${f.otps} OTPs in the log, ${r.load.accepted} accepted answers`);
+  return lines;
+}
+
+async function main(): Promise<void> {
+  const out: string[] = [];
+  const loadBefore = loadavg().map((v) => v.toFixed(2)).join(' ');
+  const ceiling = await run({ workers: false, amount: MAX_OTPS });
+  const ceilingRate = ceiling.load.accepted / ceiling.load.seconds;
+  out.push(`ceiling: the API alone (workers off) accepts ${Math.round(ceilingRate)} OTPs/s (${MAX_OTPS.toLocaleString('en-US')} sends, ${CONNECTIONS} connections)`);
+  const paced = await run({ workers: true, amount: PACED_RATE * PACED_SECONDS, overallRate: PACED_RATE });
+  out.push(...report(`${PACED_RATE.toLocaleString('en-US')}/s offered for ${PACED_SECONDS} s`, paced, { submitP99: true, webhookP99: true }));
+  const max = await run({ workers: true, amount: MAX_OTPS });
+  out.push(...report(`full speed, ${MAX_OTPS.toLocaleString('en-US')} sends on ${CONNECTIONS} connections`, max, { settledRate: true, webhookP99: true }, ceilingRate));
+  const loadAfter = loadavg().map((v) => v.toFixed(2)).join(' ');
+  process.stdout.write(
+    `bench:pipeline (embedded default, synchronous=FULL log, zero-latency simulator; ${ACCOUNTS} funded accounts with webhooks to a local endpoint, distinct phones, SMS)\n` +
+      `machine: load average ${loadBefore} before, ${loadAfter} after (1/5/15 min)\n${out.join('\n')}\n`,
+  );
+  const failed = [paced, max].some((r) => !r.figures || r.figures.lost > 0 || r.figures.doubleSettled > 0);
+  if (failed) process.exitCode = 1;
+}
+
+await main();
