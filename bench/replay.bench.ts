@@ -13,7 +13,7 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -165,23 +165,43 @@ async function generateLog(): Promise<{ events: number; otps: number }> {
   return { events: events.length, otps };
 }
 
+/**
+ * Projection lag as a customer would see it: for every group commit of the
+ * store, the time from that commit to the projector page that applies it
+ * (log head to all read models). Sends go through the command path
+ * (CommandRunner and the account decider, group commit, synchronous=FULL) as
+ * fast as it takes them, with the projector running in the same process on
+ * the same file, as in the embedded default. The API adds HTTP on top, which
+ * only lowers the rate.
+ */
 async function lagUnderLoad(): Promise<{ sends: number; seconds: number; maxLag: number; p99Lag: number; samples: number }> {
-  const store = SqliteEventStore.open(file);
-  const projector = new Projector({ store, db: store.db, projections: defaultProjections(), lagIntervalMs: 60_000 });
+  const marks: { position: bigint; at: number }[] = [];
+  const lags: number[] = [];
+  let measuring = false;
+  const store: SqliteEventStore = SqliteEventStore.open(file, {
+    onCommit: () => {
+      if (!measuring) return;
+      const at = performance.now();
+      // headPosition reads synchronously; its promise settles before the projector is woken.
+      void store.headPosition().then((position) => marks.push({ position, at }));
+    },
+  });
+  const projector = new Projector({
+    store,
+    db: store.db,
+    projections: defaultProjections(),
+    onPage: ({ position }) => {
+      const now = performance.now();
+      while (marks.length > 0 && marks[0].position <= position) lags.push((now - (marks.shift() as { at: number }).at) / 1000);
+    },
+  });
   await projector.catchUp();
   projector.start();
   const runner = new CommandRunner(store);
   const accounts = listBalances(store.db)
     .filter((b) => b.balance > 1_000_000n)
     .map((b) => b.accountId);
-  const lags: number[] = [];
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      lags.push((await projector.lag()).seconds);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
+  measuring = true;
   let sends = 0;
   let n = 0;
   const deadline = performance.now() + LAG_SECONDS * 1000;
@@ -216,8 +236,7 @@ async function lagUnderLoad(): Promise<{ sends: number; seconds: number; maxLag:
   );
   const seconds = (performance.now() - started) / 1000;
   await projector.waitUntilCaughtUp(30_000);
-  sampling = false;
-  await sampler;
+  measuring = false;
   await projector.stop();
   await store.close();
   const sorted = [...lags].sort((a, b) => a - b);
@@ -225,6 +244,10 @@ async function lagUnderLoad(): Promise<{ sends: number; seconds: number; maxLag:
 }
 
 async function main(): Promise<void> {
+  // The machine may be shared: the figures hold against the ceiling measured in the same run, and the load says how shared.
+  const loadAtStart = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
   let t = performance.now();
   const log = await generateLog();
   out(`bench:replay: ${fmt(log.events)} events (${fmt(log.otps)} OTPs, ${ACCOUNTS} accounts) written in ${((performance.now() - t) / 1000).toFixed(1)} s; ${(statSync(file).size / 1e6).toFixed(0)} MB`);
@@ -243,12 +266,15 @@ async function main(): Promise<void> {
   await reader.close();
   const ceiling = rate(read, ceilingSeconds);
 
-  // (b) the projector: every read model, in the log's own file, one transaction per 5,000-event page.
+  // (b) the projector: every read model, in the log's own file, on the store's own connection (the embedded default).
   const store = SqliteEventStore.open(file);
-  const projector = new Projector({ store, db: store.db, projections: defaultProjections(), batchSize: 5_000 });
+  const projector = new Projector({ store, db: store.db, projections: defaultProjections() });
   t = performance.now();
+  const cpu = process.cpuUsage();
   const replayed = await projector.catchUp();
   const replaySeconds = (performance.now() - t) / 1000;
+  const { user, system } = process.cpuUsage(cpu);
+  const replayCpu = (user + system) / 1e6;
   await store.close();
   const replayRate = rate(replayed, replaySeconds);
 
@@ -266,10 +292,11 @@ async function main(): Promise<void> {
   const pct = (r: number) => `${((100 * r) / ceiling).toFixed(0)}% of (a)`;
   out(`(a) ceiling: raw log read (readPage, 5,000/page)     ${fmt(ceiling).padStart(10)} events/s   ${ceilingSeconds.toFixed(2)} s`);
   out(`(b) projector replay into all read models          ${fmt(replayRate).padStart(10)} events/s   ${replaySeconds.toFixed(2)} s   ${pct(replayRate)}   target >= 100,000`);
+  out(`    (b) in CPU time: ${replayCpu.toFixed(2)} s, ${fmt(rate(replayed, replayCpu))} events per CPU-second; load average at start ${loadAtStart}`);
   out(`(c) ledger replay (node dist/apps/ledger/src/main.js) ${cliSeconds.toFixed(2).padStart(8)} s   (${summary})   target < 15 s`);
   out(
     `(d) projection lag under send load: ${fmt(rate(lag.sends, lag.seconds))} sends/s by ${SENDERS} senders for ${lag.seconds.toFixed(0)} s; ` +
-      `lag max ${lag.maxLag.toFixed(3)} s, p99 ${lag.p99Lag.toFixed(3)} s over ${lag.samples} samples   target < 1 s`,
+      `log head to all read models: max ${lag.maxLag.toFixed(3)} s, p99 ${lag.p99Lag.toFixed(3)} s over ${lag.samples} commits   target < 1 s`,
   );
   rmSync(dir, { recursive: true, force: true });
 }

@@ -36,7 +36,7 @@ describe(`replay equals live after a randomized run (seed ${SEED})`, () => {
 
   it('every read model built live (pages as they came, beside the writers) equals one built from position 0', async () => {
     const fresh = new Database(':memory:');
-    await new Projector({ store: t.store, db: fresh, projections: defaultProjections(), batchSize: 5_000 }).catchUp();
+    await new Projector({ store: t.store, db: fresh, projections: defaultProjections() }).catchUp();
     expect(dumpAll(t.store.db, defaultProjections())).toEqual(dumpAll(fresh, defaultProjections()));
   });
 

@@ -12,4 +12,5 @@ export * from './read-models/otp-status.queries.js';
 export * from './read-models/delivery-stats.queries.js';
 export * from './read-models/latency-histogram.js';
 export * from './read-models/directory.projection.js';
+export * from './read-models/deposits.projection.js';
 export * from './read-models/otp-routes.projection.js';

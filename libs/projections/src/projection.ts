@@ -14,11 +14,11 @@ export type Db = Database.Database;
 
 /** Applies events to one copy of a projection's tables, with statements compiled once. */
 export interface ProjectionWriter {
-  /** Folds one event in. Runs inside the page's transaction; may buffer. */
+  /** Folds one event in. Runs inside the transaction that will move the checkpoint; may buffer. */
   apply(event: RecordedEvent): void;
-  /** Writes whatever `apply` buffered; the last call inside the page's transaction. */
+  /** Writes whatever `apply` buffered; the last call inside that transaction. */
   flush(): void;
-  /** Drops buffered work after the page's transaction rolled back. */
+  /** Drops buffered work after that transaction rolled back. */
   discard(): void;
 }
 

@@ -77,7 +77,7 @@ describe('projector killed mid-projection (SIGKILL of a real child process)', ()
       // The tables hold exactly the events up to the checkpoint: none half-applied, none beyond it.
       const store = SqliteEventStore.open(t.file, { readonly: true });
       const upTo = new Database(':memory:');
-      await new Projector({ store, db: upTo, projections: defaultProjections(), batchSize: 1_000 }).catchUp(at);
+      await new Projector({ store, db: upTo, projections: defaultProjections() }).catchUp(at);
       expect(dumpAll(db)).toEqual(dumpAll(upTo));
       await store.close();
       db.close();
@@ -92,7 +92,7 @@ describe('projector killed mid-projection (SIGKILL of a real child process)', ()
       await restarted.catchUp();
       expect(restarted.position()).toBe(head);
       const fresh = new Database(':memory:');
-      await new Projector({ store, db: fresh, projections: defaultProjections(), batchSize: 5_000 }).catchUp();
+      await new Projector({ store, db: fresh, projections: defaultProjections() }).catchUp();
       expect(dumpAll(store.db)).toEqual(dumpAll(fresh));
     } finally {
       await store.close();

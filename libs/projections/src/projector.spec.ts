@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { RecordedEvent } from '#eventstore';
+import type { EventStore, RecordedEvent } from '#eventstore';
 import { readCheckpoint } from './checkpoints.js';
 import type { Projection } from './projection.js';
 import { Projector } from './projector.js';
@@ -38,10 +38,10 @@ describe('Projector', () => {
   it('gives the same read models whatever the page size, even with OtpRequested and Charged on two pages', async () => {
     await writeLog(t);
     const projections = defaultProjections();
-    const whole = new Projector({ store: t.store, db: t.store.db, projections, batchSize: 5_000 });
+    const whole = new Projector({ store: t.store, db: t.store.db, projections, catchUpBatchSize: 5_000 });
     await whole.catchUp();
     const memory = new Database(':memory:');
-    const onePerPage = new Projector({ store: t.store, db: memory, projections: defaultProjections(), batchSize: 1 });
+    const onePerPage = new Projector({ store: t.store, db: memory, projections: defaultProjections(), catchUpBatchSize: 1 });
     await onePerPage.catchUp();
     expect(dumpAll(memory, projections)).toEqual(dumpAll(t.store.db, projections));
     expect(onePerPage.position()).toBe(await t.store.headPosition());
@@ -148,5 +148,33 @@ describe('Projector', () => {
     expect(dumpAll(t.store.db, defaultProjections())).toEqual(dumpAll(fresh, defaultProjections()));
     const leftovers = t.store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%__rb%'").all();
     expect(leftovers).toEqual([]);
+  });
+
+  it("works the same through the port alone (EventStoreDB's shape: no synchronous page read)", async () => {
+    await writeLog(t, 0, 40);
+    const s = t.store;
+    const portOnly: EventStore = {
+      append: (id, events, expected) => s.append(id, events, expected),
+      readStream: (id, o) => s.readStream(id, o),
+      streamRevision: (id) => s.streamRevision(id),
+      readAll: (o) => s.readAll(o),
+      headPosition: () => s.headPosition(),
+      subscribe: (o) => s.subscribe(o),
+      close: async () => undefined,
+    };
+    const viaPort = new Database(':memory:');
+    const p = new Projector({ store: portOnly, db: viaPort, projections: defaultProjections(), catchUpBatchSize: 50, batchSize: 30 });
+    await p.catchUp((await s.headPosition()) / 2n);
+    p.start();
+    try {
+      await writeLog(t, 40, 20);
+      await p.waitUntilCaughtUp(5_000);
+    } finally {
+      await p.stop();
+    }
+    await rebuildProjection({ store: portOnly, db: viaPort, projection: moneyProjection, batchSize: 64 });
+    const direct = new Database(':memory:');
+    await new Projector({ store: s, db: direct, projections: defaultProjections() }).catchUp();
+    expect(dumpAll(viaPort, defaultProjections())).toEqual(dumpAll(direct, defaultProjections()));
   });
 });

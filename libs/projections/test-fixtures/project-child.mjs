@@ -9,6 +9,7 @@ const projector = new Projector({
   db: store.db,
   projections: defaultProjections(),
   batchSize: Number(batchArg),
+  catchUpBatchSize: Number(batchArg),
   onPage: (p) => process.stdout.write(`page ${p.position}\n`),
   onError: (e) => process.stderr.write(`${e?.stack ?? e}\n`),
 });

@@ -31,6 +31,8 @@ export interface SqliteEventStoreOptions {
   readonly?: boolean;
   /** Most appends committed in one transaction. */
   maxBatch?: number;
+  /** Shortest time between two group commits (ms): appends arriving sooner wait and share the next fsync. */
+  coalesceMs?: number;
   /** How often a subscription looks for events written by another process. */
   pollIntervalMs?: number;
   /** Called after every group commit: appends and events in it, and the time it took. */
@@ -117,6 +119,9 @@ export class SqliteEventStore implements EventStore {
   private closed = false;
   private readonly waiters = new Set<() => void>();
   private readonly maxBatch: number;
+  private readonly coalesceMs: number;
+  private lastCommitEnd = 0;
+  private lastBatchAppends = 0;
   private readonly pollIntervalMs: number;
   private readonly onCommit: SqliteEventStoreOptions['onCommit'];
   private readonly stmt: {
@@ -134,6 +139,7 @@ export class SqliteEventStore implements EventStore {
   constructor(db: Database.Database, options: SqliteEventStoreOptions = {}) {
     this.db = db;
     this.maxBatch = options.maxBatch ?? 5_000;
+    this.coalesceMs = options.coalesceMs ?? 2;
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.onCommit = options.onCommit;
     if (!db.readonly) {
@@ -166,17 +172,25 @@ export class SqliteEventStore implements EventStore {
       this.queue.push({ streamId, events: serialized, expected, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        // When appends trickle in (the last commit carried few), let them gather for a moment after
+        // it: one fsync then covers many writers. A burst, or a lone append after a quiet spell,
+        // commits on the next turn.
+        const trickle = this.lastBatchAppends > 0 && this.lastBatchAppends < 32;
+        const wait = trickle ? this.lastCommitEnd + this.coalesceMs - performance.now() : 0;
+        if (wait > 0) setTimeout(() => this.flush(), wait);
+        else setImmediate(() => this.flush());
       }
     });
   }
 
   private flush(): void {
     this.flushScheduled = false;
+    this.lastBatchAppends = this.queue.length;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
       this.commitBatch(batch);
     }
+    this.lastCommitEnd = performance.now();
     for (const wake of this.waiters) wake();
   }
 

@@ -1,5 +1,6 @@
 /** The read models the service runs, by name (the `ledger rebuild <name>` argument). */
 import type { Projection } from '../projection.js';
+import { depositsProjection } from './deposits.projection.js';
 import { directoryProjection } from './directory.projection.js';
 import { moneyProjection } from './money.projection.js';
 import { otpsProjection, type OtpsProjectionOptions } from './otps.projection.js';
@@ -8,7 +9,7 @@ import { otpRoutesProjection } from './otp-routes.projection.js';
 export type ReadModelOptions = OtpsProjectionOptions;
 
 export function defaultProjections(options: ReadModelOptions = {}): Projection[] {
-  return [moneyProjection, otpsProjection(options), directoryProjection, otpRoutesProjection];
+  return [moneyProjection, otpsProjection(options), directoryProjection, otpRoutesProjection, depositsProjection];
 }
 
 export function projectionByName(name: string, options: ReadModelOptions = {}): Projection | undefined {

@@ -37,19 +37,32 @@ export interface MonthlyStats extends StatsFigures {
 
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 
+interface Counts {
+  sent: number;
+  delivered: number;
+  refunded: number;
+}
+
 const statements = memoPerDb((db) => ({
-  counts: db.prepare<[string, string], { scope: string; sent: number; delivered: number; refunded: number }>(
-    'SELECT scope, sent, delivered, refunded FROM delivery_stats WHERE month = ? AND account_id = ?',
+  counts: db.prepare<[string, string], Counts & { carrier: string; channel: string }>(
+    'SELECT carrier, channel, sent, delivered, refunded FROM delivery_counts WHERE month = ? AND account_id = ?',
   ),
-  latency: db.prepare<[string, string], { scope: string; bucket: number; n: number }>(
-    'SELECT scope, bucket, n FROM delivery_latency WHERE month = ? AND account_id = ?',
+  latency: db.prepare<[string, string], { carrier: string; channel: string; bucket: number; n: number }>(
+    'SELECT carrier, channel, bucket, n FROM delivery_latency WHERE month = ? AND account_id = ?',
   ),
 }));
 
-function figures(c: { sent: number; delivered: number; refunded: number } | undefined, histogram: [number, number][]): StatsFigures {
-  const sent = c?.sent ?? 0;
-  const delivered = c?.delivered ?? 0;
-  const refunded = c?.refunded ?? 0;
+/** Sums of the month's cells under one key (overall, a carrier, a channel). */
+class Scope {
+  readonly counts: Counts = { sent: 0, delivered: 0, refunded: 0 };
+  readonly histogram = new Map<number, number>();
+}
+
+function figures(scope: Scope | undefined): StatsFigures {
+  const sent = scope?.counts.sent ?? 0;
+  const delivered = scope?.counts.delivered ?? 0;
+  const refunded = scope?.counts.refunded ?? 0;
+  const histogram = scope?.histogram ?? [];
   const settled = delivered + refunded;
   return {
     sent,
@@ -68,23 +81,34 @@ export function monthlyStats(db: Db, month: string, options: { accountId?: strin
   if (!MONTH.test(month)) throw new RangeError(`not a month (YYYY-MM): ${JSON.stringify(month)}`);
   const account = options.accountId ?? ALL_ACCOUNTS;
   const s = statements(db);
-  const counts = new Map(s.counts.all(month, account).map((r) => [r.scope, r]));
-  const histograms = new Map<string, [number, number][]>();
+  const scopes = new Map<string, Scope>();
+  const scope = (key: string) => {
+    let sc = scopes.get(key);
+    if (sc === undefined) scopes.set(key, (sc = new Scope()));
+    return sc;
+  };
+  for (const r of s.counts.all(month, account)) {
+    for (const key of ['all', `carrier:${r.carrier}`, `channel:${r.channel}`]) {
+      const c = scope(key).counts;
+      c.sent += r.sent;
+      c.delivered += r.delivered;
+      c.refunded += r.refunded;
+    }
+  }
   for (const r of s.latency.all(month, account)) {
-    let h = histograms.get(r.scope);
-    if (h === undefined) histograms.set(r.scope, (h = []));
-    h.push([r.bucket, r.n]);
+    for (const key of ['all', `carrier:${r.carrier}`, `channel:${r.channel}`]) {
+      const h = scope(key).histogram;
+      h.set(r.bucket, (h.get(r.bucket) ?? 0) + r.n);
+    }
   }
   const by = (dim: string): Record<string, StatsFigures> => {
     const out: Record<string, StatsFigures> = {};
-    for (const scope of [...counts.keys()].sort()) {
-      if (scope.startsWith(`${dim}:`)) out[scope.slice(dim.length + 1)] = figures(counts.get(scope), histograms.get(scope) ?? []);
-    }
+    for (const key of [...scopes.keys()].sort()) if (key.startsWith(`${dim}:`)) out[key.slice(dim.length + 1)] = figures(scopes.get(key));
     return out;
   };
   return {
     month,
-    ...figures(counts.get('all'), histograms.get('all') ?? []),
+    ...figures(scopes.get('all')),
     by_carrier: by('carrier'),
     by_channel: by('channel'),
   };

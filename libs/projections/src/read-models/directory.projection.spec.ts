@@ -1,6 +1,7 @@
 import { Projector } from '../projector.js';
 import {
   depositAddressesOf,
+  depositAddressesOnChain,
   directoryProjection,
   findAccountByDepositAddress,
   findAccountByKeyHash,
@@ -51,6 +52,8 @@ describe('directory projection: API keys by hash, webhooks, deposit addresses', 
     expect(findAccountByDepositAddress(t.store.db, 'bsc', ADDRESS.toUpperCase().replace('0X', '0x'))).toEqual(want);
     expect(findAccountByDepositAddress(t.store.db, 'eth', ADDRESS)).toBeUndefined();
     expect(depositAddressesOf(t.store.db, 'A')).toEqual([want]);
+    expect(depositAddressesOnChain(t.store.db, 'bsc')).toEqual([ADDRESS.toLowerCase()]);
+    expect(depositAddressesOnChain(t.store.db, 'evm')).toEqual([]);
     expect(getAccount(t.store.db, 'B')).toEqual({ accountId: 'B', name: 'Exchange B', openedAt: AT });
   });
 });

@@ -131,6 +131,7 @@ const statements = memoPerDb((db) => ({
     'SELECT * FROM deposit_addresses WHERE account_id = ? ORDER BY chain',
   ),
   account: db.prepare<[string], { account_id: string; name: string; opened_at: string }>('SELECT * FROM accounts WHERE account_id = ?'),
+  onChain: db.prepare<[string], { address: string }>('SELECT address FROM deposit_addresses WHERE chain = ? ORDER BY address'),
 }));
 
 const keyView = (r: { key_id: string; account_id: string; prefix: string; revoked: number }): ApiKeyView => ({
@@ -170,6 +171,11 @@ export function findAccountByDepositAddress(db: Db, chain: string, address: stri
 
 export function depositAddressesOf(db: Db, accountId: string): DepositAddressView[] {
   return statements(db).addresses.all(accountId).map(addressView);
+}
+
+/** Every deposit address assigned on `chain` (a chain family such as `evm`), lowercase hex: what the chain listener watches. */
+export function depositAddressesOnChain(db: Db, chain: string): string[] {
+  return statements(db).onChain.all(chain).map((r) => r.address);
 }
 
 export function getAccount(db: Db, accountId: string): { accountId: string; name: string; openedAt: string } | undefined {

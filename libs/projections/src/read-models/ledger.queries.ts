@@ -61,6 +61,7 @@ const statements = memoPerDb((db) => ({
       `SELECT balance_after FROM ledger_lines WHERE account_id = ? AND at < ? ORDER BY at DESC, position DESC LIMIT 1`,
     )
     .safeIntegers(true),
+  // Walks the account's lines (the CLI's audits call it once per account); the statement queries use the index.
   atPosition: db
     .prepare<[string, number], { balance_after: bigint }>(
       `SELECT balance_after FROM ledger_lines WHERE account_id = ? AND position <= ? ORDER BY position DESC LIMIT 1`,

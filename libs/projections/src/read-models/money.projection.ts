@@ -15,9 +15,15 @@
  * move no money, so they appear in `test_credits_left` and in the delivery
  * stats, not as zero-amount lines. Amounts are signed micro-USD (a charge or
  * reversal is negative) so that `balance_after = previous + amount` holds.
+ *
+ * Lines are keyed by log position (one event, at most one line), so they are
+ * appended in order and only the (account, time) index is written at random.
+ * Within a transaction, the balances it touches are read once, kept in memory
+ * and written once at its end, and a charge opened and settled in the same
+ * transaction never reaches the open-charges table: replay cost follows the
+ * statement lines, not the events.
  */
 import type { RecordedEvent } from '#eventstore';
-import type { Statement } from 'better-sqlite3';
 import { ACCOUNT_PREFIX, type Db, type Projection, type ProjectionWriter } from '../projection.js';
 
 export const MONEY_EVENT_TYPES = [
@@ -39,15 +45,14 @@ CREATE TABLE IF NOT EXISTS balances${s} (
   pending           INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_lines${s} (
+  position      INTEGER PRIMARY KEY,
   account_id    TEXT    NOT NULL,
-  position      INTEGER NOT NULL,
   at            TEXT    NOT NULL,
   type          TEXT    NOT NULL,
   amount        INTEGER NOT NULL,
   balance_after INTEGER NOT NULL,
-  ref           TEXT    NOT NULL,
-  PRIMARY KEY (account_id, position)
-) WITHOUT ROWID;
+  ref           TEXT    NOT NULL
+);
 CREATE INDEX IF NOT EXISTS ledger_lines${s}_by_time ON ledger_lines${s} (account_id, at);
 CREATE TABLE IF NOT EXISTS money_deposits${s} (
   account_id  TEXT    NOT NULL,
@@ -79,24 +84,28 @@ interface Data {
 /** The deposit's reference on statements; the same key as the decider's `depositKey`. */
 const depositRef = (d: Data): string => `${d.chainId}:${d.txHash.toLowerCase()}:${d.logIndex}`;
 
+interface Balance {
+  balance: bigint;
+  testCreditsLeft: bigint;
+  pending: bigint;
+}
+
+interface OpenCharge {
+  accountId: string;
+  amount: bigint;
+  fundedBy: string;
+}
+
 function writer(db: Db, s: string): ProjectionWriter {
-  const returning = <P extends unknown[]>(sql: string): Statement<P, { balance: bigint }> =>
-    db.prepare<P, { balance: bigint }>(sql).safeIntegers(true);
   const st = {
-    open: db.prepare<[string, number]>(
-      `INSERT INTO balances${s} (account_id, test_credits_left) VALUES (?, ?)
-       ON CONFLICT (account_id) DO UPDATE SET test_credits_left = test_credits_left + excluded.test_credits_left`,
+    balance: db
+      .prepare<[string], Balance>(`SELECT balance, test_credits_left AS testCreditsLeft, pending FROM balances${s} WHERE account_id = ?`)
+      .safeIntegers(true),
+    saveBalance: db.prepare<[string, bigint, bigint, bigint]>(
+      `INSERT INTO balances${s} (account_id, balance, test_credits_left, pending) VALUES (?, ?, ?, ?)
+       ON CONFLICT (account_id) DO UPDATE SET
+         balance = excluded.balance, test_credits_left = excluded.test_credits_left, pending = excluded.pending`,
     ),
-    ensure: db.prepare<[string]>(`INSERT OR IGNORE INTO balances${s} (account_id) VALUES (?)`),
-    addBalance: returning<[bigint, string]>(`UPDATE balances${s} SET balance = balance + ? WHERE account_id = ? RETURNING balance`),
-    charge: returning<[bigint, bigint, string]>(
-      `UPDATE balances${s} SET balance = balance - ?, pending = pending + ? WHERE account_id = ? RETURNING balance`,
-    ),
-    refund: returning<[bigint, bigint, string]>(
-      `UPDATE balances${s} SET balance = balance + ?, pending = pending - ? WHERE account_id = ? RETURNING balance`,
-    ),
-    settle: db.prepare<[bigint, string]>(`UPDATE balances${s} SET pending = pending - ? WHERE account_id = ?`),
-    testCredit: db.prepare<[number, string]>(`UPDATE balances${s} SET test_credits_left = test_credits_left + ? WHERE account_id = ?`),
     line: db.prepare<[string, number, string, string, bigint, bigint, string]>(
       `INSERT OR REPLACE INTO ledger_lines${s} (account_id, position, at, type, amount, balance_after, ref) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
@@ -117,15 +126,28 @@ function writer(db: Db, s: string): ProjectionWriter {
       )
       .safeIntegers(true),
   };
+  const balances = new Map<string, Balance>();
+  /** Charges opened in this transaction, by otpId, not written yet. */
+  const charges = new Map<string, OpenCharge>();
 
-  /** Runs a balance update; an account seen before its AccountOpened gets a zero row first. */
-  function balanceAfter<P extends unknown[]>(stmt: Statement<P, { balance: bigint }>, accountId: string, ...params: P): bigint {
-    let row = stmt.get(...params);
-    if (row === undefined) {
-      st.ensure.run(accountId);
-      row = stmt.get(...params) as { balance: bigint };
+  function balanceOf(accountId: string): Balance {
+    let b = balances.get(accountId);
+    if (b === undefined) {
+      // An account seen before its AccountOpened starts from zero, as the decider's state does.
+      b = st.balance.get(accountId) ?? { balance: 0n, testCreditsLeft: 0n, pending: 0n };
+      balances.set(accountId, b);
     }
-    return row.balance;
+    return b;
+  }
+
+  function closeCharge(accountId: string, otpId: string): { amount: bigint; fundedBy: string } | undefined {
+    const local = charges.get(otpId);
+    if (local !== undefined && local.accountId === accountId) {
+      charges.delete(otpId);
+      return local;
+    }
+    const stored = st.closeCharge.get(accountId, otpId);
+    return stored === undefined ? undefined : { amount: stored.amount, fundedBy: stored.funded_by };
   }
 
   return {
@@ -135,64 +157,76 @@ function writer(db: Db, s: string): ProjectionWriter {
       const position = Number(e.position);
       switch (e.type) {
         case 'AccountOpened':
-          st.open.run(accountId, d.testCredits);
+          balanceOf(accountId).testCreditsLeft += BigInt(d.testCredits);
           return;
         case 'DepositCredited': {
           const amount = BigInt(d.amount);
           const ref = depositRef(d);
           st.credit.run(accountId, ref, amount);
-          const after = balanceAfter(st.addBalance, accountId, amount, accountId);
-          st.line.run(accountId, position, d.at, 'deposit', amount, after, ref);
+          const b = balanceOf(accountId);
+          b.balance += amount;
+          st.line.run(accountId, position, d.at, 'deposit', amount, b.balance, ref);
           return;
         }
         case 'DepositReversed': {
           const ref = depositRef(d);
           const dep = st.reverse.get(accountId, ref);
           if (dep === undefined) return;
-          const after = balanceAfter(st.addBalance, accountId, -dep.amount, accountId);
-          st.line.run(accountId, position, d.at, 'reversal', -dep.amount, after, ref);
+          const b = balanceOf(accountId);
+          b.balance -= dep.amount;
+          st.line.run(accountId, position, d.at, 'reversal', -dep.amount, b.balance, ref);
           return;
         }
         case 'Charged': {
           const amount = BigInt(d.amount);
-          st.openCharge.run(accountId, d.otpId, amount, d.fundedBy);
+          charges.set(d.otpId, { accountId, amount, fundedBy: d.fundedBy });
+          const b = balanceOf(accountId);
           if (d.fundedBy === 'test_credit') {
-            if (st.testCredit.run(-1, accountId).changes === 0) {
-              st.ensure.run(accountId);
-              st.testCredit.run(-1, accountId);
-            }
+            b.testCreditsLeft -= 1n;
             return;
           }
-          const after = balanceAfter(st.charge, accountId, amount, amount, accountId);
-          st.line.run(accountId, position, d.at, 'charge', -amount, after, d.otpId);
+          b.balance -= amount;
+          b.pending += amount;
+          st.line.run(accountId, position, d.at, 'charge', -amount, b.balance, d.otpId);
           return;
         }
         case 'Delivered': {
-          const charge = st.closeCharge.get(accountId, d.otpId);
-          if (charge !== undefined && charge.funded_by === 'balance') st.settle.run(charge.amount, accountId);
+          const charge = closeCharge(accountId, d.otpId);
+          if (charge !== undefined && charge.fundedBy === 'balance') balanceOf(accountId).pending -= charge.amount;
           return;
         }
         case 'Refunded': {
-          const charge = st.closeCharge.get(accountId, d.otpId);
+          const charge = closeCharge(accountId, d.otpId);
           if (charge === undefined) return;
-          if (charge.funded_by === 'test_credit') {
-            st.testCredit.run(1, accountId);
+          const b = balanceOf(accountId);
+          if (charge.fundedBy === 'test_credit') {
+            b.testCreditsLeft += 1n;
             return;
           }
-          const after = balanceAfter(st.refund, accountId, charge.amount, charge.amount, accountId);
-          st.line.run(accountId, position, d.at, 'refund', charge.amount, after, d.otpId);
+          b.balance += charge.amount;
+          b.pending -= charge.amount;
+          st.line.run(accountId, position, d.at, 'refund', charge.amount, b.balance, d.otpId);
           return;
         }
       }
     },
-    flush(): void {},
-    discard(): void {},
+    flush(): void {
+      for (const [otpId, c] of charges) st.openCharge.run(c.accountId, otpId, c.amount, c.fundedBy);
+      charges.clear();
+      for (const [accountId, b] of balances) st.saveBalance.run(accountId, b.balance, b.testCreditsLeft, b.pending);
+      balances.clear();
+    },
+    discard(): void {
+      charges.clear();
+      balances.clear();
+    },
   };
 }
 
 export const moneyProjection: Projection = {
   name: 'money',
-  version: 1,
+  // 2: ledger lines keyed by log position; files built with 1 are rebuilt from position 0.
+  version: 2,
   handles: MONEY_EVENT_TYPES,
   tables: ['balances', 'ledger_lines', 'money_deposits', 'money_open_charges'],
   ddl,

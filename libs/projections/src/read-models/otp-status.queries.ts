@@ -46,7 +46,7 @@ interface Row {
 
 const statements = memoPerDb((db) => ({
   one: db.prepare<[string], Row>('SELECT * FROM otp_status WHERE otp_id = ?').safeIntegers(true),
-  // otp_id breaks ties within a millisecond so pages are stable; the by-account index ends in it (WITHOUT ROWID).
+  // otp_id breaks ties within a millisecond, so a list polled every second does not reorder itself.
   recent: db
     .prepare<[string, number], Row>('SELECT * FROM otp_status WHERE account_id = ? ORDER BY created_at DESC, otp_id DESC LIMIT ?')
     .safeIntegers(true),

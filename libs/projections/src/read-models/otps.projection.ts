@@ -13,10 +13,17 @@
  * Only the masked phone is kept (I9). `channel` is the one charged for at
  * request time; the stats count an OTP under it from request to settlement.
  *
- * Stats are counted per month of the OtpRequested time (UTC) in six scopes:
- * all traffic and the account, each overall, by carrier and by channel.
- * They are summed in memory over a page and written once per page, which is
- * what keeps replay near the raw read rate.
+ * Stats are counted per month of the OtpRequested time (UTC) in cells of
+ * (month, account, carrier, channel), and again with account `*` for all
+ * traffic; a query sums the few cells of a month (at most carriers × channels)
+ * into the overall, by-carrier and by-channel figures.
+ *
+ * Replay speed comes from writing less, not from writing faster: an OTP
+ * requested within a transaction's events lives in memory until the end of
+ * that transaction and is written once, in its final state (most OTPs settle
+ * within seconds, so on replay most lifecycles fit in one transaction), and
+ * stats are summed per cell over the transaction. Everything is still written
+ * in the transaction that moves the checkpoint.
  */
 import type { RecordedEvent } from '#eventstore';
 import { ACCOUNT_PREFIX, type Db, OTP_PREFIX, type Projection, type ProjectionWriter } from '../projection.js';
@@ -31,7 +38,7 @@ export const OTP_STATUS_EVENT_TYPES = ['OtpRequested', 'Charged', 'Routed', 'Del
 
 const ddl = (s: string): string => `
 CREATE TABLE IF NOT EXISTS otp_status${s} (
-  otp_id        TEXT    PRIMARY KEY,
+  otp_id        TEXT    NOT NULL,
   account_id    TEXT    NOT NULL,
   phone_masked  TEXT    NOT NULL,
   carrier       TEXT    NOT NULL,
@@ -44,25 +51,28 @@ CREATE TABLE IF NOT EXISTS otp_status${s} (
   settled_at    TEXT,
   refund_reason TEXT,
   deadline_ms   INTEGER NOT NULL
-) WITHOUT ROWID;
+);
+CREATE UNIQUE INDEX IF NOT EXISTS otp_status${s}_by_id ON otp_status${s} (otp_id);
 CREATE INDEX IF NOT EXISTS otp_status${s}_open ON otp_status${s} (deadline_ms) WHERE status IN ('queued', 'routed');
-CREATE INDEX IF NOT EXISTS otp_status${s}_by_account ON otp_status${s} (account_id, created_at);
-CREATE TABLE IF NOT EXISTS delivery_stats${s} (
+CREATE INDEX IF NOT EXISTS otp_status${s}_by_account ON otp_status${s} (account_id, created_at, otp_id);
+CREATE TABLE IF NOT EXISTS delivery_counts${s} (
   month      TEXT    NOT NULL,
   account_id TEXT    NOT NULL,
-  scope      TEXT    NOT NULL,
+  carrier    TEXT    NOT NULL,
+  channel    TEXT    NOT NULL,
   sent       INTEGER NOT NULL,
   delivered  INTEGER NOT NULL,
   refunded   INTEGER NOT NULL,
-  PRIMARY KEY (month, account_id, scope)
+  PRIMARY KEY (month, account_id, carrier, channel)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS delivery_latency${s} (
   month      TEXT    NOT NULL,
   account_id TEXT    NOT NULL,
-  scope      TEXT    NOT NULL,
+  carrier    TEXT    NOT NULL,
+  channel    TEXT    NOT NULL,
   bucket     INTEGER NOT NULL,
   n          INTEGER NOT NULL,
-  PRIMARY KEY (month, account_id, scope, bucket)
+  PRIMARY KEY (month, account_id, carrier, channel, bucket)
 ) WITHOUT ROWID;`;
 
 interface Data {
@@ -76,12 +86,25 @@ interface Data {
   at: string;
 }
 
-interface Requested {
+type Status = 'queued' | 'routed' | 'delivered' | 'refunded';
+
+/** An OTP requested in the current transaction, not written yet. */
+interface Row {
+  otpId: string;
   accountId: string;
-  data: Data;
+  phoneMasked: string;
+  carrier: string;
+  channel: string;
+  status: Status;
+  price: bigint | null;
+  fundedBy: string | null;
+  createdAt: string;
+  routedAt: string | null;
+  settledAt: string | null;
+  refundReason: string | null;
 }
 
-/** Counts of one (month, account, carrier, channel) cell within a page. */
+/** Counts of one (month, account, carrier, channel) cell within a transaction. */
 interface Cell {
   month: string;
   accountId: string;
@@ -90,23 +113,26 @@ interface Cell {
   sent: number;
   delivered: number;
   refunded: number;
-  latency: Map<number, number>;
+  /** Deliveries by latency bucket; created on the first delivery. */
+  latency: Map<number, number> | undefined;
 }
 
 interface Settled {
-  account_id: string;
   carrier: string;
   channel: string;
   created_at: string;
 }
 
+const isOpen = (status: Status) => status === 'queued' || status === 'routed';
+
 function writer(expiryMs: number) {
   return (db: Db, s: string): ProjectionWriter => {
     const st = {
-      insert: db.prepare<[string, string, string, string, string, bigint | null, string | null, string, number]>(
-        `INSERT OR IGNORE INTO otp_status${s}
-           (otp_id, account_id, phone_masked, carrier, channel, status, price, funded_by, created_at, deadline_ms)
-         VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+      insert: db.prepare<
+        [string, string, string, string, string, string, bigint | null, string | null, string, string | null, string | null, string | null, number]
+      >(
+        `INSERT OR IGNORE INTO otp_status${s} (otp_id, account_id, phone_masked, carrier, channel, status, price, funded_by,
+           created_at, routed_at, settled_at, refund_reason, deadline_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       price: db.prepare<[bigint, string, string]>(`UPDATE otp_status${s} SET price = ?, funded_by = ? WHERE otp_id = ?`),
       routed: db.prepare<[string, string]>(
@@ -116,60 +142,105 @@ function writer(expiryMs: number) {
       settle: db.prepare<[string, string, string | null, string, string], Settled>(
         `UPDATE otp_status${s} SET status = ?, settled_at = ?, refund_reason = ?
          WHERE otp_id = ? AND account_id = ? AND status IN ('queued', 'routed')
-         RETURNING account_id, carrier, channel, created_at`,
+         RETURNING carrier, channel, created_at`,
       ),
-      counts: db.prepare<[string, string, string, number, number, number]>(
-        `INSERT INTO delivery_stats${s} (month, account_id, scope, sent, delivered, refunded) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (month, account_id, scope) DO UPDATE SET
+      counts: db.prepare<[string, string, string, string, number, number, number]>(
+        `INSERT INTO delivery_counts${s} (month, account_id, carrier, channel, sent, delivered, refunded) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (month, account_id, carrier, channel) DO UPDATE SET
            sent = sent + excluded.sent, delivered = delivered + excluded.delivered, refunded = refunded + excluded.refunded`,
       ),
-      latency: db.prepare<[string, string, string, number, number]>(
-        `INSERT INTO delivery_latency${s} (month, account_id, scope, bucket, n) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (month, account_id, scope, bucket) DO UPDATE SET n = n + excluded.n`,
+      latency: db.prepare<[string, string, string, string, number, number]>(
+        `INSERT INTO delivery_latency${s} (month, account_id, carrier, channel, bucket, n) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (month, account_id, carrier, channel, bucket) DO UPDATE SET n = n + excluded.n`,
       ),
     };
-    // OtpRequested is held until its Charged (appended with it, so next in the log) to write the row once.
-    const requested = new Map<string, Requested>();
+    const rows = new Map<string, Row>();
     const cells = new Map<string, Cell>();
 
     function cell(month: string, accountId: string, carrier: string, channel: string): Cell {
       const key = `${month}\t${accountId}\t${carrier}\t${channel}`;
       let c = cells.get(key);
       if (c === undefined) {
-        c = { month, accountId, carrier, channel, sent: 0, delivered: 0, refunded: 0, latency: new Map() };
+        c = { month, accountId, carrier, channel, sent: 0, delivered: 0, refunded: 0, latency: undefined };
         cells.set(key, c);
       }
       return c;
     }
 
-    /** Writes the row; `sent` counts rows written, so a repeated otpId (an I2 breach) is not sent twice. */
-    function insert(r: Requested, price: bigint | null, fundedBy: string | null): void {
-      const d = r.data;
-      const deadline = Date.parse(d.at) + expiryMs;
-      if (st.insert.run(d.otpId, r.accountId, d.phoneMasked, d.carrier, d.channel, price, fundedBy, d.at, deadline).changes === 1) {
-        cell(d.at.slice(0, 7), r.accountId, d.carrier, d.channel).sent += 1;
-      }
-    }
-
-    function materialize(otpId: string): void {
-      const r = requested.get(otpId);
-      if (r === undefined) return;
-      requested.delete(otpId);
-      insert(r, null, null);
-    }
-
-    function settle(accountId: string, d: Data, status: 'delivered' | 'refunded'): void {
-      if (requested.size > 0) materialize(d.otpId);
-      const row = st.settle.get(status, d.at, status === 'refunded' ? d.reason : null, d.otpId, accountId);
-      if (row === undefined) return;
-      const c = cell(row.created_at.slice(0, 7), row.account_id, row.carrier, row.channel);
+    function countSettled(c: Cell, status: 'delivered' | 'refunded', createdAt: string, settledAt: string): void {
       if (status === 'refunded') {
         c.refunded += 1;
         return;
       }
       c.delivered += 1;
-      const bucket = bucketOf(Date.parse(d.at) - Date.parse(row.created_at));
+      const bucket = bucketOf(Date.parse(settledAt) - Date.parse(createdAt));
+      c.latency ??= new Map();
       c.latency.set(bucket, (c.latency.get(bucket) ?? 0) + 1);
+    }
+
+    function settle(accountId: string, d: Data, status: 'delivered' | 'refunded'): void {
+      const reason = status === 'refunded' ? d.reason : null;
+      const row = rows.get(d.otpId);
+      if (row !== undefined) {
+        // I2: the first settlement is final; a later one changes nothing.
+        if (row.accountId !== accountId || !isOpen(row.status)) return;
+        row.status = status;
+        row.settledAt = d.at;
+        row.refundReason = reason;
+        return;
+      }
+      const stored = st.settle.get(status, d.at, reason, d.otpId, accountId);
+      if (stored !== undefined) countSettled(cell(stored.created_at.slice(0, 7), accountId, stored.carrier, stored.channel), status, stored.created_at, d.at);
+    }
+
+    function write(r: Row): void {
+      const deadline = Date.parse(r.createdAt) + expiryMs;
+      const inserted = st.insert.run(
+        r.otpId,
+        r.accountId,
+        r.phoneMasked,
+        r.carrier,
+        r.channel,
+        r.status,
+        r.price,
+        r.fundedBy,
+        r.createdAt,
+        r.routedAt,
+        r.settledAt,
+        r.refundReason,
+        deadline,
+      );
+      // Counted only when written: a repeated otpId (an I2 breach) keeps its first row and is not sent twice.
+      if (inserted.changes !== 1) return;
+      const c = cell(r.createdAt.slice(0, 7), r.accountId, r.carrier, r.channel);
+      c.sent += 1;
+      if (r.status === 'delivered' || r.status === 'refunded') countSettled(c, r.status, r.createdAt, r.settledAt as string);
+    }
+
+    function writeCells(): void {
+      const all = new Map<string, Cell>();
+      for (const c of cells.values()) {
+        st.counts.run(c.month, c.accountId, c.carrier, c.channel, c.sent, c.delivered, c.refunded);
+        const key = `${c.month}\t${c.carrier}\t${c.channel}`;
+        let a = all.get(key);
+        if (a === undefined) {
+          a = { ...c, accountId: ALL_ACCOUNTS, sent: 0, delivered: 0, refunded: 0, latency: new Map() };
+          all.set(key, a);
+        }
+        a.sent += c.sent;
+        a.delivered += c.delivered;
+        a.refunded += c.refunded;
+        if (c.latency === undefined) continue;
+        const total = a.latency as Map<number, number>;
+        for (const [bucket, n] of c.latency) {
+          st.latency.run(c.month, c.accountId, c.carrier, c.channel, bucket, n);
+          total.set(bucket, (total.get(bucket) ?? 0) + n);
+        }
+      }
+      for (const a of all.values()) {
+        st.counts.run(a.month, a.accountId, a.carrier, a.channel, a.sent, a.delivered, a.refunded);
+        for (const [bucket, n] of a.latency ?? []) st.latency.run(a.month, a.accountId, a.carrier, a.channel, bucket, n);
+      }
     }
 
     return {
@@ -177,23 +248,40 @@ function writer(expiryMs: number) {
         const d = e.data as Data;
         switch (e.type) {
           case 'OtpRequested': {
-            const accountId = e.streamId.slice(ACCOUNT_PREFIX.length);
-            requested.set(d.otpId, { accountId, data: d });
+            if (rows.has(d.otpId)) return;
+            rows.set(d.otpId, {
+              otpId: d.otpId,
+              accountId: e.streamId.slice(ACCOUNT_PREFIX.length),
+              phoneMasked: d.phoneMasked,
+              carrier: d.carrier,
+              channel: d.channel,
+              status: 'queued',
+              price: null,
+              fundedBy: null,
+              createdAt: d.at,
+              routedAt: null,
+              settledAt: null,
+              refundReason: null,
+            });
             return;
           }
           case 'Charged': {
-            const r = requested.get(d.otpId);
-            if (r === undefined) st.price.run(BigInt(d.amount), d.fundedBy, d.otpId);
+            const row = rows.get(d.otpId);
+            if (row === undefined) st.price.run(BigInt(d.amount), d.fundedBy, d.otpId);
             else {
-              requested.delete(d.otpId);
-              insert(r, BigInt(d.amount), d.fundedBy);
+              row.price = BigInt(d.amount);
+              row.fundedBy = d.fundedBy;
             }
             return;
           }
           case 'Routed': {
             const otpId = e.streamId.slice(OTP_PREFIX.length);
-            if (requested.size > 0) materialize(otpId);
-            st.routed.run(d.at, otpId);
+            const row = rows.get(otpId);
+            if (row === undefined) st.routed.run(d.at, otpId);
+            else if (row.routedAt === null) {
+              row.routedAt = d.at;
+              if (row.status === 'queued') row.status = 'routed';
+            }
             return;
           }
           case 'Delivered':
@@ -205,38 +293,13 @@ function writer(expiryMs: number) {
         }
       },
       flush(): void {
-        for (const r of requested.values()) insert(r, null, null);
-        requested.clear();
-        if (cells.size === 0) return;
-        const scoped = new Map<string, { month: string; accountId: string; scope: string; sent: number; delivered: number; refunded: number }>();
-        const latency = new Map<string, number>();
-        for (const c of cells.values()) {
-          for (const accountId of [c.accountId, ALL_ACCOUNTS]) {
-            for (const scope of ['all', `carrier:${c.carrier}`, `channel:${c.channel}`]) {
-              const key = `${c.month}\t${accountId}\t${scope}`;
-              const t = scoped.get(key);
-              if (t === undefined) scoped.set(key, { month: c.month, accountId, scope, sent: c.sent, delivered: c.delivered, refunded: c.refunded });
-              else {
-                t.sent += c.sent;
-                t.delivered += c.delivered;
-                t.refunded += c.refunded;
-              }
-              for (const [bucket, n] of c.latency) {
-                const lk = `${key}\t${bucket}`;
-                latency.set(lk, (latency.get(lk) ?? 0) + n);
-              }
-            }
-          }
-        }
+        for (const r of rows.values()) write(r);
+        rows.clear();
+        if (cells.size > 0) writeCells();
         cells.clear();
-        for (const t of scoped.values()) st.counts.run(t.month, t.accountId, t.scope, t.sent, t.delivered, t.refunded);
-        for (const [lk, n] of latency) {
-          const [month, accountId, scope, bucket] = lk.split('\t');
-          st.latency.run(month, accountId, scope, Number(bucket), n);
-        }
       },
       discard(): void {
-        requested.clear();
+        rows.clear();
         cells.clear();
       },
     };
@@ -251,10 +314,10 @@ export interface OtpsProjectionOptions {
 export function otpsProjection(options: OtpsProjectionOptions = {}): Projection {
   return {
     name: 'otps',
-    // 2: otp_status gained its by-account index (the dashboard's recent OTPs).
-    version: 2,
+    // 3: otp_status by account (the dashboard's recent OTPs) and per-cell counts; 2 was the index alone.
+    version: 3,
     handles: OTP_STATUS_EVENT_TYPES,
-    tables: ['otp_status', 'delivery_stats', 'delivery_latency'],
+    tables: ['otp_status', 'delivery_counts', 'delivery_latency'],
     ddl,
     writer: writer(options.expiryMs ?? DEFAULT_OTP_EXPIRY_MS),
   };
