@@ -47,6 +47,9 @@ export const WebhookMessage = z.discriminatedUnion('kind', [
     otpId: Id,
     accountId: Id,
     at: IsoTime,
+    /** Known to the relay from the OTP's request; absent only for OTPs requested before a relay restart. */
+    carrier: CarrierSchema.optional(),
+    channel: ChannelSchema.optional(),
     extra: z.record(z.string(), z.string()).default({}),
   }),
 ]);

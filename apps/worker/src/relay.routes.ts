@@ -3,7 +3,7 @@
  * decides which facts leave the log, on which topic, under which key.
  */
 import { TOPICS, type Publication } from '#bus';
-import type { AccountEventOf, OtpEventOf } from '#domain';
+import type { AccountEventOf, Carrier, Channel, OtpEventOf } from '#domain';
 import type { RecordedEvent } from '#eventstore';
 import type { DispatchMessage, SettlementMessage, WebhookMessage } from './messages.js';
 
@@ -19,12 +19,39 @@ function accountIdOf(e: RecordedEvent): string | undefined {
 const webhook = (accountId: string, value: WebhookMessage): Publication => ({ topic: TOPICS.webhooks, message: { key: accountId, value } });
 const settle = (value: SettlementMessage): Publication => ({ topic: TOPICS.settlement, message: { key: value.accountId, value } });
 
-export function relayRoute(e: RecordedEvent): Publication[] {
+/** OTPs whose facts the relay remembers: far more than are ever in flight within the expiry window. */
+const FACTS_REMEMBERED = 200_000;
+
+/**
+ * The relay's routing. It reads the log in order, so it has seen each OTP's
+ * request before its settlement and can put carrier and channel on the
+ * webhook itself, instead of the webhook sender racing the read models for them.
+ */
+export function createRelayRoute(): (e: RecordedEvent) => Publication[] {
+  const facts = new Map<string, { carrier: Carrier; channel: Channel }>();
+  const remember = (otpId: string, f: { carrier: Carrier; channel: Channel }) => {
+    facts.set(otpId, f);
+    if (facts.size > FACTS_REMEMBERED) facts.delete(facts.keys().next().value as string);
+  };
+  const settledFacts = (otpId: string) => {
+    const f = facts.get(otpId);
+    facts.delete(otpId);
+    return f ?? {};
+  };
+  return (e) => relayRoute(e, remember, settledFacts);
+}
+
+function relayRoute(
+  e: RecordedEvent,
+  remember: (otpId: string, f: { carrier: Carrier; channel: Channel }) => void,
+  settledFacts: (otpId: string) => { carrier?: Carrier; channel?: Channel },
+): Publication[] {
   const accountId = accountIdOf(e);
   if (!accountId) return [];
   switch (e.type) {
     case 'OtpRequested': {
       const d = e.data as AccountEventOf<'OtpRequested'>['data'];
+      remember(d.otpId, { carrier: d.carrier, channel: d.channel });
       const dispatch: DispatchMessage = {
         otpId: d.otpId,
         accountId,
@@ -44,7 +71,19 @@ export function relayRoute(e: RecordedEvent): Publication[] {
       if (!e.streamId.startsWith(OTP)) return [];
       const d = e.data as OtpEventOf<'Routed'>['data'];
       const otpId = e.streamId.slice(OTP.length);
-      return [webhook(accountId, { kind: 'event', eventId: e.id, type: 'otp.routed', otpId, accountId, at: d.at, extra: { provider: d.provider } })];
+      return [
+        webhook(accountId, {
+          kind: 'event',
+          eventId: e.id,
+          type: 'otp.routed',
+          otpId,
+          accountId,
+          at: d.at,
+          carrier: d.carrier,
+          channel: d.channel,
+          extra: { provider: d.provider },
+        }),
+      ];
     }
     case 'RouteFailed': {
       const d = e.data as OtpEventOf<'RouteFailed'>['data'];
@@ -59,7 +98,9 @@ export function relayRoute(e: RecordedEvent): Publication[] {
       return [settle({ kind: 'expired', otpId: e.streamId.slice(OTP.length), accountId, at: (e.data as { at: string }).at })];
     case 'Delivered': {
       const d = e.data as AccountEventOf<'Delivered'>['data'];
-      return [webhook(accountId, { kind: 'event', eventId: e.id, type: 'otp.delivered', otpId: d.otpId, accountId, at: d.at, extra: { via: d.via } })];
+      return [
+        webhook(accountId, { kind: 'event', eventId: e.id, type: 'otp.delivered', otpId: d.otpId, accountId, at: d.at, ...settledFacts(d.otpId), extra: { via: d.via } }),
+      ];
     }
     case 'Refunded': {
       const d = e.data as AccountEventOf<'Refunded'>['data'];
@@ -71,6 +112,7 @@ export function relayRoute(e: RecordedEvent): Publication[] {
           otpId: d.otpId,
           accountId,
           at: d.at,
+          ...settledFacts(d.otpId),
           extra: { reason: d.reason, amount: d.amount },
         }),
       ];

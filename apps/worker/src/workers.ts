@@ -10,7 +10,7 @@ import { startDispatcher, type DispatcherOptions } from './dispatcher.consumer.j
 import { startExpiry } from './expiry.worker.js';
 import type { Lookups } from './lookups.js';
 import { startReceipts } from './receipts.consumer.js';
-import { relayRoute } from './relay.routes.js';
+import { createRelayRoute } from './relay.routes.js';
 import { startSettlement } from './settlement.consumer.js';
 import type { WorkerDeps } from './worker.deps.js';
 import { startWebhooks, type WebhookOptions } from './webhooks/webhooks.worker.js';
@@ -64,7 +64,7 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
   const relay =
     options.relay === false
       ? undefined
-      : new Relay(deps.store, deps.bus, deps.db, relayRoute, { onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying') });
+      : new Relay(deps.store, deps.bus, deps.db, createRelayRoute(), { onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying') });
   relay?.start();
   // Joined together: on Kafka each consumer's first join waits out the group's rebalance delay.
   const started = await Promise.allSettled([

@@ -50,6 +50,8 @@ export interface ProjectorOptions {
   tuneConnection?: boolean;
   /** How often `lastLag()` is refreshed while running. */
   lagIntervalMs?: number;
+  /** While following live, how long a short page waits for more events before the next transaction (ms). */
+  coalesceMs?: number;
   /** After each committed page: for metrics. */
   onPage?: (page: { events: number; applied: number; position: bigint; seconds: number }) => void;
   /** The loop stopped on an error (a bug or an unreadable event); the lag then grows and readiness fails. */
@@ -104,6 +106,8 @@ export class Projector {
   private readonly slots: Slot[];
   private readonly byType = new Map<string, ProjectionWriter[]>();
   private readonly batchSize: number;
+  private readonly coalesceMs: number;
+  private gathering: (() => void) | undefined;
   private readonly catchUpBatchSize: number;
   private readonly read: ReadPage;
   private readonly readSync: ((fromPosition: bigint, limit: number) => RecordedEvent[]) | undefined;
@@ -125,6 +129,7 @@ export class Projector {
     this.store = options.store;
     this.db = options.db;
     this.batchSize = options.batchSize ?? 2_000;
+    this.coalesceMs = options.coalesceMs ?? 25;
     this.catchUpBatchSize = options.catchUpBatchSize ?? 20_000;
     this.read = pageReader(options.store);
     this.readSync = syncPageReader(options.store);
@@ -311,7 +316,11 @@ export class Projector {
           for await (const page of subscription) {
             if (!this.running) break;
             this.applyPage(page);
-            await yieldToEventLoop();
+            // Following a busy log page by page writes the same hot pages (balances, stats cells) once
+            // per commit; letting a short page's successors gather first writes them once per many.
+            // Nobody waits longer for it: a read-your-writes waiter cuts the pause short.
+            if (page.length < this.batchSize && this.coalesceMs > 0 && this.waiters.length === 0) await this.gather();
+            else await yieldToEventLoop();
           }
         } catch (error) {
           this.failure = error;
@@ -334,6 +343,7 @@ export class Projector {
   async stop(): Promise<void> {
     const { subscription, loop } = this;
     this.running = false;
+    this.gathering?.();
     this.subscription = undefined;
     if (this.lagTimer !== undefined) clearInterval(this.lagTimer);
     this.lagTimer = undefined;
@@ -386,6 +396,19 @@ export class Projector {
         reject(new Error(`projections did not reach position ${position} within ${timeoutMs} ms (at ${this.position()})`));
       }, timeoutMs);
       this.waiters.push(waiter);
+      this.gathering?.();
+    });
+  }
+
+  private gather(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.gathering = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, this.coalesceMs);
+      this.gathering = done;
     });
   }
 

@@ -153,7 +153,7 @@ export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirector
     const configured = directory.accountWebhook(m.accountId);
     const url = target.get(m.otpId)?.url ?? configured?.url;
     if (!url) return undefined;
-    const facts = directory.otpFacts(m.otpId);
+    const facts = m.carrier && m.channel ? { carrier: m.carrier, channel: m.channel } : directory.otpFacts(m.otpId);
     const extra: Record<string, string> = { ...m.extra };
     if (extra.amount !== undefined) extra.amount = formatUsd(BigInt(extra.amount));
     const body = JSON.stringify({
