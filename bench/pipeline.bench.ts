@@ -65,7 +65,7 @@ const ENDPOINT = `
 const { parentPort } = require('node:worker_threads');
 const http = require('node:http');
 const hooks = [];
-const server = http.createServer((req, res) => {
+const handler = (req, res) => {
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
@@ -74,21 +74,31 @@ const server = http.createServer((req, res) => {
     hooks.push({ otpId: body.id, type: body.type, receivedAt });
     res.writeHead(204).end();
   });
+};
+// One endpoint per customer, as in production: the sender's per-endpoint cap applies per account.
+const servers = Array.from({ length: Number(process.env.ENDPOINTS) }, () => {
+  const server = http.createServer(handler);
+  server.keepAliveTimeout = 30000;
+  return server;
 });
-server.keepAliveTimeout = 30000;
-server.listen(0, '127.0.0.1', () => parentPort.postMessage({ port: server.address().port }));
+Promise.all(servers.map((s) => new Promise((r) => s.listen(0, '127.0.0.1', r)))).then(() =>
+  parentPort.postMessage({ ports: servers.map((s) => s.address().port) }),
+);
 parentPort.on('message', (m) => {
   if (m === 'hooks') parentPort.postMessage({ hooks });
-  if (m === 'close') { server.closeAllConnections(); server.close(() => process.exit(0)); }
+  if (m === 'close') {
+    let open = servers.length;
+    for (const s of servers) { s.closeAllConnections(); s.close(() => { if (--open === 0) process.exit(0); }); }
+  }
 });
 `;
 
-async function webhookEndpoint(): Promise<{ url: string; hooks(): Promise<Hook[]>; close(): Promise<void> }> {
-  const worker = new Worker(ENDPOINT, { eval: true });
+async function webhookEndpoint(): Promise<{ urls: string[]; hooks(): Promise<Hook[]>; close(): Promise<void> }> {
+  const worker = new Worker(ENDPOINT, { eval: true, env: { ENDPOINTS: String(ACCOUNTS) } });
   const next = <T>() => new Promise<T>((resolve) => worker.once('message', resolve));
-  const { port } = await next<{ port: number }>();
+  const { ports } = await next<{ ports: number[] }>();
   return {
-    url: `http://127.0.0.1:${port}/hooks`,
+    urls: ports.map((port) => `http://127.0.0.1:${port}/hooks`),
     async hooks() {
       const answer = next<{ hooks: Hook[] }>();
       worker.postMessage('hooks');
@@ -103,7 +113,7 @@ async function webhookEndpoint(): Promise<{ url: string; hooks(): Promise<Hook[]
 }
 
 /** Opened, keyed, funded accounts with a webhook, written before the service starts (signup gives only 5 test credits). */
-async function seedAccounts(file: string, cipher: AesGcmCipher, hookUrl: string): Promise<string[]> {
+async function seedAccounts(file: string, cipher: AesGcmCipher, hookUrls: string[]): Promise<string[]> {
   const store = SqliteEventStore.open(file);
   const runner = new CommandRunner(store);
   const keys = await Promise.all(
@@ -124,7 +134,7 @@ async function seedAccounts(file: string, cipher: AesGcmCipher, hookUrl: string)
         amount: String(1_000_000n * 1_000_000n),
         at: AT,
       });
-      await runner.handle(stream, accountDecider, { type: 'ConfigureWebhook', url: hookUrl, secret: cipher.seal(newWebhookSecret()), at: AT });
+      await runner.handle(stream, accountDecider, { type: 'ConfigureWebhook', url: hookUrls[i % hookUrls.length], secret: cipher.seal(newWebhookSecret()), at: AT });
       return key.key;
     }),
   );
@@ -301,7 +311,7 @@ async function run(opts: { workers: boolean; amount?: number; overallRate?: numb
   const file = join(dir, 'nexo.db');
   const cipherKey = randomBytes(32);
   const endpoint = await webhookEndpoint();
-  const keys = await seedAccounts(file, new AesGcmCipher({ k1: cipherKey }, 'k1'), endpoint.url);
+  const keys = await seedAccounts(file, new AesGcmCipher({ k1: cipherKey }, 'k1'), endpoint.urls);
   const { child, base } = await startService(dir, {
     NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
     NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'),
@@ -361,7 +371,7 @@ async function main(): Promise<void> {
   out.push(...report(`full speed, ${MAX_OTPS.toLocaleString('en-US')} sends on ${CONNECTIONS} connections`, max, { settledRate: true, webhookP99: true }, ceilingRate));
   const loadAfter = loadavg().map((v) => v.toFixed(2)).join(' ');
   process.stdout.write(
-    `bench:pipeline (embedded default, synchronous=FULL log, zero-latency simulator; ${ACCOUNTS} funded accounts with webhooks to a local endpoint, distinct phones, SMS)\n` +
+    `bench:pipeline (embedded default, synchronous=FULL log, zero-latency simulator; ${ACCOUNTS} funded accounts with a webhook endpoint each on loopback, distinct phones, SMS)\n` +
       `machine: load average ${loadBefore} before, ${loadAfter} after (1/5/15 min)\n${out.join('\n')}\n`,
   );
   const failed = [paced, max].some((r) => !r.figures || r.figures.lost > 0 || r.figures.doubleSettled > 0);

@@ -11,9 +11,15 @@ export function newWebhookSecret(): string {
   return `whsec_${randomBytes(32).toString('base64url')}`;
 }
 
-/** A random opaque id with a readable prefix: `otp_…`, `acc_…`, `key_…` (96 bits). */
-export function newId(prefix: string): string {
-  return `${prefix}_${randomBytes(12).toString('base64url')}`;
+/**
+ * An opaque id with a readable prefix: `otp_…`, `acc_…`, `key_…`. It starts
+ * with the creation time in hex (so ids sort by time) and ends with 96 random
+ * bits. Time order matters for storage: stream ids like `otp-<id>` are index
+ * keys, and keys that grow land at the index's right edge instead of dirtying
+ * a random page per insert.
+ */
+export function newId(prefix: string, nowMs: number = Date.now()): string {
+  return `${prefix}_${nowMs.toString(16).padStart(12, '0')}${randomBytes(12).toString('base64url')}`;
 }
 
 export function sha256Hex(text: string | Buffer): string {
