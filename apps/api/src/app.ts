@@ -100,7 +100,15 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     core,
     close: () =>
       (closing ??= (async () => {
-        await app.close();
+        logger.debug('closing the HTTP server: no new requests, in-flight ones finish');
+        // Keep-alive sockets would hold close() open until their timeout: drop each once its answer is out.
+        const server = app.getHttpServer();
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        try {
+          await app.close();
+        } finally {
+          clearInterval(sweep);
+        }
         await core.close();
       })()),
   };

@@ -96,12 +96,16 @@ export class Core {
 
   /** Upstream first: workers stop feeding the store, then projections, bus and store close. */
   async close(): Promise<void> {
-    await this.chainServices?.stop();
-    await this.workers?.stop();
-    await this.carriers.close();
-    await this.projections.stop();
-    await this.bus.close();
-    await this.store.close();
+    const step = async (what: string, run: () => Promise<void> | void) => {
+      this.logger.debug({ step: what }, 'closing');
+      await run();
+    };
+    await step('chain listeners', () => this.chainServices?.stop());
+    await step('delivery workers', () => this.workers?.stop());
+    await step('carriers', () => this.carriers.close());
+    await step('projections', () => this.projections.stop());
+    await step('bus', () => this.bus.close());
+    await step('event store', () => this.store.close());
     if (this.readDb.open) this.readDb.close();
   }
 }

@@ -1,0 +1,46 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from './config.js';
+
+describe('configuration from the environment', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexo-config-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('defaults to the embedded service on port 3000 with the price and test credits of the product', () => {
+    const c = loadConfig({ NEXO_DATA_DIR: dir });
+    expect(c).toMatchObject({ port: 3000, priceMicros: 22_000n, testCredits: 5, phoneIntervalMs: 30_000, expiryMs: 600_000, workers: 'embedded' });
+    expect(c.dbFile).toBe(join(dir, 'nexo.db'));
+  });
+
+  it('generates the embedded secrets once, readable by the owner only, and reuses them', () => {
+    const first = loadConfig({ NEXO_DATA_DIR: dir });
+    const second = loadConfig({ NEXO_DATA_DIR: dir });
+    expect(second.cipherKeys).toEqual(first.cipherKeys);
+    expect(second.phonePepper.equals(first.phonePepper)).toBe(true);
+    expect(statSync(join(dir, 'secrets.json')).mode & 0o077).toBe(0);
+    expect(readFileSync(join(dir, 'secrets.json'), 'utf8')).toContain('k1:');
+  });
+
+  it.each([
+    ['PORT', 'seventy'],
+    ['NEXO_PRICE_USD', '0.0220001'],
+    ['NEXO_PRICE_USD', '-1'],
+    ['NEXO_CIPHER_KEYS', 'k1:abc'],
+    ['NEXO_CARRIERS', '{not json'],
+    ['NEXO_WORKERS', 'sometimes'],
+    ['ESDB_URL', 'http://localhost:2113'],
+  ])('refuses a bad %s with an error naming it', (name, value) => {
+    let error: unknown;
+    try {
+      loadConfig({ NEXO_DATA_DIR: dir, [name]: value });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain(name);
+  });
+});
