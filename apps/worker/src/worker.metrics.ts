@@ -6,7 +6,7 @@
  */
 import { TOPICS } from '#bus';
 import { createMetrics, type NexoMetrics } from '#observability';
-import { countOpenOtps, otpCarrierFacts, type Db, type Projector } from '#projections';
+import { monthlyStats, otpCarrierFacts, type Db, type Projector } from '#projections';
 import type { WorkerMetrics } from './worker.deps.js';
 import type { RunningWorkers } from './workers.js';
 
@@ -59,7 +59,11 @@ export function createWorkerMetrics(sources: WorkerMetricsSources): NexoMetrics 
     }
   });
   metrics.beforeScrape(() => {
-    metrics.otpInFlight.set(countOpenOtps(sources.db));
+    // From the monthly counters, not a count over open rows (which grows with a backlog): an OTP
+    // expires within minutes, so everything in flight was requested this month or the last.
+    const now = new Date();
+    const months = [now.toISOString().slice(0, 7), new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString().slice(0, 7)];
+    metrics.otpInFlight.set(months.reduce((n, month) => n + monthlyStats(sources.db, month).in_flight, 0));
   });
   metrics.beforeScrape(async () => {
     const workers = sources.workers();

@@ -49,7 +49,6 @@ const statements = memoPerDb((db) => ({
   facts: db.prepare<[string], { carrier: string; channel: string; createdAt: string }>(
     'SELECT carrier, channel, created_at AS createdAt FROM otp_status WHERE otp_id = ?',
   ),
-  open: db.prepare<[], { n: number }>("SELECT count(*) AS n FROM otp_status WHERE status IN ('queued', 'routed')"),
 }));
 
 export function findOtpByProviderMessage(db: Db, provider: string, providerMessageId: string): { otpId: string; accountId: string } | undefined {
@@ -66,7 +65,3 @@ export function otpCarrierFacts(db: Db, otpId: string): { carrier: string; chann
   return statements(db).facts.get(otpId);
 }
 
-/** OTPs charged and not yet delivered or refunded. */
-export function countOpenOtps(db: Db): number {
-  return statements(db).open.get()!.n;
-}
