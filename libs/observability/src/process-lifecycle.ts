@@ -1,0 +1,58 @@
+/**
+ * How every NEXO ROUTE process starts and stops: a configuration error exits
+ * 78 (EX_CONFIG) with the message naming the variable; SIGTERM/SIGINT drain
+ * within 20 s and exit 0, or exit 1 if draining hangs; anything unexpected at
+ * start exits 1 with its stack.
+ */
+import { createLogger, type Logger } from './logger.js';
+
+export interface ProcessSpec<C> {
+  name: string;
+  loadConfig(): C;
+  /** The process's own configuration error type: shown without a stack. */
+  configError: new (...args: never[]) => Error;
+  logLevel(config: C): string;
+  /** Starts everything; returns what to log once running and how to stop. */
+  start(config: C, logger: Logger): Promise<{ fields: Record<string, unknown>; stop(): Promise<void> }>;
+  /** What draining means for this process, for the log line. */
+  drainMessage: string;
+}
+
+export const SHUTDOWN_BUDGET_MS = 20_000;
+
+export function runProcess<C>(spec: ProcessSpec<C>): void {
+  const main = async () => {
+    let config: C;
+    try {
+      config = spec.loadConfig();
+    } catch (error) {
+      if (error instanceof spec.configError) {
+        process.stderr.write(`${error.message}\n`);
+        process.exit(78);
+      }
+      throw error;
+    }
+    const logger = createLogger({ level: spec.logLevel(config), name: spec.name });
+    const running = await spec.start(config, logger);
+    logger.info(running.fields, `NEXO ROUTE ${spec.name} running`);
+
+    const shutdown = async (signal: string) => {
+      logger.info({ signal }, `shutting down: ${spec.drainMessage}`);
+      const timer = setTimeout(() => {
+        logger.error(`shutdown took over ${SHUTDOWN_BUDGET_MS / 1000} s; exiting`);
+        process.exit(1);
+      }, SHUTDOWN_BUDGET_MS);
+      timer.unref();
+      await running.stop();
+      logger.info('stopped cleanly');
+      logger.flush();
+      process.exit(0);
+    };
+    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    process.once('SIGINT', () => void shutdown('SIGINT'));
+  };
+  main().catch((error: unknown) => {
+    process.stderr.write(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  });
+}
