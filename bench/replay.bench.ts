@@ -91,7 +91,9 @@ async function generateLog(): Promise<{ events: number; otps: number }> {
     push(t + 1, s, 'ApiKeyIssued', { keyId: `k${a}`, keyHash: hex(a + 1, 64), prefix: 'nx_live_', at: iso(t + 1) });
     push(t + 2, s, 'DepositAddressAssigned', { chain: 'bsc', address: `0x${hex(a + 1, 40)}`, index: a, at: iso(t + 2) });
     // Enough to pay for every send this account will make (weights are its share of traffic).
-    const amount = BigInt(Math.ceil(((weights[a] / total) * otps + 50) * 1.2)) * BigInt(PRICE);
+    // A count of OTPs (20 % headroom over this account's share), then integer money.
+    const fundedOtps = Math.ceil(((weights[a] / total) * otps + 50) * 1.2);
+    const amount = BigInt(fundedOtps) * BigInt(PRICE);
     push(t + 3, s, 'DepositCredited', {
       chainId: 56,
       token: `0x${'5'.repeat(40)}`,
