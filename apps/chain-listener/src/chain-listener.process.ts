@@ -8,10 +8,9 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { fastify } from 'fastify';
 import { type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
-import { createMetrics, type Logger, type NexoMetrics } from '#observability';
+import { createMetrics, startProbeServer, type Logger, type NexoMetrics } from '#observability';
 import { directoryProjection, Projector } from '#projections';
 import type { ChainListenerConfig } from './chain-listener.config.js';
 import { type ChainServices, startChainServices } from './chain-services.js';
@@ -63,23 +62,11 @@ export async function startChainListenerProcess(
     };
   }
 
-  const app = fastify({ logger: false });
-  app.get('/health/live', async () => ({ ok: true }));
-  app.get('/health/ready', async (_request, reply) => {
-    const r = await readiness();
-    if (!r.ok) void reply.status(503);
-    return r;
-  });
-  app.get('/metrics', async (_request, reply) => {
-    void reply.header('content-type', metrics.contentType);
-    return metrics.render();
-  });
-  await app.listen({ port: config.port, host: config.host });
-  const address = app.server.address();
-  const url = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
+  const probes = await startProbeServer({ port: config.port, host: config.host, readiness, metrics: () => metrics });
+  const { url } = probes;
 
   const stop = async () => {
-    await app.close();
+    await probes.close();
     await services?.stop();
     await projector?.stop();
     await bus?.close();

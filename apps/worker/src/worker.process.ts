@@ -9,11 +9,10 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { fastify } from 'fastify';
 import { type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { createCarriers, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
-import type { Logger, NexoMetrics } from '#observability';
+import { startProbeServer, type Logger, type NexoMetrics } from '#observability';
 import { defaultProjections, Projector } from '#projections';
 import { AesGcmCipher } from '#security';
 import { lookupsOn } from './lookups.js';
@@ -73,24 +72,11 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
   }
 
   // Probes answer from the first moment: a long projection catch-up is alive, only not ready.
-  const app = fastify({ logger: false });
-  app.get('/health/live', async () => ({ ok: true }));
-  app.get('/health/ready', async (_request, reply) => {
-    const r = await readiness();
-    if (!r.ok) void reply.status(503);
-    return r;
-  });
-  app.get('/metrics', async (_request, reply) => {
-    if (!metrics) return reply.status(503).send({ ok: false, error: 'starting' });
-    void reply.header('content-type', metrics.contentType);
-    return metrics.render();
-  });
-  await app.listen({ port: config.port, host: config.host });
-  const address = app.server.address();
-  const url = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
+  const probes = await startProbeServer({ port: config.port, host: config.host, readiness, metrics: () => metrics });
+  const { url } = probes;
 
   const stop = async () => {
-    await app.close();
+    await probes.close();
     await workers?.stop();
     await carriers?.close();
     await projector?.stop();

@@ -1,0 +1,37 @@
+/**
+ * The probes of a process without the API: `/health/live`, `/health/ready`
+ * and `/metrics` on a small Fastify server. They answer from the first
+ * moment, so a long catch-up shows as alive but not ready.
+ */
+import { fastify } from 'fastify';
+
+export interface ProbeServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function startProbeServer(options: {
+  port: number;
+  host: string;
+  readiness(): Promise<{ ok: boolean } & Record<string, unknown>>;
+  /** Undefined while the process is still starting: `/metrics` answers 503 then. */
+  metrics(): { contentType: string; render(): Promise<string> } | undefined;
+}): Promise<ProbeServer> {
+  const app = fastify({ logger: false });
+  app.get('/health/live', async () => ({ ok: true }));
+  app.get('/health/ready', async (_request, reply) => {
+    const r = await options.readiness();
+    if (!r.ok) void reply.status(503);
+    return r;
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const metrics = options.metrics();
+    if (!metrics) return reply.status(503).send({ ok: false, error: 'starting' });
+    void reply.header('content-type', metrics.contentType);
+    return metrics.render();
+  });
+  await app.listen({ port: options.port, host: options.host });
+  const address = app.server.address();
+  const url = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
+  return { url, close: () => app.close() };
+}
