@@ -280,6 +280,26 @@ async function main(): Promise<void> {
   await store.close();
   const replayRate = rate(replayed, replaySeconds);
 
+  // (e, optional) what a Prometheus scrape costs on a service whose read models hold this whole log:
+  // the registry with every scrape-time figure (lags, month ratios, in-flight), as `/metrics` renders it.
+  let scrape = '';
+  if (process.env.BENCH_SCRAPE === '1') {
+    const { createProcessMetrics } = await import('../apps/api/src/core/metrics.js');
+    const live = SqliteEventStore.open(file);
+    const p = new Projector({ store: live, db: live.db, projections: defaultProjections() });
+    await p.catchUp();
+    const metrics = createProcessMetrics({ db: live.db, projector: p, providers: ['simulator'], workers: () => undefined, clock: () => new Date() });
+    const times: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const s0 = performance.now();
+      await metrics.render();
+      times.push(performance.now() - s0);
+    }
+    times.sort((x, y) => x - y);
+    scrape = `(e) /metrics render with ${fmt(log.otps)} OTPs in the read models: median ${times[10].toFixed(1)} ms, max ${times[20].toFixed(1)} ms over 21 renders   target < 20 ms`;
+    await live.close();
+  }
+
   // (c) the built CLI, as finance runs it, against the same file.
   t = performance.now();
   const { stdout } = await promisify(execFile)(process.execPath, [join(repoRoot, 'dist/apps/ledger/src/main.js'), 'replay', '--db', file], {
@@ -291,6 +311,7 @@ async function main(): Promise<void> {
   // (d) lag while sends are appended as fast as the command path takes them.
   const lag = await lagUnderLoad();
 
+  if (scrape) out(scrape);
   const pct = (r: number) => `${((100 * r) / ceiling).toFixed(0)}% of (a)`;
   out(`(a) ceiling: raw log read (readPage, 5,000/page)     ${fmt(ceiling).padStart(10)} events/s   ${ceilingSeconds.toFixed(2)} s`);
   out(`(b) projector replay into all read models          ${fmt(replayRate).padStart(10)} events/s   ${replaySeconds.toFixed(2)} s   ${pct(replayRate)}   target >= 100,000`);
