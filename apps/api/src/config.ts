@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { HDNodeWallet, Mnemonic } from 'ethers';
 import { z } from 'zod';
 import { parseUsd } from '#domain';
-import { CarriersConfigSchema, type CarriersConfigInput } from '#carriers';
+import { CarriersConfigEnvSchema, type CarriersConfigInput } from '#carriers';
 import { type ChainConfig, deriveDepositAddress } from '#chain';
 import { chainsFromEnv } from '../../chain-listener/src/chains.config.js';
 
@@ -48,19 +48,7 @@ const EnvSchema = z.object({
   NEXO_EXPIRY_SECONDS: int(600, 1),
   NEXO_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
   /** Upstreams and routes as JSON (see README); unset: the built-in carrier simulator. */
-  NEXO_CARRIERS: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v.trim() === '') return {};
-      try {
-        return JSON.parse(v) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(CarriersConfigSchema),
+  NEXO_CARRIERS: CarriersConfigEnvSchema,
   /** Comma-separated Kafka brokers: the distributed bus (receipts the API takes are published there). */
   KAFKA_BROKERS: z
     .string()

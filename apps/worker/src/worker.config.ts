@@ -6,7 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { CarriersConfigSchema, type CarriersConfigInput } from '#carriers';
+import { CarriersConfigEnvSchema, type CarriersConfigInput } from '#carriers';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
@@ -32,19 +32,7 @@ const EnvSchema = z.object({
   /** Exactly one instance per event log runs the relay. */
   NEXO_RELAY: z.enum(['true', 'false']).default('false'),
   NEXO_EXPIRY_SECONDS: int(600, 1),
-  NEXO_CARRIERS: z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v.trim() === '') return {};
-      try {
-        return JSON.parse(v) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(CarriersConfigSchema),
+  NEXO_CARRIERS: CarriersConfigEnvSchema,
 });
 
 export interface WorkerConfig {

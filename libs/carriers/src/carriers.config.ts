@@ -98,3 +98,18 @@ export function createCarriers(input: unknown, deps: { sink: ReceiptSink; logger
     },
   };
 }
+
+/** `NEXO_CARRIERS` as an environment variable: JSON text (empty or unset: the embedded default). */
+export const CarriersConfigEnvSchema = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v.trim() === '') return {};
+    try {
+      return JSON.parse(v) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(CarriersConfigSchema);
