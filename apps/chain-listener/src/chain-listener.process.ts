@@ -5,13 +5,11 @@
  * cursor and the deposit watch live in the same file. Probes and Prometheus
  * on a small HTTP server.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createMetrics, startProbeServer, type Logger, type NexoMetrics } from '#observability';
-import { directoryProjection, Projector } from '#projections';
+import { directoryProjection, openLocalDb, Projector } from '#projections';
 import type { ChainListenerConfig } from './chain-listener.config.js';
 import { type ChainServices, startChainServices } from './chain-services.js';
 import { depositGroupOf } from './deposit.consumer.js';
@@ -76,12 +74,8 @@ export async function startChainListenerProcess(
 
   try {
     store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
-    mkdirSync(dirname(config.dbFile), { recursive: true });
-    db = new Database(config.dbFile);
-    db.pragma('journal_mode = WAL');
     // The cursor and the watch are not rebuildable from the log: their commits wait for the disk.
-    db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 5000');
+    db = openLocalDb(config.dbFile, { durable: true });
     projector = new Projector({
       store,
       db,

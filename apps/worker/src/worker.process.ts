@@ -6,14 +6,12 @@
  * splits the partitions (phones, accounts) between them; only the instance
  * started with the relay publishes from the log.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { createCarriers, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { startProbeServer, type Logger, type NexoMetrics } from '#observability';
-import { defaultProjections, Projector } from '#projections';
+import { defaultProjections, openLocalDb, Projector } from '#projections';
 import { AesGcmCipher } from '#security';
 import { lookupsOn } from './lookups.js';
 import type { WorkerConfig } from './worker.config.js';
@@ -87,11 +85,7 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
 
   try {
     store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
-    mkdirSync(dirname(config.dbFile), { recursive: true });
-    db = new Database(config.dbFile);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 5000');
+    db = openLocalDb(config.dbFile);
     projector = new Projector({
       store,
       db,

@@ -17,7 +17,7 @@ import { createCarriers, type Carriers, type ReceiptSink } from '#carriers';
 import { accountDecider, accountStream, maskPhone, parseVnMobile, pickChannel, type Carrier, type Channel, type RequestedChannel } from '#domain';
 import { CommandRunner, SqliteEventStore, type RecordedEvent } from '#eventstore';
 import { createLogger } from '#observability';
-import { defaultProjections, getBalance, Projector } from '#projections';
+import { defaultProjections, getBalance, openLocalDb, Projector } from '#projections';
 import { AesGcmCipher, newId, newWebhookSecret, phoneHash } from '#security';
 import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers, type WorkerOptions } from '#worker';
 
@@ -80,10 +80,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
     }),
   });
   const store = SqliteEventStore.open(file);
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
+  const db = openLocalDb(file);
   const runner = new CommandRunner(store);
   const secrets = options.secrets ?? { cipherKey: randomBytes(32), pepper: randomBytes(32) };
   const cipher = new AesGcmCipher({ k1: secrets.cipherKey }, 'k1');

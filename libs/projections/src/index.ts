@@ -14,3 +14,4 @@ export * from './read-models/latency-histogram.js';
 export * from './read-models/directory.projection.js';
 export * from './read-models/deposits.projection.js';
 export * from './read-models/otp-routes.projection.js';
+export * from './local-db.js';

@@ -4,14 +4,14 @@
  * use the same pieces; Nest only receives it as a value.
  */
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, startWorkers, workerMetrics, type RunningWorkers } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
-import type { Projector } from '#projections';
+import { openLocalDb, type Projector } from '#projections';
 import type { AppConfig } from '../config.js';
 import { TokenBuckets } from '../http/rate-limiter.js';
 import { HttpIdempotency } from './http-idempotency.js';
@@ -110,15 +110,6 @@ export class Core {
   }
 }
 
-function openReadModelDb(file: string): Database.Database {
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-  db.pragma('cache_size = -32768');
-  return db;
-}
-
 export async function createCore(config: AppConfig, logger: Logger): Promise<Core> {
   let store: EventStore;
   let readDb: Database.Database;
@@ -128,7 +119,7 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     const { openEventStore } = await import('#eventstore');
     store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
     // With EventStoreDB the read models live in a local file fed from it.
-    readDb = openReadModelDb(join(config.dataDir, 'read-models.db'));
+    readDb = openLocalDb(join(config.dataDir, 'read-models.db'));
   } else {
     store = SqliteEventStore.open(config.dbFile, {
       onCommit: ({ appends, seconds }) => {
@@ -138,7 +129,7 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     });
     // Read models share the file but not the connection: they are rebuildable from the log and
     // move their checkpoint in the same transaction, so they can skip the fsync the log's commits pay.
-    readDb = openReadModelDb(config.dbFile);
+    readDb = openLocalDb(config.dbFile);
   }
   const runner = new CommandRunner(store);
   const cipher = new AesGcmCipher(config.cipherKeys, config.cipherKeyId);
