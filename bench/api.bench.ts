@@ -14,9 +14,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { accountDecider, accountStream } from '#domain';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
-import { newApiKey } from '#security';
+import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 200;
@@ -37,29 +36,7 @@ async function freePort(): Promise<number> {
 
 async function seedAccounts(file: string): Promise<string[]> {
   const store = SqliteEventStore.open(file);
-  const runner = new CommandRunner(store);
-  const keys: string[] = [];
-  await Promise.all(
-    Array.from({ length: ACCOUNTS }, async (_, i) => {
-      const accountId = `acc_bench${i}`;
-      const stream = accountStream(accountId);
-      const key = newApiKey();
-      keys.push(key.key);
-      await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: `bench ${i}`, testCredits: 5, at: AT });
-      await runner.handle(stream, accountDecider, { type: 'IssueApiKey', keyId: `key_bench${i}`, keyHash: key.hash, prefix: key.prefix, at: AT });
-      await runner.handle(stream, accountDecider, {
-        type: 'CreditDeposit',
-        chainId: 1,
-        token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
-        txHash: `0x${i.toString(16).padStart(64, '0')}`,
-        logIndex: 0,
-        blockNumber: 1,
-        blockHash: `0x${'1'.repeat(64)}`,
-        amount: String(1_000_000n * 1_000_000n),
-        at: AT,
-      });
-    }),
-  );
+  const keys = await seedFundedAccounts(new CommandRunner(store), { count: ACCOUNTS, prefix: 'bench', testCredits: 5, depositMicros: 1_000_000n * 1_000_000n, at: AT });
   await store.close();
   return keys;
 }

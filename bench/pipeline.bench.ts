@@ -25,9 +25,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
-import { accountDecider, accountStream } from '#domain';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
-import { AesGcmCipher, newApiKey, newWebhookSecret } from '#security';
+import { AesGcmCipher, newWebhookSecret } from '#security';
+import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 100;
@@ -115,29 +115,13 @@ async function webhookEndpoint(): Promise<{ urls: string[]; hooks(): Promise<Hoo
 /** Opened, keyed, funded accounts with a webhook, written before the service starts (signup gives only 5 test credits). */
 async function seedAccounts(file: string, cipher: AesGcmCipher, hookUrls: string[]): Promise<string[]> {
   const store = SqliteEventStore.open(file);
-  const runner = new CommandRunner(store);
-  const keys = await Promise.all(
-    Array.from({ length: ACCOUNTS }, async (_, i) => {
-      const accountId = `acc_pipe${i}`;
-      const stream = accountStream(accountId);
-      const key = newApiKey();
-      await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: `bench ${i}`, testCredits: 0, at: AT });
-      await runner.handle(stream, accountDecider, { type: 'IssueApiKey', keyId: `key_pipe${i}`, keyHash: key.hash, prefix: key.prefix, at: AT });
-      await runner.handle(stream, accountDecider, {
-        type: 'CreditDeposit',
-        chainId: 1,
-        token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
-        txHash: `0x${randomBytes(32).toString('hex')}`,
-        logIndex: 0,
-        blockNumber: 1,
-        blockHash: `0x${'1'.repeat(64)}`,
-        amount: String(1_000_000n * 1_000_000n),
-        at: AT,
-      });
-      await runner.handle(stream, accountDecider, { type: 'ConfigureWebhook', url: hookUrls[i % hookUrls.length], secret: cipher.seal(newWebhookSecret()), at: AT });
-      return key.key;
-    }),
-  );
+  const keys = await seedFundedAccounts(new CommandRunner(store), {
+    count: ACCOUNTS,
+    prefix: 'pipe',
+    depositMicros: 1_000_000n * 1_000_000n,
+    at: AT,
+    extra: (i, at) => [{ type: 'ConfigureWebhook', url: hookUrls[i % hookUrls.length], secret: cipher.seal(newWebhookSecret()), at }],
+  });
   await store.close();
   return keys;
 }

@@ -20,6 +20,7 @@ import { createLogger } from '#observability';
 import { defaultProjections, getBalance, openLocalDb, Projector } from '#projections';
 import { AesGcmCipher, newId, newWebhookSecret, phoneHash } from '#security';
 import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers, type WorkerOptions } from '#worker';
+import { testDeposit } from '../../../libs/eventstore/src/testing/seed-accounts.js';
 
 export const PRICE = 22_000n;
 const AT = () => new Date().toISOString();
@@ -116,17 +117,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       const stream = accountStream(accountId);
       await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: 'worker test', testCredits, at: AT() });
       if (deposit > 0n) {
-        await runner.handle(stream, accountDecider, {
-          type: 'CreditDeposit',
-          chainId: 1,
-          token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
-          txHash: `0x${randomBytes(32).toString('hex')}`,
-          logIndex: 0,
-          blockNumber: 1,
-          blockHash: `0x${'1'.repeat(64)}`,
-          amount: deposit.toString(),
-          at: AT(),
-        });
+        await runner.handle(stream, accountDecider, testDeposit(deposit, AT()));
       }
       return accountId;
     },

@@ -13,17 +13,15 @@
  * each only 5 test credits.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { accountDecider, accountStream } from '#domain';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
-import { newApiKey } from '#security';
 import { ensureBuilt, repoRoot } from '../../../libs/eventstore/src/testing/ensure-built.js';
 import { nextPhone, readLedger, until } from './pipeline.harness.js';
+import { seedFundedAccounts } from '../../../libs/eventstore/src/testing/seed-accounts.js';
 
 const TOTAL = 5_000;
 const KILL_AFTER = 2_500;
@@ -43,28 +41,7 @@ async function freePort(): Promise<number> {
 
 async function seedAccounts(file: string): Promise<string[]> {
   const store = SqliteEventStore.open(file);
-  const runner = new CommandRunner(store);
-  const keys = await Promise.all(
-    Array.from({ length: ACCOUNTS }, async (_, i) => {
-      const accountId = `acc_crash${i}`;
-      const stream = accountStream(accountId);
-      const key = newApiKey();
-      await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: `crash ${i}`, testCredits: 5, at: AT });
-      await runner.handle(stream, accountDecider, { type: 'IssueApiKey', keyId: `key_crash${i}`, keyHash: key.hash, prefix: key.prefix, at: AT });
-      await runner.handle(stream, accountDecider, {
-        type: 'CreditDeposit',
-        chainId: 1,
-        token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
-        txHash: `0x${randomBytes(32).toString('hex')}`,
-        logIndex: 0,
-        blockNumber: 1,
-        blockHash: `0x${'1'.repeat(64)}`,
-        amount: String(1_000n * 1_000_000n),
-        at: AT,
-      });
-      return key.key;
-    }),
-  );
+  const keys = await seedFundedAccounts(new CommandRunner(store), { count: ACCOUNTS, prefix: 'crash', testCredits: 5, depositMicros: 1_000n * 1_000_000n, at: AT });
   await store.close();
   return keys;
 }
