@@ -14,6 +14,7 @@ describe('configuration from the environment', () => {
     const c = loadConfig({ NEXO_DATA_DIR: dir });
     expect(c).toMatchObject({ port: 3000, priceMicros: 22_000n, testCredits: 5, phoneIntervalMs: 30_000, expiryMs: 600_000, workers: 'embedded' });
     expect(c.dbFile).toBe(join(dir, 'nexo.db'));
+    expect(c.readModelsFile).toBe(join(dir, 'read-models.db'));
   });
 
   it('generates the embedded secrets once, readable by the owner only, and reuses them', () => {

@@ -23,6 +23,7 @@ const EnvSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NEXO_DATA_DIR: z.string().min(1).default('./data'),
   NEXO_DB_FILE: z.string().min(1).optional(),
+  NEXO_READ_MODELS_FILE: z.string().min(1).optional(),
   ESDB_URL: z.string().regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// connection string').optional(),
   NEXO_PRICE_USD: z
     .string()
@@ -69,6 +70,8 @@ export interface AppConfig {
   logLevel: string;
   dataDir: string;
   dbFile: string;
+  /** Read models, bus and worker state: rebuildable or local, kept out of the log's file so its writer never waits for them. */
+  readModelsFile: string;
   esdbUrl: string | undefined;
   priceMicros: bigint;
   testCredits: number;
@@ -153,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     logLevel: e.LOG_LEVEL,
     dataDir,
     dbFile: resolve(e.NEXO_DB_FILE ?? join(dataDir, 'nexo.db')),
+    readModelsFile: resolve(e.NEXO_READ_MODELS_FILE ?? join(dataDir, 'read-models.db')),
     esdbUrl: e.ESDB_URL,
     priceMicros: parseUsd(e.NEXO_PRICE_USD),
     testCredits: e.NEXO_TEST_CREDITS,

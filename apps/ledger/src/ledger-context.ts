@@ -1,11 +1,12 @@
 /**
  * Where the ledger CLI reads from. Embedded default: the running service's
- * SQLite file, opened read-only (WAL lets it read beside the live writer);
- * the read models are in the same file. With ESDB_URL: the log comes from
+ * SQLite log, opened read-only (WAL lets it read beside the live writer),
+ * and the read models in `read-models.db` beside it. With ESDB_URL: the log comes from
  * EventStoreDB and the read models from the instance's local SQLite file.
  * Only `rebuild` writes, and only to read-model tables.
  */
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { type EventStore, openEventStore, SqliteEventStore } from '#eventstore';
 import type { Db } from '#projections';
@@ -22,6 +23,8 @@ export interface LedgerContext {
 export interface SourceOptions {
   /** Embedded: the event store file. With EventStoreDB: the local read-model file. */
   db?: string;
+  /** Embedded: the read-model file (default: `read-models.db` beside the event store file). */
+  readModels?: string;
   esdbUrl?: string;
   /** Open the read-model connection for writing (rebuild). */
   writable?: boolean;
@@ -52,13 +55,23 @@ export async function openLedgerContext(options: SourceOptions, out: (text: stri
     };
   }
   const file = options.db ?? env.NEXO_DB_FILE ?? join(dataDir, 'nexo.db');
+  const named = options.readModels ?? env.NEXO_READ_MODELS_FILE;
+  const sibling = join(dirname(file), 'read-models.db');
+  // Without a read-model file beside it, the read models are in the log's own file (one-file layouts: tests, harnesses).
+  const readModels = named ?? (existsSync(sibling) ? sibling : file);
   const store = SqliteEventStore.open(file, { readonly: true });
-  // Rebuild writes tables through its own connection, so the store's read-only one never writes.
-  const db = options.writable === true ? openDb(file, true) : store.db;
+  let db: Db;
+  try {
+    // Rebuild writes tables through its own connection, so the store's read-only one never writes.
+    db = readModels === file && options.writable !== true ? store.db : openDb(readModels, options.writable === true);
+  } catch (error) {
+    await store.close();
+    throw new Error(`cannot open the read models at ${readModels} (--read-models): ${(error as Error).message}`);
+  }
   return {
     store,
     db,
-    source: `SQLite ${file}`,
+    source: readModels === file ? `SQLite ${file}` : `SQLite ${file}, read models in ${readModels}`,
     out,
     async close() {
       if (db !== store.db) db.close();

@@ -6,7 +6,8 @@
  *   export  --account <id> --month YYYY-MM [--format csv|json]
  *   rebuild <projection>                            rebuild one read model side by side and swap it in
  *
- * Sources: `--db <file>` (default $NEXO_DB_FILE or $NEXO_DATA_DIR/nexo.db), read-only;
+ * Sources: `--db <file>` (default $NEXO_DB_FILE or $NEXO_DATA_DIR/nexo.db), read-only, and
+ * `--read-models <file>` (default $NEXO_READ_MODELS_FILE or read-models.db beside --db);
  * with ESDB_URL the log comes from EventStoreDB and --db names the local read-model file
  * (default $NEXO_DATA_DIR/read-models.db). Exit codes: 0 clean, 1 differences or
  * violations found, 2 the command could not run.
@@ -23,7 +24,8 @@ const USAGE = `usage: ledger <command> [options]
   verify
   export  --account <id> --month YYYY-MM [--format csv|json]
   rebuild <money|otps|directory>
-options: --db <file>   the SQLite file (embedded), or the read-model file with ESDB_URL
+options: --db <file>            the SQLite log (embedded), or the read-model file with ESDB_URL
+         --read-models <file>   embedded: the read-model file (default: read-models.db beside --db)
 `;
 
 export async function runLedger(argv: string[], out: (text: string) => void, err: (text: string) => void, env = process.env): Promise<number> {
@@ -34,6 +36,7 @@ export async function runLedger(argv: string[], out: (text: string) => void, err
       allowPositionals: true,
       options: {
         db: { type: 'string' },
+        'read-models': { type: 'string' },
         until: { type: 'string' },
         account: { type: 'string' },
         month: { type: 'string' },
@@ -57,7 +60,7 @@ export async function runLedger(argv: string[], out: (text: string) => void, err
   }
   let ctx;
   try {
-    ctx = await openLedgerContext({ db: values.db, writable: command === 'rebuild', env }, out);
+    ctx = await openLedgerContext({ db: values.db, readModels: values['read-models'], writable: command === 'rebuild', env }, out);
   } catch (error) {
     err(`cannot open the sources: ${(error as Error).message}\n`);
     return 2;

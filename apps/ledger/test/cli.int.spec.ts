@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { defaultProjections, Projector, type Projection } from '#projections';
+import { defaultProjections, openLocalDb, Projector, type Projection } from '#projections';
 import { dumpTables } from '../../../libs/projections/src/testing/dump.js';
 import { ensureBuilt, repoRoot } from '../../../libs/projections/src/testing/ensure-built.js';
 import { acct, credited, delivered, isoAt, opened, refunded, sent, tempStore, type TempStore } from '../../../libs/projections/src/testing/events.js';
@@ -26,10 +26,13 @@ const dumpAll = (db: Database.Database, ps: Projection[]) => Object.fromEntries(
 describe('the built ledger CLI against the file of a running embedded service', () => {
   let t: TempStore;
   let live: Projector;
+  let readModels: Database.Database;
   beforeAll(async () => {
     ensureBuilt(['apps/ledger/src', 'libs/projections/src']);
     t = tempStore('nexo-cli-');
-    live = new Projector({ store: t.store, db: t.store.db, projections: defaultProjections() });
+    // The embedded layout: the log in nexo.db, the read models in read-models.db beside it.
+    readModels = openLocalDb(join(dirname(t.file), 'read-models.db'));
+    live = new Projector({ store: t.store, db: readModels, projections: defaultProjections() });
     live.start();
     await t.put(acct('A'), opened('A'), credited(1, 10_000_000n, T));
     for (let i = 0; i < 200; i++) await t.put(acct('A'), sent(`o${i}`, isoAt(T, i)), i % 4 ? delivered(`o${i}`, isoAt(T, i + 5)) : refunded(`o${i}`, isoAt(T, i + 600)));
@@ -37,6 +40,7 @@ describe('the built ledger CLI against the file of a running embedded service', 
   }, 120_000);
   afterAll(async () => {
     await live?.stop();
+    readModels?.close();
     await t?.dispose();
   });
 
@@ -59,7 +63,7 @@ describe('the built ledger CLI against the file of a running embedded service', 
     await live.waitUntilCaughtUp();
     const fresh = new Database(':memory:');
     await new Projector({ store: t.store, db: fresh, projections: defaultProjections() }).catchUp();
-    expect(dumpAll(t.store.db, defaultProjections())).toEqual(dumpAll(fresh, defaultProjections()));
+    expect(dumpAll(readModels, defaultProjections())).toEqual(dumpAll(fresh, defaultProjections()));
   });
 
   it('verify exits 1 on a double refund written to the log, naming stream and revision', async () => {

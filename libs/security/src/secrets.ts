@@ -1,5 +1,6 @@
 /** Tokens shown once and the one-way hashes we keep of them. */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { pooledRandomBytes } from './random-pool.js';
 
 /** An API key: 32 random bytes, prefixed so leaked keys are recognisable by scanners. */
 export function newApiKey(): { key: string; prefix: string; hash: string } {
@@ -19,7 +20,7 @@ export function newWebhookSecret(): string {
  * a random page per insert.
  */
 export function newId(prefix: string, nowMs: number = Date.now()): string {
-  return `${prefix}_${nowMs.toString(16).padStart(12, '0')}${randomBytes(12).toString('base64url')}`;
+  return `${prefix}_${nowMs.toString(16).padStart(12, '0')}${pooledRandomBytes(12).toString('base64url')}`;
 }
 
 export function sha256Hex(text: string | Buffer): string {

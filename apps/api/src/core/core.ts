@@ -3,7 +3,6 @@
  * read models and limits. Built without Nest so workers, the CLI and tests can
  * use the same pieces; Nest only receives it as a value.
  */
-import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
@@ -119,7 +118,7 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     const { openEventStore } = await import('#eventstore');
     store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
     // With EventStoreDB the read models live in a local file fed from it.
-    readDb = openLocalDb(join(config.dataDir, 'read-models.db'));
+    readDb = openLocalDb(config.readModelsFile);
   } else {
     store = SqliteEventStore.open(config.dbFile, {
       onCommit: ({ appends, seconds }) => {
@@ -127,9 +126,11 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
         metricsRef.current?.eventstoreAppendSeconds.observe(seconds);
       },
     });
-    // Read models share the file but not the connection: they are rebuildable from the log and
-    // move their checkpoint in the same transaction, so they can skip the fsync the log's commits pay.
-    readDb = openLocalDb(config.dbFile);
+    // Read models (and the in-process bus) live in their own file, as with EventStoreDB: SQLite has
+    // one write lock per file, and the log's writer thread must never wait behind a projection's
+    // commit. They are rebuildable from the log and move their checkpoint in the same transaction,
+    // so they can skip the fsync the log's commits pay.
+    readDb = openLocalDb(config.readModelsFile);
   }
   const runner = new CommandRunner(store);
   const cipher = new AesGcmCipher(config.cipherKeys, config.cipherKeyId);

@@ -2,6 +2,10 @@
  * Bearer API keys: the key is hashed and looked up in the api-keys read model,
  * so authentication never reads a stream. A key issued a moment ago may not be
  * projected yet: on a miss the guard waits for the projector to catch up once.
+ * Found keys stay cached for a second (a send per request would otherwise
+ * cost an index lookup); a key revoked through this process fails at once
+ * (`revokedKeys`), one revoked through another instance within that second
+ * plus its projection lag.
  */
 import { type CanActivate, createParamDecorator, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -18,10 +22,30 @@ export interface AuthContext {
 type AuthedRequest = FastifyRequest & { auth?: AuthContext };
 
 const BEARER = /^Bearer ([A-Za-z0-9_-]{16,200})$/;
+const CACHE_MS = 1_000;
+const CACHE_MAX = 10_000;
+
+type KeyView = NonNullable<ReturnType<Core['reads']['apiKey']>>;
 
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
+  private readonly cache = new Map<string, { key: KeyView; until: number }>();
+
   constructor(@Inject(CORE) private readonly core: Core) {}
+
+  private lookup(hash: string): KeyView | undefined {
+    const now = performance.now();
+    const hit = this.cache.get(hash);
+    if (hit !== undefined && hit.until > now) return hit.key;
+    const key = this.core.reads.apiKey(hash);
+    if (key === undefined || key.revoked) {
+      this.cache.delete(hash);
+      return key;
+    }
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    this.cache.set(hash, { key, until: now + CACHE_MS });
+    return key;
+  }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const request = context.switchToHttp().getRequest<AuthedRequest>();
@@ -29,10 +53,10 @@ export class ApiKeyGuard implements CanActivate {
     const m = typeof header === 'string' ? BEARER.exec(header) : null;
     if (!m) throw new DomainError('unauthorized', 'missing or malformed Authorization: Bearer <api key>');
     const hash = sha256Hex(m[1]);
-    let key = this.core.reads.apiKey(hash);
+    let key = this.lookup(hash);
     if (!key) {
       await this.core.caughtUp();
-      key = this.core.reads.apiKey(hash);
+      key = this.lookup(hash);
     }
     if (!key || key.revoked || this.core.revokedKeys.has(key.keyId)) throw new DomainError('unauthorized', 'unknown or revoked API key');
     request.auth = { accountId: key.accountId, keyId: key.keyId };

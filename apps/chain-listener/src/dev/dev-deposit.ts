@@ -17,7 +17,7 @@ import { EVM_FAMILY } from '../chain-listener.js';
 import { DEV_CHAIN_ID, DEV_MNEMONIC, devDataDir, readDevChain } from './dev-chain.shared.js';
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
-const USAGE = 'usage: npm run dev:deposit -- --account <account_id> --amount <usd> [--token USDT|USDC] [--db <file>]';
+const USAGE = 'usage: npm run dev:deposit -- --account <account_id> --amount <usd> [--token USDT|USDC] [--db <read-models file>]';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -42,9 +42,9 @@ async function main(): Promise<number> {
     return 2;
   }
 
-  const dbFile = values.db ?? process.env.NEXO_DB_FILE ?? join(devDataDir(), 'nexo.db');
+  const dbFile = values.db ?? process.env.NEXO_READ_MODELS_FILE ?? join(devDataDir(), 'read-models.db');
   if (!existsSync(dbFile)) {
-    process.stderr.write(`no service database at ${dbFile}: start it with NEXO_CHAINS_FILE=data/dev-chain.json npm start (or pass --db)\n`);
+    process.stderr.write(`no service read models at ${dbFile}: start it with NEXO_CHAINS_FILE=data/dev-chain.json npm start (or pass --db)\n`);
     return 2;
   }
   const db = new Database(dbFile, { readonly: true, fileMustExist: true });

@@ -32,6 +32,19 @@ describeEventStoreContract('sqlite', async () => {
   };
 });
 
+// The same contract with group commits on the caller's thread (no writer thread).
+describeEventStoreContract('sqlite (inline writer)', async () => {
+  const { file, remove } = tempFile();
+  const store = SqliteEventStore.open(file, { pollIntervalMs: 20, writer: 'inline' });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      remove();
+    },
+  };
+});
+
 describe('SQLite event store only', () => {
   let tmp: ReturnType<typeof tempFile>;
   const opened: SqliteEventStore[] = [];
@@ -118,6 +131,25 @@ describe('SQLite event store only', () => {
     expect(a).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 0n } });
     expect(b).toMatchObject({ status: 'fulfilled', value: { nextExpectedRevision: 1n } });
     expect(c).toMatchObject({ status: 'rejected', reason: { expected: 0n, actual: 1n } });
+  });
+
+  it('writer thread: a failed transaction fails its whole batch with StoreUnavailableError; the next batch is written', async () => {
+    const store = open();
+    store.db.exec(`CREATE TRIGGER no_boom BEFORE INSERT ON events WHEN NEW.type = 'Boom' BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END`);
+    const [a, b] = await Promise.allSettled([store.append('a', [ev('Fine')], 'no_stream'), store.append('b', [ev('Boom')], 'no_stream')]);
+    expect(a).toMatchObject({ status: 'rejected', reason: { name: 'StoreUnavailableError' } });
+    expect(b).toMatchObject({ status: 'rejected', reason: { name: 'StoreUnavailableError' } });
+    expect(await store.headPosition()).toBe(0n);
+    expect(await store.append('a', [ev('Fine')], 'no_stream')).toEqual({ nextExpectedRevision: 0n, position: 1n });
+  });
+
+  it('close writes every append accepted before it, then releases the file', async () => {
+    const store = open();
+    const pending = Array.from({ length: 200 }, (_, i) => store.append(`c${i % 7}`, [ev('E', { i })], 'any'));
+    await store.close();
+    await Promise.all(pending);
+    const reader = open({ readonly: true });
+    expect(await reader.headPosition()).toBe(200n);
   });
 
   it('group commit: an unserializable append and a throwing onCommit observer change no one else’s result', async () => {

@@ -1,15 +1,19 @@
 /**
  * The embedded EventStore: one SQLite file in WAL mode.
  *
- * Durability: `synchronous = FULL`. In WAL mode FULL fsyncs the WAL at every
- * commit, so an append that was acknowledged survives a process crash and a
- * power loss; NORMAL would survive only the former, and an acknowledged charge
- * or deposit must survive both. The cost of that fsync is shared by group
- * commit: appends that arrive in the same turn of the event loop are written
+ * Durability: `synchronous = FULL` (see `prepareLogConnection`). The cost of
+ * that fsync is shared by group commit: appends that arrive while the previous
+ * commit is being written (or in the same turn of the event loop) are written
  * in one transaction, each still checked against its own expected revision in
  * arrival order, so every caller gets the result it would have got alone.
+ *
+ * Writes run on a writer thread with its own connection (`writer: 'thread'`,
+ * the default for a file): page writes, fsync and WAL checkpoints then overlap
+ * the caller's work instead of blocking its event loop. Reads stay on this
+ * thread's connection, which sees every commit the writer acknowledged.
  */
 import { randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
   type AppendResult,
@@ -20,18 +24,24 @@ import {
   type ReadAllOptions,
   type ReadStreamOptions,
   type RecordedEvent,
-  revisionMatches,
   StoreUnavailableError,
   type SubscribeOptions,
   type Subscription,
 } from '../event-store.port.js';
+import { prepareLogConnection, type SerializedEvent, SqliteLogWriter, type WriteRequest, type WriteResult } from './sqlite.log-writer.js';
+import type { WriterMessage, WriterReply } from './sqlite.writer-thread.js';
 
 export interface SqliteEventStoreOptions {
   /** Open read-only (the ledger CLI against a running service's file). */
   readonly?: boolean;
+  /**
+   * Where group commits run: on a writer thread with its own connection (the default when
+   * opened from a file), or inline on the caller's thread (the default for a given connection).
+   */
+  writer?: 'thread' | 'inline';
   /** Most appends committed in one transaction. */
   maxBatch?: number;
-  /** Shortest time between two group commits (ms): appends arriving sooner wait and share the next fsync. */
+  /** Inline writer: shortest time between two group commits (ms); appends arriving sooner wait and share the next fsync. */
   coalesceMs?: number;
   /** How often a subscription looks for events written by another process. */
   pollIntervalMs?: number;
@@ -39,19 +49,9 @@ export interface SqliteEventStoreOptions {
   onCommit?: (stats: { appends: number; events: number; seconds: number }) => void;
 }
 
-interface PendingAppend {
-  streamId: string;
-  events: readonly SerializedEvent[];
-  expected: ExpectedRevision;
+interface PendingAppend extends WriteRequest {
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
-}
-
-interface SerializedEvent {
-  id: string;
-  type: string;
-  data: string;
-  metadata: string | null;
 }
 
 interface EventRow {
@@ -64,19 +64,6 @@ interface EventRow {
   metadata: string | null;
   created: number;
 }
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS events (
-  position  INTEGER PRIMARY KEY,
-  stream_id TEXT    NOT NULL,
-  revision  INTEGER NOT NULL,
-  id        TEXT    NOT NULL,
-  type      TEXT    NOT NULL,
-  data      TEXT    NOT NULL,
-  metadata  TEXT,
-  created   INTEGER NOT NULL,
-  UNIQUE (stream_id, revision)
-);`;
 
 const PAGE = 2_000;
 
@@ -111,6 +98,76 @@ function toRecorded(row: EventRow): RecordedEvent {
   };
 }
 
+/**
+ * The writer thread's script. Compiled, it sits next to this file; under
+ * ts-jest the sources run as .ts, and the thread runs the build's copy
+ * (`npm test` builds first).
+ */
+function writerThreadScript(): URL {
+  const here = import.meta.url;
+  const compiled = here.endsWith('.ts') ? here.replace('/libs/eventstore/src/', '/dist/libs/eventstore/src/') : here;
+  return new URL('./sqlite.writer-thread.js', compiled);
+}
+
+/** Group commits on a worker thread: one batch in flight; what arrives meanwhile forms the next. */
+class ThreadWriter {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private inFlight: { id: number; resolve(r: WriteResult): void; reject(e: unknown): void } | undefined;
+  private broken: Error | undefined;
+  private exited: Promise<void>;
+
+  constructor(file: string) {
+    this.worker = new Worker(writerThreadScript(), { workerData: { file } });
+    this.worker.unref();
+    this.worker.on('message', (reply: WriterReply) => {
+      if (reply.kind === 'closed') return;
+      const pending = this.inFlight;
+      if (!pending || pending.id !== reply.id) return;
+      this.inFlight = undefined;
+      this.worker.unref();
+      if (reply.kind === 'written') pending.resolve(reply.result);
+      else pending.reject(Object.assign(new Error(reply.message), reply.code ? { code: reply.code } : {}));
+    });
+    const fail = (error: Error) => {
+      this.broken ??= error;
+      const pending = this.inFlight;
+      this.inFlight = undefined;
+      pending?.reject(error);
+    };
+    this.worker.on('error', fail);
+    this.exited = new Promise((resolve) =>
+      this.worker.once('exit', (code) => {
+        fail(new Error(`the writer thread exited (code ${code})`));
+        resolve();
+      }),
+    );
+  }
+
+  get busy(): boolean {
+    return this.inFlight !== undefined;
+  }
+
+  write(batch: WriteRequest[]): Promise<WriteResult> {
+    if (this.broken) return Promise.reject(this.broken);
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.inFlight = { id, resolve, reject };
+      // Held referenced only while a commit is in flight: an idle store never keeps a process alive.
+      this.worker.ref();
+      this.worker.postMessage({ kind: 'write', id, batch: batch.map(({ streamId, events, expected }) => ({ streamId, events, expected })) } satisfies WriterMessage);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.broken) {
+      this.worker.ref();
+      this.worker.postMessage({ kind: 'close' } satisfies WriterMessage);
+    }
+    await this.exited;
+  }
+}
+
 export class SqliteEventStore implements EventStore {
   /** The connection, shared with read models that live in the same file. */
   readonly db: Database.Database;
@@ -124,36 +181,38 @@ export class SqliteEventStore implements EventStore {
   private lastBatchAppends = 0;
   private readonly pollIntervalMs: number;
   private readonly onCommit: SqliteEventStoreOptions['onCommit'];
+  private readonly inline: SqliteLogWriter | undefined;
+  private readonly thread: ThreadWriter | undefined;
+  private drained: (() => void)[] = [];
   private readonly stmt: {
     revision: Database.Statement<[string], { r: number | null }>;
     head: Database.Statement<[], { p: number | null }>;
-    insert: Database.Statement<[number, string, number, string, string, string, string | null, number]>;
     readStream: Database.Statement<[string, number, number], EventRow>;
     readAll: Database.Statement<[number, number], EventRow>;
   };
 
   static open(file: string, options: SqliteEventStoreOptions = {}): SqliteEventStore {
-    return new SqliteEventStore(new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false }), options);
+    const readonly = options.readonly ?? false;
+    const db = new Database(file, { readonly, fileMustExist: readonly });
+    const threaded = !readonly && (options.writer ?? 'thread') === 'thread' && file !== ':memory:';
+    return new SqliteEventStore(db, options, threaded ? file : undefined);
   }
 
-  constructor(db: Database.Database, options: SqliteEventStoreOptions = {}) {
+  /** `writerFile`: run group commits on a writer thread with its own connection to that file. */
+  constructor(db: Database.Database, options: SqliteEventStoreOptions = {}, writerFile?: string) {
     this.db = db;
     this.maxBatch = options.maxBatch ?? 5_000;
     this.coalesceMs = options.coalesceMs ?? 2;
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.onCommit = options.onCommit;
+    prepareLogConnection(db);
     if (!db.readonly) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
-      db.exec(SCHEMA);
+      if (writerFile !== undefined) this.thread = new ThreadWriter(writerFile);
+      else this.inline = new SqliteLogWriter(db);
     }
-    db.pragma('busy_timeout = 5000');
-    // Stream-keyed index pages are scattered across hot streams; keeping them cached saves re-reads per commit.
-    db.pragma('cache_size = -32768');
     this.stmt = {
       revision: db.prepare('SELECT max(revision) AS r FROM events WHERE stream_id = ?'),
       head: db.prepare('SELECT max(position) AS p FROM events'),
-      insert: db.prepare('INSERT INTO events (position, stream_id, revision, id, type, data, metadata, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       readStream: db.prepare('SELECT * FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision LIMIT ?'),
       readAll: db.prepare('SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?'),
     };
@@ -170,80 +229,88 @@ export class SqliteEventStore implements EventStore {
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ streamId, events: serialized, expected, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        // When appends trickle in (the last commit carried few), let them gather for a moment after
-        // it: one fsync then covers many writers. A burst, or a lone append after a quiet spell,
-        // commits on the next turn.
-        const trickle = this.lastBatchAppends > 0 && this.lastBatchAppends < 32;
-        const wait = trickle ? this.lastCommitEnd + this.coalesceMs - performance.now() : 0;
-        if (wait > 0) setTimeout(() => this.flush(), wait);
-        else setImmediate(() => this.flush());
-      }
+      this.schedule();
     });
   }
 
-  private flush(): void {
+  private schedule(): void {
+    if (this.flushScheduled) return;
+    if (this.thread) {
+      // While a commit is in flight, appends gather for the next one; its reply flushes them.
+      if (this.thread.busy) return;
+      this.flushScheduled = true;
+      setImmediate(() => this.flushToThread());
+      return;
+    }
+    this.flushScheduled = true;
+    // When appends trickle in (the last commit carried few), let them gather for a moment after
+    // it: one fsync then covers many writers. A burst, or a lone append after a quiet spell,
+    // commits on the next turn.
+    const trickle = this.lastBatchAppends > 0 && this.lastBatchAppends < 32;
+    const wait = trickle ? this.lastCommitEnd + this.coalesceMs - performance.now() : 0;
+    if (wait > 0) setTimeout(() => this.flushInline(), wait);
+    else setImmediate(() => this.flushInline());
+  }
+
+  private flushInline(): void {
     this.flushScheduled = false;
     this.lastBatchAppends = this.queue.length;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
-      this.commitBatch(batch);
+      let result: WriteResult;
+      try {
+        result = this.inline!.write(batch);
+      } catch (error) {
+        this.failBatch(batch, error);
+        continue;
+      }
+      this.settle(batch, result);
     }
     this.lastCommitEnd = performance.now();
-    for (const wake of this.waiters) wake();
+    this.afterCommits();
   }
 
-  private commitBatch(batch: PendingAppend[]): void {
-    const started = performance.now();
-    const outcomes: (AppendResult | ConcurrencyError)[] = [];
-    let written = 0;
-    const now = Date.now();
-    try {
-      this.db.transaction(() => {
-        let position = this.stmt.head.get()?.p ?? 0;
-        // Revisions decided earlier in this batch, so later appends see them.
-        const overlay = new Map<string, number>();
-        for (const a of batch) {
-          const known = overlay.get(a.streamId) ?? this.stmt.revision.get(a.streamId)?.r ?? undefined;
-          const actual = known === undefined || known === null ? undefined : BigInt(known);
-          if (!revisionMatches(a.expected, actual)) {
-            outcomes.push(new ConcurrencyError(a.streamId, a.expected, actual));
-            continue;
-          }
-          if (a.events.length === 0) {
-            outcomes.push({ nextExpectedRevision: actual ?? -1n, position: BigInt(position) });
-            continue;
-          }
-          let revision = known ?? -1;
-          for (const e of a.events) {
-            revision += 1;
-            position += 1;
-            this.stmt.insert.run(position, a.streamId, revision, e.id, e.type, e.data, e.metadata, now);
-          }
-          written += a.events.length;
-          overlay.set(a.streamId, revision);
-          outcomes.push({ nextExpectedRevision: BigInt(revision), position: BigInt(position) });
-        }
-      }).immediate();
-    } catch (error) {
-      const failure = new StoreUnavailableError('append failed; nothing in this batch was written', { cause: error });
-      for (const a of batch) a.reject(failure);
-      return;
-    }
+  private flushToThread(): void {
+    this.flushScheduled = false;
+    const thread = this.thread!;
+    if (thread.busy || this.queue.length === 0) return;
+    const batch = this.queue.splice(0, this.maxBatch);
+    thread
+      .write(batch)
+      .then(
+        (result) => this.settle(batch, result),
+        (error) => this.failBatch(batch, error),
+      )
+      .finally(() => {
+        if (this.queue.length > 0) this.flushToThread();
+        this.afterCommits();
+      });
+  }
+
+  private failBatch(batch: PendingAppend[], error: unknown): void {
+    const failure = new StoreUnavailableError('append failed; nothing in this batch was written', { cause: error });
+    for (const a of batch) a.reject(failure);
+  }
+
+  private settle(batch: PendingAppend[], result: WriteResult): void {
     batch.forEach((a, i) => {
-      const o = outcomes[i];
-      if (o instanceof ConcurrencyError) a.reject(o);
-      else a.resolve(o);
+      const o = result.outcomes[i];
+      if (o.ok) a.resolve({ nextExpectedRevision: o.nextExpectedRevision, position: o.position });
+      else a.reject(new ConcurrencyError(o.streamId, o.expected, o.actual));
     });
     // The batch is committed and answered: an observer that throws must not
-    // escape this setImmediate callback (an uncaught exception) or leave
-    // later batches of this flush unwritten.
+    // escape this callback (an uncaught exception) or leave later batches unwritten.
     try {
-      this.onCommit?.({ appends: batch.length, events: written, seconds: (performance.now() - started) / 1000 });
+      this.onCommit?.({ appends: batch.length, events: result.events, seconds: result.seconds });
     } catch {
       /* an observer's failure is not the append's */
     }
+  }
+
+  /** Wakes subscriptions and, once nothing is queued or in flight, whoever waits to close. */
+  private afterCommits(): void {
+    for (const wake of this.waiters) wake();
+    if (this.queue.length === 0 && !this.thread?.busy) for (const done of this.drained.splice(0)) done();
   }
 
   async *readStream(streamId: string, options: ReadStreamOptions = {}): AsyncIterable<RecordedEvent> {
@@ -333,9 +400,17 @@ export class SqliteEventStore implements EventStore {
 
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.queue.length > 0) this.flush();
+    // Everything accepted before close is written before the connection goes.
+    if (this.thread) {
+      if (this.queue.length > 0 || this.thread.busy) {
+        const drained = new Promise<void>((resolve) => this.drained.push(resolve));
+        this.schedule();
+        await drained;
+      }
+    } else if (this.queue.length > 0) this.flushInline();
     this.closed = true;
     for (const wake of this.waiters) wake();
+    await this.thread?.close();
     if (!this.db.readonly) this.db.pragma('wal_checkpoint(TRUNCATE)');
     this.db.close();
   }

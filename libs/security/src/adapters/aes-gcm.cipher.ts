@@ -2,7 +2,8 @@
  * AES-256-GCM with a random 96-bit IV per value. Sealed form:
  * `<keyId>:<base64url(iv | tag | ciphertext)>`.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { pooledRandomBytes } from '../random-pool.js';
 import type { Cipher } from '../cipher.port.js';
 
 const IV_BYTES = 12;
@@ -25,7 +26,7 @@ export class AesGcmCipher implements Cipher {
   }
 
   seal(plain: string): string {
-    const iv = randomBytes(IV_BYTES);
+    const iv = pooledRandomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, iv);
     const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
     return `${this.currentKeyId}:${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;

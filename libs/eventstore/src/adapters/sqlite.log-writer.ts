@@ -1,0 +1,112 @@
+/**
+ * The one place that writes the SQLite log: a group of appends checked in
+ * arrival order against their expected revisions and written in one
+ * transaction. Used on the caller's thread (`writer: 'inline'`) or on the
+ * store's writer thread (`sqlite.writer-thread.ts`), so both modes share the
+ * schema, the pragmas and every rule.
+ */
+import Database from 'better-sqlite3';
+import { type ExpectedRevision, revisionMatches } from '../event-store.port.js';
+
+export const SCHEMA = `
+CREATE TABLE IF NOT EXISTS events (
+  position  INTEGER PRIMARY KEY,
+  stream_id TEXT    NOT NULL,
+  revision  INTEGER NOT NULL,
+  id        TEXT    NOT NULL,
+  type      TEXT    NOT NULL,
+  data      TEXT    NOT NULL,
+  metadata  TEXT,
+  created   INTEGER NOT NULL,
+  UNIQUE (stream_id, revision)
+);`;
+
+export interface SerializedEvent {
+  id: string;
+  type: string;
+  data: string;
+  metadata: string | null;
+}
+
+/** One append as it crosses to the writer: plain data (structured-clone safe). */
+export interface WriteRequest {
+  streamId: string;
+  events: readonly SerializedEvent[];
+  expected: ExpectedRevision;
+}
+
+export type WriteOutcome =
+  | { ok: true; nextExpectedRevision: bigint; position: bigint }
+  | { ok: false; streamId: string; expected: ExpectedRevision; actual: bigint | undefined };
+
+export interface WriteResult {
+  outcomes: WriteOutcome[];
+  events: number;
+  seconds: number;
+}
+
+/**
+ * Durability: `synchronous = FULL`. In WAL mode FULL fsyncs the WAL at every
+ * commit, so an acknowledged append survives a process crash and a power loss;
+ * NORMAL would survive only the former, and an acknowledged charge or deposit
+ * must survive both.
+ */
+export function prepareLogConnection(db: Database.Database): void {
+  if (!db.readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec(SCHEMA);
+  }
+  db.pragma('busy_timeout = 5000');
+  // Stream-keyed index pages are scattered across hot streams; keeping them cached saves re-reads per commit.
+  db.pragma('cache_size = -32768');
+}
+
+export class SqliteLogWriter {
+  private readonly revision: Database.Statement<[string], { r: number | null }>;
+  private readonly head: Database.Statement<[], { p: number | null }>;
+  private readonly insert: Database.Statement<[number, string, number, string, string, string, string | null, number]>;
+
+  constructor(private readonly db: Database.Database) {
+    this.revision = db.prepare('SELECT max(revision) AS r FROM events WHERE stream_id = ?');
+    this.head = db.prepare('SELECT max(position) AS p FROM events');
+    this.insert = db.prepare('INSERT INTO events (position, stream_id, revision, id, type, data, metadata, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+  }
+
+  /** Writes the whole group in one transaction or nothing (the error is thrown). */
+  write(batch: readonly WriteRequest[]): WriteResult {
+    const started = performance.now();
+    const outcomes: WriteOutcome[] = [];
+    let written = 0;
+    const now = Date.now();
+    this.db
+      .transaction(() => {
+        let position = this.head.get()?.p ?? 0;
+        // Revisions decided earlier in this batch, so later appends see them.
+        const overlay = new Map<string, number>();
+        for (const a of batch) {
+          const known = overlay.get(a.streamId) ?? this.revision.get(a.streamId)?.r ?? undefined;
+          const actual = known === undefined || known === null ? undefined : BigInt(known);
+          if (!revisionMatches(a.expected, actual)) {
+            outcomes.push({ ok: false, streamId: a.streamId, expected: a.expected, actual });
+            continue;
+          }
+          if (a.events.length === 0) {
+            outcomes.push({ ok: true, nextExpectedRevision: actual ?? -1n, position: BigInt(position) });
+            continue;
+          }
+          let revision = known ?? -1;
+          for (const e of a.events) {
+            revision += 1;
+            position += 1;
+            this.insert.run(position, a.streamId, revision, e.id, e.type, e.data, e.metadata, now);
+          }
+          written += a.events.length;
+          overlay.set(a.streamId, revision);
+          outcomes.push({ ok: true, nextExpectedRevision: BigInt(revision), position: BigInt(position) });
+        }
+      })
+      .immediate();
+    return { outcomes, events: written, seconds: (performance.now() - started) / 1000 };
+  }
+}
