@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
+import { serviceNodeFlags } from './service-flags.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 200;
@@ -137,7 +138,8 @@ async function main(): Promise<void> {
   const ceilingRate = ceiling.accepted / ceiling.seconds;
 
   const port = await freePort();
-  const server = spawnNode([...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), 'dist/apps/api/src/main.js'], {
+  const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
+  const server = spawnNode([...serviceNodeFlags(ROOT), ...prof, 'dist/apps/api/src/main.js'], {
     NEXO_DATA_DIR: dir,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -176,7 +178,14 @@ async function main(): Promise<void> {
         if (r.accepted === 0) throw new Error('no progress');
       }
     }
-    out.push(`server RSS after ${total.toLocaleString('en-US')} accepted OTPs: ${rssMb(server.pid!)} MB (goal < 400 MB at 1,000,000)`);
+    const gauges = await (await fetch(`${base}/metrics`)).text();
+    const mb = (name: string) => {
+      const m = new RegExp(`^${name} (\\S+)`, 'm').exec(gauges);
+      return m ? `${Math.round(Number(m[1]) / 2 ** 20)} MB` : 'n/a';
+    };
+    out.push(
+      `server RSS after ${total.toLocaleString('en-US')} accepted OTPs: ${rssMb(server.pid!)} MB (goal < 400 MB at 1,000,000); main thread's JS heap ${mb('nodejs_heap_size_used_bytes')} used of ${mb('nodejs_heap_size_total_bytes')}, external ${mb('nodejs_external_memory_bytes')}`,
+    );
     const scrapes: number[] = [];
     for (let i = 0; i < 20; i++) {
       const t = performance.now();

@@ -14,6 +14,7 @@
  *   node dist/bench/pipeline.bench.js
  *   BENCH_RATE=1000 BENCH_SECONDS=10 BENCH_MAX_OTPS=20000 node dist/bench/pipeline.bench.js
  *   BENCH_PROF=/tmp/prof node dist/bench/pipeline.bench.js     CPU profiles of the service, one per run
+ *   BENCH_METRICS=1 node dist/bench/pipeline.bench.js          also print the service's event-loop delay and group commits (or BENCH_METRICS=<regexp>)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +29,7 @@ import Database from 'better-sqlite3';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { AesGcmCipher, newWebhookSecret } from '#security';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
+import { serviceNodeFlags } from './service-flags.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 100;
@@ -136,7 +138,7 @@ function nextPhone(): string {
 async function startService(dir: string, env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
-  const child = spawn(process.execPath, [...prof, 'dist/apps/api/src/main.js'], {
+  const child = spawn(process.execPath, [...serviceNodeFlags(ROOT), ...prof, 'dist/apps/api/src/main.js'], {
     cwd: ROOT,
     env: { ...process.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_KEY_RATE_PER_SECOND: '100000', NEXO_KEY_BURST: '100000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -316,6 +318,12 @@ async function run(opts: { workers: boolean; amount?: number; overallRate?: numb
         break;
       }
       await sleep(200);
+    }
+    if (process.env.BENCH_METRICS) {
+      // The service's own view of where time went: event-loop delay, group commits, projection lag.
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const wanted = new RegExp(process.env.BENCH_METRICS === '1' ? 'eventloop_lag|append_seconds_(sum|count)|batch_appends_(sum|count)' : process.env.BENCH_METRICS);
+      process.stdout.write(`${text.split('\n').filter((line) => !line.startsWith('#') && wanted.test(line)).join('\n')}\n`);
     }
     await stopService(child);
     return { load: l, figures: analyse(file, await endpoint.hooks()) };

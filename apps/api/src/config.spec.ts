@@ -15,6 +15,7 @@ describe('configuration from the environment', () => {
     expect(c).toMatchObject({ port: 3000, priceMicros: 22_000n, testCredits: 5, phoneIntervalMs: 30_000, expiryMs: 600_000, workers: 'embedded' });
     expect(c.dbFile).toBe(join(dir, 'nexo.db'));
     expect(c.readModelsFile).toBe(join(dir, 'read-models.db'));
+    expect(c.stateFile).toBe(join(dir, 'state.db'));
   });
 
   it('generates the embedded secrets once, readable by the owner only, and reuses them', () => {

@@ -24,6 +24,7 @@ const EnvSchema = z.object({
   NEXO_DATA_DIR: z.string().min(1).default('./data'),
   NEXO_DB_FILE: z.string().min(1).optional(),
   NEXO_READ_MODELS_FILE: z.string().min(1).optional(),
+  NEXO_STATE_FILE: z.string().min(1).optional(),
   ESDB_URL: z.string().regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// connection string').optional(),
   NEXO_PRICE_USD: z
     .string()
@@ -70,8 +71,10 @@ export interface AppConfig {
   logLevel: string;
   dataDir: string;
   dbFile: string;
-  /** Read models, bus and worker state: rebuildable or local, kept out of the log's file so its writer never waits for them. */
+  /** Read models (rebuildable), written only by the projector; with EventStoreDB also the bus and worker state. */
   readModelsFile: string;
+  /** Embedded: the in-process bus, worker tables and idempotency records, written only by the API's thread. */
+  stateFile: string;
   esdbUrl: string | undefined;
   priceMicros: bigint;
   testCredits: number;
@@ -157,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     dataDir,
     dbFile: resolve(e.NEXO_DB_FILE ?? join(dataDir, 'nexo.db')),
     readModelsFile: resolve(e.NEXO_READ_MODELS_FILE ?? join(dataDir, 'read-models.db')),
+    stateFile: resolve(e.NEXO_STATE_FILE ?? join(dataDir, 'state.db')),
     esdbUrl: e.ESDB_URL,
     priceMicros: parseUsd(e.NEXO_PRICE_USD),
     testCredits: e.NEXO_TEST_CREDITS,

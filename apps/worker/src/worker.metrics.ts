@@ -6,7 +6,7 @@
  */
 import { TOPICS } from '#bus';
 import { createMetrics, type NexoMetrics } from '#observability';
-import { monthlyStats, otpCarrierFacts, type Db, type Projector } from '#projections';
+import { monthlyStats, otpCarrierFacts, type Db, type ProjectionProgress } from '#projections';
 import type { WorkerMetrics } from './worker.deps.js';
 import type { RunningWorkers } from './workers.js';
 
@@ -43,7 +43,7 @@ export function workerMetrics(metrics: NexoMetrics, db: Db, clock: () => Date): 
 
 export interface WorkerMetricsSources {
   db: Db;
-  projector: Projector;
+  projector: ProjectionProgress;
   providers: string[];
   workers: () => RunningWorkers | undefined;
 }

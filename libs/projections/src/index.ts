@@ -2,6 +2,7 @@ export * from './projection.js';
 export * from './checkpoints.js';
 export * from './log-reader.js';
 export * from './projector.js';
+export * from './threaded-projector.js';
 export * from './rebuild.js';
 export * from './read-models/all.js';
 export * from './read-models/money.projection.js';

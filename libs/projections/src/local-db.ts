@@ -8,12 +8,23 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 
-export function openLocalDb(file: string, options: { durable?: boolean } = {}): Database.Database {
+/** `cacheKib`: the page cache (a projector raises its own connection's, see `ProjectorOptions.tuneConnection`). */
+export function openLocalDb(file: string, options: { durable?: boolean; cacheKib?: number } = {}): Database.Database {
   if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`);
   db.pragma('busy_timeout = 5000');
-  db.pragma('cache_size = -32768');
+  db.pragma(`cache_size = -${options.cacheKib ?? 8 * 1024}`);
   return db;
+}
+
+/**
+ * Makes the read models in `file` readable through `db` (unqualified table
+ * names resolve to them after the connection's own tables). Another
+ * connection, the projector's, writes them; this one only reads.
+ */
+export function attachReadModels(db: Database.Database, file: string): void {
+  db.prepare('ATTACH DATABASE ? AS read_models').run(file);
+  db.pragma('read_models.cache_size = -8192');
 }

@@ -48,6 +48,8 @@ export interface ProjectorOptions {
    * and harmless to the event store sharing it.
    */
   tuneConnection?: boolean;
+  /** The page cache `tuneConnection` raises the connection to (KiB; default 64 MiB, for catching up fast). */
+  cacheKib?: number;
   /** How often `lastLag()` is refreshed while running. */
   lagIntervalMs?: number;
   /** While following live, how long a short page waits for more events before the next transaction (ms). */
@@ -65,6 +67,15 @@ export interface Lag {
   seconds: number;
   head: bigint;
   position: bigint;
+}
+
+/** What the API, readiness and metrics need of a running projector, in this thread or its own. */
+export interface ProjectionProgress {
+  checkpoints(): Record<string, bigint>;
+  lag(): Promise<Lag>;
+  lastLag(): Lag;
+  waitUntilCaughtUp(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
 }
 
 interface Slot {
@@ -92,15 +103,15 @@ const READ_PAGE = 2_000;
 const CACHE_KIB = 64 * 1024;
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
-function tune(db: Db): void {
+function tune(db: Db, wantKib: number): void {
   const cache = Number(db.pragma('cache_size', { simple: true }));
   // Negative values are KiB, positive ones pages.
   const cacheKib = cache < 0 ? -cache : (cache * Number(db.pragma('page_size', { simple: true }))) / 1024;
-  if (cacheKib < CACHE_KIB) db.pragma(`cache_size = -${CACHE_KIB}`);
+  if (cacheKib < wantKib) db.pragma(`cache_size = -${wantKib}`);
   if (Number(db.pragma('wal_autocheckpoint', { simple: true })) < WAL_AUTOCHECKPOINT_PAGES) db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
 }
 
-export class Projector {
+export class Projector implements ProjectionProgress {
   private readonly store: EventStore;
   private readonly db: Db;
   private readonly slots: Slot[];
@@ -133,7 +144,7 @@ export class Projector {
     this.catchUpBatchSize = options.catchUpBatchSize ?? 20_000;
     this.read = pageReader(options.store);
     this.readSync = syncPageReader(options.store);
-    if (options.tuneConnection !== false && !this.db.readonly) tune(this.db);
+    if (options.tuneConnection !== false && !this.db.readonly) tune(this.db, options.cacheKib ?? CACHE_KIB);
     const names = new Set(options.projections.map((p) => p.name));
     if (names.size !== options.projections.length) throw new Error('projection names must be unique');
     this.slots = this.init(options.projections);

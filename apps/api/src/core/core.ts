@@ -10,7 +10,7 @@ import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, startWorkers, workerMetrics, type RunningWorkers } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
-import { openLocalDb, type Projector } from '#projections';
+import { openLocalDb, type ProjectionProgress } from '#projections';
 import type { AppConfig } from '../config.js';
 import { TokenBuckets } from '../http/rate-limiter.js';
 import { HttpIdempotency } from './http-idempotency.js';
@@ -38,7 +38,7 @@ export class Core {
     readonly cipher: Cipher,
     readonly readDb: Database.Database,
     readonly reads: ReadModels,
-    readonly projections: ProjectionStatus & { projector: Projector; stop(): Promise<void> },
+    readonly projections: ProjectionStatus & { projector: ProjectionProgress; stop(): Promise<void> },
     readonly bus: MessageBus,
     readonly carriers: Carriers,
     readonly clock: () => Date = () => new Date(),
@@ -126,15 +126,17 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
         metricsRef.current?.eventstoreAppendSeconds.observe(seconds);
       },
     });
-    // Read models (and the in-process bus) live in their own file, as with EventStoreDB: SQLite has
-    // one write lock per file, and the log's writer thread must never wait behind a projection's
-    // commit. They are rebuildable from the log and move their checkpoint in the same transaction,
-    // so they can skip the fsync the log's commits pay.
-    readDb = openLocalDb(config.readModelsFile);
+    // Three files, one writer each (SQLite has one write lock per file, and a writer that waits for
+    // it sleeps): the log (its writer thread), the read models (the projector thread; attached to
+    // readDb for reading) and this thread's state (in-process bus, worker tables, idempotency).
+    readDb = openLocalDb(config.stateFile);
   }
   const runner = new CommandRunner(store);
   const cipher = new AesGcmCipher(config.cipherKeys, config.cipherKeyId);
-  const { reads, projections } = await startReadModels(store, readDb, logger, { expiryMs: config.expiryMs });
+  const { reads, projections } = await startReadModels(store, readDb, logger, {
+    expiryMs: config.expiryMs,
+    ...(config.esdbUrl ? {} : { thread: { logFile: config.dbFile, readModelsFile: config.readModelsFile } }),
+  });
   const bus = config.kafkaBrokers
     ? await openMessageBus({ kind: 'kafka', brokers: config.kafkaBrokers, clientId: 'nexo-api' })
     : new InProcessMessageBus(readDb, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });

@@ -1,7 +1,20 @@
 /** The read models of `#projections`, behind the narrow interface the HTTP layer reads. */
 import type { EventStore } from '#eventstore';
 import type { Logger } from '#observability';
-import { defaultProjections, findAccountByKeyHash, getBalance, getOtp, monthlyStats, Projector, recentOtps, statement, type Db } from '#projections';
+import {
+  attachReadModels,
+  defaultProjections,
+  findAccountByKeyHash,
+  getBalance,
+  getOtp,
+  monthlyStats,
+  type ProjectionProgress,
+  Projector,
+  recentOtps,
+  statement,
+  ThreadedProjector,
+  type Db,
+} from '#projections';
 import type { ProjectionStatus, ReadModels } from './read-models.js';
 
 export function readModelsOn(db: Db): ReadModels {
@@ -18,21 +31,30 @@ export function readModelsOn(db: Db): ReadModels {
   };
 }
 
+/**
+ * Starts the projections and returns the read models over `db`. With `thread`
+ * (the embedded SQLite mode) they run on their own thread into their own file,
+ * which is then attached to `db` for reading; otherwise (EventStoreDB) in this
+ * thread, into `db` itself. Either way they have caught up before this returns,
+ * so a restarted service answers from current read models.
+ */
 export async function startReadModels(
   store: EventStore,
   db: Db,
   logger: Logger,
-  options: { expiryMs?: number } = {},
-): Promise<{ reads: ReadModels; projections: ProjectionStatus & { projector: Projector; stop(): Promise<void> } }> {
-  const projector = new Projector({
-    store,
-    db,
-    projections: defaultProjections({ expiryMs: options.expiryMs }),
-    onError: (error) => logger.error({ err: error }, 'projection failed; retrying from the checkpoint'),
-  });
-  // Catch up before serving, so a restarted service answers from current read models.
-  await projector.catchUp();
-  projector.start();
+  options: { expiryMs?: number; thread?: { logFile: string; readModelsFile: string } } = {},
+): Promise<{ reads: ReadModels; projections: ProjectionStatus & { projector: ProjectionProgress; stop(): Promise<void> } }> {
+  const onError = (error: unknown) => logger.error({ err: error }, 'projection failed; retrying from the checkpoint');
+  let projector: ProjectionProgress;
+  if (options.thread) {
+    projector = await ThreadedProjector.start({ store, ...options.thread, expiryMs: options.expiryMs, onError });
+    attachReadModels(db, options.thread.readModelsFile);
+  } else {
+    const local = new Projector({ store, db, projections: defaultProjections({ expiryMs: options.expiryMs }), onError });
+    await local.catchUp();
+    local.start();
+    projector = local;
+  }
   return {
     reads: readModelsOn(db),
     projections: {

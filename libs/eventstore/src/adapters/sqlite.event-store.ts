@@ -11,9 +11,13 @@
  * the default for a file): page writes, fsync and WAL checkpoints then overlap
  * the caller's work instead of blocking its event loop. Reads stay on this
  * thread's connection, which sees every commit the writer acknowledged.
+ * Every store opened on the same file in this process (any thread: a
+ * projector thread, say) hears of each commit on a BroadcastChannel, so its
+ * subscriptions wake at once instead of at their next poll.
  */
 import { randomUUID } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import { resolve } from 'node:path';
+import { BroadcastChannel, Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
   type AppendResult,
@@ -28,8 +32,9 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from '../event-store.port.js';
-import { prepareLogConnection, type SerializedEvent, SqliteLogWriter, type WriteRequest, type WriteResult } from './sqlite.log-writer.js';
+import { prepareLogConnection, type SerializedEvent, SqliteLogWriter, WRITER_CACHE_KIB, type WriteRequest, type WriteResult } from './sqlite.log-writer.js';
 import type { WriterMessage, WriterReply } from './sqlite.writer-thread.js';
+import { threadScriptUrl } from '../thread-script.js';
 
 export interface SqliteEventStoreOptions {
   /** Open read-only (the ledger CLI against a running service's file). */
@@ -98,16 +103,6 @@ function toRecorded(row: EventRow): RecordedEvent {
   };
 }
 
-/**
- * The writer thread's script. Compiled, it sits next to this file; under
- * ts-jest the sources run as .ts, and the thread runs the build's copy
- * (`npm test` builds first).
- */
-function writerThreadScript(): URL {
-  const here = import.meta.url;
-  const compiled = here.endsWith('.ts') ? here.replace('/libs/eventstore/src/', '/dist/libs/eventstore/src/') : here;
-  return new URL('./sqlite.writer-thread.js', compiled);
-}
 
 /** Group commits on a worker thread: one batch in flight; what arrives meanwhile forms the next. */
 class ThreadWriter {
@@ -118,7 +113,8 @@ class ThreadWriter {
   private exited: Promise<void>;
 
   constructor(file: string) {
-    this.worker = new Worker(writerThreadScript(), { workerData: { file } });
+    // The thread holds nothing between batches: a small heap keeps V8 from growing it under load.
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 32 } });
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {
       if (reply.kind === 'closed') return;
@@ -184,6 +180,8 @@ export class SqliteEventStore implements EventStore {
   private readonly inline: SqliteLogWriter | undefined;
   private readonly thread: ThreadWriter | undefined;
   private drained: (() => void)[] = [];
+  /** Commit notices between the stores on this file in this process's threads. */
+  private readonly commits: BroadcastChannel | undefined;
   private readonly stmt: {
     revision: Database.Statement<[string], { r: number | null }>;
     head: Database.Statement<[], { p: number | null }>;
@@ -194,21 +192,33 @@ export class SqliteEventStore implements EventStore {
   static open(file: string, options: SqliteEventStoreOptions = {}): SqliteEventStore {
     const readonly = options.readonly ?? false;
     const db = new Database(file, { readonly, fileMustExist: readonly });
-    const threaded = !readonly && (options.writer ?? 'thread') === 'thread' && file !== ':memory:';
-    return new SqliteEventStore(db, options, threaded ? file : undefined);
+    const onDisk = file !== ':memory:' && file !== '';
+    const threaded = !readonly && (options.writer ?? 'thread') === 'thread' && onDisk;
+    return new SqliteEventStore(db, options, threaded ? file : undefined, onDisk ? resolve(file) : undefined);
   }
 
-  /** `writerFile`: run group commits on a writer thread with its own connection to that file. */
-  constructor(db: Database.Database, options: SqliteEventStoreOptions = {}, writerFile?: string) {
+  /**
+   * `writerFile`: run group commits on a writer thread with its own connection to that file.
+   * `file`: the file's path, to hear of (and announce) commits made by other threads of this process.
+   */
+  constructor(db: Database.Database, options: SqliteEventStoreOptions = {}, writerFile?: string, file?: string) {
     this.db = db;
     this.maxBatch = options.maxBatch ?? 5_000;
     this.coalesceMs = options.coalesceMs ?? 2;
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.onCommit = options.onCommit;
-    prepareLogConnection(db);
+    // The inline writer keeps the writer's cache; a reader beside a writer thread needs little.
+    prepareLogConnection(db, writerFile === undefined && !db.readonly ? WRITER_CACHE_KIB : undefined);
     if (!db.readonly) {
       if (writerFile !== undefined) this.thread = new ThreadWriter(writerFile);
       else this.inline = new SqliteLogWriter(db);
+    }
+    if (file !== undefined) {
+      this.commits = new BroadcastChannel(`nexo-sqlite-log:${file}`);
+      this.commits.unref();
+      this.commits.onmessage = () => {
+        for (const wake of this.waiters) wake();
+      };
     }
     this.stmt = {
       revision: db.prepare('SELECT max(revision) AS r FROM events WHERE stream_id = ?'),
@@ -310,6 +320,7 @@ export class SqliteEventStore implements EventStore {
   /** Wakes subscriptions and, once nothing is queued or in flight, whoever waits to close. */
   private afterCommits(): void {
     for (const wake of this.waiters) wake();
+    if (!this.closed) this.commits?.postMessage(0);
     if (this.queue.length === 0 && !this.thread?.busy) for (const done of this.drained.splice(0)) done();
   }
 
@@ -409,6 +420,7 @@ export class SqliteEventStore implements EventStore {
       }
     } else if (this.queue.length > 0) this.flushInline();
     this.closed = true;
+    this.commits?.close();
     for (const wake of this.waiters) wake();
     await this.thread?.close();
     if (!this.db.readonly) this.db.pragma('wal_checkpoint(TRUNCATE)');

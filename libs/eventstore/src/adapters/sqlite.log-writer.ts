@@ -51,15 +51,18 @@ export interface WriteResult {
  * NORMAL would survive only the former, and an acknowledged charge or deposit
  * must survive both.
  */
-export function prepareLogConnection(db: Database.Database): void {
+/** The writer's page cache: stream-keyed index pages are scattered across hot streams, and re-reading them per commit is the commit's main cost. */
+export const WRITER_CACHE_KIB = 16 * 1024;
+
+/** `cacheKib`: page cache of this connection (readers follow the log's tail and need little). */
+export function prepareLogConnection(db: Database.Database, cacheKib = 8 * 1024): void {
   if (!db.readonly) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.exec(SCHEMA);
   }
   db.pragma('busy_timeout = 5000');
-  // Stream-keyed index pages are scattered across hot streams; keeping them cached saves re-reads per commit.
-  db.pragma('cache_size = -32768');
+  db.pragma(`cache_size = -${cacheKib}`);
 }
 
 export class SqliteLogWriter {

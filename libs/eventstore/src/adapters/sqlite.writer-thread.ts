@@ -6,7 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { prepareLogConnection, SqliteLogWriter, type WriteRequest } from './sqlite.log-writer.js';
+import { prepareLogConnection, SqliteLogWriter, WRITER_CACHE_KIB, type WriteRequest } from './sqlite.log-writer.js';
 
 export type WriterMessage = { kind: 'write'; id: number; batch: WriteRequest[] } | { kind: 'close' };
 export type WriterReply =
@@ -17,7 +17,8 @@ export type WriterReply =
 const port = parentPort;
 if (port) {
   const db = new Database((workerData as { file: string }).file);
-  prepareLogConnection(db);
+  // Stream-keyed index pages are scattered across hot streams; keeping them cached saves re-reads per commit.
+  prepareLogConnection(db, WRITER_CACHE_KIB);
   const writer = new SqliteLogWriter(db);
   port.on('message', (message: WriterMessage) => {
     if (message.kind === 'close') {

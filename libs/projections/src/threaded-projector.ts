@@ -1,0 +1,187 @@
+/**
+ * The default projections run on a thread of their own (embedded SQLite
+ * mode): this is the API's handle on it. It knows how far the thread has
+ * applied the log (the thread reports after every committed page), answers
+ * read-your-writes waits, measures the lag against the log's head, and stops
+ * the thread. The read models are in their own file, which only the thread
+ * writes; this process reads them through any connection (an ATTACH).
+ */
+import { Worker } from 'node:worker_threads';
+import { type EventStore, threadScriptUrl } from '#eventstore';
+import { pageReader, type ReadPage } from './log-reader.js';
+import type { Lag, ProjectionProgress } from './projector.js';
+import type { FromProjectorThread, ProjectorThreadData, ToProjectorThread } from './projector.thread.js';
+
+export interface ThreadedProjectorOptions extends ProjectorThreadData {
+  /** This thread's store on the same log: the head and the lag are measured from it. */
+  store: EventStore;
+  /** A failed page (retried by the thread from its checkpoint). */
+  onError?: (error: Error) => void;
+  lagIntervalMs?: number;
+}
+
+interface Waiter {
+  position: bigint;
+  resolve(): void;
+}
+
+export class ThreadedProjector implements ProjectionProgress {
+  private readonly worker: Worker;
+  private readonly store: EventStore;
+  private readonly read: ReadPage;
+  private applied = 0n;
+  private latest: Record<string, bigint> = {};
+  private latestLag: Lag = { events: 0, seconds: 0, head: 0n, position: 0n };
+  private waiters: Waiter[] = [];
+  private lagTimer: NodeJS.Timeout | undefined;
+  private failure: Error | undefined;
+  private readonly exited: Promise<void>;
+  private stopping = false;
+
+  /** Starts the thread and resolves once it has caught up with the log (as `Projector.catchUp` then `start`). */
+  static async start(options: ThreadedProjectorOptions): Promise<ThreadedProjector> {
+    const projector = new ThreadedProjector(options);
+    await projector.ready;
+    return projector;
+  }
+
+  private readonly ready: Promise<void>;
+
+  private constructor(private readonly options: ThreadedProjectorOptions) {
+    this.store = options.store;
+    this.read = pageReader(options.store);
+    const data: ProjectorThreadData = {
+      logFile: options.logFile,
+      readModelsFile: options.readModelsFile,
+      ...(options.expiryMs !== undefined ? { expiryMs: options.expiryMs } : {}),
+      ...(options.coalesceMs !== undefined ? { coalesceMs: options.coalesceMs } : {}),
+    };
+    // Pages are applied and dropped; a bounded heap keeps V8 from growing it to a multiple of that under load.
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './projector.thread.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 96 } });
+    let started: () => void;
+    let failed: (error: Error) => void;
+    this.ready = new Promise<void>((resolve, reject) => {
+      started = resolve;
+      failed = reject;
+    });
+    this.worker.on('message', (m: FromProjectorThread) => {
+      switch (m.kind) {
+        case 'ready':
+          this.progress(m.position, m.checkpoints);
+          started();
+          return;
+        case 'progress':
+          this.progress(m.position, m.checkpoints);
+          return;
+        case 'error': {
+          const error = Object.assign(new Error(m.message), m.stack ? { stack: m.stack } : {});
+          this.failure = error;
+          if (m.fatal) failed(error);
+          else this.options.onError?.(error);
+          return;
+        }
+        case 'stopped':
+          return;
+      }
+    });
+    this.worker.on('error', (error) => {
+      this.failure = error;
+      failed(error);
+      this.options.onError?.(error);
+    });
+    this.exited = new Promise((resolve) =>
+      this.worker.once('exit', (code) => {
+        if (this.lagTimer !== undefined) clearInterval(this.lagTimer);
+        const error = new Error(`the projector thread exited (code ${code})`);
+        failed(error);
+        if (!this.stopping) {
+          // Read models stop moving: the lag grows and readiness fails, as with a failing page.
+          this.failure = error;
+          this.options.onError?.(error);
+        }
+        resolve();
+      }),
+    );
+    this.lagTimer = setInterval(() => {
+      this.lag().catch(() => undefined);
+    }, options.lagIntervalMs ?? 500);
+    this.lagTimer.unref();
+  }
+
+  private progress(position: bigint, checkpoints: Record<string, bigint>): void {
+    if (position > this.applied) this.applied = position;
+    this.latest = checkpoints;
+    if (this.waiters.length === 0) return;
+    const ready = this.waiters.filter((w) => w.position <= this.applied);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.position > this.applied);
+    for (const w of ready) w.resolve();
+  }
+
+  /** The lowest checkpoint the thread reported: everything up to it is in every read model. */
+  position(): bigint {
+    return this.applied;
+  }
+
+  checkpoints(): Record<string, bigint> {
+    return { ...this.latest };
+  }
+
+  /** The last error the thread reported, if any. */
+  error(): Error | undefined {
+    return this.failure;
+  }
+
+  /** Measures the lag now: one head read and, when behind, one event read. */
+  async lag(): Promise<Lag> {
+    const head = await this.store.headPosition();
+    const position = this.applied;
+    let seconds = 0;
+    if (head > position) {
+      const [next] = await this.read(position, 1);
+      if (next !== undefined) seconds = Math.max(0, (Date.now() - Date.parse(next.created)) / 1000);
+    }
+    this.latestLag = { events: head > position ? Number(head - position) : 0, seconds, head, position };
+    return this.latestLag;
+  }
+
+  lastLag(): Lag {
+    return this.latestLag;
+  }
+
+  /** Resolves once every projection has applied the log up to `position`; rejects after `timeoutMs`. */
+  waitFor(position: bigint, timeoutMs = 5_000): Promise<void> {
+    if (this.applied >= position) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        position,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`projections did not reach position ${position} within ${timeoutMs} ms (at ${this.applied})`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+      this.worker.postMessage({ kind: 'hurry', position } satisfies ToProjectorThread);
+    });
+  }
+
+  /** Read-your-writes: resolves once the read models reflect everything appended before this call. */
+  async waitUntilCaughtUp(timeoutMs = 5_000): Promise<void> {
+    await this.waitFor(await this.store.headPosition(), timeoutMs);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.lagTimer !== undefined) clearInterval(this.lagTimer);
+    this.lagTimer = undefined;
+    this.worker.postMessage({ kind: 'stop' } satisfies ToProjectorThread);
+    // The thread closes its files and exits; one that hangs is ended (its transactions roll back).
+    const timer = setTimeout(() => void this.worker.terminate(), 30_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
