@@ -23,6 +23,7 @@ import type { EventStore, RecordedEvent, Subscription } from '#eventstore';
 import { advanceCheckpoint, createCheckpointTable, readCheckpoint, writeCheckpoint } from './checkpoints.js';
 import { pageReader, type ReadPage, syncPageReader } from './log-reader.js';
 import { createTables, type Db, dropTables, type Projection, type ProjectionWriter } from './projection.js';
+import { type Lag, measureLag, PositionWaiters } from './progress.js';
 
 export interface ProjectorOptions {
   /** Where events come from. */
@@ -60,14 +61,7 @@ export interface ProjectorOptions {
   onError?: (error: unknown) => void;
 }
 
-export interface Lag {
-  /** Head position minus the lowest checkpoint: events in SQLite, log positions with EventStoreDB. */
-  events: number;
-  /** Age of the oldest event not yet applied; 0 when caught up. */
-  seconds: number;
-  head: bigint;
-  position: bigint;
-}
+export type { Lag } from './progress.js';
 
 /** What the API, readiness and metrics need of a running projector, in this thread or its own. */
 export interface ProjectionProgress {
@@ -89,11 +83,6 @@ interface PageResult {
   events: number;
   applied: number;
   last: bigint | undefined;
-}
-
-interface Waiter {
-  position: bigint;
-  resolve(): void;
 }
 
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -124,7 +113,7 @@ export class Projector implements ProjectionProgress {
   private readonly readSync: ((fromPosition: bigint, limit: number) => RecordedEvent[]) | undefined;
   private readonly options: ProjectorOptions;
   private readonly applyTx: (pages: Iterable<RecordedEvent[]>) => PageResult;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new PositionWaiters();
   private subscription: Subscription | undefined;
   private loop: Promise<void> | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
@@ -330,7 +319,7 @@ export class Projector implements ProjectionProgress {
             // Following a busy log page by page writes the same hot pages (balances, stats cells) once
             // per commit; letting a short page's successors gather first writes them once per many.
             // Nobody waits longer for it: a read-your-writes waiter cuts the pause short.
-            if (page.length < this.batchSize && this.coalesceMs > 0 && this.waiters.length === 0) await this.gather();
+            if (page.length < this.batchSize && this.coalesceMs > 0 && this.waiters.size === 0) await this.gather();
             else await yieldToEventLoop();
           }
         } catch (error) {
@@ -371,14 +360,7 @@ export class Projector implements ProjectionProgress {
 
   /** Measures the lag now: one head read and, when behind, one event read. */
   async lag(): Promise<Lag> {
-    const head = await this.store.headPosition();
-    const position = this.position();
-    let seconds = 0;
-    if (head > position) {
-      const [next] = await this.read(position, 1);
-      if (next !== undefined) seconds = Math.max(0, (Date.now() - Date.parse(next.created)) / 1000);
-    }
-    this.latestLag = { events: head > position ? Number(head - position) : 0, seconds, head, position };
+    this.latestLag = await measureLag(this.store, this.read, this.position());
     return this.latestLag;
   }
 
@@ -394,21 +376,9 @@ export class Projector implements ProjectionProgress {
   /** Resolves once every projection has applied the log up to `position`; rejects after `timeoutMs`. */
   waitFor(position: bigint, timeoutMs = 5_000): Promise<void> {
     if (this.position() >= position) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        position,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`projections did not reach position ${position} within ${timeoutMs} ms (at ${this.position()})`));
-      }, timeoutMs);
-      this.waiters.push(waiter);
-      this.gathering?.();
-    });
+    const waiting = this.waiters.wait(position, timeoutMs, () => this.position());
+    this.gathering?.();
+    return waiting;
   }
 
   private gather(): Promise<void> {
@@ -440,11 +410,7 @@ export class Projector implements ProjectionProgress {
   }
 
   private wake(): void {
-    if (this.waiters.length === 0) return;
-    const position = this.position();
-    const ready = this.waiters.filter((w) => w.position <= position);
-    if (ready.length === 0) return;
-    this.waiters = this.waiters.filter((w) => w.position > position);
-    for (const w of ready) w.resolve();
+    this.waiters.release(this.position());
   }
+
 }

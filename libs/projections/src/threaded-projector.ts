@@ -9,7 +9,8 @@
 import { Worker } from 'node:worker_threads';
 import { type EventStore, threadScriptUrl } from '#eventstore';
 import { pageReader, type ReadPage } from './log-reader.js';
-import type { Lag, ProjectionProgress } from './projector.js';
+import type { ProjectionProgress } from './projector.js';
+import { type Lag, measureLag, PositionWaiters } from './progress.js';
 import type { FromProjectorThread, ProjectorThreadData, ToProjectorThread } from './projector.thread.js';
 
 export interface ThreadedProjectorOptions extends ProjectorThreadData {
@@ -20,11 +21,6 @@ export interface ThreadedProjectorOptions extends ProjectorThreadData {
   lagIntervalMs?: number;
 }
 
-interface Waiter {
-  position: bigint;
-  resolve(): void;
-}
-
 export class ThreadedProjector implements ProjectionProgress {
   private readonly worker: Worker;
   private readonly store: EventStore;
@@ -32,7 +28,7 @@ export class ThreadedProjector implements ProjectionProgress {
   private applied = 0n;
   private latest: Record<string, bigint> = {};
   private latestLag: Lag = { events: 0, seconds: 0, head: 0n, position: 0n };
-  private waiters: Waiter[] = [];
+  private readonly waiters = new PositionWaiters();
   private lagTimer: NodeJS.Timeout | undefined;
   private failure: Error | undefined;
   private readonly exited: Promise<void>;
@@ -111,11 +107,7 @@ export class ThreadedProjector implements ProjectionProgress {
   private progress(position: bigint, checkpoints: Record<string, bigint>): void {
     if (position > this.applied) this.applied = position;
     this.latest = checkpoints;
-    if (this.waiters.length === 0) return;
-    const ready = this.waiters.filter((w) => w.position <= this.applied);
-    if (ready.length === 0) return;
-    this.waiters = this.waiters.filter((w) => w.position > this.applied);
-    for (const w of ready) w.resolve();
+    this.waiters.release(this.applied);
   }
 
   /** The lowest checkpoint the thread reported: everything up to it is in every read model. */
@@ -134,14 +126,7 @@ export class ThreadedProjector implements ProjectionProgress {
 
   /** Measures the lag now: one head read and, when behind, one event read. */
   async lag(): Promise<Lag> {
-    const head = await this.store.headPosition();
-    const position = this.applied;
-    let seconds = 0;
-    if (head > position) {
-      const [next] = await this.read(position, 1);
-      if (next !== undefined) seconds = Math.max(0, (Date.now() - Date.parse(next.created)) / 1000);
-    }
-    this.latestLag = { events: head > position ? Number(head - position) : 0, seconds, head, position };
+    this.latestLag = await measureLag(this.store, this.read, this.applied);
     return this.latestLag;
   }
 
@@ -152,21 +137,9 @@ export class ThreadedProjector implements ProjectionProgress {
   /** Resolves once every projection has applied the log up to `position`; rejects after `timeoutMs`. */
   waitFor(position: bigint, timeoutMs = 5_000): Promise<void> {
     if (this.applied >= position) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = {
-        position,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`projections did not reach position ${position} within ${timeoutMs} ms (at ${this.applied})`));
-      }, timeoutMs);
-      this.waiters.push(waiter);
-      this.worker.postMessage({ kind: 'hurry', position } satisfies ToProjectorThread);
-    });
+    const waiting = this.waiters.wait(position, timeoutMs, () => this.applied);
+    this.worker.postMessage({ kind: 'hurry', position } satisfies ToProjectorThread);
+    return waiting;
   }
 
   /** Read-your-writes: resolves once the read models reflect everything appended before this call. */

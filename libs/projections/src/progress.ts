@@ -1,0 +1,68 @@
+/**
+ * How far projections are behind the log, and waits for them to reach a
+ * position: shared by the projector (same thread) and the threaded
+ * projector's handle (another thread reports the position).
+ */
+import type { EventStore } from '#eventstore';
+import type { ReadPage } from './log-reader.js';
+
+export interface Lag {
+  /** Head position minus the lowest checkpoint: events in SQLite, log positions with EventStoreDB. */
+  events: number;
+  /** Age of the oldest event not yet applied; 0 when caught up. */
+  seconds: number;
+  head: bigint;
+  position: bigint;
+}
+
+/** Measures the lag of `position` now: one head read and, when behind, one event read. */
+export async function measureLag(store: EventStore, read: ReadPage, position: bigint): Promise<Lag> {
+  const head = await store.headPosition();
+  let seconds = 0;
+  if (head > position) {
+    const [next] = await read(position, 1);
+    if (next !== undefined) seconds = Math.max(0, (Date.now() - Date.parse(next.created)) / 1000);
+  }
+  return { events: head > position ? Number(head - position) : 0, seconds, head, position };
+}
+
+interface Waiter {
+  position: bigint;
+  resolve(): void;
+}
+
+/** Callers waiting for the projections to reach a position. */
+export class PositionWaiters {
+  private waiters: Waiter[] = [];
+
+  get size(): number {
+    return this.waiters.length;
+  }
+
+  /** Resolves once `release` is called with `position` or later; rejects after `timeoutMs`. */
+  wait(position: bigint, timeoutMs: number, current: () => bigint): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        position,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter);
+        reject(new Error(`projections did not reach position ${position} within ${timeoutMs} ms (at ${current()})`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** Resolves every wait for `position` or earlier. */
+  release(position: bigint): void {
+    if (this.waiters.length === 0) return;
+    const ready = this.waiters.filter((w) => w.position <= position);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => w.position > position);
+    for (const w of ready) w.resolve();
+  }
+}
