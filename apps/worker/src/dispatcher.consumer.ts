@@ -33,6 +33,8 @@ export interface DispatcherOptions {
   maxInlineWaitMs?: number;
   /** How often parked messages are looked at. */
   parkedPollMs?: number;
+  /** An upstream took a message (before its `Routed` is appended): receipts may race the append. */
+  onSubmitted?: (provider: string, providerMessageId: string, otpId: string, accountId: string) => void;
 }
 
 export interface Dispatcher extends Consumer {
@@ -129,6 +131,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       }
       if (providerMessageId !== undefined) {
         deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000);
+        options.onSubmitted?.(provider, providerMessageId, m.otpId, m.accountId);
         // Outside the submit's error handling: a failed append is not a carrier failure (the upstream
         // took the message), so it must not fail over; the batch comes again and resubmits the same
         // attempt, which an HTTP upstream deduplicates by its Idempotency-Key.

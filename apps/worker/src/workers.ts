@@ -10,6 +10,7 @@ import { startDispatcher, type DispatcherOptions } from './dispatcher.consumer.j
 import { startExpiry } from './expiry.worker.js';
 import type { Lookups } from './lookups.js';
 import { startReceipts } from './receipts.consumer.js';
+import { RecentRoutes } from './recent-routes.js';
 import { createRelayRoute } from './relay.routes.js';
 import { startSettlement } from './settlement.consumer.js';
 import type { WorkerDeps } from './worker.deps.js';
@@ -66,10 +67,11 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
       ? undefined
       : new Relay(deps.store, deps.bus, deps.db, createRelayRoute(), { onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying') });
   relay?.start();
+  const recent = new RecentRoutes();
   // Joined together: on Kafka each consumer's first join waits out the group's rebalance delay.
   const started = await Promise.allSettled([
-    startDispatcher(deps, options.dispatcher),
-    startReceipts(deps, lookups.routes, { rematchMs: options.receiptRematchMs }),
+    startDispatcher(deps, { ...options.dispatcher, onSubmitted: (...route) => recent.submitted(...route) }),
+    startReceipts(deps, recent.over(lookups.routes), { rematchMs: options.receiptRematchMs }),
     startSettlement(deps),
     startWebhooks(deps, lookups.directory, options.webhooks),
   ] as const);
