@@ -52,8 +52,8 @@ export class ThreadedProjector implements ProjectionProgress {
       ...(options.expiryMs !== undefined ? { expiryMs: options.expiryMs } : {}),
       ...(options.coalesceMs !== undefined ? { coalesceMs: options.coalesceMs } : {}),
     };
-    // Pages are applied and dropped; a bounded heap keeps V8 from growing it to a multiple of that under load.
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './projector.thread.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 96 } });
+    // Pages are applied and dropped, so the heap stays small; the limit only stops a runaway.
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './projector.thread.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 512 } });
     let started: () => void;
     let failed: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {

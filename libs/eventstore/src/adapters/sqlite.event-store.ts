@@ -113,8 +113,9 @@ class ThreadWriter {
   private exited: Promise<void>;
 
   constructor(file: string) {
-    // The thread holds nothing between batches: a small heap keeps V8 from growing it under load.
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 32 } });
+    // The thread holds nothing between batches, so its heap stays small; the limit only stops a
+    // runaway. A batch can be large (5,000 appends of 100 events each in bench:store's case).
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 1024 } });
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {
       if (reply.kind === 'closed') return;
