@@ -71,6 +71,8 @@ interface EventRow {
 }
 
 const PAGE = 2_000;
+/** Most events sent to the writer thread in one message (a single larger append still goes alone). */
+const MAX_EVENTS_PER_MESSAGE = 10_000;
 
 /**
  * Serializes one append's events before it joins a batch: data that is not
@@ -114,8 +116,8 @@ class ThreadWriter {
 
   constructor(file: string) {
     // The thread holds nothing between batches, so its heap stays small; the limit only stops a
-    // runaway. A batch can be large (5,000 appends of 100 events each in bench:store's case).
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 1024 } });
+    // runaway (messages carry at most MAX_EVENTS_PER_MESSAGE events, unless one append has more).
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 256 } });
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {
       if (reply.kind === 'closed') return;
@@ -285,7 +287,12 @@ export class SqliteEventStore implements EventStore {
     this.flushScheduled = false;
     const thread = this.thread!;
     if (thread.busy || this.queue.length === 0) return;
-    const batch = this.queue.splice(0, this.maxBatch);
+    // Bounded in events too, so one message never needs more than a modest heap on either side.
+    let take = 0;
+    for (let events = 0; take < this.queue.length && take < this.maxBatch && (take === 0 || events < MAX_EVENTS_PER_MESSAGE); take++) {
+      events += this.queue[take].events.length;
+    }
+    const batch = this.queue.splice(0, take);
     thread
       .write(batch)
       .then(
