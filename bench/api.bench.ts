@@ -9,14 +9,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { serviceNodeFlags } from './service-flags.js';
+import { freePort, sendOtpRequests, serviceNodeFlags } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 200;
@@ -25,15 +24,6 @@ const CONNECTIONS = 64;
 /** A customer's backend sending a burst through a pool of this many keep-alive connections. */
 const BURST_CONNECTIONS = Number(process.env.BENCH_BURST_CONNECTIONS ?? 50);
 const AT = new Date().toISOString();
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function seedAccounts(file: string): Promise<string[]> {
   const store = SqliteEventStore.open(file);
@@ -61,14 +51,6 @@ function rssMb(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
-let phoneCounter = 0;
-/** Distinct numbers across Viettel/Vinaphone/Mobifone prefixes: 10 M before any repeats. */
-function nextPhone(): string {
-  const n = phoneCounter++;
-  const prefixes = ['091', '098', '090', '094', '086', '093', '097', '088'];
-  return `${prefixes[n % prefixes.length]}${String(Math.floor(n / prefixes.length) % 10_000_000).padStart(7, '0')}`;
-}
-
 interface Run {
   accepted: number;
   non2xx: number;
@@ -79,7 +61,6 @@ interface Run {
 }
 
 async function load(url: string, keys: string[], opts: { amount?: number; duration?: number; overallRate?: number; connections: number }): Promise<Run> {
-  let k = 0;
   const started = performance.now();
   const r = await autocannon({
     url,
@@ -87,17 +68,7 @@ async function load(url: string, keys: string[], opts: { amount?: number; durati
     ...(opts.amount ? { amount: opts.amount } : {}),
     ...(opts.duration ? { duration: opts.duration } : {}),
     ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
-    requests: [
-      {
-        method: 'POST',
-        path: '/api/v1/send-otp',
-        setupRequest: (req: autocannon.Request) => ({
-          ...req,
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[k++ % keys.length]}` },
-          body: JSON.stringify({ phone: nextPhone(), code: '482913', channel: 'sms' }),
-        }),
-      },
-    ],
+    requests: sendOtpRequests(keys),
   });
   return {
     accepted: r['2xx'],

@@ -19,7 +19,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +28,7 @@ import Database from 'better-sqlite3';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { AesGcmCipher, newWebhookSecret } from '#security';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { serviceNodeFlags } from './service-flags.js';
+import { freePort, sendOtpRequests, serviceNodeFlags } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 100;
@@ -40,15 +39,6 @@ const MAX_OTPS = Number(process.env.BENCH_MAX_OTPS ?? 20_000);
 const SETTLE_TIMEOUT_MS = 180_000;
 const AT = new Date().toISOString();
 const ZERO_LATENCY = { providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] };
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -128,13 +118,6 @@ async function seedAccounts(file: string, cipher: AesGcmCipher, hookUrls: string
   return keys;
 }
 
-let phoneCounter = 0;
-function nextPhone(): string {
-  const n = phoneCounter++;
-  const prefixes = ['091', '098', '090', '094', '086', '093', '097', '088'];
-  return `${prefixes[n % prefixes.length]}${String(Math.floor(n / prefixes.length) % 10_000_000).padStart(7, '0')}`;
-}
-
 async function startService(dir: string, env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
@@ -171,24 +154,13 @@ interface Load {
 }
 
 async function load(base: string, keys: string[], opts: { amount?: number; overallRate?: number }): Promise<Load> {
-  let k = 0;
   const started = performance.now();
   const r = await autocannon({
     url: base,
     connections: CONNECTIONS,
     ...(opts.amount ? { amount: opts.amount } : {}),
     ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
-    requests: [
-      {
-        method: 'POST',
-        path: '/api/v1/send-otp',
-        setupRequest: (req: autocannon.Request) => ({
-          ...req,
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[k++ % keys.length]}` },
-          body: JSON.stringify({ phone: nextPhone(), code: '482913', channel: 'sms' }),
-        }),
-      },
-    ],
+    requests: sendOtpRequests(keys),
   });
   return { accepted: r['2xx'], refused: r.non2xx, errors: r.errors + r.timeouts, seconds: (performance.now() - started) / 1000 };
 }
