@@ -25,6 +25,7 @@ const EnvSchema = z.object({
   NEXO_DB_FILE: z.string().min(1).optional(),
   NEXO_READ_MODELS_FILE: z.string().min(1).optional(),
   NEXO_STATE_FILE: z.string().min(1).optional(),
+  NEXO_WEBHOOKS_FILE: z.string().min(1).optional(),
   ESDB_URL: z.string().regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// connection string').optional(),
   NEXO_PRICE_USD: z
     .string()
@@ -75,6 +76,8 @@ export interface AppConfig {
   readModelsFile: string;
   /** Embedded: the in-process bus, worker tables and idempotency records, written only by the API's thread. */
   stateFile: string;
+  /** Embedded: the webhook thread's relay checkpoint, bus and delivery rows, written only by that thread. */
+  webhooksFile: string;
   esdbUrl: string | undefined;
   priceMicros: bigint;
   testCredits: number;
@@ -161,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     dbFile: resolve(e.NEXO_DB_FILE ?? join(dataDir, 'nexo.db')),
     readModelsFile: resolve(e.NEXO_READ_MODELS_FILE ?? join(dataDir, 'read-models.db')),
     stateFile: resolve(e.NEXO_STATE_FILE ?? join(dataDir, 'state.db')),
+    webhooksFile: resolve(e.NEXO_WEBHOOKS_FILE ?? join(dataDir, 'webhooks.db')),
     esdbUrl: e.ESDB_URL,
     priceMicros: parseUsd(e.NEXO_PRICE_USD),
     testCredits: e.NEXO_TEST_CREDITS,

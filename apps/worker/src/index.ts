@@ -6,3 +6,4 @@ export * from './webhooks/signature.js';
 export * from './worker.metrics.js';
 export * from './worker.config.js';
 export * from './dispatcher.consumer.js';
+export * from './webhooks/webhooks-thread.js';

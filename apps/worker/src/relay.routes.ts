@@ -23,11 +23,12 @@ const settle = (value: SettlementMessage): Publication => ({ topic: TOPICS.settl
 const FACTS_REMEMBERED = 200_000;
 
 /**
- * The relay's routing. It reads the log in order, so it has seen each OTP's
- * request before its settlement and can put carrier and channel on the
- * webhook itself, instead of the webhook sender racing the read models for them.
+ * The relay's routing, for every topic or for `topics` only. It reads the log
+ * in order, so it has seen each OTP's request before its settlement and can
+ * put carrier and channel on the webhook itself, instead of the webhook sender
+ * racing the read models for them.
  */
-export function createRelayRoute(): (e: RecordedEvent) => Publication[] {
+export function createRelayRoute(topics?: ReadonlySet<string>): (e: RecordedEvent) => Publication[] {
   const facts = new Map<string, { carrier: Carrier; channel: Channel }>();
   const remember = (otpId: string, f: { carrier: Carrier; channel: Channel }) => {
     facts.set(otpId, f);
@@ -38,7 +39,9 @@ export function createRelayRoute(): (e: RecordedEvent) => Publication[] {
     facts.delete(otpId);
     return f ?? {};
   };
-  return (e) => relayRoute(e, remember, settledFacts);
+  if (!topics) return (e) => relayRoute(e, remember, settledFacts);
+  // A relay for some topics only (the webhook thread's, or the one beside it): the others are another relay's.
+  return (e) => relayRoute(e, remember, settledFacts).filter((p) => topics.has(p.topic));
 }
 
 function relayRoute(

@@ -1,9 +1,10 @@
 /**
  * Settlement: the only place a charge becomes final. A delivered receipt, an
  * answered call or customer feedback delivers; a final failure or expiry
- * refunds. Keyed by account, so one writer per account stream; the account
- * decider makes every repeat a no-op (I2), and a receipt after a refund moves
- * no money.
+ * refunds. Messages come keyed by account; within a batch each OTP's messages
+ * run in order and different OTPs at once, so an account's settlements meet
+ * in the command path and go as one append to its stream. The account decider
+ * makes every repeat a no-op (I2), and a receipt after a refund moves no money.
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
 import { type AccountCommand, accountDecider, accountStream, type ReceiptStatus } from '#domain';
@@ -27,16 +28,17 @@ function commandFor(m: SettlementMessage): AccountCommand | undefined {
 }
 
 export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
-  return deps.bus.consume<unknown>('nexo-settlement', TOPICS.settlement, (batch) =>
-    forEachKeyInOrder(batch, async (msg) => {
-      const m = SettlementMessage.parse(msg.value);
-      const command = commandFor(m);
-      if (!command) return;
-      const { events } = await deps.runner.handle(accountStream(m.accountId), accountDecider, command);
-      for (const e of events) {
-        if (e.type === 'Delivered') deps.metrics?.settled?.(m.otpId, { type: 'Delivered', via: e.data.via });
-        else if (e.type === 'Refunded') deps.metrics?.settled?.(m.otpId, { type: 'Refunded', reason: e.data.reason });
-      }
-    }),
-  );
+  const settle = async (m: SettlementMessage) => {
+    const command = commandFor(m);
+    if (!command) return;
+    const { events } = await deps.runner.handle(accountStream(m.accountId), accountDecider, command);
+    for (const e of events) {
+      if (e.type === 'Delivered') deps.metrics?.settled?.(m.otpId, { type: 'Delivered', via: e.data.via });
+      else if (e.type === 'Refunded') deps.metrics?.settled?.(m.otpId, { type: 'Refunded', reason: e.data.reason });
+    }
+  };
+  return deps.bus.consume<unknown>('nexo-settlement', TOPICS.settlement, (batch) => {
+    const parsed = new Map(batch.map((msg) => [msg, SettlementMessage.parse(msg.value)]));
+    return forEachKeyInOrder(batch, (msg) => settle(parsed.get(msg)!), undefined, (msg) => parsed.get(msg)!.otpId);
+  });
 }

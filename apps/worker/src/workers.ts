@@ -14,6 +14,7 @@ import { RecentRoutes } from './recent-routes.js';
 import { createRelayRoute } from './relay.routes.js';
 import { startSettlement } from './settlement.consumer.js';
 import type { WorkerDeps } from './worker.deps.js';
+import type { WebhookSender } from './webhooks/webhooks-thread.js';
 import { startWebhooks, type WebhookOptions } from './webhooks/webhooks.worker.js';
 
 export interface WorkerOptions {
@@ -24,7 +25,15 @@ export interface WorkerOptions {
   /** How often kept receipts (not matched to an OTP yet) are looked at. */
   receiptRematchMs?: number;
   webhooks?: WebhookOptions;
+  /**
+   * Webhooks sent elsewhere (the embedded default's webhook thread, which follows the log with a
+   * relay of its own): the relay here leaves their topic out, and backlog, lag and stop go to it.
+   */
+  webhookSender?: WebhookSender;
 }
+
+/** Every topic the relay publishes but webhooks, for when another relay (and sender) has those. */
+const NOT_WEBHOOKS = new Set(Object.values(TOPICS).filter((t) => t !== TOPICS.webhooks));
 
 export interface RunningWorkers {
   relay: Relay | undefined;
@@ -61,11 +70,18 @@ export function receiptPublisher(deps: Pick<WorkerDeps, 'bus'>): (receipt: Recei
     });
 }
 
+/** An external sender in the shape of the in-process one. */
+function senderAsWorker(sender: WebhookSender) {
+  return { consumer: { lag: () => sender.lag(), stop: () => sender.stop() }, backlog: () => sender.backlog(), stop: () => sender.stop() };
+}
+
 export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: WorkerOptions = {}): Promise<RunningWorkers> {
   const relay =
     options.relay === false
       ? undefined
-      : new Relay(deps.store, deps.bus, deps.db, createRelayRoute(), { onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying') });
+      : new Relay(deps.store, deps.bus, deps.db, createRelayRoute(options.webhookSender ? NOT_WEBHOOKS : undefined), {
+          onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying'),
+        });
   relay?.start();
   const recent = new RecentRoutes();
   // Joined together: on Kafka each consumer's first join waits out the group's rebalance delay.
@@ -73,7 +89,7 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
     startDispatcher(deps, { ...options.dispatcher, onSubmitted: (...route) => recent.submitted(...route) }),
     startReceipts(deps, recent.over(lookups.routes), { rematchMs: options.receiptRematchMs }),
     startSettlement(deps),
-    startWebhooks(deps, lookups.directory, options.webhooks),
+    options.webhookSender ? Promise.resolve(senderAsWorker(options.webhookSender)) : startWebhooks(deps, lookups.directory, options.webhooks),
   ] as const);
   const [d, r, s, w] = started;
   if (d.status === 'rejected' || r.status === 'rejected' || s.status === 'rejected' || w.status === 'rejected') {

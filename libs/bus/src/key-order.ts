@@ -8,13 +8,16 @@ import type { ConsumedMessage } from './message-bus.port.js';
 export async function forEachKeyInOrder<V>(
   batch: readonly ConsumedMessage<V>[],
   handle: (message: ConsumedMessage<V>) => Promise<void>,
-  concurrency = 64,
+  concurrency = 1024,
+  /** The order that matters, when finer than the message key (an OTP within its account's messages). */
+  laneOf: (message: ConsumedMessage<V>) => string = (m) => m.key,
 ): Promise<void> {
   const lanes = new Map<string, ConsumedMessage<V>[]>();
   for (const m of batch) {
-    const lane = lanes.get(m.key);
+    const key = laneOf(m);
+    const lane = lanes.get(key);
     if (lane) lane.push(m);
-    else lanes.set(m.key, [m]);
+    else lanes.set(key, [m]);
   }
   const queue = [...lanes.values()];
   const failures: unknown[] = [];

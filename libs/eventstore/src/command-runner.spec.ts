@@ -87,4 +87,23 @@ describe('command path on one account stream', () => {
     expect(final.state.testCreditsLeft).toBe(2);
     expect(final.revision).toBe(6n);
   });
+
+  it('a decision that appends nothing, or refuses, is never made on state another writer has moved past', async () => {
+    const stream = accountStream('acc3');
+    const api = new CommandRunner(store);
+    const pipeline = new CommandRunner(store);
+    await api.handle(stream, accountDecider, { type: 'OpenAccount', accountId: 'acc3', name: 'x', testCredits: 2, at: AT });
+    await pipeline.peek(stream, accountDecider);
+    // Charged through the API: the pipeline's cached state has never seen otp1 or otp2.
+    await api.handle(stream, accountDecider, sendOtp(1));
+    await api.handle(stream, accountDecider, sendOtp(2));
+    const delivered = await pipeline.handle(stream, accountDecider, { type: 'MarkDelivered', otpId: 'otp1', via: 'receipt', at: AT });
+    expect(delivered.events.map((e) => e.type)).toEqual(['Delivered']);
+    // Refunded by the pipeline: the API's cached state still shows no credit left, the stream one.
+    await pipeline.handle(stream, accountDecider, { type: 'RefundOtp', otpId: 'otp2', reason: 'undelivered', at: AT });
+    const resent = await api.handle(stream, accountDecider, sendOtp(3));
+    expect(resent.events.map((e) => e.type)).toEqual(['OtpRequested', 'Charged']);
+    // And a refusal on current state stays a refusal.
+    await expect(api.handle(stream, accountDecider, sendOtp(4))).rejects.toBeInstanceOf(DomainError);
+  });
 });

@@ -11,6 +11,12 @@
  * State is cached per stream (LRU) together with its revision. Deciders evolve
  * state in place, so a failed append throws the cached state away and the next
  * attempt rebuilds it from the stream.
+ *
+ * Another writer (a thread or process with its own runner) can move a stream
+ * past the cached state. A decision that appends is guarded by the expected
+ * revision; one that appends nothing (an idempotent no-op, a refusal, a peek)
+ * is not, so before such an answer is given on cached state, the stream's
+ * revision is read, and a stale state is rebuilt and the batch decided again.
  */
 import type { Decider } from '#domain';
 import { ConcurrencyError, type EventData, type EventStore, type RecordedEvent } from './event-store.port.js';
@@ -134,7 +140,9 @@ export class CommandRunner {
   private async runBatch<C, E extends DomainEventLike, S>(streamId: string, slot: StreamSlot<C, E, S>, batch: Pending<C, E, S>[]): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        if (slot.state === undefined) await this.rebuild(streamId, slot);
+        // A state rebuilt just now is current; a cached one is checked below when nothing guards it.
+        const cached = slot.state !== undefined;
+        if (!cached) await this.rebuild(streamId, slot);
         let state = slot.state as S;
         const outcomes: ({ ok: true; events: E[] } | { ok: false; error: unknown })[] = [];
         const all: EventData[] = [];
@@ -154,6 +162,15 @@ export class CommandRunner {
             outcomes.push({ ok: true, events });
           } catch (error) {
             outcomes.push({ ok: false, error });
+          }
+        }
+        if (cached && attempt < this.maxRetries && outcomes.some((o) => !o.ok || o.events.length === 0)) {
+          const revision = await this.store.streamRevision(streamId);
+          if (revision !== slot.revision) {
+            // Stale: the state was possibly evolved in place too, so rebuild it and decide again.
+            slot.state = undefined;
+            slot.revision = undefined;
+            continue;
           }
         }
         slot.state = state;

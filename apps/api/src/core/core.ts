@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
-import { lookupsOn, receiptPublisher, startWorkers, workerMetrics, type RunningWorkers } from '#worker';
+import { lookupsOn, receiptPublisher, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
 import { openLocalDb, type ProjectionProgress } from '#projections';
@@ -63,10 +63,14 @@ export class Core {
       store = false;
     }
     const lag = this.projections.lag();
-    return { ok: store && lag.seconds < 5, store, projection_lag_events: lag.events, projection_lag_seconds: lag.seconds };
+    // A webhook thread that died sends nothing more: this instance is not fit to serve.
+    const webhooks = this.webhookThread?.healthy() ?? true;
+    return { ok: store && webhooks && lag.seconds < 5, store, projection_lag_events: lag.events, projection_lag_seconds: lag.seconds };
   }
 
   workers: RunningWorkers | undefined;
+  /** The webhook sender's thread, when the pipeline runs here on the SQLite log. */
+  webhookThread: WebhooksThread | undefined;
   /** Deposit listeners and consumers, when chains are configured (embedded default). */
   chainServices: ChainServices | undefined;
 
@@ -76,8 +80,26 @@ export class Core {
     return new Map(parsed.providers.flatMap((p) => (p.kind === 'http' ? [[p.name, p.secret] as const] : [])));
   }
 
-  /** Starts the delivery pipeline in this process (the embedded default). */
+  /**
+   * Starts the delivery pipeline in this process (the embedded default). On the SQLite log the
+   * webhook sender runs on a thread of its own (see WebhooksThread); the other consumers here.
+   */
   async startWorkers(): Promise<void> {
+    const metrics = workerMetrics(this.metrics, this.readDb, this.clock);
+    const { config } = this;
+    this.webhookThread =
+      this.store instanceof SqliteEventStore && !config.kafkaBrokers
+        ? await WebhooksThread.start({
+            logFile: config.dbFile,
+            readModelsFile: config.readModelsFile,
+            webhooksFile: config.webhooksFile,
+            cipherKeys: Object.fromEntries(Object.entries(config.cipherKeys).map(([id, key]) => [id, Uint8Array.from(key)])),
+            cipherKeyId: config.cipherKeyId,
+            logLevel: config.logLevel,
+            logger: this.logger,
+            metrics,
+          })
+        : undefined;
     const deps = {
       store: this.store,
       runner: this.runner,
@@ -87,10 +109,10 @@ export class Core {
       carriers: this.carriers,
       logger: this.logger,
       clock: this.clock,
-      expiryMs: this.config.expiryMs,
-      metrics: workerMetrics(this.metrics, this.readDb, this.clock),
+      expiryMs: config.expiryMs,
+      metrics,
     };
-    this.workers = await startWorkers(deps, lookupsOn(this.readDb));
+    this.workers = await startWorkers(deps, lookupsOn(this.readDb), { webhookSender: this.webhookThread });
   }
 
   /** Upstream first: workers stop feeding the store, then projections, bus and store close. */

@@ -44,7 +44,10 @@ const MAX_QUEUED = 10_000;
 
 const STATUS_BY_TYPE = { 'otp.routed': 'routed', 'otp.delivered': 'delivered', 'otp.refunded': 'refunded' } as const;
 
-export async function startWebhooks(deps: WorkerDeps, directory: WebhookDirectory, options: WebhookOptions = {}) {
+/** What the sender needs: no event store, no carriers (it can run on a thread of its own). */
+export type WebhookDeps = Pick<WorkerDeps, 'db' | 'bus' | 'cipher' | 'logger' | 'clock' | 'metrics'>;
+
+export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirectory, options: WebhookOptions = {}) {
   const { db, clock, logger, cipher } = deps;
   const perEndpoint = options.perEndpointConcurrency ?? 4;
   const timeoutMs = options.timeoutMs ?? 5_000;
