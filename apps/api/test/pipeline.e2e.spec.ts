@@ -3,7 +3,10 @@
  * the carrier simulator → receipt → settlement → signed webhook, and refunds
  * for codes that do not reach the user.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { verifyWebhook } from '#worker';
 import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
@@ -111,6 +114,48 @@ describe('delivery pipeline, embedded', () => {
     expect(logs).not.toMatch(/nxo_live_[A-Za-z0-9_-]{20}/);
     expect(logs).not.toContain('135790');
     expect(logs).not.toMatch(/\+849\d{8}|\b09\d{8}\b/);
+  });
+});
+
+describe('webhook thread', () => {
+  it('logs through the service, and after a restart goes on from its checkpoint: no webhook sent twice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexo-webhook-thread-'));
+    const sink = await webhookSink();
+    const env = {
+      NEXO_DATA_DIR: dir,
+      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+    };
+    const hooksOf = (id: string) => until(`two webhooks for ${id}`, async () => (sink.hooks.filter((h) => JSON.parse(h.body).id === id).length >= 2 ? true : undefined));
+    try {
+      const first = await startServer(env);
+      const { api_key } = await signup(first.base);
+      await fetch(`${first.base}/api/v1/webhook`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ url: sink.url }),
+      });
+      const a = await (await post(first.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '101010' })).json();
+      await hooksOf(a.id);
+      expect((await get(first.base, '/health/ready')).status).toBe(200);
+      const started = first.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'webhook thread started');
+      expect(started).toMatchObject({ thread: 'webhooks', from: '0' });
+      await first.stop();
+
+      const second = await startServer(env);
+      const b = await (await post(second.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '202020' })).json();
+      await hooksOf(b.id);
+      const resumed = second.logs.map((l) => JSON.parse(l)).find((l) => l.msg === 'webhook thread started');
+      expect(BigInt(resumed.from)).toBeGreaterThan(0n);
+      // A moment for anything the restarted relay would wrongly send again.
+      await new Promise((r) => setTimeout(r, 300));
+      await second.stop();
+      const ids = sink.hooks.map((h) => JSON.parse(h.body).event_id);
+      expect(ids).toHaveLength(4);
+      expect(new Set(ids).size).toBe(4);
+    } finally {
+      sink.server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

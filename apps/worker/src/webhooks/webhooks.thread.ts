@@ -68,7 +68,10 @@ if (port) {
   };
 
   starting.then(
-    () => post({ kind: 'ready' }),
+    () => {
+      logger.info({ file: data.webhooksFile, from: relay.checkpoint.toString() }, 'webhook thread started');
+      post({ kind: 'ready' });
+    },
     (error: unknown) => {
       post({ kind: 'failed', message: failure(error) });
       void shutdown();
