@@ -59,4 +59,4 @@ EXPOSE 3000
 # No curl in the slim image: Node's own fetch probes the liveness endpoint.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/health/live').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-CMD ["node", "--max-old-space-size=256", "dist/apps/api/src/main.js"]
+CMD ["node", "--max-old-space-size=192", "dist/apps/api/src/main.js"]

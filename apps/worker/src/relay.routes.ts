@@ -40,7 +40,9 @@ export function createRelayRoute(topics?: ReadonlySet<string>): (e: RecordedEven
     return f ?? {};
   };
   if (!topics) return (e) => relayRoute(e, remember, settledFacts);
-  // A relay for some topics only (the webhook thread's, or the one beside it): the others are another relay's.
+  // A relay for some topics only (the webhook thread's, or the one beside it): the others are
+  // another relay's. Facts are only for webhooks: a relay without that topic keeps none.
+  if (!topics.has(TOPICS.webhooks)) return (e) => relayRoute(e, () => undefined, () => ({})).filter((p) => topics.has(p.topic));
   return (e) => relayRoute(e, remember, settledFacts).filter((p) => topics.has(p.topic));
 }
 

@@ -24,7 +24,7 @@ export function openLocalDb(file: string, options: { durable?: boolean; cacheKib
  * names resolve to them after the connection's own tables). Another
  * connection, the projector's, writes them; this one only reads.
  */
-export function attachReadModels(db: Database.Database, file: string): void {
+export function attachReadModels(db: Database.Database, file: string, cacheKib = 8 * 1024): void {
   db.prepare('ATTACH DATABASE ? AS read_models').run(file);
-  db.pragma('read_models.cache_size = -8192');
+  db.pragma(`read_models.cache_size = -${cacheKib}`);
 }

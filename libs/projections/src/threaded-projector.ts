@@ -53,7 +53,7 @@ export class ThreadedProjector implements ProjectionProgress {
       ...(options.coalesceMs !== undefined ? { coalesceMs: options.coalesceMs } : {}),
     };
     // Pages are applied and dropped, so the heap stays small; the limit only stops a runaway.
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './projector.thread.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 256 } });
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './projector.thread.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 8 } });
     let started: () => void;
     let failed: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {

@@ -79,7 +79,12 @@ export class WebhooksThread implements WebhookSender {
 
   private constructor(options: WebhooksThreadOptions) {
     const { logger, metrics, ...data } = options;
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './webhooks.thread.js'), { workerData: data satisfies WebhooksThreadData });
+    // A small young generation: the thread's garbage is short-lived request objects, and each
+    // megabyte here is resident memory. The old-generation limit only stops a runaway.
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './webhooks.thread.js'), {
+      workerData: data satisfies WebhooksThreadData,
+      resourceLimits: { maxOldGenerationSizeMb: 128 },
+    });
     let started: () => void;
     let failed: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {

@@ -41,9 +41,10 @@ if (port) {
     });
   };
 
-  const store = SqliteEventStore.open(data.logFile, { readonly: true });
-  const db = openLocalDb(data.webhooksFile);
-  attachReadModels(db, data.readModelsFile);
+  // Small page caches: the relay follows the log's tail, the sender touches recent rows only.
+  const store = SqliteEventStore.open(data.logFile, { readonly: true, cacheKib: 2 * 1024 });
+  const db = openLocalDb(data.webhooksFile, { cacheKib: 4 * 1024 });
+  attachReadModels(db, data.readModelsFile, 2 * 1024);
   const bus = new InProcessMessageBus(db, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
   const relay = new Relay(store, bus, db, createRelayRoute(new Set([TOPICS.webhooks])), {
     name: 'webhooks-relay',

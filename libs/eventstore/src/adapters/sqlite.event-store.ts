@@ -48,6 +48,8 @@ export interface SqliteEventStoreOptions {
   maxBatch?: number;
   /** Inline writer: shortest time between two group commits (ms); appends arriving sooner wait and share the next fsync. */
   coalesceMs?: number;
+  /** Page cache of this thread's connection (KiB); a reader that only follows the log's tail needs little. */
+  cacheKib?: number;
   /** How often a subscription looks for events written by another process. */
   pollIntervalMs?: number;
   /** Called after every group commit: appends and events in it, and the time it took. */
@@ -117,7 +119,7 @@ class ThreadWriter {
   constructor(file: string) {
     // The thread holds nothing between batches, so its heap stays small; the limit only stops a
     // runaway (messages carry at most MAX_EVENTS_PER_MESSAGE events, unless one append has more).
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 256 } });
+    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 8 } });
     this.worker.unref();
     this.worker.on('message', (reply: WriterReply) => {
       if (reply.kind === 'closed') return;
@@ -211,7 +213,7 @@ export class SqliteEventStore implements EventStore {
     this.pollIntervalMs = options.pollIntervalMs ?? 200;
     this.onCommit = options.onCommit;
     // The inline writer keeps the writer's cache; a reader beside a writer thread needs little.
-    prepareLogConnection(db, writerFile === undefined && !db.readonly ? WRITER_CACHE_KIB : undefined);
+    prepareLogConnection(db, options.cacheKib ?? (writerFile === undefined && !db.readonly ? WRITER_CACHE_KIB : undefined));
     if (!db.readonly) {
       if (writerFile !== undefined) this.thread = new ThreadWriter(writerFile);
       else this.inline = new SqliteLogWriter(db);
