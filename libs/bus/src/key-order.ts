@@ -5,6 +5,14 @@
  */
 import type { ConsumedMessage } from './message-bus.port.js';
 
+/**
+ * Longest stretch a batch runs without giving the event loop a turn. Handlers
+ * mostly resolve at once (SQLite reads, in-memory decisions), so without this a
+ * batch of hundreds runs as one task, and every HTTP request and commit reply
+ * of the process waits behind it.
+ */
+const SLICE_MS = 4;
+
 export async function forEachKeyInOrder<V>(
   batch: readonly ConsumedMessage<V>[],
   handle: (message: ConsumedMessage<V>) => Promise<void>,
@@ -21,8 +29,13 @@ export async function forEachKeyInOrder<V>(
   }
   const queue = [...lanes.values()];
   const failures: unknown[] = [];
+  let sliceStart = performance.now();
   const worker = async () => {
     for (let lane = queue.shift(); lane; lane = queue.shift()) {
+      if (performance.now() - sliceStart > SLICE_MS) {
+        await new Promise((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
       try {
         for (const m of lane) await handle(m);
       } catch (error) {

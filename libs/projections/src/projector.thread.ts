@@ -34,7 +34,8 @@ if (port) {
     ...(error instanceof Error && error.stack ? { stack: error.stack } : {}),
     fatal,
   });
-  const store = SqliteEventStore.open(data.logFile, { readonly: true });
+  // It reads the log's tail page by page: a small cache does.
+  const store = SqliteEventStore.open(data.logFile, { readonly: true, cacheKib: 2 * 1024 });
   const db = openLocalDb(data.readModelsFile);
   const projector = new Projector({
     store,

@@ -143,6 +143,8 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     readDb = openLocalDb(config.readModelsFile);
   } else {
     store = SqliteEventStore.open(config.dbFile, {
+      // Reads here are the log's tail (relay) and recent streams (command path, dispatcher).
+      cacheKib: 4 * 1024,
       onCommit: ({ appends, seconds }) => {
         metricsRef.current?.eventstoreBatchAppends.observe(appends);
         metricsRef.current?.eventstoreAppendSeconds.observe(seconds);

@@ -39,6 +39,9 @@ interface Row {
   created_ms: number;
 }
 
+/** Longest stretch spent starting requests before the event loop gets a turn. */
+const PUMP_SLICE_MS = 4;
+
 /** Rows held in memory for sending; beyond this, new ones wait in the table for the scan. */
 const MAX_QUEUED = 10_000;
 
@@ -98,7 +101,29 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     const q = queues.get(origin);
     if (q) q.push(row);
     else queues.set(origin, [row]);
-    pump(origin);
+    toPump.add(origin);
+    if (!pumpScheduled) {
+      pumpScheduled = true;
+      setImmediate(pumpSome);
+    }
+  }
+
+  /**
+   * Endpoints with new rows are pumped a few milliseconds' worth per turn of the event loop: a
+   * batch of hundreds of webhooks would otherwise start every request in one long task, and the
+   * answers (and the next batch) would wait behind it.
+   */
+  const toPump = new Set<string>();
+  let pumpScheduled = false;
+  function pumpSome(): void {
+    const started = performance.now();
+    for (const origin of toPump) {
+      toPump.delete(origin);
+      pump(origin);
+      if (performance.now() - started > PUMP_SLICE_MS) break;
+    }
+    pumpScheduled = toPump.size > 0;
+    if (pumpScheduled) setImmediate(pumpSome);
   }
 
   function pump(origin: string): void {
