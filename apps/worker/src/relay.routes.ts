@@ -39,11 +39,12 @@ export function createRelayRoute(topics?: ReadonlySet<string>): (e: RecordedEven
     facts.delete(otpId);
     return f ?? {};
   };
-  if (!topics) return (e) => relayRoute(e, remember, settledFacts);
-  // A relay for some topics only (the webhook thread's, or the one beside it): the others are
-  // another relay's. Facts are only for webhooks: a relay without that topic keeps none.
-  if (!topics.has(TOPICS.webhooks)) return (e) => relayRoute(e, () => undefined, () => ({})).filter((p) => topics.has(p.topic));
-  return (e) => relayRoute(e, remember, settledFacts).filter((p) => topics.has(p.topic));
+  // Facts are only for webhooks: a relay for topics without them (the one beside the webhook
+  // thread's) keeps none.
+  const route: (e: RecordedEvent) => Publication[] =
+    !topics || topics.has(TOPICS.webhooks) ? (e) => relayRoute(e, remember, settledFacts) : (e) => relayRoute(e, () => undefined, () => ({}));
+  // A relay for some topics only: the others are another relay's.
+  return topics ? (e) => route(e).filter((p) => topics.has(p.topic)) : route;
 }
 
 function relayRoute(
