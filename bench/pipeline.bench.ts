@@ -9,7 +9,8 @@
  * times) and from the endpoint's receive times, on the same clock.
  *
  * Runs, each on a fresh data dir: the ceiling (the API alone, workers off, at
- * full speed), 1,000 OTPs/s offered, and full speed with the workers on.
+ * full speed), 1,000 OTPs/s offered as independent arrivals (see offerArrivals),
+ * and full speed with the workers on.
  *
  *   node dist/bench/pipeline.bench.js
  *   BENCH_RATE=1000 BENCH_SECONDS=10 BENCH_MAX_OTPS=20000 node dist/bench/pipeline.bench.js
@@ -28,7 +29,7 @@ import Database from 'better-sqlite3';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { AesGcmCipher, newWebhookSecret } from '#security';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { freePort, sendOtpRequests, serviceNodeFlags } from './service.js';
+import { freePort, offerArrivals, percentile as pct, sendOtpRequests, serviceNodeFlags } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 100;
@@ -37,6 +38,9 @@ const PACED_RATE = Number(process.env.BENCH_RATE ?? 1_000);
 const PACED_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const MAX_OTPS = Number(process.env.BENCH_MAX_OTPS ?? 20_000);
 const SETTLE_TIMEOUT_MS = 180_000;
+/** Sent before each run's measured load, and left out of its figures (they still count in the lost / double-settled checks). */
+const WARMUP_OTPS = 1_500;
+const WARMUP_RATE = 500;
 const AT = new Date().toISOString();
 const ZERO_LATENCY = { providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] };
 
@@ -153,13 +157,14 @@ interface Load {
   seconds: number;
 }
 
-async function load(base: string, keys: string[], opts: { amount?: number; overallRate?: number }): Promise<Load> {
+/** `rate`: independent arrivals at that average rate (see offerArrivals); otherwise as fast as the connections go. */
+async function load(base: string, keys: string[], opts: { amount: number; rate?: number }): Promise<Load> {
+  if (opts.rate) return offerArrivals(base, keys, { rate: opts.rate, total: opts.amount, connections: CONNECTIONS });
   const started = performance.now();
   const r = await autocannon({
     url: base,
     connections: CONNECTIONS,
-    ...(opts.amount ? { amount: opts.amount } : {}),
-    ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
+    amount: opts.amount,
     requests: sendOtpRequests(keys),
   });
   return { accepted: r['2xx'], refused: r.non2xx, errors: r.errors + r.timeouts, seconds: (performance.now() - started) / 1000 };
@@ -187,10 +192,9 @@ interface Stages {
   sent: number[];
 }
 
-const pct = (sorted: number[], p: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]);
-
 /** Everything from the raw log, read after the service stopped. */
-function analyse(file: string, hooks: Hook[]): Figures {
+/** `since`: the measured load's start; OTPs accepted before it (the warm-up) count only in the lost / double-settled / missing-webhook checks. */
+function analyse(file: string, hooks: Hook[], since: number): Figures {
   const db = new Database(file, { readonly: true });
   const rows = db
     .prepare<[], { type: string; stream_id: string; data: string; created: number }>(
@@ -221,7 +225,8 @@ function analyse(file: string, hooks: Hook[]): Figures {
   }
   const delivered = new Map<string, number>();
   for (const h of hooks) if (h.type === 'otp.delivered' && !delivered.has(h.otpId)) delivered.set(h.otpId, h.receivedAt);
-  const all = [...otps.values()];
+  const everyOtp = [...otps.values()];
+  const all = everyOtp.filter((o) => o.at >= since);
   const routed = all.filter((o) => o.routedAt !== undefined);
   const toSubmit = routed.map((o) => o.routedAt! - o.at).sort((a, b) => a - b);
   const toCommit = routed.map((o) => o.created - o.at).sort((a, b) => a - b);
@@ -235,22 +240,30 @@ function analyse(file: string, hooks: Hook[]): Figures {
       missingWebhooks++;
       continue;
     }
+    if (o.at < since) continue;
     toWebhook.push(got - o.receiptAt);
     stages.recorded.push(o.receiptCreated! - o.receiptAt);
     stages.settled.push(o.settledCreated! - o.receiptCreated!);
     stages.sent.push(got - o.settledCreated!);
+  }
+  if (process.env.BENCH_OUTLIERS) {
+    const t0 = Math.min(...all.map((o) => o.created));
+    const slow = (label: string, items: [number, number][]) =>
+      process.stdout.write(`${label}: ${items.sort((a, b) => b[1] - a[1]).slice(0, 40).sort((a, b) => a[0] - b[0]).map(([t, v]) => `${((t - t0) / 1000).toFixed(2)}s:${v}`).join(' ')}\n`);
+    slow('slowest submits (at: ms)', routed.map((o) => [o.at, o.routedAt! - o.at]));
+    slow('slowest webhook sends after settled', [...otps].filter(([id, o]) => o.delivered && delivered.has(id)).map(([id, o]) => [o.settledCreated!, delivered.get(id)! - o.settledCreated!]));
   }
   for (const list of [toWebhook, stages.recorded, stages.settled, stages.sent]) list.sort((a, b) => a - b);
   const firstCreated = Math.min(...all.map((o) => o.created));
   const lastAccepted = Math.max(...all.map((o) => o.created));
   const lastSettled = Math.max(...all.map((o) => o.settledCreated ?? 0));
   return {
-    otps: otps.size,
-    lost: all.filter((o) => o.settled === 0).length,
-    doubleSettled: all.filter((o) => o.settled > 1).length,
+    otps: all.length,
+    lost: everyOtp.filter((o) => o.settled === 0).length,
+    doubleSettled: everyOtp.filter((o) => o.settled > 1).length,
     delivered: all.filter((o) => o.delivered).length,
-    settledPerSecond: otps.size / Math.max(0.001, (lastSettled - firstCreated) / 1000),
-    acceptedPerSecond: otps.size / Math.max(0.001, (lastAccepted - firstCreated) / 1000),
+    settledPerSecond: all.length / Math.max(0.001, (lastSettled - firstCreated) / 1000),
+    acceptedPerSecond: all.length / Math.max(0.001, (lastAccepted - firstCreated) / 1000),
     toSubmit,
     toCommit,
     toWebhook,
@@ -259,12 +272,28 @@ function analyse(file: string, hooks: Hook[]): Figures {
   };
 }
 
+/** Until every accepted OTP (`accepted` in all) is settled and every delivered one's webhook has arrived. */
+async function waitSettled(base: string, endpoint: { hooks(): Promise<Hook[]> }, accepted: number): Promise<void> {
+  const month = new Date().toISOString().slice(0, 7);
+  const deadline = Date.now() + SETTLE_TIMEOUT_MS;
+  for (;;) {
+    const stats = (await (await fetch(`${base}/api/v1/stats/public?month=${month}`)).json()) as { sent: number; delivered: number; in_flight: number };
+    const hooksIn = (await endpoint.hooks()).filter((h) => h.type === 'otp.delivered').length;
+    if (stats.sent >= accepted && stats.in_flight === 0 && hooksIn >= stats.delivered) return;
+    if (Date.now() > deadline) {
+      process.stdout.write(`  gave up waiting after ${SETTLE_TIMEOUT_MS / 1000} s: ${JSON.stringify(stats)}, ${hooksIn} delivered webhooks\n`);
+      return;
+    }
+    await sleep(200);
+  }
+}
+
 interface Run {
   load: Load;
   figures?: Figures;
 }
 
-async function run(opts: { workers: boolean; amount?: number; overallRate?: number }): Promise<Run> {
+async function run(opts: { workers: boolean; amount: number; rate?: number }): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'nexo-bench-pipeline-'));
   const file = join(dir, 'nexo.db');
   const cipherKey = randomBytes(32);
@@ -277,20 +306,13 @@ async function run(opts: { workers: boolean; amount?: number; overallRate?: numb
     NEXO_WORKERS: opts.workers ? 'embedded' : 'off',
   });
   try {
+    // A service that has been up a while: JIT warm, account states loaded, every stage run before.
+    const warm = await offerArrivals(base, keys, { rate: WARMUP_RATE, total: WARMUP_OTPS, connections: CONNECTIONS });
+    if (opts.workers) await waitSettled(base, endpoint, warm.accepted);
+    const since = Date.now();
     const l = await load(base, keys, opts);
     if (!opts.workers) return { load: l };
-    const month = new Date().toISOString().slice(0, 7);
-    const deadline = Date.now() + SETTLE_TIMEOUT_MS;
-    for (;;) {
-      const stats = (await (await fetch(`${base}/api/v1/stats/public?month=${month}`)).json()) as { sent: number; delivered: number; in_flight: number };
-      const hooksIn = (await endpoint.hooks()).filter((h) => h.type === 'otp.delivered').length;
-      if (stats.sent >= l.accepted && stats.in_flight === 0 && hooksIn >= stats.delivered) break;
-      if (Date.now() > deadline) {
-        process.stdout.write(`  gave up waiting after ${SETTLE_TIMEOUT_MS / 1000} s: ${JSON.stringify(stats)}, ${hooksIn} delivered webhooks\n`);
-        break;
-      }
-      await sleep(200);
-    }
+    await waitSettled(base, endpoint, warm.accepted + l.accepted);
     if (process.env.BENCH_METRICS) {
       // The service's own view of where time went: event-loop delay, group commits, projection lag.
       const text = await (await fetch(`${base}/metrics`)).text();
@@ -298,7 +320,7 @@ async function run(opts: { workers: boolean; amount?: number; overallRate?: numb
       process.stdout.write(`${text.split('\n').filter((line) => !line.startsWith('#') && wanted.test(line)).join('\n')}\n`);
     }
     await stopService(child);
-    return { load: l, figures: analyse(file, await endpoint.hooks()) };
+    return { load: l, figures: analyse(file, await endpoint.hooks(), since) };
   } finally {
     await stopService(child);
     await endpoint.close();
@@ -317,7 +339,7 @@ function report(name: string, r: Run, goals: { submitP99?: boolean; webhookP99?:
     `    of which: accepted → committed to the log p50/p99 ${pct(f.toCommit, 50)}/${pct(f.toCommit, 99)} ms`,
     `  receipt → webhook received: p50 ${ms(pct(f.toWebhook, 50))}, p99 ${ms(pct(f.toWebhook, 99))}, max ${ms(f.toWebhook[f.toWebhook.length - 1])}${goals.webhookP99 ? ' (goal p99 < 100 ms)' : ''}`,
     `    of which: receipt → recorded p50/p99 ${pct(f.stages.recorded, 50)}/${pct(f.stages.recorded, 99)} ms, → settled ${pct(f.stages.settled, 50)}/${pct(f.stages.settled, 99)} ms, → webhook received ${pct(f.stages.sent, 50)}/${pct(f.stages.sent, 99)} ms`,
-    `  lost ${f.lost}, double-settled ${f.doubleSettled}, delivered without a webhook ${f.missingWebhooks} (goal: 0, 0, 0)`,
+    `  lost ${f.lost}, double-settled ${f.doubleSettled}, delivered without a webhook ${f.missingWebhooks} (goal: 0, 0, 0; over every OTP of the run, the warm-up's too)`,
   ];
   if (f.otps !== r.load.accepted) lines.push(`  WARNING: ${f.otps} OTPs in the log, ${r.load.accepted} accepted answers`);
   return lines;
@@ -329,13 +351,13 @@ async function main(): Promise<void> {
   const ceiling = await run({ workers: false, amount: MAX_OTPS });
   const ceilingRate = ceiling.load.accepted / ceiling.load.seconds;
   out.push(`ceiling: the API alone (workers off) accepts ${Math.round(ceilingRate)} OTPs/s (${MAX_OTPS.toLocaleString('en-US')} sends, ${CONNECTIONS} connections)`);
-  const paced = await run({ workers: true, amount: PACED_RATE * PACED_SECONDS, overallRate: PACED_RATE });
-  out.push(...report(`${PACED_RATE.toLocaleString('en-US')}/s offered for ${PACED_SECONDS} s`, paced, { submitP99: true, webhookP99: true }));
+  const paced = await run({ workers: true, amount: PACED_RATE * PACED_SECONDS, rate: PACED_RATE });
+  out.push(...report(`${PACED_RATE.toLocaleString('en-US')}/s offered for ${PACED_SECONDS} s (independent arrivals)`, paced, { submitP99: true, webhookP99: true }));
   const max = await run({ workers: true, amount: MAX_OTPS });
   out.push(...report(`full speed, ${MAX_OTPS.toLocaleString('en-US')} sends on ${CONNECTIONS} connections`, max, { settledRate: true, webhookP99: true }, ceilingRate));
   const loadAfter = loadavg().map((v) => v.toFixed(2)).join(' ');
   process.stdout.write(
-    `bench:pipeline (embedded default, synchronous=FULL log, zero-latency simulator; ${ACCOUNTS} funded accounts with a webhook endpoint each on loopback, distinct phones, SMS)\n` +
+    `bench:pipeline (embedded default, synchronous=FULL log, zero-latency simulator; ${ACCOUNTS} funded accounts with a webhook endpoint each on loopback, distinct phones, SMS; each run starts with ${WARMUP_OTPS.toLocaleString('en-US')} OTPs at ${WARMUP_RATE}/s, settled before the measured load and outside its figures)\n` +
       `machine: load average ${loadBefore} before, ${loadAfter} after (1/5/15 min)\n${out.join('\n')}\n`,
   );
   const failed = [paced, max].some((r) => !r.figures || r.figures.lost > 0 || r.figures.doubleSettled > 0);

@@ -3,6 +3,7 @@
  * it, a free loopback port, and the send-otp requests they offer.
  */
 import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type autocannon from 'autocannon';
@@ -36,6 +37,14 @@ function nextPhone(): string {
   return `${prefixes[n % prefixes.length]}${String(Math.floor(n / prefixes.length) % 10_000_000).padStart(7, '0')}`;
 }
 
+/** One send-otp request: round-robin over `keys`, a new phone each time, by SMS. */
+function nextSendOtp(keys: readonly string[], k: number): { headers: Record<string, string>; body: string } {
+  return {
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[k % keys.length]}` },
+    body: JSON.stringify({ phone: nextPhone(), code: '482913', channel: 'sms' }),
+  };
+}
+
 /** autocannon requests: `POST /api/v1/send-otp` by SMS, round-robin over `keys`, a new phone each time. */
 export function sendOtpRequests(keys: readonly string[]): autocannon.Request[] {
   let k = 0;
@@ -43,11 +52,82 @@ export function sendOtpRequests(keys: readonly string[]): autocannon.Request[] {
     {
       method: 'POST',
       path: '/api/v1/send-otp',
-      setupRequest: (req: autocannon.Request) => ({
-        ...req,
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[k++ % keys.length]}` },
-        body: JSON.stringify({ phone: nextPhone(), code: '482913', channel: 'sms' }),
-      }),
+      setupRequest: (req: autocannon.Request) => ({ ...req, ...nextSendOtp(keys, k++) }),
     },
   ];
+}
+
+export interface OfferedLoad {
+  accepted: number;
+  refused: number;
+  errors: number;
+  /** From the first scheduled send to the last answer. */
+  seconds: number;
+  /** Each answer's latency (ms) from the moment its send was due, sorted: a generator that falls behind counts against the server. */
+  latencies: number[];
+}
+
+/**
+ * Open-loop load: `total` sends arriving at `rate` per second on average, as
+ * independent arrivals (exponential gaps, seeded, so every run offers the same
+ * pattern): how people arrive when a market moves. autocannon's `overallRate`
+ * is another shape: each connection sends its share of a second back to back
+ * at the top of the second, i.e. a second's sends in a fraction of it.
+ * Requests go over a keep-alive pool of `connections`; one due while all are
+ * busy waits for a free one, and that wait is part of its latency.
+ */
+export async function offerArrivals(base: string, keys: readonly string[], opts: { rate: number; total: number; connections: number; seed?: number }): Promise<OfferedLoad> {
+  const agent = new Agent({ keepAlive: true, maxSockets: opts.connections });
+  const url = new URL('/api/v1/send-otp', base);
+  let seed = opts.seed ?? 20261126;
+  const random = () => {
+    // mulberry32: a small seeded generator, enough for arrival gaps.
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const due: number[] = [];
+  let at = 0;
+  for (let i = 0; i < opts.total; i++) {
+    due.push(at);
+    at += (-Math.log(1 - random()) * 1000) / opts.rate;
+  }
+  const result: OfferedLoad = { accepted: 0, refused: 0, errors: 0, seconds: 0, latencies: [] };
+  const started = performance.now();
+  const send = (i: number) =>
+    new Promise<void>((resolve) => {
+      const { headers, body } = nextSendOtp(keys, i);
+      const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          result.latencies.push(performance.now() - started - due[i]);
+          if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) result.accepted++;
+          else result.refused++;
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        result.errors++;
+        resolve();
+      });
+      req.end(body);
+    });
+  const inFlight: Promise<void>[] = [];
+  let next = 0;
+  while (next < opts.total) {
+    const now = performance.now() - started;
+    while (next < opts.total && due[next] <= now) inFlight.push(send(next++));
+    if (next < opts.total) await new Promise((r) => setTimeout(r, Math.max(0, due[next] - (performance.now() - started))));
+  }
+  await Promise.all(inFlight);
+  result.seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  result.latencies.sort((a, b) => a - b);
+  return result;
+}
+
+/** The p-th percentile of sorted values (nearest rank). */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
