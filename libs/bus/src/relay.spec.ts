@@ -127,6 +127,28 @@ describe('Relay: event log → bus', () => {
     await bus.close();
   });
 
+  it('with gatherMs, commits made during the pause after a short page go out as one page, and nothing is lost', async () => {
+    const bus = new InProcessMessageBus(store.db, { pollIntervalMs: 20 });
+    const pages: bigint[] = [];
+    const r = relay(store, bus, store.db, route, { gatherMs: 1_000, onProgress: (p) => pages.push(p) });
+    r.start();
+    const first = await appendOtps(1);
+    await waitFor(
+      () => r.checkpoint === first,
+      () => `checkpoint ${first}, at ${r.checkpoint}`,
+    );
+    const before = pages.length;
+    // Ten OTPs (fourteen commits) while the relay pauses after its last short page.
+    const head = await appendOtps(10, 1);
+    await waitFor(
+      () => r.checkpoint === head,
+      () => `checkpoint ${head}, at ${r.checkpoint}`,
+    );
+    expect(pages.slice(before)).toEqual([head]);
+    expect((await readTopic('nexo.webhooks')).map((m) => m.value.position)).toEqual(await expected('nexo.webhooks', head));
+    await bus.close();
+  });
+
   it('resumes from its checkpoint after a restart: nothing lost, nothing twice', async () => {
     const bus = new InProcessMessageBus(store.db, { pollIntervalMs: 20 });
     const firstHead = await appendOtps(15);

@@ -27,6 +27,12 @@ export interface RelayOptions {
   /** Delay before a page the bus refused is tried again, and before resubscribing after a read error. */
   retryDelayMs?: number;
   onError?: (error: unknown) => void;
+  /**
+   * After a page smaller than `batchSize`, wait this long before reading the next: the events
+   * committed meanwhile then go as one page (one transaction, one wake-up of the consumers)
+   * instead of one per commit of the log. For a relay whose consumers can take the latency.
+   */
+  gatherMs?: number;
   /** Called after each published page with the position reached. */
   onProgress?: (position: bigint) => void;
 }
@@ -73,8 +79,11 @@ export class Relay {
       const sub = this.store.subscribe({ fromPosition: this.position, batchSize: this.options.batchSize ?? 1_000 });
       this.subscription = sub;
       try {
+        const batchSize = this.options.batchSize ?? 1_000;
+        const gatherMs = this.options.gatherMs ?? 0;
         for await (const page of sub) {
           if (!(await this.publishUntilDone(page))) break;
+          if (gatherMs > 0 && page.length < batchSize && this.running) await new Promise((r) => setTimeout(r, gatherMs));
         }
         // The subscription ends when it is closed (stop) or when the store closes.
         return;

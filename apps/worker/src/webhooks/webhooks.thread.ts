@@ -16,6 +16,14 @@ import { createRelayRoute } from '../relay.routes.js';
 import type { FromWebhooksThread, ToWebhooksThread, WebhookOutcome, WebhooksThreadData } from './webhooks-thread.js';
 import { startWebhooks } from './webhooks.worker.js';
 
+/**
+ * The relay reads the log at most every this many ms (unless it is behind by a full page): the
+ * commits of that stretch then cost this thread one transaction and one wake-up of the sender,
+ * instead of one per commit of the log. Measured (bench:pipeline, full speed): settled 2,120-2,188
+ * OTPs/s against 1,986-2,057 without it; receipt → webhook p99 at 1,000/s 48 ms against 37 ms.
+ */
+const GATHER_MS = 10;
+
 const port = parentPort;
 if (port) {
   const data = workerData as WebhooksThreadData;
@@ -48,6 +56,7 @@ if (port) {
   const bus = new InProcessMessageBus(db, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
   const relay = new Relay(store, bus, db, createRelayRoute(new Set([TOPICS.webhooks])), {
     name: 'webhooks-relay',
+    gatherMs: GATHER_MS,
     onError: (error) => logger.error({ err: error }, 'webhook relay failed to publish; retrying'),
   });
   const cipherKeys = Object.fromEntries(Object.entries(data.cipherKeys).map(([id, key]) => [id, Buffer.from(key)]));
