@@ -137,6 +137,10 @@ async function main(): Promise<void> {
     out.push(
       `burst: 1,000 sends arriving in one second (independent arrivals, ${BURST_CONNECTIONS} connections): ${burst.accepted} accepted, ${burst.refused} refused, ${burst.errors} errors in ${burst.seconds.toFixed(2)} s; p50 ${ms(burst.latencies, 50)} ms, p99 ${ms(burst.latencies, 99)} ms (goal: all accepted, p99 < 50 ms); the same arrivals on the bare route: p50 ${ms(bareBurst.latencies, 50)} ms, p99 ${ms(bareBurst.latencies, 99)} ms`,
     );
+    if (process.env.BENCH_OUTLIERS) {
+      const slow = [...burst.timeline].sort((a, b) => b[1] - a[1]).slice(0, 30).sort((a, b) => a[0] - b[0]);
+      out.push(`  slowest (due ms: latency ms): ${slow.map(([d, l]) => `${Math.round(d)}:${Math.round(l)}`).join(' ')}`);
+    }
     await new Promise((r) => setTimeout(r, 1_000));
     // A harsher shape: autocannon at overallRate 1,000 sends each connection's share back to back at the top of the second.
     const backToBack = await load(base, keys, { amount: 1_000, overallRate: 1_000, connections: BURST_CONNECTIONS });

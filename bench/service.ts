@@ -65,6 +65,8 @@ export interface OfferedLoad {
   seconds: number;
   /** Each answer's latency (ms) from the moment its send was due, sorted: a generator that falls behind counts against the server. */
   latencies: number[];
+  /** [due (ms from the start), latency (ms)] of each answer, in answer order. */
+  timeline: [number, number][];
 }
 
 /**
@@ -93,7 +95,7 @@ export async function offerArrivals(base: string, keys: readonly string[], opts:
     due.push(at);
     at += (-Math.log(1 - random()) * 1000) / opts.rate;
   }
-  const result: OfferedLoad = { accepted: 0, refused: 0, errors: 0, seconds: 0, latencies: [] };
+  const result: OfferedLoad = { accepted: 0, refused: 0, errors: 0, seconds: 0, latencies: [], timeline: [] };
   const started = performance.now();
   const send = (i: number) =>
     new Promise<void>((resolve) => {
@@ -101,7 +103,9 @@ export async function offerArrivals(base: string, keys: readonly string[], opts:
       const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
         res.resume();
         res.on('end', () => {
-          result.latencies.push(performance.now() - started - due[i]);
+          const latency = performance.now() - started - due[i];
+          result.latencies.push(latency);
+          result.timeline.push([due[i], latency]);
           if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) result.accepted++;
           else result.refused++;
           resolve();
