@@ -176,3 +176,22 @@ describe('simulator in-process face', () => {
     expect(c.got).toEqual([]);
   });
 });
+
+describe('simulator timers', () => {
+  it('fires every delay, never early, in time order; close() drops what is pending', async () => {
+    const engine = new SimulatorEngine();
+    const started = performance.now();
+    const fired: { delay: number; at: number }[] = [];
+    const delays = [0, 3, 12, 25, 25, 40, 70, 15];
+    for (const delay of delays) engine.after(delay, () => fired.push({ delay, at: performance.now() - started }));
+    engine.after(5_000, () => fired.push({ delay: 5_000, at: performance.now() - started }));
+    expect(engine.pendingTimers).toBe(delays.length + 1);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(fired.map((f) => f.delay)).toEqual([...delays].sort((a, b) => a - b));
+    // Timers may run up to a millisecond before their nominal time on Node; never a whole slot.
+    for (const f of fired) expect(f.at).toBeGreaterThanOrEqual(f.delay - 1);
+    expect(engine.pendingTimers).toBe(1);
+    engine.close();
+    expect(engine.pendingTimers).toBe(0);
+  });
+});
