@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { freePort, offerArrivals, percentile, sendOtpRequests, serviceNodeFlags } from './service.js';
+import { freePort, offerArrivals, percentile, sendOtpRequests, serviceCommand } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 200;
@@ -111,7 +111,11 @@ async function main(): Promise<void> {
 
   const port = await freePort();
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
-  const server = spawnNode([...serviceNodeFlags(ROOT), ...prof, 'dist/apps/api/src/main.js'], {
+  // BENCH_HEAP=dir: a heap snapshot of the main thread into dir once the sends are done (SIGUSR2).
+  const heap = process.env.BENCH_HEAP ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${process.env.BENCH_HEAP}`] : [];
+  const service = serviceCommand(ROOT);
+  const server = spawnNode([...service.flags, ...prof, ...heap, 'dist/apps/api/src/main.js'], {
+    ...service.env,
     NEXO_DATA_DIR: dir,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -161,6 +165,12 @@ async function main(): Promise<void> {
         total += r.accepted;
         if (r.accepted === 0) throw new Error('no progress');
       }
+    }
+    if (process.env.BENCH_HEAP) {
+      server.kill('SIGUSR2');
+      // Writing the snapshot blocks the server; the next request waits for it.
+      await new Promise((r) => setTimeout(r, 1_000));
+      await fetch(`${base}/health/live`).catch(() => undefined);
     }
     const gauges = await (await fetch(`${base}/metrics`)).text();
     const mb = (name: string) => {

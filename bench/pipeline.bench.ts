@@ -29,7 +29,7 @@ import Database from 'better-sqlite3';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { AesGcmCipher, newWebhookSecret } from '#security';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { freePort, offerArrivals, percentile as pct, sendOtpRequests, serviceNodeFlags } from './service.js';
+import { freePort, offerArrivals, percentile as pct, sendOtpRequests, serviceCommand } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 100;
@@ -125,9 +125,10 @@ async function seedAccounts(file: string, cipher: AesGcmCipher, hookUrls: string
 async function startService(dir: string, env: Record<string, string>): Promise<{ child: ChildProcess; base: string }> {
   const port = await freePort();
   const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
-  const child = spawn(process.execPath, [...serviceNodeFlags(ROOT), ...prof, 'dist/apps/api/src/main.js'], {
+  const service = serviceCommand(ROOT);
+  const child = spawn(process.execPath, [...service.flags, ...prof, 'dist/apps/api/src/main.js'], {
     cwd: ROOT,
-    env: { ...process.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_KEY_RATE_PER_SECOND: '100000', NEXO_KEY_BURST: '100000', ...env },
+    env: { ...process.env, ...service.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_KEY_RATE_PER_SECOND: '100000', NEXO_KEY_BURST: '100000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;

@@ -9,15 +9,17 @@ import { join } from 'node:path';
 import type autocannon from 'autocannon';
 
 /**
- * The node flags `npm start` runs the service with. package.json is their one
- * home; benches that start the service themselves (to measure its own
- * process) read them from there, so they measure what a user runs.
+ * How `npm start` runs the service: the environment it sets and the node
+ * flags it passes. package.json is their one home; benches that start the
+ * service themselves (to measure its own process) read them from there, so
+ * they measure what a user runs.
  */
-export function serviceNodeFlags(root: string): string[] {
+export function serviceCommand(root: string): { env: Record<string, string>; flags: string[] } {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  const m = /\bnode((?: --\S+)*) dist\/apps\/api\/src\/main\.js/.exec(pkg.scripts.start);
+  const m = /((?:\b\w+=\S+ )*)node((?: --\S+)*) dist\/apps\/api\/src\/main\.js/.exec(pkg.scripts.start);
   if (!m) throw new Error('the start script of package.json does not run dist/apps/api/src/main.js');
-  return m[1].split(' ').filter(Boolean);
+  const env = Object.fromEntries(m[1].split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  return { env, flags: m[2].split(' ').filter(Boolean) };
 }
 
 export async function freePort(): Promise<number> {
@@ -75,8 +77,9 @@ export interface OfferedLoad {
  * pattern): how people arrive when a market moves. autocannon's `overallRate`
  * is another shape: each connection sends its share of a second back to back
  * at the top of the second, i.e. a second's sends in a fraction of it.
- * Requests go over a keep-alive pool of `connections`; one due while all are
- * busy waits for a free one, and that wait is part of its latency.
+ * Requests go over a keep-alive pool of `connections`, opened before the
+ * first send (a customer's backend keeps its pool open); one due while all
+ * are busy waits for a free one, and that wait is part of its latency.
  */
 export async function offerArrivals(base: string, keys: readonly string[], opts: { rate: number; total: number; connections: number; seed?: number }): Promise<OfferedLoad> {
   const agent = new Agent({ keepAlive: true, maxSockets: opts.connections });
@@ -95,6 +98,15 @@ export async function offerArrivals(base: string, keys: readonly string[], opts:
     due.push(at);
     at += (-Math.log(1 - random()) * 1000) / opts.rate;
   }
+  await Promise.all(
+    Array.from(
+      { length: opts.connections },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          request(new URL('/health/ready', base), { agent }, (res) => res.resume().on('end', resolve)).on('error', reject).end();
+        }),
+    ),
+  );
   const result: OfferedLoad = { accepted: 0, refused: 0, errors: 0, seconds: 0, latencies: [], timeline: [] };
   const started = performance.now();
   const send = (i: number) =>
