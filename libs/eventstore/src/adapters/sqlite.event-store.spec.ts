@@ -1,7 +1,8 @@
 import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { BroadcastChannel } from 'node:worker_threads';
 import { describeEventStoreContract } from '../testing/event-store.contract.js';
 import type { EventData, RecordedEvent } from '../event-store.port.js';
 import { SqliteEventStore, type SqliteEventStoreOptions } from './sqlite.event-store.js';
@@ -106,6 +107,27 @@ describe('SQLite event store only', () => {
     expect((await it.next()).done).toBe(true);
 
     await expect(reader.append('s', [ev('X')], 'any')).rejects.toThrow(/read-only/);
+  });
+
+  it('announces commits to the other stores on the file at most every few ms, and always after the last one', async () => {
+    const writer = open();
+    // Only a notice can wake this reader quickly: its own poll is a minute away.
+    const reader = open({ readonly: true, pollIntervalMs: 60_000 });
+    const listener = new BroadcastChannel(`nexo-sqlite-log:${resolve(tmp.file)}`);
+    let notices = 0;
+    listener.onmessage = () => notices++;
+    const sub = reader.subscribe({ fromPosition: 0n });
+    const it = sub[Symbol.asyncIterator]();
+    const started = performance.now();
+    for (let i = 0; i < 40; i++) await writer.append('s', [ev(`E${i}`)], 'any');
+    const elapsed = performance.now() - started;
+    let seen = 0;
+    while (seen < 40) seen += ((await it.next()).value as RecordedEvent[]).length;
+    await new Promise((r) => setTimeout(r, 20));
+    listener.close();
+    await sub.close();
+    expect(notices).toBeGreaterThanOrEqual(1);
+    expect(notices).toBeLessThanOrEqual(Math.ceil(elapsed / 5) + 1);
   });
 
   it('group commit: appends made in one tick are written in one transaction', async () => {

@@ -73,6 +73,8 @@ interface EventRow {
 }
 
 const PAGE = 2_000;
+/** Commit notices to other threads: at most one per this many ms. */
+const NOTICE_MS = 5;
 /** Most events sent to the writer thread in one message (a single larger append still goes alone). */
 const MAX_EVENTS_PER_MESSAGE = 10_000;
 
@@ -187,6 +189,8 @@ export class SqliteEventStore implements EventStore {
   private drained: (() => void)[] = [];
   /** Commit notices between the stores on this file in this process's threads. */
   private readonly commits: BroadcastChannel | undefined;
+  private lastNotice = Number.NEGATIVE_INFINITY;
+  private noticeTimer: NodeJS.Timeout | undefined;
   private readonly stmt: {
     revision: Database.Statement<[string], { r: number | null }>;
     head: Database.Statement<[], { p: number | null }>;
@@ -330,8 +334,29 @@ export class SqliteEventStore implements EventStore {
   /** Wakes subscriptions and, once nothing is queued or in flight, whoever waits to close. */
   private afterCommits(): void {
     for (const wake of this.waiters) wake();
-    if (!this.closed) this.commits?.postMessage(0);
+    this.announce();
     if (this.queue.length === 0 && !this.thread?.busy) for (const done of this.drained.splice(0)) done();
+  }
+
+  /**
+   * Tells the other threads' stores on this file that the log grew: at once after a quiet spell,
+   * else once at the end of a NOTICE_MS stretch for every commit in it. Their readers gather
+   * commits for longer than that anyway, and each notice costs a wake-up of every listening thread.
+   */
+  private announce(): void {
+    if (!this.commits || this.closed || this.noticeTimer) return;
+    const wait = this.lastNotice + NOTICE_MS - performance.now();
+    if (wait <= 0) {
+      this.lastNotice = performance.now();
+      this.commits.postMessage(0);
+      return;
+    }
+    this.noticeTimer = setTimeout(() => {
+      this.noticeTimer = undefined;
+      if (this.closed) return;
+      this.lastNotice = performance.now();
+      this.commits?.postMessage(0);
+    }, wait);
   }
 
   async *readStream(streamId: string, options: ReadStreamOptions = {}): AsyncIterable<RecordedEvent> {
@@ -430,6 +455,11 @@ export class SqliteEventStore implements EventStore {
       }
     } else if (this.queue.length > 0) this.flushInline();
     this.closed = true;
+    if (this.noticeTimer) {
+      clearTimeout(this.noticeTimer);
+      this.noticeTimer = undefined;
+      this.commits?.postMessage(0);
+    }
     this.commits?.close();
     for (const wake of this.waiters) wake();
     await this.thread?.close();
