@@ -2,10 +2,11 @@
  * Bearer API keys: the key is hashed and looked up in the api-keys read model,
  * so authentication never reads a stream. A key issued a moment ago may not be
  * projected yet: on a miss the guard waits for the projector to catch up once.
- * Found keys stay cached for a second (a send per request would otherwise
- * cost an index lookup); a key revoked through this process fails at once
- * (`revokedKeys`), one revoked through another instance within that second
- * plus its projection lag.
+ * Found keys stay cached for a second, by the presented key itself (a send
+ * per request would otherwise cost a SHA-256 and an index lookup; the cache
+ * holds nothing the request buffers did not); a key revoked through this
+ * process fails at once (`revokedKeys`), one revoked through another instance
+ * within that second plus its projection lag.
  */
 import { type CanActivate, createParamDecorator, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -33,17 +34,17 @@ export class ApiKeyGuard implements CanActivate {
 
   constructor(@Inject(CORE) private readonly core: Core) {}
 
-  private lookup(hash: string): KeyView | undefined {
+  private lookup(presented: string): KeyView | undefined {
     const now = performance.now();
-    const hit = this.cache.get(hash);
+    const hit = this.cache.get(presented);
     if (hit !== undefined && hit.until > now) return hit.key;
-    const key = this.core.reads.apiKey(hash);
+    const key = this.core.reads.apiKey(sha256Hex(presented));
     if (key === undefined || key.revoked) {
-      this.cache.delete(hash);
+      this.cache.delete(presented);
       return key;
     }
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(hash, { key, until: now + CACHE_MS });
+    this.cache.set(presented, { key, until: now + CACHE_MS });
     return key;
   }
 
@@ -52,11 +53,10 @@ export class ApiKeyGuard implements CanActivate {
     const header = request.headers.authorization;
     const m = typeof header === 'string' ? BEARER.exec(header) : null;
     if (!m) throw new DomainError('unauthorized', 'missing or malformed Authorization: Bearer <api key>');
-    const hash = sha256Hex(m[1]);
-    let key = this.lookup(hash);
+    let key = this.lookup(m[1]);
     if (!key) {
       await this.core.caughtUp();
-      key = this.lookup(hash);
+      key = this.lookup(m[1]);
     }
     if (!key || key.revoked || this.core.revokedKeys.has(key.keyId)) throw new DomainError('unauthorized', 'unknown or revoked API key');
     request.auth = { accountId: key.accountId, keyId: key.keyId };
