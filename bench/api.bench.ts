@@ -6,6 +6,9 @@
  *
  *   npm run bench:api                      burst + sustained
  *   BENCH_MILLION=1 npm run bench:api      also drive 1,000,000 accepted OTPs and report RSS
+ *   BENCH_TOTAL=300000 BENCH_HEAP=/tmp/h   a heap snapshot of the service's main thread after 300,000 sends
+ *   BENCH_OUTLIERS=1                       the burst's slowest sends, by when they were due
+ *   BENCH_WORKERS=off                      the API alone (no delivery pipeline in the process)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
