@@ -6,7 +6,8 @@
  * exit status is not the test here; the freshness of these outputs is.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -19,6 +20,20 @@ function sources(dir: string): string[] {
     if (d.isDirectory()) return sources(p);
     return d.name.endsWith('.ts') && !d.name.endsWith('.spec.ts') ? [p] : [];
   });
+}
+
+/**
+ * Source files (repo-relative) by the SHA-256 of the text tsc last compiled, from its
+ * incremental build record. tsc does not re-emit a file whose text it has already compiled
+ * (a `git checkout` or `touch` leaves the output older than the source but still current).
+ */
+function compiledVersions(): Map<string, string> {
+  try {
+    const info = JSON.parse(readFileSync(join(repoRoot, 'dist/.tsbuildinfo'), 'utf8')) as { fileNames: string[]; fileInfos: ({ version?: string } | string)[] };
+    return new Map(info.fileNames.map((name, i) => [relative(repoRoot, join(repoRoot, 'dist', name)), (info.fileInfos[i] as { version?: string })?.version ?? String(info.fileInfos[i])]));
+  } catch {
+    return new Map();
+  }
 }
 
 /**
@@ -38,6 +53,7 @@ export function ensureBuilt(dirs: string[]): void {
     }
     built = true;
   }
+  let versions: Map<string, string> | undefined;
   for (const dir of dirs) {
     for (const src of sources(join(repoRoot, dir))) {
       const out = join(repoRoot, 'dist', relative(repoRoot, src)).replace(/\.ts$/, '.js');
@@ -47,7 +63,10 @@ export function ensureBuilt(dirs: string[]): void {
       } catch {
         throw new Error(`${relative(repoRoot, out)} is missing: the build did not emit it`);
       }
-      if (outTime < statSync(src).mtimeMs) throw new Error(`${relative(repoRoot, out)} is older than its source: the build did not emit it`);
+      if (outTime >= statSync(src).mtimeMs) continue;
+      versions ??= compiledVersions();
+      const current = createHash('sha256').update(readFileSync(src)).digest('hex');
+      if (versions.get(relative(repoRoot, src)) !== current) throw new Error(`${relative(repoRoot, out)} is older than its source: the build did not emit it`);
     }
   }
 }
