@@ -115,9 +115,7 @@ export async function offerArrivals(base: string, keys: readonly string[], opts:
       const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
         res.resume();
         res.on('end', () => {
-          const latency = performance.now() - started - due[i];
-          result.latencies.push(latency);
-          result.timeline.push([due[i], latency]);
+          result.timeline.push([due[i], performance.now() - started - due[i]]);
           if (res.statusCode !== undefined && res.statusCode >= 200 && res.statusCode < 300) result.accepted++;
           else result.refused++;
           resolve();
@@ -139,7 +137,7 @@ export async function offerArrivals(base: string, keys: readonly string[], opts:
   await Promise.all(inFlight);
   result.seconds = (performance.now() - started) / 1000;
   agent.destroy();
-  result.latencies.sort((a, b) => a - b);
+  result.latencies = result.timeline.map(([, latency]) => latency).sort((a, b) => a - b);
   return result;
 }
 
