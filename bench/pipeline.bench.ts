@@ -16,10 +16,11 @@
  *   BENCH_RATE=1000 BENCH_SECONDS=10 BENCH_MAX_OTPS=20000 node dist/bench/pipeline.bench.js
  *   BENCH_PROF=/tmp/prof node dist/bench/pipeline.bench.js     CPU profiles of the service, one per run
  *   BENCH_METRICS=1 node dist/bench/pipeline.bench.js          also print the service's event-loop delay and group commits (or BENCH_METRICS=<regexp>)
+ *   BENCH_ONLY=full node dist/bench/pipeline.bench.js          only the full-speed run (A/B of a change; or BENCH_ONLY=paced)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -292,6 +293,22 @@ async function waitSettled(base: string, endpoint: { hooks(): Promise<Hook[]> },
 interface Run {
   load: Load;
   figures?: Figures;
+  /** CPU time the service used (all threads, then its main thread) from the measured load's start until all was settled, per OTP of that load (µs). */
+  cpu?: { total: number; main: number };
+}
+
+/** CPU seconds used so far by a process (every thread) and by its main thread, from /proc (Linux); undefined elsewhere. */
+function cpuSeconds(pid: number | undefined): { total: number; main: number } | undefined {
+  if (pid === undefined) return undefined;
+  const ticks = (stat: string) => {
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  try {
+    return { total: ticks(readFileSync(`/proc/${pid}/stat`, 'utf8')), main: ticks(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')) };
+  } catch {
+    return undefined;
+  }
 }
 
 async function run(opts: { workers: boolean; amount: number; rate?: number }): Promise<Run> {
@@ -311,9 +328,12 @@ async function run(opts: { workers: boolean; amount: number; rate?: number }): P
     const warm = await offerArrivals(base, keys, { rate: WARMUP_RATE, total: WARMUP_OTPS, connections: CONNECTIONS });
     if (opts.workers) await waitSettled(base, endpoint, warm.accepted);
     const since = Date.now();
+    const cpuBefore = cpuSeconds(child.pid);
     const l = await load(base, keys, opts);
     if (!opts.workers) return { load: l };
     await waitSettled(base, endpoint, warm.accepted + l.accepted);
+    const cpuAfter = cpuSeconds(child.pid);
+    const cpu = cpuBefore && cpuAfter ? { total: ((cpuAfter.total - cpuBefore.total) / l.accepted) * 1e6, main: ((cpuAfter.main - cpuBefore.main) / l.accepted) * 1e6 } : undefined;
     if (process.env.BENCH_METRICS) {
       // The service's own view of where time went: event-loop delay, group commits, projection lag.
       const text = await (await fetch(`${base}/metrics`)).text();
@@ -321,7 +341,7 @@ async function run(opts: { workers: boolean; amount: number; rate?: number }): P
       process.stdout.write(`${text.split('\n').filter((line) => !line.startsWith('#') && wanted.test(line)).join('\n')}\n`);
     }
     await stopService(child);
-    return { load: l, figures: analyse(file, await endpoint.hooks(), since) };
+    return { load: l, figures: analyse(file, await endpoint.hooks(), since), cpu };
   } finally {
     await stopService(child);
     await endpoint.close();
@@ -342,6 +362,7 @@ function report(name: string, r: Run, goals: { submitP99?: boolean; webhookP99?:
     `    of which: receipt → recorded p50/p99 ${pct(f.stages.recorded, 50)}/${pct(f.stages.recorded, 99)} ms, → settled ${pct(f.stages.settled, 50)}/${pct(f.stages.settled, 99)} ms, → webhook received ${pct(f.stages.sent, 50)}/${pct(f.stages.sent, 99)} ms`,
     `  lost ${f.lost}, double-settled ${f.doubleSettled}, delivered without a webhook ${f.missingWebhooks} (goal: 0, 0, 0; over every OTP of the run, the warm-up's too)`,
   ];
+  if (r.cpu) lines.push(`  service CPU: ${Math.round(r.cpu.total)} µs per OTP over all its threads (main thread ${Math.round(r.cpu.main)} µs), from the load's start until all was settled`);
   if (f.otps !== r.load.accepted) lines.push(`  WARNING: ${f.otps} OTPs in the log, ${r.load.accepted} accepted answers`);
   return lines;
 }
@@ -349,19 +370,30 @@ function report(name: string, r: Run, goals: { submitP99?: boolean; webhookP99?:
 async function main(): Promise<void> {
   const out: string[] = [];
   const loadBefore = loadavg().map((v) => v.toFixed(2)).join(' ');
-  const ceiling = await run({ workers: false, amount: MAX_OTPS });
-  const ceilingRate = ceiling.load.accepted / ceiling.load.seconds;
-  out.push(`ceiling: the API alone (workers off) accepts ${Math.round(ceilingRate)} OTPs/s (${MAX_OTPS.toLocaleString('en-US')} sends, ${CONNECTIONS} connections)`);
-  const paced = await run({ workers: true, amount: PACED_RATE * PACED_SECONDS, rate: PACED_RATE });
-  out.push(...report(`${PACED_RATE.toLocaleString('en-US')}/s offered for ${PACED_SECONDS} s (independent arrivals)`, paced, { submitP99: true, webhookP99: true }));
-  const max = await run({ workers: true, amount: MAX_OTPS });
-  out.push(...report(`full speed, ${MAX_OTPS.toLocaleString('en-US')} sends on ${CONNECTIONS} connections`, max, { settledRate: true, webhookP99: true }, ceilingRate));
+  const only = process.env.BENCH_ONLY;
+  let ceilingRate: number | undefined;
+  if (!only) {
+    const ceiling = await run({ workers: false, amount: MAX_OTPS });
+    ceilingRate = ceiling.load.accepted / ceiling.load.seconds;
+    out.push(`ceiling: the API alone (workers off) accepts ${Math.round(ceilingRate)} OTPs/s (${MAX_OTPS.toLocaleString('en-US')} sends, ${CONNECTIONS} connections)`);
+  }
+  const runs: Run[] = [];
+  if (!only || only === 'paced') {
+    const paced = await run({ workers: true, amount: PACED_RATE * PACED_SECONDS, rate: PACED_RATE });
+    out.push(...report(`${PACED_RATE.toLocaleString('en-US')}/s offered for ${PACED_SECONDS} s (independent arrivals)`, paced, { submitP99: true, webhookP99: true }));
+    runs.push(paced);
+  }
+  if (!only || only === 'full') {
+    const max = await run({ workers: true, amount: MAX_OTPS });
+    out.push(...report(`full speed, ${MAX_OTPS.toLocaleString('en-US')} sends on ${CONNECTIONS} connections`, max, { settledRate: true, webhookP99: true }, ceilingRate));
+    runs.push(max);
+  }
   const loadAfter = loadavg().map((v) => v.toFixed(2)).join(' ');
   process.stdout.write(
     `bench:pipeline (embedded default, synchronous=FULL log, zero-latency simulator; ${ACCOUNTS} funded accounts with a webhook endpoint each on loopback, distinct phones, SMS; each run starts with ${WARMUP_OTPS.toLocaleString('en-US')} OTPs at ${WARMUP_RATE}/s, settled before the measured load and outside its figures)\n` +
       `machine: load average ${loadBefore} before, ${loadAfter} after (1/5/15 min)\n${out.join('\n')}\n`,
   );
-  const failed = [paced, max].some((r) => !r.figures || r.figures.lost > 0 || r.figures.doubleSettled > 0);
+  const failed = runs.some((r) => !r.figures || r.figures.lost > 0 || r.figures.doubleSettled > 0);
   if (failed) process.exitCode = 1;
 }
 

@@ -5,7 +5,7 @@
  * its progress after every committed page; see `ThreadedProjector`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SqliteEventStore } from '#eventstore';
+import { lowerThreadPriority, SqliteEventStore } from '#eventstore';
 import { openLocalDb } from './local-db.js';
 import { Projector } from './projector.js';
 import { defaultProjections } from './read-models/all.js';
@@ -24,9 +24,18 @@ export type FromProjectorThread =
   | { kind: 'error'; message: string; stack?: string; fatal: boolean }
   | { kind: 'stopped' };
 
+/**
+ * Read models are background work: when every core is busy, the API's thread (which accepts,
+ * dispatches and settles OTPs) runs first, and this thread applies events with the time left over
+ * (it catches up as soon as a core is free; readers that need their own write hurry it). Measured
+ * (bench:pipeline, full speed, interleaved): settled 2,024 and 1,860 OTPs/s against 1,898 and 1,781.
+ */
+const BACKGROUND_NICE = 10;
+
 const port = parentPort;
 if (port) {
   const data = workerData as ProjectorThreadData;
+  lowerThreadPriority(BACKGROUND_NICE);
   const post = (m: FromProjectorThread) => port.postMessage(m);
   const failure = (error: unknown, fatal: boolean): FromProjectorThread => ({
     kind: 'error',

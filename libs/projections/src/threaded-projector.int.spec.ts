@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ensureBuilt } from './testing/ensure-built.js';
@@ -80,5 +82,18 @@ describe('ThreadedProjector: the default projections on their own thread, into t
   it('a wait for a position the log never reaches times out with a clear message', async () => {
     projector = await start();
     await expect(projector.waitFor(10_000n, 100)).rejects.toThrow(/did not reach position 10000 within 100 ms/);
+  });
+
+  // Linux only: elsewhere lowerThreadPriority is a no-op.
+  (process.platform === 'linux' ? it : it.skip)('runs below the priority of the thread that started it, so API work comes first on busy cores', async () => {
+    const nices = () =>
+      readdirSync('/proc/self/task').map((tid) => {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+      });
+    const own = getPriority();
+    expect(nices()).not.toContain(Math.min(19, own + 10));
+    projector = await start();
+    expect(nices()).toContain(Math.min(19, own + 10));
   });
 });
