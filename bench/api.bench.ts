@@ -9,6 +9,7 @@
  *   BENCH_TOTAL=300000 BENCH_HEAP=/tmp/h   a heap snapshot of the service's main thread after 300,000 sends
  *   BENCH_OUTLIERS=1                       the burst's slowest sends, by when they were due
  *   BENCH_WORKERS=off                      the API alone (no delivery pipeline in the process)
+ *   BENCH_CONNECTIONS=128                  the sustained run and its ceiling on that many connections (default 64, the figure of record)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -23,7 +24,7 @@ import { freePort, offerArrivals, percentile, sendOtpRequests, serviceCommand } 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 200;
 const SUSTAINED_SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
-const CONNECTIONS = 64;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 /** A customer's backend sending a burst through a pool of this many keep-alive connections. */
 const BURST_CONNECTIONS = Number(process.env.BENCH_BURST_CONNECTIONS ?? 50);
 const AT = new Date().toISOString();

@@ -1,5 +1,6 @@
 export * from './message-bus.port.js';
 export * from './adapters/in-process.message-bus.js';
+export * from './adapters/direct.message-bus.js';
 export * from './relay.js';
 export * from './key-order.js';
 export * from './open-message-bus.js';

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteEventStore, type RecordedEvent } from '#eventstore';
+import { DirectMessageBus } from './adapters/direct.message-bus.js';
 import { InProcessMessageBus } from './adapters/in-process.message-bus.js';
 import type { ConsumedMessage, MessageBus, OutgoingMessage } from './message-bus.port.js';
 import { Relay, type RelayRoute } from './relay.js';
@@ -245,6 +246,26 @@ describe('Relay: event log → bus', () => {
     );
     expect((await readTopic('nexo.otp.dispatch')).map((m) => m.value.position)).toEqual(await expected('nexo.otp.dispatch', head));
     await bus.close();
+  });
+
+  it('on the direct bus, moves its checkpoint only after the consumer handled the page; a failed page comes again whole', async () => {
+    const bus = new DirectMessageBus();
+    const got: string[] = [];
+    let failures = 1;
+    await bus.consume<Routed>('g', 'nexo.webhooks', async (batch) => {
+      if (failures-- > 0) throw new Error('consumer down (test)');
+      got.push(...batch.map((m) => m.value.position));
+    });
+    const head = await appendOtps(12);
+    const errors: unknown[] = [];
+    const r = relay(store, bus, open(), (e) => route(e).filter((p) => p.topic === 'nexo.webhooks'), { retryDelayMs: 20, onError: (e) => errors.push(e) });
+    r.start();
+    await waitFor(
+      () => r.checkpoint === head,
+      () => `checkpoint ${head}, at ${r.checkpoint}`,
+    );
+    expect(errors).toHaveLength(1);
+    expect(got).toEqual(await expected('nexo.webhooks', head));
   });
 
   it('stops promptly while the bus keeps refusing a page', async () => {

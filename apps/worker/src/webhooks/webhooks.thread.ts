@@ -6,7 +6,7 @@
  */
 import { Writable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
-import { InProcessMessageBus, Relay, TOPICS } from '#bus';
+import { DirectMessageBus, Relay, TOPICS } from '#bus';
 import { SqliteEventStore } from '#eventstore';
 import { createLogger } from '#observability';
 import { attachReadModels, openLocalDb } from '#projections';
@@ -14,7 +14,7 @@ import { AesGcmCipher } from '#security';
 import { lookupsOn } from '../lookups.js';
 import { createRelayRoute } from '../relay.routes.js';
 import type { FromWebhooksThread, ToWebhooksThread, WebhookOutcome, WebhooksThreadData } from './webhooks-thread.js';
-import { startWebhooks } from './webhooks.worker.js';
+import { retireBusTable, startWebhooks } from './webhooks.worker.js';
 
 /**
  * The relay reads the log at most every this many ms (unless it is behind by a full page): the
@@ -23,6 +23,7 @@ import { startWebhooks } from './webhooks.worker.js';
  * OTPs/s against 1,986-2,057 without it; receipt → webhook p99 at 1,000/s 48 ms against 37 ms.
  */
 const GATHER_MS = 10;
+const RELAY_NAME = 'webhooks-relay';
 
 const port = parentPort;
 if (port) {
@@ -53,12 +54,16 @@ if (port) {
   const store = SqliteEventStore.open(data.logFile, { readonly: true, cacheKib: 2 * 1024 });
   const db = openLocalDb(data.webhooksFile, { cacheKib: 4 * 1024 });
   attachReadModels(db, data.readModelsFile, 2 * 1024);
-  const bus = new InProcessMessageBus(db, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
+  // The relay hands each page straight to the sender's consumer, which records delivery rows (the
+  // durable part) before the relay's checkpoint moves: no bus table in between. Measured
+  // (bench:pipeline, full speed, interleaved): this thread's CPU 225 against 248 µs per OTP.
+  const bus = new DirectMessageBus();
   const relay = new Relay(store, bus, db, createRelayRoute(new Set([TOPICS.webhooks])), {
-    name: 'webhooks-relay',
+    name: RELAY_NAME,
     gatherMs: GATHER_MS,
-    onError: (error) => logger.error({ err: error }, 'webhook relay failed to publish; retrying'),
+    onError: (error) => logger.error({ err: error }, 'webhook relay: the sender could not record a page; retrying'),
   });
+  if (retireBusTable(db, RELAY_NAME)) logger.warn('webhook messages were left in the bus table of an older version: relaying the log again (delivery rows make repeats no-ops)');
   const cipherKeys = Object.fromEntries(Object.entries(data.cipherKeys).map(([id, key]) => [id, Buffer.from(key)]));
   const deps = { db, bus, cipher: new AesGcmCipher(cipherKeys, data.cipherKeyId), logger, clock: () => new Date(), metrics: { webhookAttempt } };
   relay.start();
@@ -97,7 +102,8 @@ if (port) {
       return;
     }
     starting
-      .then(async (sender) => ({ backlog: sender.backlog(), lag: await sender.consumer.lag() }))
+      // Lag: events of the log the relay has not handed to the sender yet.
+      .then(async (sender) => ({ backlog: sender.backlog(), lag: Math.max(0, Number((await store.headPosition()) - relay.checkpoint)) }))
       .then(
         (status) => post({ kind: 'status', id: m.id, ...status }),
         (error: unknown) => post({ kind: 'status', id: m.id, error: failure(error) }),

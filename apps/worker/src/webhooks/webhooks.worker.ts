@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import { urlToHttpOptions } from 'node:url';
 import { type ConsumedMessage, TOPICS, type Consumer } from '#bus';
 import { formatUsd } from '#domain';
 import { WebhookMessage } from '../messages.js';
@@ -45,10 +46,32 @@ const PUMP_SLICE_MS = 4;
 /** Rows held in memory for sending; beyond this, new ones wait in the table for the scan. */
 const MAX_QUEUED = 10_000;
 
+type Endpoint = { origin: string; protocol: string; request: http.RequestOptions; error?: undefined } | { origin: string; error: Error; protocol?: undefined; request?: undefined };
+
 const STATUS_BY_TYPE = { 'otp.routed': 'routed', 'otp.delivered': 'delivered', 'otp.refunded': 'refunded' } as const;
 
 /** What the sender needs: no event store, no carriers (it can run on a thread of its own). */
 export type WebhookDeps = Pick<WorkerDeps, 'db' | 'bus' | 'cipher' | 'logger' | 'clock' | 'metrics'>;
+
+/**
+ * Before the webhook thread's relay handed pages straight to the sender, it published them into a
+ * bus table in the thread's file. Messages an older version left there unconsumed are not lost:
+ * the relay's checkpoint is dropped, so it relays the log again, and the delivery rows (one per
+ * event id) turn every repeat into a no-op. Then the table goes. True when the relay was rewound.
+ */
+export function retireBusTable(db: WorkerDeps['db'], relayName: string, group = 'nexo-webhooks', topic: string = TOPICS.webhooks): boolean {
+  const table = `bus_${topic.replace(/[.-]/g, '_')}`;
+  const exists = (name: string) => db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?").get(name)!.n > 0;
+  if (!exists(table)) return false;
+  return db.transaction(() => {
+    const committed = exists('bus_offsets') ? (db.prepare<[string, string], { c: number }>('SELECT committed AS c FROM bus_offsets WHERE grp = ? AND topic = ?').get(group, topic)?.c ?? 0) : 0;
+    const left = db.prepare<[number], { n: number }>(`SELECT count(*) AS n FROM ${table} WHERE offset > ?`).get(committed)!.n;
+    if (left > 0) db.prepare('DELETE FROM relay_checkpoints WHERE name = ?').run(relayName);
+    db.exec(`DROP TABLE ${table}`);
+    if (exists('bus_offsets')) db.prepare('DELETE FROM bus_offsets WHERE topic = ?').run(topic);
+    return left > 0;
+  })();
+}
 
 export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirectory, options: WebhookOptions = {}) {
   const { db, clock, logger, cipher } = deps;
@@ -87,16 +110,27 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   };
   /** Opened secrets by their sealed form: one AES-GCM open per account, not per POST. */
   const secrets = new Map<string, string>();
+  /** Parsed webhook URLs: one parse per endpoint, not two per POST. */
+  const endpoints = new Map<string, Endpoint>();
+  function endpoint(url: string): Endpoint {
+    let e = endpoints.get(url);
+    if (e === undefined) {
+      try {
+        const parsed = new URL(url);
+        e = { origin: parsed.origin, protocol: parsed.protocol, request: urlToHttpOptions(parsed) };
+      } catch (error) {
+        e = { origin: url, error: error instanceof Error ? error : new Error(String(error)) };
+      }
+      if (endpoints.size >= 10_000) endpoints.clear();
+      endpoints.set(url, e);
+    }
+    return e;
+  }
   let running = true;
 
   function enqueue(row: Row): void {
     if (queued.has(row.event_id) || unrecorded.has(row.event_id)) return;
-    let origin: string;
-    try {
-      origin = new URL(row.url).origin;
-    } catch {
-      origin = row.url;
-    }
+    const { origin } = endpoint(row.url);
     queued.add(row.event_id);
     const q = queues.get(origin);
     if (q) q.push(row);
@@ -217,13 +251,15 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   }
 
   /** One POST; node:http with keep-alive sockets per endpoint, which costs far less per request than fetch. */
-  function post(url: URL, body: string, signature: string): Promise<number> {
+  function post(url: string, body: string, signature: string): Promise<number> {
     return new Promise((resolve, reject) => {
-      const agent = agents[url.protocol as keyof typeof agents];
-      if (!agent) return reject(new Error(`unsupported protocol ${url.protocol}`));
-      const req = (url.protocol === 'https:' ? https : http).request(
-        url,
+      const target = endpoint(url);
+      if (target.error) return reject(target.error);
+      const agent = agents[target.protocol as keyof typeof agents];
+      if (!agent) return reject(new Error(`unsupported protocol ${target.protocol}`));
+      const req = (target.protocol === 'https:' ? https : http).request(
         {
+          ...target.request,
           method: 'POST',
           agent,
           headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), [SIGNATURE_HEADER]: signature, 'user-agent': 'nexo-route-webhooks/1' },
@@ -248,7 +284,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     let error: string | null = null;
     try {
       if (!configured) throw new Error('no webhook secret: PUT /api/v1/webhook first');
-      code = await post(new URL(row.url), row.body, signWebhook(open(configured.secret), row.body, Math.floor(now / 1000)));
+      code = await post(row.url, row.body, signWebhook(open(configured.secret), row.body, Math.floor(now / 1000)));
       if (code >= 200 && code < 300) {
         markDone(row.event_id, code);
         deps.metrics?.webhookAttempt?.('success');
