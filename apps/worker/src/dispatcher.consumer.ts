@@ -59,7 +59,8 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const park = db.prepare<[string, string, string, number]>('INSERT OR IGNORE INTO dispatch_parked (otp_id, phone_hash, body, due_ms) VALUES (?, ?, ?, ?)');
   const repark = db.prepare<[number, string]>('UPDATE dispatch_parked SET due_ms = ? WHERE otp_id = ?');
   const unpark = db.prepare<[string]>('DELETE FROM dispatch_parked WHERE otp_id = ?');
-  const due = db.prepare<[number, number], ParkedRow>('SELECT otp_id, phone_hash, body FROM dispatch_parked WHERE due_ms <= ? ORDER BY due_ms, rowid LIMIT ?');
+  // A literal LIMIT: a bound one makes SQLite prepare the statement again at every scan.
+  const due = db.prepare<[number], ParkedRow>('SELECT otp_id, phone_hash, body FROM dispatch_parked WHERE due_ms <= ? ORDER BY due_ms, rowid LIMIT 512');
   /** Phones with parked messages: a newer message to such a phone queues behind them. */
   const parkedPhones = new Map<string, number>();
   for (const r of db.prepare<[], { phone_hash: string; n: number }>('SELECT phone_hash, count(*) AS n FROM dispatch_parked GROUP BY phone_hash').all()) {
@@ -192,7 +193,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const loop = (async () => {
     while (running) {
       try {
-        const rows = parkedPhones.size === 0 ? [] : due.all(nowMs(), 512);
+        const rows = parkedPhones.size === 0 ? [] : due.all(nowMs());
         const lanes = new Map<string, ParkedRow[]>();
         for (const r of rows) lanes.set(r.phone_hash, [...(lanes.get(r.phone_hash) ?? []), r]);
         await Promise.all([...lanes.values()].map(async (lane) => {

@@ -43,6 +43,9 @@ interface Row {
 /** Longest stretch spent starting requests before the event loop gets a turn. */
 const PUMP_SLICE_MS = 4;
 
+/** Due rows taken per scan of the table. */
+const SCAN_ROWS = 1_000;
+
 /** Rows held in memory for sending; beyond this, new ones wait in the table for the scan. */
 const MAX_QUEUED = 10_000;
 
@@ -92,8 +95,9 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   const target = db.prepare<[string], { url: string }>('SELECT url FROM webhook_targets WHERE otp_id = ?');
   const insert = db.prepare(`INSERT OR IGNORE INTO webhook_deliveries (event_id, otp_id, account_id, type, url, body, status, attempts, next_ms, created_ms)
     VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`);
-  const due = db.prepare<[number, number], Row>(
-    `SELECT event_id, url, account_id, body, attempts, created_ms FROM webhook_deliveries WHERE status = 'pending' AND next_ms <= ? ORDER BY next_ms LIMIT ?`,
+  // A literal LIMIT: a bound one makes SQLite prepare the statement again at every scan.
+  const due = db.prepare<[number], Row>(
+    `SELECT event_id, url, account_id, body, attempts, created_ms FROM webhook_deliveries WHERE status = 'pending' AND next_ms <= ? ORDER BY next_ms LIMIT ${SCAN_ROWS}`,
   );
   const done = db.prepare(`UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_code = ?, delivered_ms = ? WHERE event_id = ?`);
   const retry = db.prepare(`UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_code = ?, last_error = ?, next_ms = ? WHERE event_id = ?`);
@@ -311,7 +315,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   const loop = (async () => {
     while (running) {
       try {
-        if (queued.size < MAX_QUEUED) for (const row of due.all(clock().getTime(), 1_000)) enqueue(row);
+        if (queued.size < MAX_QUEUED) for (const row of due.all(clock().getTime())) enqueue(row);
       } catch (error) {
         if (!db.open) return;
         logger.error({ err: error }, 'webhook scan failed');

@@ -105,10 +105,12 @@ export class InProcessMessageBus implements MessageBus {
     if (this.consumers.has(id)) throw new Error(`group ${group} already consumes ${topic} on this bus`);
     const table = this.table(topic);
     const batchSize = options.batchSize ?? 500;
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
     const pollMs = this.options.pollIntervalMs ?? 250;
     const retryMs = this.options.retryDelayMs ?? 500;
     this.db.prepare('INSERT OR IGNORE INTO bus_offsets (grp, topic, committed) VALUES (?, ?, 0)').run(group, topic);
-    const read = this.db.prepare<[number, number], Row>(`SELECT * FROM ${table} WHERE offset > ? ORDER BY offset LIMIT ?`);
+    // The batch size written into the SQL: a bound LIMIT makes SQLite prepare the statement again at every read.
+    const read = this.db.prepare<[number], Row>(`SELECT * FROM ${table} WHERE offset > ? ORDER BY offset LIMIT ${batchSize}`);
     const commit = this.db.prepare('UPDATE bus_offsets SET committed = max(committed, ?) WHERE grp = ? AND topic = ?');
     const committedStmt = this.db.prepare<[string, string], { committed: number }>('SELECT committed FROM bus_offsets WHERE grp = ? AND topic = ?');
     const headStmt = this.db.prepare<[], { h: number | null }>(`SELECT max(offset) AS h FROM ${table}`);
@@ -145,7 +147,7 @@ export class InProcessMessageBus implements MessageBus {
       while (running && !this.closed) {
         let rows: Row[];
         try {
-          rows = read.all(position, batchSize);
+          rows = read.all(position);
         } catch (error) {
           if (!this.db.open) break;
           // SQLITE_BUSY from another process on the file, say: the loop must
