@@ -38,6 +38,8 @@ const safeName = (topic: string) => {
 
 export class InProcessMessageBus implements MessageBus {
   private readonly created = new Set<string>();
+  /** Insert statements of topics whose table exists for sure (prepared once, not per publish). */
+  private readonly inserts = new Map<string, Database.Statement<[string, string, string | null]>>();
   private readonly wakers = new Map<string, Set<() => void>>();
   private readonly consumers = new Map<string, Consumer>();
   private closed = false;
@@ -87,7 +89,11 @@ export class InProcessMessageBus implements MessageBus {
   }
 
   private insert(topic: string, messages: readonly OutgoingMessage[]): void {
-    const insert = this.db.prepare(`INSERT INTO ${this.table(topic)} (key, value, headers) VALUES (?, ?, ?)`);
+    let insert = this.inserts.get(topic);
+    if (!insert) {
+      insert = this.db.prepare<[string, string, string | null]>(`INSERT INTO ${this.table(topic)} (key, value, headers) VALUES (?, ?, ?)`);
+      if (this.created.has(topic)) this.inserts.set(topic, insert);
+    }
     for (const m of messages) {
       const value = JSON.stringify(m.value);
       if (value === undefined) throw new TypeError(`message for ${topic} (key ${m.key}): value is not JSON-serializable`);
