@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { urlToHttpOptions } from 'node:url';
-import { type ConsumedMessage, TOPICS, type Consumer } from '#bus';
+import { type ConsumedMessage, InProcessMessageBus, TOPICS, type Consumer } from '#bus';
 import { formatUsd } from '#domain';
 import { WebhookMessage } from '../messages.js';
 import type { WorkerDeps } from '../worker.deps.js';
@@ -62,16 +62,10 @@ export type WebhookDeps = Pick<WorkerDeps, 'db' | 'bus' | 'cipher' | 'logger' | 
  * the relay's checkpoint is dropped, so it relays the log again, and the delivery rows (one per
  * event id) turn every repeat into a no-op. Then the table goes. True when the relay was rewound.
  */
-export function retireBusTable(db: WorkerDeps['db'], relayName: string, group = 'nexo-webhooks', topic: string = TOPICS.webhooks): boolean {
-  const table = `bus_${topic.replace(/[.-]/g, '_')}`;
-  const exists = (name: string) => db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?").get(name)!.n > 0;
-  if (!exists(table)) return false;
+export function retireBusTable(db: WorkerDeps['db'], relayName: string): boolean {
   return db.transaction(() => {
-    const committed = exists('bus_offsets') ? (db.prepare<[string, string], { c: number }>('SELECT committed AS c FROM bus_offsets WHERE grp = ? AND topic = ?').get(group, topic)?.c ?? 0) : 0;
-    const left = db.prepare<[number], { n: number }>(`SELECT count(*) AS n FROM ${table} WHERE offset > ?`).get(committed)!.n;
+    const left = InProcessMessageBus.retireTopic(db, TOPICS.webhooks, 'nexo-webhooks') ?? 0;
     if (left > 0) db.prepare('DELETE FROM relay_checkpoints WHERE name = ?').run(relayName);
-    db.exec(`DROP TABLE ${table}`);
-    if (exists('bus_offsets')) db.prepare('DELETE FROM bus_offsets WHERE topic = ?').run(topic);
     return left > 0;
   })();
 }

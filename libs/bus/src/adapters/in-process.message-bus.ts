@@ -63,6 +63,23 @@ export class InProcessMessageBus implements MessageBus {
     return t;
   }
 
+  /**
+   * Drops a topic's table and its offsets from a file that no longer uses this bus for it (in the
+   * caller's transaction, if any). Returns how many messages `group` had not committed, or
+   * undefined when the file has no such table.
+   */
+  static retireTopic(db: Database.Database, topic: string, group: string): number | undefined {
+    const table = safeName(topic);
+    const exists = (name: string) => db.prepare<[string], { n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?").get(name)!.n > 0;
+    if (!exists(table)) return undefined;
+    const offsets = exists('bus_offsets');
+    const committed = offsets ? (db.prepare<[string, string], { c: number }>('SELECT committed AS c FROM bus_offsets WHERE grp = ? AND topic = ?').get(group, topic)?.c ?? 0) : 0;
+    const left = db.prepare<[number], { n: number }>(`SELECT count(*) AS n FROM ${table} WHERE offset > ?`).get(committed)!.n;
+    db.exec(`DROP TABLE ${table}`);
+    if (offsets) db.prepare('DELETE FROM bus_offsets WHERE topic = ?').run(topic);
+    return left;
+  }
+
   /** Whether `db` is this bus's connection: only then can a caller's transaction cover a publish. */
   sharesConnection(db: Database.Database): boolean {
     return db === this.db;
