@@ -371,6 +371,7 @@ async function main(): Promise<void> {
   const out: string[] = [];
   const loadBefore = loadavg().map((v) => v.toFixed(2)).join(' ');
   const only = process.env.BENCH_ONLY;
+  if (only !== undefined && only !== 'full' && only !== 'paced') throw new Error(`BENCH_ONLY must be full or paced, got ${only}`);
   let ceilingRate: number | undefined;
   if (!only) {
     const ceiling = await run({ workers: false, amount: MAX_OTPS });

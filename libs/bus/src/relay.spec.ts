@@ -268,6 +268,21 @@ describe('Relay: event log → bus', () => {
     expect(got).toEqual(await expected('nexo.webhooks', head));
   });
 
+  it('gives the event loop a turn between pages while catching up', async () => {
+    const bus = new DirectMessageBus();
+    await bus.consume('g', 'nexo.webhooks', async () => undefined);
+    const head = await appendOtps(30);
+    const r = relay(store, bus, open(), (e) => route(e).filter((p) => p.topic === 'nexo.webhooks'), { batchSize: 5 });
+    r.start();
+    // A macrotask queued now runs before the relay has read every page.
+    const seen = await new Promise<bigint>((resolve) => setImmediate(() => resolve(r.checkpoint)));
+    expect(seen).toBeLessThan(head);
+    await waitFor(
+      () => r.checkpoint === head,
+      () => `checkpoint ${head}, at ${r.checkpoint}`,
+    );
+  });
+
   it('stops promptly while the bus keeps refusing a page', async () => {
     const errors: unknown[] = [];
     const down: MessageBus = {

@@ -84,6 +84,9 @@ export class Relay {
         for await (const page of sub) {
           if (!(await this.publishUntilDone(page))) break;
           if (gatherMs > 0 && page.length < batchSize && this.running) await new Promise((r) => setTimeout(r, gatherMs));
+          // Catching up, pages follow each other as microtasks: without a turn of the event loop
+          // between them, the thread's I/O (HTTP answers, a status request) would wait for the head.
+          else await new Promise((r) => setImmediate(r));
         }
         // The subscription ends when it is closed (stop) or when the store closes.
         return;
