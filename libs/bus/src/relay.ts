@@ -83,10 +83,11 @@ export class Relay {
         const gatherMs = this.options.gatherMs ?? 0;
         for await (const page of sub) {
           if (!(await this.publishUntilDone(page))) break;
-          if (gatherMs > 0 && page.length < batchSize && this.running) await new Promise((r) => setTimeout(r, gatherMs));
-          // Catching up, pages follow each other as microtasks: without a turn of the event loop
-          // between them, the thread's I/O (HTTP answers, a status request) would wait for the head.
-          else await new Promise((r) => setImmediate(r));
+          // After a short page, gather (if asked to). Otherwise still give the event loop a turn:
+          // catching up, pages follow each other as microtasks, and the thread's I/O (HTTP answers,
+          // a status request) would wait until the relay reached the head.
+          const gather = gatherMs > 0 && page.length < batchSize && this.running;
+          await new Promise((r) => (gather ? setTimeout(r, gatherMs) : setImmediate(r)));
         }
         // The subscription ends when it is closed (stop) or when the store closes.
         return;

@@ -15,9 +15,9 @@ export function threadScriptUrl(callerUrl: string, script: string): URL {
 
 /**
  * Lowers the calling thread's scheduling priority by `by` nice levels (Linux; a no-op elsewhere,
- * or where it is refused). For background threads (projections, webhooks): when the cores are
- * all busy, the thread that answers API requests and dispatches OTPs runs first, and the
- * background work takes the time left over instead of an equal share. Returns the new nice value.
+ * or where it is refused). For background threads (the projector's): when the cores are all
+ * busy, the thread that answers API requests and dispatches OTPs runs first, and the background
+ * work takes the time left over instead of an equal share. Returns the new nice value.
  */
 export function lowerThreadPriority(by: number): number | undefined {
   try {
