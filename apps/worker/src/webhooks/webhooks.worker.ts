@@ -43,6 +43,9 @@ interface Row {
 /** Longest stretch spent starting requests before the event loop gets a turn. */
 const PUMP_SLICE_MS = 4;
 
+/** The sender's consumer group on the webhooks topic. */
+const GROUP = 'nexo-webhooks';
+
 /** Due rows taken per scan of the table. */
 const SCAN_ROWS = 1_000;
 
@@ -64,7 +67,7 @@ export type WebhookDeps = Pick<WorkerDeps, 'db' | 'bus' | 'cipher' | 'logger' | 
  */
 export function retireBusTable(db: WorkerDeps['db'], relayName: string): boolean {
   return db.transaction(() => {
-    const left = InProcessMessageBus.retireTopic(db, TOPICS.webhooks, 'nexo-webhooks') ?? 0;
+    const left = InProcessMessageBus.retireTopic(db, TOPICS.webhooks, GROUP) ?? 0;
     if (left > 0) db.prepare('DELETE FROM relay_checkpoints WHERE name = ?').run(relayName);
     return left > 0;
   })();
@@ -234,7 +237,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   // events (same key), and one commit instead of one per event.
   const recordBatch = db.transaction((batch: ConsumedMessage[]) => batch.map((msg) => record(msg.value)).filter((r) => r !== undefined));
 
-  const consumer: Consumer = await deps.bus.consume<unknown>('nexo-webhooks', TOPICS.webhooks, async (batch) => {
+  const consumer: Consumer = await deps.bus.consume<unknown>(GROUP, TOPICS.webhooks, async (batch) => {
     for (const row of recordBatch(batch)) if (queued.size < MAX_QUEUED) enqueue(row);
   });
 

@@ -14,7 +14,6 @@
 import { type BatchHandler, BusError, type ConsumedMessage, type Consumer, type ConsumeOptions, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
 
 interface Subscriber {
-  group: string;
   handler: BatchHandler;
   batchSize: number;
   offset: number;
@@ -49,10 +48,10 @@ export class DirectMessageBus implements MessageBus {
     return run;
   }
 
-  async consume<V>(group: string, topic: string, handler: BatchHandler<V>, options: ConsumeOptions = {}): Promise<Consumer> {
+  async consume<V>(_group: string, topic: string, handler: BatchHandler<V>, options: ConsumeOptions = {}): Promise<Consumer> {
     if (this.closed) throw new BusError('closed', 'bus is closed');
     if (this.subscribers.has(topic)) throw new Error(`${topic} already has a consumer on this bus`);
-    const s: Subscriber = { group, handler: handler as BatchHandler, batchSize: options.batchSize ?? 500, offset: 0, busy: Promise.resolve() };
+    const s: Subscriber = { handler: handler as BatchHandler, batchSize: options.batchSize ?? 500, offset: 0, busy: Promise.resolve() };
     this.subscribers.set(topic, s);
     return {
       // Nothing waits here: what is not handled yet is still the relay's, behind its checkpoint.
