@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { freePort, offerArrivals, percentile, sendOtpRequests, serviceCommand } from './service.js';
+import { cpuPerItem, cpuSample, freePort, offerArrivals, percentile, sendOtpRequests, serviceCommand } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 200;
@@ -155,11 +155,14 @@ async function main(): Promise<void> {
     out.push(
       `  the same 1,000 sent back to back (autocannon, ${BURST_CONNECTIONS} connections): ${backToBack.accepted} accepted in ${backToBack.seconds.toFixed(2)} s; p50 ${backToBack.p50} ms, p99 ${backToBack.p99} ms; on the bare route p50 ${bareBackToBack.p50} ms, p99 ${bareBackToBack.p99} ms`,
     );
+    const cpuBefore = cpuSample(server.pid);
     const sustained = await load(base, keys, { duration: SUSTAINED_SECONDS, connections: CONNECTIONS });
+    const cpuAfter = cpuSample(server.pid);
     const rate = sustained.accepted / sustained.seconds;
     out.push(
       `sustained ${SUSTAINED_SECONDS} s, ${CONNECTIONS} connections: ${Math.round(rate)} accepted OTPs/s (${sustained.non2xx} refused, ${sustained.errors} errors); p50 ${sustained.p50} ms, p99 ${sustained.p99} ms (goal ≥ 5,000/s)`,
     );
+    if (cpuBefore && cpuAfter) out.push(`  service CPU: ${cpuPerItem(cpuBefore, cpuAfter, sustained.accepted, 'accepted send')}`);
     out.push(`ceiling: bare Fastify route ${Math.round(ceilingRate)} req/s, p99 ${ceiling.p99} ms; send-otp is ${((100 * rate) / ceilingRate).toFixed(1)}% of it (goal ≥ 25%)`);
     let total = burst.accepted + backToBack.accepted + sustained.accepted + 1_500;
     const target = process.env.BENCH_MILLION === '1' ? 1_000_000 : Number(process.env.BENCH_TOTAL ?? 0);

@@ -30,7 +30,7 @@ import Database from 'better-sqlite3';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { AesGcmCipher, newWebhookSecret } from '#security';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { freePort, offerArrivals, percentile as pct, sendOtpRequests, serviceCommand } from './service.js';
+import { cpuPerItem, cpuSample, freePort, offerArrivals, percentile as pct, sendOtpRequests, serviceCommand } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 100;
@@ -294,22 +294,9 @@ interface Run {
   load: Load;
   figures?: Figures;
   /** CPU time the service used (all threads, then its main thread) from the measured load's start until all was settled, per OTP of that load (µs). */
-  cpu?: { total: number; main: number };
+  cpu?: string;
 }
 
-/** CPU seconds used so far by a process (every thread) and by its main thread, from /proc (Linux); undefined elsewhere. */
-function cpuSeconds(pid: number | undefined): { total: number; main: number } | undefined {
-  if (pid === undefined) return undefined;
-  const ticks = (stat: string) => {
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  };
-  try {
-    return { total: ticks(readFileSync(`/proc/${pid}/stat`, 'utf8')), main: ticks(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')) };
-  } catch {
-    return undefined;
-  }
-}
 
 async function run(opts: { workers: boolean; amount: number; rate?: number }): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'nexo-bench-pipeline-'));
@@ -328,12 +315,12 @@ async function run(opts: { workers: boolean; amount: number; rate?: number }): P
     const warm = await offerArrivals(base, keys, { rate: WARMUP_RATE, total: WARMUP_OTPS, connections: CONNECTIONS });
     if (opts.workers) await waitSettled(base, endpoint, warm.accepted);
     const since = Date.now();
-    const cpuBefore = cpuSeconds(child.pid);
+    const cpuBefore = cpuSample(child.pid);
     const l = await load(base, keys, opts);
     if (!opts.workers) return { load: l };
     await waitSettled(base, endpoint, warm.accepted + l.accepted);
-    const cpuAfter = cpuSeconds(child.pid);
-    const cpu = cpuBefore && cpuAfter ? { total: ((cpuAfter.total - cpuBefore.total) / l.accepted) * 1e6, main: ((cpuAfter.main - cpuBefore.main) / l.accepted) * 1e6 } : undefined;
+    const cpuAfter = cpuSample(child.pid);
+    const cpu = cpuBefore && cpuAfter ? cpuPerItem(cpuBefore, cpuAfter, l.accepted, 'OTP') : undefined;
     if (process.env.BENCH_METRICS) {
       // The service's own view of where time went: event-loop delay, group commits, projection lag.
       const text = await (await fetch(`${base}/metrics`)).text();
@@ -362,7 +349,7 @@ function report(name: string, r: Run, goals: { submitP99?: boolean; webhookP99?:
     `    of which: receipt → recorded p50/p99 ${pct(f.stages.recorded, 50)}/${pct(f.stages.recorded, 99)} ms, → settled ${pct(f.stages.settled, 50)}/${pct(f.stages.settled, 99)} ms, → webhook received ${pct(f.stages.sent, 50)}/${pct(f.stages.sent, 99)} ms`,
     `  lost ${f.lost}, double-settled ${f.doubleSettled}, delivered without a webhook ${f.missingWebhooks} (goal: 0, 0, 0; over every OTP of the run, the warm-up's too)`,
   ];
-  if (r.cpu) lines.push(`  service CPU: ${Math.round(r.cpu.total)} µs per OTP over all its threads (main thread ${Math.round(r.cpu.main)} µs), from the load's start until all was settled`);
+  if (r.cpu) lines.push(`  service CPU: ${r.cpu}, from the load's start until all was settled`);
   if (f.otps !== r.load.accepted) lines.push(`  WARNING: ${f.otps} OTPs in the log, ${r.load.accepted} accepted answers`);
   return lines;
 }

@@ -2,7 +2,7 @@
  * What the benches that drive a running service share: how `npm start` runs
  * it, a free loopback port, and the send-otp requests they offer.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -144,4 +144,54 @@ export async function offerArrivals(base: string, keys: readonly string[], opts:
 /** The p-th percentile of sorted values (nearest rank). */
 export function percentile(sorted: readonly number[], p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+/** CPU seconds a process has used so far: in all, and per thread name (`main`, the named threads, `other`). */
+export interface CpuSample {
+  total: number;
+  byThread: Map<string, number>;
+}
+
+/**
+ * From /proc (Linux; undefined elsewhere). The service names its threads (`nexo-log-writer`,
+ * `nexo-projector`, `nexo-webhooks`); V8's and libuv's helpers keep `node` and count as `other`,
+ * as do threads that have exited (the process total still holds their time).
+ */
+export function cpuSample(pid: number | undefined): CpuSample | undefined {
+  if (pid === undefined) return undefined;
+  const ticks = (stat: string) => {
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  try {
+    const total = ticks(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const byThread = new Map<string, number>();
+    let named = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      let name: string;
+      let seconds: number;
+      try {
+        name = Number(tid) === pid ? 'main' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+        seconds = ticks(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+      } catch {
+        continue; // exited meanwhile
+      }
+      if (name !== 'main' && !name.startsWith('nexo-')) continue;
+      byThread.set(name, (byThread.get(name) ?? 0) + seconds);
+      named += seconds;
+    }
+    byThread.set('other', Math.max(0, total - named));
+    return { total, byThread };
+  } catch {
+    return undefined;
+  }
+}
+
+/** "752 µs per OTP over all its threads (main 321, nexo-webhooks 230, …)": CPU between two samples per item. */
+export function cpuPerItem(before: CpuSample, after: CpuSample, items: number, item: string): string {
+  const us = (seconds: number) => Math.round((seconds * 1e6) / items);
+  const parts = [...after.byThread]
+    .map(([name, seconds]) => [name, us(seconds - (before.byThread.get(name) ?? 0))] as const)
+    .sort((a, b) => (a[0] === 'main' ? -1 : b[0] === 'main' ? 1 : a[0] === 'other' ? 1 : b[0] === 'other' ? -1 : b[1] - a[1]));
+  return `${us(after.total - before.total)} µs per ${item} over all its threads (${parts.map(([name, v]) => `${name} ${v}`).join(', ')})`;
 }

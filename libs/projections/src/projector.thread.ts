@@ -5,7 +5,7 @@
  * its progress after every committed page; see `ThreadedProjector`.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { lowerThreadPriority, SqliteEventStore } from '#eventstore';
+import { lowerThreadPriority, nameThread, SqliteEventStore } from '#eventstore';
 import { openLocalDb } from './local-db.js';
 import { Projector } from './projector.js';
 import { defaultProjections } from './read-models/all.js';
@@ -35,6 +35,7 @@ const BACKGROUND_NICE = 10;
 const port = parentPort;
 if (port) {
   const data = workerData as ProjectorThreadData;
+  nameThread('nexo-projector');
   lowerThreadPriority(BACKGROUND_NICE);
   const post = (m: FromProjectorThread) => port.postMessage(m);
   const failure = (error: unknown, fatal: boolean): FromProjectorThread => ({

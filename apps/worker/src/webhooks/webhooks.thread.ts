@@ -7,7 +7,7 @@
 import { Writable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { DirectMessageBus, Relay, TOPICS } from '#bus';
-import { SqliteEventStore } from '#eventstore';
+import { nameThread, SqliteEventStore } from '#eventstore';
 import { createLogger } from '#observability';
 import { attachReadModels, openLocalDb } from '#projections';
 import { AesGcmCipher } from '#security';
@@ -27,6 +27,7 @@ const RELAY_NAME = 'webhooks-relay';
 
 const port = parentPort;
 if (port) {
+  nameThread('nexo-webhooks');
   const data = workerData as WebhooksThreadData;
   const post = (m: FromWebhooksThread) => port.postMessage(m);
   const failure = (error: unknown) => (error instanceof Error ? error.stack ?? error.message : String(error));

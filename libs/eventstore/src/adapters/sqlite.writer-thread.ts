@@ -6,6 +6,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { nameThread } from '../thread-script.js';
 import { prepareLogConnection, SqliteLogWriter, WRITER_CACHE_KIB, type WriteRequest } from './sqlite.log-writer.js';
 
 export type WriterMessage = { kind: 'write'; id: number; batch: WriteRequest[] } | { kind: 'close' };
@@ -16,6 +17,7 @@ export type WriterReply =
 
 const port = parentPort;
 if (port) {
+  nameThread('nexo-log-writer');
   const db = new Database((workerData as { file: string }).file);
   // Stream-keyed index pages are scattered across hot streams; keeping them cached saves re-reads per commit.
   prepareLogConnection(db, WRITER_CACHE_KIB);
