@@ -2,8 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { createLogger } from '#observability';
+import { createLogger, linesInto } from '#observability';
 import { loadConfig } from '../src/config.js';
 import { createApp, type RunningApp } from '../src/app.js';
 
@@ -19,12 +18,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   const dataDir = mkdtempSync(join(tmpdir(), 'nexo-api-'));
   const config = loadConfig({ NEXO_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', NEXO_SIGNUPS_PER_HOUR: '100000', ...env });
   const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs.push(String(chunk));
-      cb();
-    },
-  });
+  const sink = linesInto(logs);
   const running = await createApp(config, createLogger({ level: env.LOG_LEVEL ?? 'info', destination: sink }));
   await running.app.listen({ port: 0, host: '127.0.0.1' });
   const address = running.app.getHttpServer().address() as { port: number };

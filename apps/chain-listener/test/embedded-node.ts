@@ -7,9 +7,8 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import { createLogger } from '#observability';
+import { createLogger, linesInto } from '#observability';
 import { createApp, type RunningApp } from '../../api/src/app.js';
 import { loadConfig } from '../../api/src/config.js';
 import { repoRoot } from '../../../libs/projections/src/testing/ensure-built.js';
@@ -30,12 +29,7 @@ export const removeDataDir = (dir: string): void => rmSync(dir, { recursive: tru
 export async function startEmbedded(dataDir: string, env: Record<string, string>): Promise<EmbeddedNode> {
   const config = loadConfig({ NEXO_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', NEXO_SIGNUPS_PER_HOUR: '100000', LOG_LEVEL: 'debug', ...env });
   const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logs.push(String(chunk));
-      cb();
-    },
-  });
+  const sink = linesInto(logs);
   const running = await createApp(config, createLogger({ level: config.logLevel, destination: sink }));
   await running.app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = running.app.getHttpServer().address() as { port: number };

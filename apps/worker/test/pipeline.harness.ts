@@ -10,13 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { InProcessMessageBus, type MessageBus } from '#bus';
 import { createCarriers, type Carriers, type ReceiptSink } from '#carriers';
 import { accountDecider, accountStream, maskPhone, parseVnMobile, pickChannel, type Carrier, type Channel, type RequestedChannel } from '#domain';
 import { CommandRunner, SqliteEventStore, type RecordedEvent } from '#eventstore';
-import { createLogger } from '#observability';
+import { createLogger, linesInto } from '#observability';
 import { defaultProjections, getBalance, openLocalDb, Projector } from '#projections';
 import { AesGcmCipher, newId, newWebhookSecret, phoneHash } from '#security';
 import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers, type WorkerOptions } from '#worker';
@@ -73,12 +72,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const logs: string[] = [];
   const logger = createLogger({
     level: options.logLevel ?? 'warn',
-    destination: new Writable({
-      write(chunk, _enc, cb) {
-        logs.push(String(chunk));
-        cb();
-      },
-    }),
+    destination: linesInto(logs),
   });
   const store = SqliteEventStore.open(file);
   const db = openLocalDb(file);

@@ -12,10 +12,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { accountDecider, accountStream, maskPhone, parseVnMobile } from '#domain';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
-import { createLogger } from '#observability';
+import { createLogger, linesInto } from '#observability';
 import { AesGcmCipher, newId, phoneHash } from '#security';
 import { loadWorkerConfig } from '#worker';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
@@ -51,12 +50,7 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
     });
     const logger = createLogger({
       level: 'warn',
-      destination: new Writable({
-        write(chunk, _enc, cb) {
-          logs.push(String(chunk));
-          cb();
-        },
-      }),
+      destination: linesInto(logs),
     });
     // The mock holds a group for the session timeout after a member leaves; short timings keep joins quick.
     worker = await startWorkerProcess(config, logger, {

@@ -5,6 +5,7 @@
  */
 import { pino, type Logger } from 'pino';
 import type { LoggerService } from '@nestjs/common';
+import { Writable } from 'node:stream';
 
 export type { Logger };
 
@@ -26,6 +27,16 @@ export const REDACT_PATHS = [
   'password',
   '*.password',
 ];
+
+/** A log destination that keeps every line (JSON, as written) in `lines`: for tests that read the service's logs. */
+export function linesInto(lines: string[]): Writable {
+  return new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+}
 
 export function createLogger(options: { level?: string; name?: string; destination?: NodeJS.WritableStream } = {}): Logger {
   return pino(

@@ -7,14 +7,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { HDNodeWallet, Mnemonic } from 'ethers';
 import { InProcessMessageBus } from '#bus';
 import type { ChainClient, ChainConfig } from '#chain';
 import { type AccountEvent, accountDecider, accountStream } from '#domain';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
-import { createLogger, type Logger } from '#observability';
+import { createLogger, linesInto, type Logger } from '#observability';
 import { depositsProjection, directoryProjection, listDeposits, moneyProjection, getBalance, Projector } from '#projections';
 import { ChainListener, type ChainListenerOptions } from '../chain-listener.js';
 import { type DepositConsumer, startDepositConsumer } from '../deposit.consumer.js';
@@ -45,12 +44,7 @@ export class DepositNode {
   ) {
     this.dir = mkdtempSync(join(tmpdir(), 'nexo-deposit-'));
     this.file = join(this.dir, 'nexo.db');
-    const sink = new Writable({
-      write: (chunk, _enc, cb) => {
-        this.logs.push(String(chunk));
-        cb();
-      },
-    });
+    const sink = linesInto(this.logs);
     this.logger = createLogger({ level: 'debug', destination: sink });
     this.#open();
   }

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { newId } from '#security';
-import { openDeliveries, otpIdsBefore } from './deliveries.table.js';
+import { openDeliveries, otpIdsBefore, SCAN_ROWS } from './deliveries.table.js';
 
 const DAY = 24 * 3600 * 1000;
 const NOW = Date.parse('2026-11-26T08:00:00Z');
@@ -28,10 +28,25 @@ describe('webhook deliveries table', () => {
     const otp = newId('otp', NOW);
     expect(t.insert.run(otp, 'e1', 'acc', 'otp.routed', 'http://127.0.0.1/h', '{}', NOW, NOW).changes).toBe(1);
     expect(t.insert.run(otp, 'e1', 'acc', 'otp.routed', 'http://127.0.0.1/h', '{}', NOW, NOW).changes).toBe(0);
-    expect(t.due.all(NOW).map((r) => r.event_id)).toEqual(['e1']);
+    expect(t.dueAfter(NOW).map((r) => r.event_id)).toEqual(['e1']);
     t.done.run(204, NOW, otp, 'e1');
-    expect(t.due.all(NOW)).toEqual([]);
+    expect(t.dueAfter(NOW)).toEqual([]);
     expect(t.backlog.get()).toEqual({ n: 0 });
+  });
+
+  it('pages through due rows in (next_ms, otp_id, event_id) order from a cursor, using the partial index', () => {
+    const t = openDeliveries(db);
+    const otps = Array.from({ length: SCAN_ROWS + 5 }, (_, i) => newId('otp', NOW + i));
+    // Every row due at the same moment but the last five, due later: order falls to the key.
+    otps.forEach((otp, i) => t.insert.run(otp, 'e', 'acc', 'otp.routed', 'http://127.0.0.1/h', '{}', i < SCAN_ROWS ? NOW : NOW + 1 + i, NOW));
+    const first = t.dueAfter(NOW + 10 * SCAN_ROWS);
+    expect(first.map((r) => r.otp_id)).toEqual(otps.slice(0, SCAN_ROWS));
+    const second = t.dueAfter(NOW + 10 * SCAN_ROWS, first[first.length - 1]);
+    expect(second.map((r) => r.otp_id)).toEqual(otps.slice(SCAN_ROWS));
+    expect(t.dueAfter(NOW)).toHaveLength(SCAN_ROWS);
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT otp_id FROM webhook_deliveries WHERE status = 'pending' AND next_ms <= 1 AND (next_ms, otp_id, event_id) > (0, '', '') ORDER BY next_ms, otp_id, event_id LIMIT 10").all() as { detail: string }[];
+    expect(plan.map((p) => p.detail).join('; ')).toMatch(/USING (COVERING )?INDEX webhook_deliveries_due/);
+    expect(plan.map((p) => p.detail).join('; ')).not.toMatch(/TEMP B-TREE/);
   });
 
   it('prunes final rows of OTPs past retention, a batch at a time, and keeps pending ones and newer OTPs', () => {
@@ -77,7 +92,7 @@ describe('webhook deliveries table', () => {
       { otp_id: a, event_id: 'e-a', status: 'delivered' },
       { otp_id: b, event_id: 'e-b', status: 'pending' },
     ]);
-    expect(t.due.all(NOW + 5_000)).toEqual([{ otp_id: b, event_id: 'e-b', url: 'http://127.0.0.1/h', account_id: 'acc', body: '{"x":1}', attempts: 2, created_ms: NOW }]);
+    expect(t.dueAfter(NOW + 5_000)).toEqual([{ otp_id: b, event_id: 'e-b', url: 'http://127.0.0.1/h', account_id: 'acc', body: '{"x":1}', attempts: 2, created_ms: NOW, next_ms: NOW + 5_000 }]);
     const names = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE name LIKE 'webhook_deliveries%' ORDER BY name").all().map((r) => r.name);
     expect(names).toEqual(['webhook_deliveries', 'webhook_deliveries_due']);
     expect(openDeliveries(db).migrated).toBe(false);

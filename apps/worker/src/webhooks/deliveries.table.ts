@@ -21,7 +21,11 @@ export interface DeliveryRow {
   body: string;
   attempts: number;
   created_ms: number;
+  next_ms: number;
 }
+
+/** A due scan's place: the last row it returned, in the due index's order. */
+export type DueCursor = Pick<DeliveryRow, 'next_ms' | 'otp_id' | 'event_id'>;
 
 /** Rows handed out per scan for due deliveries. */
 export const SCAN_ROWS = 1_000;
@@ -70,6 +74,15 @@ export function openDeliveries(db: Db) {
        (SELECT otp_id, event_id FROM webhook_deliveries WHERE otp_id < ? AND status != 'pending' LIMIT ${PRUNE_ROWS})`,
   );
   const pruneTargets = db.prepare<[string], unknown>(`DELETE FROM webhook_targets WHERE otp_id IN (SELECT otp_id FROM webhook_targets WHERE otp_id < ? LIMIT ${PRUNE_ROWS})`);
+  // A literal LIMIT: a bound one makes SQLite prepare the statement again at every scan.
+  const columns = 'otp_id, event_id, url, account_id, body, attempts, created_ms, next_ms';
+  const due = db.prepare<[number], DeliveryRow>(
+    `SELECT ${columns} FROM webhook_deliveries WHERE status = 'pending' AND next_ms <= ? ORDER BY next_ms, otp_id, event_id LIMIT ${SCAN_ROWS}`,
+  );
+  const dueFrom = db.prepare<[number, number, string, string], DeliveryRow>(
+    `SELECT ${columns} FROM webhook_deliveries WHERE status = 'pending' AND next_ms <= ? AND (next_ms, otp_id, event_id) > (?, ?, ?)
+     ORDER BY next_ms, otp_id, event_id LIMIT ${SCAN_ROWS}`,
+  );
   return {
     /** True when this start moved an older file's rows to the current table. */
     migrated,
@@ -79,11 +92,10 @@ export function openDeliveries(db: Db) {
       `INSERT OR IGNORE INTO webhook_deliveries (otp_id, event_id, account_id, type, url, body, status, attempts, next_ms, created_ms)
        VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,
     ),
-    // A literal LIMIT: a bound one makes SQLite prepare the statement again at every scan.
-    due: db.prepare<[number], DeliveryRow>(
-      `SELECT otp_id, event_id, url, account_id, body, attempts, created_ms FROM webhook_deliveries
-       WHERE status = 'pending' AND next_ms <= ? ORDER BY next_ms LIMIT ${SCAN_ROWS}`,
-    ),
+    /** Up to `SCAN_ROWS` pending rows due by `nowMs`, in (next_ms, otp_id, event_id) order, after `cursor` if given. */
+    dueAfter(nowMs: number, cursor?: DueCursor): DeliveryRow[] {
+      return cursor ? dueFrom.all(nowMs, cursor.next_ms, cursor.otp_id, cursor.event_id) : due.all(nowMs);
+    },
     done: db.prepare<[number, number, string, string], unknown>(
       `UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, last_code = ?, delivered_ms = ? WHERE otp_id = ? AND event_id = ?`,
     ),

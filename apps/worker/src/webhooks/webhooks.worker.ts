@@ -9,7 +9,7 @@ import { type ConsumedMessage, InProcessMessageBus, TOPICS, type Consumer } from
 import { formatUsd } from '#domain';
 import { WebhookMessage } from '../messages.js';
 import type { WorkerDeps } from '../worker.deps.js';
-import { type DeliveryRow, openDeliveries, otpIdsBefore } from './deliveries.table.js';
+import { type DeliveryRow, type DueCursor, openDeliveries, otpIdsBefore, SCAN_ROWS } from './deliveries.table.js';
 import { SIGNATURE_HEADER, signWebhook } from './signature.js';
 
 export interface WebhookDirectory {
@@ -211,7 +211,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       ...extra,
     });
     if (table.insert.run(m.otpId, m.eventId, m.accountId, m.type, url, body, now, now).changes === 0) return undefined;
-    return { otp_id: m.otpId, event_id: m.eventId, url, account_id: m.accountId, body, attempts: 0, created_ms: now };
+    return { otp_id: m.otpId, event_id: m.eventId, url, account_id: m.accountId, body, attempts: 0, created_ms: now, next_ms: now };
   }
   // The whole batch in one transaction: in publish order, so a per-send target precedes its OTP's
   // events (same key), and one commit instead of one per event.
@@ -267,10 +267,12 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       deps.metrics?.webhookAttempt?.(timedOut ? 'timeout' : 'network');
     }
     const attempts = row.attempts + 1;
-    // Exponential backoff with full jitter, capped; stops once past the retry window.
+    // Exponential backoff, capped, each delay drawn from [½, 1) of its step (jitter), counted from the
+    // attempt's end (a timed-out one took timeoutMs); stops once past the retry window.
     const delay = Math.min(maxDelay, baseDelay * 2 ** Math.min(attempts - 1, 30)) * (0.5 + Math.random() / 2);
-    const giveUp = now + delay - row.created_ms > retryFor;
-    table.retry.run(giveUp ? 'failed' : 'pending', code, error, now + delay, row.otp_id, row.event_id);
+    const ended = clock().getTime();
+    const giveUp = ended + delay - row.created_ms > retryFor;
+    table.retry.run(giveUp ? 'failed' : 'pending', code, error, ended + delay, row.otp_id, row.event_id);
     if (giveUp) logger.warn({ eventId: row.event_id, attempts }, 'webhook abandoned after the retry window');
   }
 
@@ -278,11 +280,20 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   // that came due and whatever the last run left pending.
   let wake: (() => void) | undefined;
   let nextPrune = 0;
+  /**
+   * Where the next scan starts among the due rows: scans page through them, so rows already held in
+   * memory (a slow endpoint's queue) cannot fill every scan and starve other endpoints' retries.
+   */
+  let cursor: DueCursor | undefined;
   const loop = (async () => {
     while (running) {
       try {
         const now = clock().getTime();
-        if (queued.size < MAX_QUEUED) for (const row of table.due.all(now)) enqueue(row);
+        if (queued.size < MAX_QUEUED) {
+          const rows = table.dueAfter(now, cursor);
+          for (const row of rows) enqueue(row);
+          cursor = rows.length < SCAN_ROWS ? undefined : rows[rows.length - 1];
+        }
         if (now >= nextPrune) nextPrune = table.prune(now - retainMs) > 0 ? now : now + PRUNE_EVERY_MS;
       } catch (error) {
         if (!db.open) return;
