@@ -13,7 +13,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
+import { freshPhone, get, post, signup, startServer, until, type TestServer } from './harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = join(dirname(fileURLToPath(import.meta.url)), '../../../test-output');
@@ -48,16 +48,6 @@ const CARRIERS = {
     },
   ],
 };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function json(res: Promise<Response>): Promise<Record<string, any>> {
   return (await (await res).json()) as Record<string, any>;

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyWebhook } from '#worker';
-import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
+import { freshPhone, get, post, signup, startServer, until as poll, type TestServer } from './harness.js';
 
 interface Hook {
   body: string;
@@ -30,15 +30,8 @@ async function webhookSink(): Promise<{ url: string; hooks: Hook[]; server: Serv
   return { url: `http://127.0.0.1:${port}/hooks`, hooks, server };
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** This file's waits cover whole send → settle (and webhook) round trips: up to 15 s each, not the harness's 10 s. */
+const until = <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> => poll(what, probe, 15_000);
 
 describe('delivery pipeline, embedded', () => {
   let server: TestServer;

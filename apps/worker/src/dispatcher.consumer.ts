@@ -19,9 +19,7 @@ import { DispatchMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
 
 /** Errors that leave it unknown whether the upstream took the message: the phone's window stays taken. */
-const AMBIGUOUS = new Set(['timeout', 'connection_lost']);
 /** Unless the adapter knows the message never left its queue. */
-const ambiguous = (e: CarrierError) => AMBIGUOUS.has(e.code) && e.detail !== 'not_sent';
 
 export interface DispatcherOptions {
   /** Phones served at once within a batch. */
@@ -99,7 +97,9 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   async function submitUntilDone(m: Dispatch): Promise<number | undefined> {
     const stream = otpStream(m.otpId);
     const { state } = await runner.peek(stream, otpDecider);
-    if (state.routed.size > 0 || state.expired || state.finalFailure) return undefined;
+    // A receipt means some upstream took it (after an ambiguous failure, while this waited for the
+    // phone's window): it is settled from that receipt, never sent again.
+    if (state.routed.size > 0 || state.receipts.size > 0 || state.expired || state.finalFailure) return undefined;
     const plan = carriers.routing.plan(m.carrier, m.channel, m.auto);
     const metadata = { accountId: m.accountId };
     let step = state.failures;
@@ -146,7 +146,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       }
       const e = failure ?? new CarrierError(provider, 'network', true, 'submit failed');
       deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
-      if (!ambiguous(e)) limiter.release(m.phoneHash);
+      if (!e.ambiguous) limiter.release(m.phoneHash);
       const next = nextStepIndex(plan, step, e.retryable);
       logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
       await runner.handle(

@@ -58,7 +58,8 @@ export interface CarrierGateway {
 
 /**
  * Stable error codes. `timeout` and `connection_lost` are ambiguous: the
- * upstream may have taken the message, so failing over may send it twice.
+ * upstream may have taken the message, so failing over may send it twice
+ * (`CarrierError.ambiguous`; detail `not_sent` marks one that never left).
  */
 export type CarrierErrorCode =
   | 'timeout'
@@ -86,9 +87,20 @@ export class CarrierError extends Error {
     readonly detail?: string,
     /** Set when the upstream said when to come back (HTTP 429 Retry-After). */
     readonly retryAfterMs?: number,
+    /**
+     * The upstream may have taken the message: this try timed out or lost its connection after the
+     * request left, or an earlier try of the same submit did. The phone's window is then kept (I8).
+     */
+    readonly ambiguous: boolean = (code === 'timeout' || code === 'connection_lost') && detail !== 'not_sent',
   ) {
     super(message);
     this.name = 'CarrierError';
+  }
+
+  /** The same error, marked ambiguous (an earlier try of the submit may have reached the upstream). */
+  asAmbiguous(): CarrierError {
+    if (this.ambiguous) return this;
+    return new CarrierError(this.provider, this.code, this.retryable, this.message, this.detail, this.retryAfterMs, true);
   }
 }
 

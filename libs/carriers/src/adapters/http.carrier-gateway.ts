@@ -52,6 +52,9 @@ interface HttpAnswer {
   body: string;
 }
 
+/** A failure of `post` that came after the whole request was written. */
+type SentError = Error & { requestSent?: boolean };
+
 type Outcome = { ok: true; result: SubmitResult } | { ok: false; error: CarrierError; retry: boolean };
 
 export class HttpCarrierGateway implements CarrierGateway {
@@ -70,7 +73,9 @@ export class HttpCarrierGateway implements CarrierGateway {
 
   constructor(opts: HttpCarrierGatewayOptions) {
     this.provider = opts.provider;
-    this.url = new URL(SUBMIT_PATH, opts.baseUrl);
+    // Appended to the base's path (an aggregator may live under a prefix): `new URL('/v1/…', base)` would drop it.
+    const base = new URL(opts.baseUrl);
+    this.url = new URL(`${base.pathname.replace(/\/+$/, '')}${SUBMIT_PATH}`, base);
     if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') throw new Error('baseUrl must be http(s)');
     this.secret = opts.secret;
     this.timeoutMs = opts.timeoutMs ?? 5_000;
@@ -97,20 +102,24 @@ export class HttpCarrierGateway implements CarrierGateway {
           };
     const raw = JSON.stringify(body);
     const log = { provider: this.provider, otpId: req.otpId, attempt: req.attempt, phone: maskPhone(req.phoneE164) };
+    // Once a try may have reached the upstream, the submit's outcome stays ambiguous whatever the later tries say.
+    let mayHaveReached = false;
     for (let i = 0; ; i++) {
-      if (this.closing.signal.aborted) throw new CarrierError(this.provider, 'closed', true);
+      if (this.closing.signal.aborted) throw new CarrierError(this.provider, 'closed', true, 'closed', undefined, undefined, mayHaveReached);
       const outcome = await this.once(raw, body.reference);
       if (outcome.ok) return outcome.result;
+      mayHaveReached ||= outcome.error.ambiguous;
       if (!outcome.retry || i >= this.maxRetries) {
-        this.logger.warn({ ...log, code: outcome.error.code, detail: outcome.error.detail, tries: i + 1 }, 'carrier submit failed');
-        throw outcome.error;
+        const error = mayHaveReached ? outcome.error.asAmbiguous() : outcome.error;
+        this.logger.warn({ ...log, code: error.code, detail: error.detail, ambiguous: error.ambiguous, tries: i + 1 }, 'carrier submit failed');
+        throw error;
       }
       const delayMs = backoffDelay(i, this.backoffBase, this.backoffMax);
       this.logger.info({ ...log, code: outcome.error.code, detail: outcome.error.detail, delayMs }, 'carrier submit retry');
       try {
         await sleep(delayMs, this.closing.signal);
       } catch {
-        throw new CarrierError(this.provider, 'closed', true);
+        throw new CarrierError(this.provider, 'closed', true, 'closed', undefined, undefined, mayHaveReached);
       }
     }
   }
@@ -126,9 +135,14 @@ export class HttpCarrierGateway implements CarrierGateway {
     } catch (err) {
       if (this.closing.signal.aborted) return { ok: false, retry: false, error: new CarrierError(this.provider, 'closed', true) };
       const timedOut = (err as Error).name === 'TimeoutError';
+      const code = String((err as NodeJS.ErrnoException).code ?? 'unknown');
+      // A connection that failed after the whole request left (a reset, a close before the answer)
+      // may have been read upstream: as ambiguous as a timeout. One that failed before cannot have.
       const error = timedOut
         ? new CarrierError(this.provider, 'timeout', true, `no answer within ${this.timeoutMs} ms`)
-        : new CarrierError(this.provider, 'network', true, 'network error', String((err as NodeJS.ErrnoException).code ?? 'unknown'));
+        : (err as SentError).requestSent
+          ? new CarrierError(this.provider, 'connection_lost', true, 'connection lost after the request was sent', code)
+          : new CarrierError(this.provider, 'network', true, 'network error', code);
       return { ok: false, retry: true, error };
     }
     const { status } = answer;
@@ -156,18 +170,27 @@ export class HttpCarrierGateway implements CarrierGateway {
     return new Promise((resolve, reject) => {
       // An abort after the headers arrived ends the response with `close` and no `end`: settle once, either way.
       let settled = false;
+      let sent = false;
       const fail = (err: unknown): void => {
         if (settled) return;
         settled = true;
-        reject(signal.aborted ? signal.reason : err);
+        const error = signal.aborted ? signal.reason : err;
+        // Not `instanceof Error`: socket errors may come from another realm (a test's VM context).
+        if (sent && typeof error === 'object' && error !== null) (error as SentError).requestSent = true;
+        reject(error);
       };
       const req = mod.request(this.url, { method: 'POST', agent: this.agent, headers, signal }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
           size += c.length;
-          if (size > MAX_BODY_BYTES) res.destroy(new Error('response too large'));
-          else chunks.push(c);
+          if (size <= MAX_BODY_BYTES) return void chunks.push(c);
+          // Too large to read: answered all the same, with an empty body (a 2xx is then `invalid_response`).
+          if (!settled) {
+            settled = true;
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' });
+          }
+          res.destroy();
         });
         res.on('end', () => {
           if (settled) return;
@@ -178,6 +201,8 @@ export class HttpCarrierGateway implements CarrierGateway {
         res.on('close', () => fail(new Error('response closed early')));
       });
       req.on('error', fail);
+      // Flushed to the socket: from here a failure may come after the upstream read it.
+      req.on('finish', () => (sent = true));
       req.end(raw);
     });
   }

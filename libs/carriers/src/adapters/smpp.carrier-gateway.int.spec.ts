@@ -3,22 +3,13 @@
  * over real sockets on 127.0.0.1: bind, window, receipts, throttling,
  * dropped links, enquire_link. Timings are scaled down, not mocked.
  */
-import type { Receipt, SmsSubmit } from '../carrier-gateway.port.js';
-import { SmppCarrierGateway } from './smpp.carrier-gateway.js';
+import type { Receipt } from '../carrier-gateway.port.js';
+import type { SmppCarrierGateway } from './smpp.carrier-gateway.js';
 import type { SmppCarrierGatewayOptions, SmppLinkState } from './smpp.options.js';
 import { SmppSimulator, type SmppSimulatorOptions } from './simulator/smpp.simulator.js';
+import { sms, smsIndex, startSmppGateway } from '../../test/smpp-gateway.fixtures.js';
 
 const QUIET = { failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0, timeScale: 0.005 };
-
-const sms = (i: number, phoneE164 = `+849123${String(i).padStart(5, '0')}`): SmsSubmit => ({
-  otpId: `otp${i}`,
-  attempt: 1,
-  phoneE164,
-  carrier: 'vinaphone',
-  channel: 'sms',
-  text: `Ma xac thuc ${String(100000 + i)}`,
-  digits: String(100000 + i),
-});
 
 async function waitFor(cond: () => boolean, timeoutMs = 8_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -57,13 +48,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
     sim = await SmppSimulator.start({ config: QUIET, recordSubmissions: 1_000, ...simOpts });
     receipts = [];
     states = [];
-    gw = SmppCarrierGateway.start({
-      provider: 'smsc',
-      host: '127.0.0.1',
-      port: sim.port,
-      systemId: 'nexo',
-      password: 'secret',
-      sourceAddr: 'NEXO',
+    gw = startSmppGateway(sim.port, {
       sink: (r) => void receipts.push(r),
       reconnect: { baseMs: 40, maxMs: 320 },
       throttle: { baseMs: 40, maxMs: 200 },
@@ -131,7 +116,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
     expect(stats.throttled).toBeGreaterThanOrEqual(4); // 48 through a bucket of 10 that refills only after a refusal
     expect(stats.accepted).toBe(n);
     expect(new Set(all.map((r) => r.providerMessageId)).size).toBe(n);
-    const accepted = sim.submissions().map((s) => ({ dest: s.destination, i: Number(s.text.slice(-6)) - 100000 }));
+    const accepted = sim.submissions().map((s) => ({ dest: s.destination, i: smsIndex(s.text) }));
     for (const dest of new Set(accepted.map((a) => a.dest))) {
       const order = accepted.filter((a) => a.dest === dest).map((a) => a.i);
       expect(order).toEqual([...order].sort((a, b) => a - b));
@@ -146,7 +131,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
     const n = 36;
     await Promise.all(Array.from({ length: n }, (_, i) => gw.submit(sms(i))));
     expect(sim.stats().throttled).toBeGreaterThanOrEqual(3);
-    expect(sim.submissions().map((s) => Number(s.text.slice(-6)) - 100000)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(sim.submissions().map((s) => smsIndex(s.text))).toEqual(Array.from({ length: n }, (_, i) => i));
   });
 
   it('reconnects with growing backoff when the server drops, and sends what was queued meanwhile', async () => {
@@ -226,14 +211,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
   it('refuses a bad bind and keeps retrying with backoff', async () => {
     sim = await SmppSimulator.start({ config: QUIET, password: 'other' });
     states = [];
-    gw = SmppCarrierGateway.start({
-      provider: 'smsc',
-      host: '127.0.0.1',
-      port: sim.port,
-      systemId: 'nexo',
-      password: 'secret',
-      sourceAddr: 'NEXO',
-      sink: () => undefined,
+    gw = startSmppGateway(sim.port, {
       reconnect: { baseMs: 20, maxMs: 80 },
       onStateChange: (state, d) => states.push({ state, ...d }),
     });

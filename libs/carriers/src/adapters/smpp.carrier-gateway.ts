@@ -12,6 +12,10 @@
  * Nothing queued is lost: it waits for the bind (up to `queueTimeoutMs`) and
  * survives reconnects. A submit already written when the link drops fails
  * with `connection_lost` (retryable, ambiguous): it is not re-sent blindly.
+ * A submit_sm_resp overdue by `responseTimeoutMs` fails its submit as an
+ * ambiguous `timeout` and drops the link, so the window and the one-per-phone
+ * rule hold on the wire too. The socket runs with TCP_NODELAY: a burst leaves
+ * at once instead of behind Nagle's wait for the first acknowledgement.
  */
 import smpp from 'smpp';
 import { maskPhone } from '#domain';
@@ -57,6 +61,8 @@ export class SmppCarrierGateway implements CarrierGateway {
   private linkState: SmppLinkState = 'connecting';
   private readonly queue: Item[] = [];
   private readonly inflight = new Set<Item>();
+  /** Called whenever a submit leaves `inflight` (answered, timed out, link dropped). */
+  private readonly inflightWatchers = new Set<() => void>();
   private readonly busyDests = new Set<string>();
   private window: number;
   private throttleUntil = 0;
@@ -224,7 +230,22 @@ export class SmppCarrierGateway implements CarrierGateway {
     clearTimeout(item.timer);
     this.inflight.delete(item);
     this.busyDests.delete(item.dest);
+    for (const watch of [...this.inflightWatchers]) watch();
     if (this.inflight.size === 0) this.drained?.();
+  }
+
+  /** Resolves once every submit in flight now has left the window: answered, timed out, or lost with the link. */
+  private afterInflight(): Promise<void> {
+    const pending = [...this.inflight];
+    return new Promise((resolve) => {
+      const watch = () => {
+        if (pending.some((item) => this.inflight.has(item))) return;
+        this.inflightWatchers.delete(watch);
+        resolve();
+      };
+      this.inflightWatchers.add(watch);
+      watch();
+    });
   }
 
   private onSubmitResp(item: Item, epoch: number, pdu: smpp.PDU): void {
@@ -261,11 +282,18 @@ export class SmppCarrierGateway implements CarrierGateway {
     this.pump();
   }
 
+  /**
+   * An overdue submit_sm_resp: the submit fails as an ambiguous timeout and the link is dropped (as
+   * Kannel does by default). Freeing its slot on the same link would break the window and the
+   * one-per-phone rule on the wire, since the SMSC still holds the submit unanswered; a new bind
+   * starts with nothing outstanding. The others in flight fail as `connection_lost` on close.
+   */
   private onResponseTimeout(item: Item): void {
     if (!this.inflight.has(item)) return;
     this.release(item);
     item.reject(new CarrierError(this.provider, 'timeout', true, `no submit_sm_resp within ${this.o.responseTimeoutMs} ms`, 'response_timeout'));
-    this.pump();
+    this.logger.warn({ provider: this.provider, otpId: item.req.otpId }, 'smpp submit_sm_resp overdue; dropping the link');
+    this.session?.destroy();
   }
 
   // ---- link -------------------------------------------------------------
@@ -290,6 +318,8 @@ export class SmppCarrierGateway implements CarrierGateway {
       s.destroy();
     }, this.o.bindTimeoutMs);
     s.on('connect', () => {
+      // Without it Nagle holds every submit_sm after a burst's first until that one is acknowledged (~40 ms).
+      s.socket.setNoDelay(true);
       s.bind_transceiver({ system_id: this.o.systemId, password: this.o.password, system_type: this.o.systemType ?? '' }, (pdu) => {
         clearTimeout(bindTimer);
         if (epoch !== this.epoch) return;
@@ -382,7 +412,15 @@ export class SmppCarrierGateway implements CarrierGateway {
    * acknowledged, or the SMSC would redeliver it forever.
    */
   private async onDeliver(s: smpp.Session, pdu: smpp.PDU): Promise<void> {
-    const reading = readDeliverSm(this.provider, pdu, this.sent, this.o.now());
+    const receivedAt = this.o.now();
+    let reading = readDeliverSm(this.provider, pdu, this.sent, receivedAt);
+    // A receipt can overtake its own submit_sm_resp, and may quote the id in another spelling (decimal
+    // for hex): until that answer is in, the id cannot be matched or written the way submit returned
+    // it. Wait for the submits now in flight (bounded by responseTimeoutMs), then read it again.
+    if (reading.kind === 'receipt' && reading.receipt.otpId === undefined && this.inflight.size > 0) {
+      await this.afterInflight();
+      reading = readDeliverSm(this.provider, pdu, this.sent, receivedAt);
+    }
     if (reading.kind === 'ignore') {
       if (reading.reason === 'unreadable') this.logger.warn({ provider: this.provider }, 'smpp receipt unreadable; acknowledged and dropped');
       return void s.send(pdu.response());
