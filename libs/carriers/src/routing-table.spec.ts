@@ -77,6 +77,10 @@ describe('routing config validation', () => {
     expect(() => RoutingTable.fromConfig({ viettel: { sms: ['a', 'a'] } })).toThrow(/twice/);
     expect(() => RoutingTable.fromConfig({ viettel: { sms: ['Bad Name'] } })).toThrow();
   });
+  it('refuses a voice route for Mobifone, which has none (the API would otherwise accept and charge it)', () => {
+    expect(() => RoutingTable.fromConfig({ mobifone: { sms: ['a'], voice: ['a'] } })).toThrow(/mobifone has no voice/);
+    expect(RoutingTable.fromConfig({ mobifone: { sms: ['a'], voice: [] } }).channelsByCarrier().mobifone).toEqual(['sms']);
+  });
   it('refuses a route to a provider that is not configured', () => {
     expect(() => RoutingTable.fromConfig({ viettel: { sms: ['ghost'] } }, ['agg'])).toThrow(/unknown provider "ghost"/);
   });

@@ -40,6 +40,8 @@ export class RoutingTable {
   /** Validates the config; with `knownProviders`, a route naming a provider nobody configured is refused at start. */
   static fromConfig(input: unknown, knownProviders?: Iterable<string>): RoutingTable {
     const config = RoutingConfigSchema.parse(input);
+    // The API's contract: voice to Mobifone is `no_route`. A route for it would make the API accept and charge such sends.
+    if ((config.mobifone?.voice?.length ?? 0) > 0) throw new Error('routing table: mobifone has no voice channel (voice to Mobifone is no_route); remove routes.mobifone.voice');
     const known = knownProviders ? new Set(knownProviders) : undefined;
     const routes = new Map<Carrier, Record<Channel, readonly string[]>>();
     for (const carrier of CARRIERS) {

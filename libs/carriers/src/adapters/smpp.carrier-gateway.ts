@@ -72,6 +72,10 @@ export class SmppCarrierGateway implements CarrierGateway {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private pumpTimer: NodeJS.Timeout | undefined;
   private keepAlive: NodeJS.Timeout | undefined;
+  /** Starts the reconnect backoff over once a bind has held for `reconnect.stableMs`. */
+  private stableTimer: NodeJS.Timeout | undefined;
+  /** The last bind's refusal (status name) until a bind succeeds: submits fail at once instead of waiting. */
+  private refused: string | undefined;
   private enquireDeadline: NodeJS.Timeout | undefined;
   private readonly sent: SentMessages;
   private readonly boundWaiters = new Set<{ bound(): void; closed(): void }>();
@@ -132,6 +136,7 @@ export class SmppCarrierGateway implements CarrierGateway {
 
   submit(req: SubmitRequest): Promise<SubmitResult> {
     if (this.closing) return Promise.reject(new CarrierError(this.provider, 'closed', true));
+    if (this.refused !== undefined && !this.bound) return Promise.reject(this.bindRefusedError(this.refused));
     if (req.channel !== 'sms') {
       return Promise.reject(new CarrierError(this.provider, 'unsupported_channel', true, 'SMPP carries SMS only'));
     }
@@ -324,7 +329,15 @@ export class SmppCarrierGateway implements CarrierGateway {
         clearTimeout(bindTimer);
         if (epoch !== this.epoch) return;
         if (pdu.command_status === E.ESME_ROK) return this.onBound(s);
-        this.logger.error({ provider: this.provider, status: smppErrorName(pdu.command_status) }, 'smpp bind refused');
+        const status = smppErrorName(pdu.command_status);
+        this.logger.error({ provider: this.provider, status }, 'smpp bind refused');
+        // Credentials or bind settings the SMSC will not take: what waits for a bind would wait for
+        // queueTimeoutMs for nothing. It fails now, as never sent, so the dispatcher fails over.
+        this.refused = status;
+        for (const item of this.queue.splice(0)) {
+          clearTimeout(item.timer);
+          item.reject(this.bindRefusedError(status));
+        }
         s.destroy();
       });
     });
@@ -342,9 +355,14 @@ export class SmppCarrierGateway implements CarrierGateway {
     });
   }
 
+  private bindRefusedError(status: string): CarrierError {
+    return new CarrierError(this.provider, 'unavailable', true, `smpp bind refused (${status})`, `bind:${status}`);
+  }
+
   private onBound(s: smpp.Session): void {
     this.bound = true;
-    this.reconnectAttempt = 0;
+    this.refused = undefined;
+    this.stableTimer = setTimeout(() => (this.reconnectAttempt = 0), this.o.reconnect?.stableMs ?? 10_000);
     this.setState('bound');
     this.logger.info({ provider: this.provider }, 'smpp bound');
     this.keepAlive = setInterval(() => this.enquire(s), this.o.enquireLinkMs);
@@ -369,6 +387,7 @@ export class SmppCarrierGateway implements CarrierGateway {
     this.session = null;
     this.bound = false;
     clearInterval(this.keepAlive);
+    clearTimeout(this.stableTimer);
     clearTimeout(this.enquireDeadline);
     clearTimeout(this.pumpTimer);
     this.keepAlive = this.enquireDeadline = this.pumpTimer = undefined;
@@ -445,6 +464,7 @@ export class SmppCarrierGateway implements CarrierGateway {
     for (const w of [...this.boundWaiters]) w.closed();
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.pumpTimer);
+    clearTimeout(this.stableTimer);
     for (const item of this.queue.splice(0)) {
       clearTimeout(item.timer);
       item.reject(new CarrierError(this.provider, 'closed', true, 'gateway closed before sending', 'not_sent'));

@@ -53,8 +53,12 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
 
     const q = await queued;
     const b = await bound;
-    // A submit waiting for a bind that never comes leaves as "never sent", so failing over cannot send it twice.
-    expect(q).toMatchObject({ ok: false, error: { code: 'timeout', detail: 'not_sent', retryable: true } });
+    // A refused bind fails what waits for it at once, as never sent (no ambiguity), so the dispatcher fails over
+    // instead of holding every OTP for queueTimeoutMs; so does a submit made while the link stays refused.
+    expect(q).toMatchObject({ ok: false, error: { code: 'unavailable', detail: 'bind:ESME_RINVPASWD', retryable: true, ambiguous: false } });
+    const t0 = Date.now();
+    expect(await settle(link.gw!.submit(sms(2)))).toMatchObject({ ok: false, error: { code: 'unavailable', detail: 'bind:ESME_RINVPASWD' } });
+    expect(Date.now() - t0).toBeLessThan(100);
     expect(b).toMatchObject({ ok: false, error: { code: 'timeout' } });
     expect(link.smsc.submits).toHaveLength(0);
 
@@ -78,12 +82,13 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     }
   });
 
-  it('starts the backoff over after a successful bind', async () => {
+  it('starts the backoff over after a bind that held reconnect.stableMs', async () => {
     link.smsc.bind = (attempt) => (attempt < 3 ? E.ESME_RBINDFAIL! : 'accept');
-    link.start({ reconnect: { baseMs: 40, maxMs: 1_000 } });
+    link.start({ reconnect: { baseMs: 40, maxMs: 1_000, stableMs: 50 } });
     await link.gw!.whenBound(3_000);
     expectBackoff(disconnects().map((s) => s.reconnectInMs!), 40, 1_000);
     expect(disconnects()).toHaveLength(3);
+    await new Promise((r) => setTimeout(r, 100));
     link.smsc.dropAll();
     await waitFor(() => disconnects().length === 4, 'the drop seen');
     const after = disconnects()[3]!.reconnectInMs!;
@@ -91,6 +96,19 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     expect(after).toBeLessThanOrEqual(40);
     await link.gw!.whenBound(3_000);
     expect(link.smsc.binds).toHaveLength(2);
+  });
+
+  it('keeps its backoff growing for an SMSC that accepts binds and drops them at once', async () => {
+    link.smsc.bind = () => 'accept';
+    link.start({ reconnect: { baseMs: 20, maxMs: 2_000, stableMs: 5_000 } });
+    for (let k = 1; k <= 4; k++) {
+      await link.gw!.whenBound(3_000);
+      link.smsc.dropAll();
+      await waitFor(() => disconnects().length === k, `drop ${k} seen`);
+    }
+    // Each drop came right after a bind: the delays keep doubling (equal jitter: [½, 1) of each step).
+    expectBackoff(disconnects().map((s) => s.reconnectInMs!), 20, 2_000);
+    expect(disconnects()[3]!.reconnectInMs!).toBeGreaterThanOrEqual(80);
   });
 
   it('gives up on a bind_transceiver left unanswered after bindTimeoutMs, retries, and sends what was queued exactly once', async () => {

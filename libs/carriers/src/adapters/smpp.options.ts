@@ -30,8 +30,12 @@ export interface SmppCarrierGatewayOptions {
   queueTimeoutMs?: number;
   /** Queued submits beyond this are refused with `queue_full`. Default 5 000. */
   maxQueue?: number;
-  /** Reconnect backoff. Default 500 ms doubling to 30 s, with jitter. */
-  reconnect?: { baseMs?: number; maxMs?: number };
+  /**
+   * Reconnect backoff. Default 500 ms doubling to 30 s, with jitter. It starts over only once a bind
+   * has held `stableMs` (default 10 000 ms): an SMSC that accepts binds and drops them at once is
+   * not reconnected to every half second forever.
+   */
+  reconnect?: { baseMs?: number; maxMs?: number; stableMs?: number };
   /** Pause after ESME_RTHROTTLED. Default 250 ms doubling to 5 s. */
   throttle?: { baseMs?: number; maxMs?: number };
   /** Message ids remembered to tie receipts to their OTP. Default 100 000. */
