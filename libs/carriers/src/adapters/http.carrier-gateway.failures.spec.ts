@@ -212,19 +212,19 @@ describe('http adapter against a scripted upstream', () => {
     });
   });
 
-  describe('4xx: final, never retried', () => {
+  describe('4xx: never retried at the same provider; only refusals about the provider fail over', () => {
     it.each([
-      [400, '{"error":"invalid_request"}', 'invalid_request'],
-      [403, '{"error":"forbidden"}', 'unauthorized'],
-      [404, '', 'invalid_request'],
-      [409, '{"error":"conflict"}', 'invalid_request'],
-      [413, '{"error":"too_large"}', 'invalid_request'],
-      [422, '{"error":"no_route"}', 'no_route'],
-      [422, '{"error":"content_blocked"}', 'rejected'],
-    ])('HTTP %i %s → %s after exactly one request', async (status, body, code) => {
+      [400, '{"error":"invalid_request"}', 'invalid_request', false],
+      [403, '{"error":"forbidden"}', 'unauthorized', true],
+      [404, '', 'invalid_request', false],
+      [409, '{"error":"conflict"}', 'invalid_request', false],
+      [413, '{"error":"too_large"}', 'invalid_request', false],
+      [422, '{"error":"no_route"}', 'no_route', true],
+      [422, '{"error":"content_blocked"}', 'rejected', false],
+    ])('HTTP %i %s → %s (retryable elsewhere: %s) after exactly one request', async (status, body, code, retryable) => {
       const { up, gw } = await start([{ status, body }]);
       const e = await failure(gw.submit(sms('otp_4xx')));
-      expect(e).toMatchObject({ code, retryable: false, detail: `http_${status}` });
+      expect(e).toMatchObject({ code, retryable, detail: `http_${status}` });
       // Let a (wrong) retry's backoff elapse before counting.
       await new Promise((r) => setTimeout(r, 60));
       expect(up.seen).toHaveLength(1);

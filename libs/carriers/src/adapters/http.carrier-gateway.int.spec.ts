@@ -109,10 +109,10 @@ describe('http adapter ↔ simulator HTTP face', () => {
     expect(sim.stats().requests).toBe(3);
   });
 
-  it('never retries a 4xx, which is final', async () => {
+  it('never retries a 4xx at the same provider; a refused credential or a provider without the route fails over', async () => {
     await gw.close();
     gw = gateway({ secret: 'wrong-secret-0123456789' });
-    await expect(gw.submit(sms('otp_401'))).rejects.toMatchObject({ code: 'unauthorized', retryable: false, detail: 'http_401' });
+    await expect(gw.submit(sms('otp_401'))).rejects.toMatchObject({ code: 'unauthorized', retryable: true, detail: 'http_401' });
     expect(sim.stats().requests).toBe(1);
 
     await gw.close();
@@ -121,7 +121,7 @@ describe('http adapter ↔ simulator HTTP face', () => {
     await expect(gw.submit(sms('otp_422', '+84212345678'))).rejects.toMatchObject({ code: 'rejected', retryable: false });
     await expect(
       gw.submit({ ...sms('otp_mobi', '+84901234567'), carrier: 'mobifone', channel: 'voice', speech: 'x' } as SubmitRequest),
-    ).rejects.toMatchObject({ code: 'no_route', retryable: false });
+    ).rejects.toMatchObject({ code: 'no_route', retryable: true });
     expect(sim.stats().requests).toBe(3);
   });
 

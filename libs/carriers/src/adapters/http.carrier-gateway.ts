@@ -1,9 +1,10 @@
 /**
  * CarrierGateway over a JSON aggregator API (protocol in http.protocol.ts).
  * Retries at the same provider only where it cannot make a second message:
- * 5xx, timeouts and network errors, with the same Idempotency-Key. 4xx is the
- * request's fault and final; 429 is final here but retryable, so the caller
- * fails over rather than queueing behind a throttled upstream.
+ * 5xx, timeouts and network errors, with the same Idempotency-Key. A 4xx is
+ * never retried here: 401/403 (our credentials) and 422 no_route are about
+ * this provider and fail over to the next; other 4xx end the plan; 429 fails
+ * over rather than queueing behind a throttled upstream.
  * Receipts do not come through this adapter: they arrive on our callback
  * endpoint (see parseReceiptCallback).
  */
@@ -161,7 +162,10 @@ export class HttpCarrierGateway implements CarrierGateway {
       const ms = Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter * 1000 : undefined;
       return { ok: false, retry: false, error: new CarrierError(this.provider, 'throttled', true, why, detail, ms) };
     }
-    return { ok: false, retry: false, error: new CarrierError(this.provider, clientErrorCode(status, why), false, why, detail) };
+    // Never retried here. Refusals about this provider, not the message (our credentials, its own
+    // lack of a route), let the next provider try; the rest (a bad request, content refused) end the plan.
+    const code = clientErrorCode(status, why);
+    return { ok: false, retry: false, error: new CarrierError(this.provider, code, code === 'unauthorized' || code === 'no_route', why, detail) };
   }
 
   private post(raw: string, headers: Record<string, string>): Promise<HttpAnswer> {
