@@ -5,9 +5,11 @@
  * run in order and different OTPs at once, so an account's settlements meet
  * in the command path and go as one append to its stream. The account decider
  * makes every repeat a no-op (I2), and a receipt after a refund moves no money.
+ * A failure receipt waits while another routed attempt of the OTP may still
+ * deliver: that attempt's receipt, or expiry, settles it.
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
-import { type AccountCommand, accountDecider, accountStream, type ReceiptStatus } from '#domain';
+import { type AccountCommand, accountDecider, accountStream, mayStillDeliver, otpDecider, otpStream, type ReceiptStatus } from '#domain';
 import { SettlementMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
 
@@ -31,6 +33,9 @@ export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
   const settle = async (m: SettlementMessage) => {
     const command = commandFor(m);
     if (!command) return;
+    // A failure receipt refunds only when no routed attempt of the OTP can still deliver (a late one
+    // for an attempt it failed over from must not refund the attempt in flight).
+    if (m.kind === 'receipt' && command.type === 'RefundOtp' && mayStillDeliver((await deps.runner.peek(otpStream(m.otpId), otpDecider)).state)) return;
     const { events } = await deps.runner.handle(accountStream(m.accountId), accountDecider, command);
     for (const e of events) {
       if (e.type === 'Delivered') deps.metrics?.settled?.(m.otpId, { type: 'Delivered', via: e.data.via });

@@ -1,4 +1,4 @@
-import { type OtpCommand, otpDecider } from './otp.decider.js';
+import { mayStillDeliver, type OtpCommand, otpDecider } from './otp.decider.js';
 import type { OtpEvent } from './otp.events.js';
 import { OtpEvent as OtpEventSchema } from './otp.events.js';
 import type { ReceiptStatus } from './otp.events.js';
@@ -143,5 +143,18 @@ describe('expiry', () => {
   it('expires an OTP that was never routed', () => {
     given([routeFailed(1, false)]).when(expire()).then([expired()]);
     given([]).when(expire()).then([expired()]);
+  });
+});
+
+describe('mayStillDeliver: whether a failure receipt may refund', () => {
+  const stateOf = (events: OtpEvent[]) => events.reduce(otpDecider.evolve, otpDecider.initialState());
+  it('is false with nothing routed, and once the routed message has a final receipt', () => {
+    expect(mayStillDeliver(stateOf([]))).toBe(false);
+    expect(mayStillDeliver(stateOf([routed(1), receipt('sim-msg-1', 'undelivered')]))).toBe(false);
+    expect(mayStillDeliver(stateOf([routed(1), receipt('sim-msg-1', 'delivered')]))).toBe(false);
+  });
+  it('is true while the routed message has no final receipt: a late failure of an attempt failed over from, or only `accepted`', () => {
+    expect(mayStillDeliver(stateOf([routeFailed(1), routed(2), receipt('sim-msg-1', 'undelivered')]))).toBe(true);
+    expect(mayStillDeliver(stateOf([routed(1), receipt('sim-msg-1', 'accepted')]))).toBe(true);
   });
 });

@@ -4,7 +4,7 @@
  */
 import type { Decider } from './decider.js';
 import { DomainError } from './errors.js';
-import type { OtpEvent, OtpEventOf, ReceiptStatus } from './otp.events.js';
+import { type OtpEvent, type OtpEventOf, RECEIPT_STATUSES, type ReceiptStatus } from './otp.events.js';
 
 type Data<T extends OtpEvent['type']> = OtpEventOf<T>['data'];
 
@@ -89,3 +89,19 @@ export const otpDecider: Decider<OtpCommand, OtpEvent, OtpState> = {
   evolve: evolveOtp,
   initialState: initialOtpState,
 };
+
+/** Receipt statuses that end a message's story: nothing more will come of it. */
+const FINAL_RECEIPTS: readonly ReceiptStatus[] = RECEIPT_STATUSES.filter((s) => s !== 'accepted');
+
+/**
+ * True while some routed message of this OTP has no final receipt yet, so it may still reach the
+ * handset. A failure receipt for one attempt (a late one for an attempt the OTP failed over from)
+ * must not refund while another can still deliver: that one's receipt, or expiry, settles it.
+ * The failure receipt itself is recorded before settlement reads this, so it does not count.
+ */
+export function mayStillDeliver(state: OtpState): boolean {
+  for (const id of state.routed.keys()) {
+    if (!FINAL_RECEIPTS.some((status) => state.receipts.has(`${id}|${status}`))) return true;
+  }
+  return false;
+}
