@@ -47,7 +47,7 @@ export class Core {
     this.channels = carriers.routing.channelsByCarrier();
     this.keyBuckets = new TokenBuckets(config.keyRatePerSecond / 1000, config.keyBurst);
     this.signupBuckets = new TokenBuckets(config.signupsPerHour / 3_600_000, config.signupsPerHour);
-    this.httpIdempotency = new HttpIdempotency(readDb);
+    this.httpIdempotency = new HttpIdempotency(readDb, cipher);
   }
 
   /** Read-your-writes: waits until the read models reflect everything appended before this call. */

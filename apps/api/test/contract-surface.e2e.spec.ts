@@ -1,0 +1,168 @@
+/**
+ * The served surface against its documents: the OpenAPI document lists every
+ * route the app serves with its methods (and nothing it does not serve), and
+ * every documented operation answers errors in API.md's shape and status.
+ * The route table is Fastify's own, as printed by the running app.
+ */
+import { get, post, signup, startServer, type TestServer } from './harness.js';
+
+let server: TestServer;
+let BASE: string;
+
+beforeAll(async () => {
+  server = await startServer({ NEXO_WORKERS: 'off' });
+  BASE = server.base;
+});
+afterAll(async () => server.stop());
+
+type Operation = { security?: unknown[]; parameters?: { name: string; in: string }[] };
+
+/** `METHOD /path/{param}` for every route in Fastify's table, HEAD (implied by GET) left out. */
+function servedRoutes(): Set<string> {
+  const tree = server.running.app.getHttpAdapter().getInstance().printRoutes({ commonPrefix: false });
+  const stack: string[] = [];
+  const out = new Set<string>();
+  for (const line of tree.split('\n')) {
+    const m = /^([│ ]*)[├└]── (\S+)(?: \(([^)]+)\))?$/.exec(line);
+    if (!m) continue;
+    const depth = m[1].length / 4;
+    stack.length = depth;
+    stack.push(m[2]);
+    const path = stack.join('').replace(/:(\w+)/g, '{$1}');
+    for (const method of m[3]?.split(', ') ?? []) if (method !== 'HEAD') out.add(`${method} ${path}`);
+  }
+  return out;
+}
+
+/**
+ * Served on purpose outside the OpenAPI document: the document itself, the
+ * pages and assets of /docs and /dashboard (HTML, not API), and the carriers'
+ * receipt callback (API.md: "Upstream (carrier side, not for customers)").
+ */
+const UNDOCUMENTED = ['GET /openapi.json', 'GET /docs', 'GET /docs/{asset}', 'GET /dashboard', 'GET /dashboard/qr.svg', 'GET /dashboard/{asset}', 'POST /api/v1/carriers/{provider}/receipts'];
+
+async function documented(): Promise<Map<string, Operation>> {
+  const doc = await (await get(BASE, '/openapi.json')).json();
+  const ops = new Map<string, Operation>();
+  for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Operation>>)) {
+    for (const [method, op] of Object.entries(item)) ops.set(`${method.toUpperCase()} ${path}`, op);
+  }
+  return ops;
+}
+
+/** A concrete URL for a documented path: path parameters filled with ids nobody owns. */
+const concrete = (path: string) => path.replace(/\{[^}]+\}/g, 'zz_unknown');
+
+function call(route: string, init: { key?: string; headers?: Record<string, string>; query?: string } = {}): Promise<Response> {
+  const [method, path] = route.split(' ');
+  const url = `${BASE}${concrete(path)}${init.query ?? ''}`;
+  const headers = { ...(init.key ? { Authorization: `Bearer ${init.key}` } : {}), ...init.headers };
+  if (method === 'GET' || method === 'DELETE') return fetch(url, { method, headers });
+  return fetch(url, { method, headers: { 'Content-Type': 'application/json', ...headers }, body: '{}' });
+}
+
+async function expectError(res: Response, status: number, error: string, what = ''): Promise<void> {
+  const text = await res.text();
+  expect({ what, status: res.status, type: res.headers.get('content-type') }).toEqual({ what, status, type: expect.stringMatching(/^application\/json/) });
+  const body = JSON.parse(text);
+  expect(body).toMatchObject({ ok: false, error, message: expect.any(String) });
+}
+
+describe('OpenAPI document against the route table', () => {
+  it('documents every served route with its methods, and serves every documented one', async () => {
+    const served = servedRoutes();
+    expect(served.size).toBeGreaterThan(10);
+    for (const r of UNDOCUMENTED) expect(served).toContain(r);
+    const api = [...served].filter((r) => !UNDOCUMENTED.includes(r)).sort();
+    expect([...(await documented()).keys()].sort()).toEqual(api);
+  });
+
+  it('marks exactly the routes that need a key as bearer-secured', async () => {
+    for (const [route, op] of await documented()) {
+      const res = await call(route);
+      const secured = (op.security ?? []).length > 0;
+      if (secured) await expectError(res, 401, 'unauthorized', route);
+      else expect({ route, status: res.status }).not.toEqual({ route, status: 401 });
+    }
+  });
+});
+
+describe("every documented operation's errors have API.md's shape and status", () => {
+  let key: string;
+  let revokedKey: string;
+  beforeAll(async () => {
+    key = (await signup(BASE)).api_key;
+    const extra = await (await post(BASE, '/api/v1/keys', key, {})).json();
+    await fetch(`${BASE}/api/v1/keys/${extra.key_id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } });
+    revokedKey = extra.api_key;
+  });
+
+  it('a revoked, unknown or malformed key is 401 unauthorized on every secured route', async () => {
+    for (const [route, op] of await documented()) {
+      if (!(op.security ?? []).length) continue;
+      await expectError(await call(route, { key: revokedKey }), 401, 'unauthorized', route);
+      await expectError(await call(route, { key: `nxo_live_${'Z'.repeat(43)}` }), 401, 'unauthorized');
+      await expectError(await call(route, { headers: { Authorization: `bearer ${key}` } }), 401, 'unauthorized');
+    }
+  });
+
+  it('an unknown query parameter or a bad month or limit is 400 invalid_request on every GET that takes query parameters', async () => {
+    let checked = 0;
+    for (const [route, op] of await documented()) {
+      if (!route.startsWith('GET /api/') || !(op.security ?? []).length) continue;
+      const names = (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+      // Query parameters are validated (unknown ones refused) where the document declares some.
+      if (route.includes('{') || names.length === 0) continue;
+      const base = names.includes('chain') ? '?chain=ethereum&' : '?';
+      await expectError(await call(route, { key, query: `${base}bogus=1` }), 400, 'invalid_request', route);
+      if (names.includes('month')) for (const m of ['2026-00', '2026-1', '26-01', 'x']) await expectError(await call(route, { key, query: `?month=${m}` }), 400, 'invalid_request');
+      if (names.includes('limit')) for (const l of ['0', '-1', '1.5', 'many', '100000']) await expectError(await call(route, { key, query: `?limit=${l}` }), 400, 'invalid_request');
+      checked++;
+    }
+    expect(checked).toBeGreaterThanOrEqual(5);
+  });
+
+  it('an id unknown to the account is 404 not_found on every route with one', async () => {
+    let checked = 0;
+    for (const route of (await documented()).keys()) {
+      if (!/\{(id|key_id)\}/.test(route)) continue;
+      const [method, path] = route.split(' ');
+      // Feedback validates its body first: send a valid one, so the id is what is refused.
+      const res = method === 'POST' ? await post(BASE, concrete(path), key, { verified: true }) : await call(route, { key });
+      await expectError(res, 404, 'not_found', route);
+      checked++;
+    }
+    expect(checked).toBe(3);
+  });
+
+  it('a method the path does not serve, and a path nothing serves, are 404 not_found in the error shape', async () => {
+    await expectError(await get(BASE, '/api/v1/send-otp', key), 404, 'not_found');
+    await expectError(await fetch(`${BASE}/api/v1/balance`, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } }), 404, 'not_found');
+    await expectError(await get(BASE, '/api/v2/balance', key), 404, 'not_found');
+  });
+
+  it('Idempotency-Key is 1-255 characters: 255 is taken, 256 and empty are 400 invalid_request', async () => {
+    const ok = await post(BASE, '/api/v1/send-otp', key, { phone: '0912000255', code: '1234' }, { 'Idempotency-Key': 'k'.repeat(255) });
+    expect(ok.status).toBe(200);
+    await expectError(await post(BASE, '/api/v1/send-otp', key, { phone: '0912000256', code: '1234' }, { 'Idempotency-Key': 'k'.repeat(256) }), 400, 'invalid_request');
+    await expectError(await post(BASE, '/api/v1/send-otp', key, { phone: '0912000257', code: '1234' }, { 'Idempotency-Key': '' }), 400, 'invalid_request');
+    await expectError(await post(BASE, '/api/v1/keys', key, {}, { 'Idempotency-Key': 'k'.repeat(256) }), 400, 'invalid_request');
+    await expectError(await post(BASE, '/api/v1/signup', undefined, {}, { 'Idempotency-Key': 'k'.repeat(256) }), 400, 'invalid_request');
+  });
+
+  it('a body over 16 KiB is 400 invalid_request on every JSON POST and PUT, with nothing appended', async () => {
+    const head = await server.running.core.store.headPosition();
+    const big = JSON.stringify({ name: 'x'.repeat(17 * 1024) });
+    for (const [path, method, auth] of [['/api/v1/signup', 'POST', false], ['/api/v1/keys', 'POST', true], ['/api/v1/webhook', 'PUT', true], ['/api/v1/otp/zz_unknown/feedback', 'POST', true]] as const) {
+      const res = await fetch(`${BASE}${path}`, { method, headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: `Bearer ${key}` } : {}) }, body: big });
+      await expectError(res, 400, 'invalid_request');
+    }
+    expect(await server.running.core.store.headPosition()).toBe(head);
+  });
+
+  it('POST /keys as API.md shows it, with no body at all, issues a key', async () => {
+    const res = await fetch(`${BASE}/api/v1/keys`, { method: 'POST', headers: { Authorization: `Bearer ${key}` } });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ ok: true, key_id: expect.any(String), api_key: expect.any(String) });
+  });
+});
