@@ -17,6 +17,7 @@ import { describeMessageBusContract } from '../testing/message-bus.contract.js';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../testing/kafka-mock.cluster.js';
 import { BusError } from '../message-bus.port.js';
 import { KafkaMessageBus, type KafkaBusOptions, toBusError } from './kafka.message-bus.js';
+import { fastKafkaOptions } from '../testing/kafka-test.support.js';
 
 let cluster: KafkaMockCluster | undefined;
 
@@ -28,19 +29,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-const testOptions = (): KafkaBusOptions => ({
-  brokers: cluster!.brokers,
-  clientId: 'nexo-bus-contract',
-  // Short enough that a stop, a failure or a new message shows within a test's patience.
-  // The session timeout also sets how long the mock holds a group that a
-  // member left before the next member gets in (session timeout - 1 s).
-  heartbeatIntervalMs: 500,
-  sessionTimeoutMs: 2_500,
-  rebalanceTimeoutMs: 5_000,
-  maxWaitTimeMs: 100,
-  retryDelayMs: 100,
-  maxRetryDelayMs: 400,
-});
+const testOptions = (): KafkaBusOptions => fastKafkaOptions(cluster!.brokers, 'nexo-bus-contract');
 
 describeMessageBusContract(
   'kafka (kafkajs on the librdkafka mock cluster)',

@@ -86,8 +86,10 @@ const UNAVAILABLE = new Set(['KafkaJSTimeout', 'KafkaJSLockTimeout', 'KafkaJSGro
  */
 export function toBusError(error: unknown, action: string): BusError {
   if (error instanceof BusError) return error;
+  // kafkajs wraps the error that decides (a refused connection, a protocol error) in others
+  // (KafkaJSNumberOfRetriesExceeded, KafkaJSNonRetriableError once a producer gave up): judge the innermost.
   let root = error;
-  while (root instanceof Error && root.name === 'KafkaJSNumberOfRetriesExceeded' && root.cause instanceof Error) root = root.cause;
+  while (root instanceof Error && root.name.startsWith('KafkaJS') && root.cause instanceof Error) root = root.cause;
   const e = root instanceof Error ? root : new Error(String(root));
   const type = (e as { type?: unknown }).type;
   const detail = typeof type === 'string' ? `${type}: ${e.message}` : e.message;

@@ -1,0 +1,36 @@
+/**
+ * What the Kafka tests beyond the contract suite share: whether kcat (and so
+ * the mock cluster) is here, the short group timings that keep joins and
+ * hand-overs within a test's patience, and polling with a deadline.
+ */
+import { spawnSync } from 'node:child_process';
+import type { KafkaBusOptions } from '../adapters/kafka.message-bus.js';
+
+/** kcat starts librdkafka's mock cluster; without it these tests cannot run here. */
+export const kcatInstalled = spawnSync('kcat', ['-V'], { stdio: 'ignore' }).error === undefined;
+
+/** `describe` when kcat is installed, else a skipped block that says why in its name. */
+export const describeWithKcat = (name: string, body: () => void): void =>
+  kcatInstalled ? describe(name, body) : describe.skip(`${name} (skipped: kcat is not installed; apt-get install -y kcat)`, body);
+
+/** The contract suite's timings: the mock holds a group a member left for the session timeout - 1 s. */
+export const fastKafkaOptions = (brokers: string[], clientId: string): KafkaBusOptions => ({
+  brokers,
+  clientId,
+  heartbeatIntervalMs: 500,
+  sessionTimeoutMs: 2_500,
+  rebalanceTimeoutMs: 5_000,
+  maxWaitTimeMs: 100,
+  retryDelayMs: 100,
+  maxRetryDelayMs: 400,
+});
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function waitFor(done: () => boolean | Promise<boolean>, what: () => string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
+    await sleep(20);
+  }
+}
