@@ -18,9 +18,6 @@ import type { DispatchMessage as Dispatch } from './messages.js';
 import { DispatchMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
 
-/** Errors that leave it unknown whether the upstream took the message: the phone's window stays taken. */
-/** Unless the adapter knows the message never left its queue. */
-
 export interface DispatcherOptions {
   /** Phones served at once within a batch. */
   concurrency?: number;
@@ -146,6 +143,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       }
       const e = failure ?? new CarrierError(provider, 'network', true, 'submit failed');
       deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
+      // The window stays taken when the upstream may have the message (CarrierError.ambiguous).
       if (!e.ambiguous) limiter.release(m.phoneHash);
       const next = nextStepIndex(plan, step, e.retryable);
       logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
