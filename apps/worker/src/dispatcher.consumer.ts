@@ -216,6 +216,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   );
   return {
     lag: () => consumer.lag(),
+    held: async () => (await consumer.held?.()) ?? 0,
     parked: () => [...parkedPhones.values()].reduce((a, b) => a + b, 0),
     async stop() {
       await consumer.stop();

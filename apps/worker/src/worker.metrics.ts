@@ -69,8 +69,9 @@ export function createWorkerMetrics(sources: WorkerMetricsSources): NexoMetrics 
     const workers = sources.workers();
     if (!workers) return;
     metrics.webhookBacklog.set(workers.webhookBacklog());
-    for (const [topic, lag] of Object.entries(await workers.consumerLag())) {
+    for (const [topic, { lag, held }] of Object.entries(await workers.consumerLag())) {
       metrics.busConsumerLag.set({ topic, group: CONSUMER_GROUPS[topic] }, lag);
+      metrics.busHeld.set({ topic, group: CONSUMER_GROUPS[topic] }, held);
     }
   });
   return metrics;

@@ -4,7 +4,7 @@
  * default runs them inside the API process; `apps/worker` runs them alone
  * against Kafka and EventStoreDB.
  */
-import { type OutgoingMessage, Relay, TOPICS } from '#bus';
+import { type Consumer, type OutgoingMessage, Relay, TOPICS } from '#bus';
 import type { Receipt } from '#carriers';
 import { startDispatcher, type DispatcherOptions } from './dispatcher.consumer.js';
 import { startExpiry } from './expiry.worker.js';
@@ -40,7 +40,8 @@ export interface RunningWorkers {
   webhookBacklog(): number;
   /** Dispatches parked until their phone's window opens, and receipts not matched to an OTP yet. */
   waiting(): { parkedDispatches: number; unmatchedReceipts: number };
-  consumerLag(): Promise<Record<string, number>>;
+  /** Per topic: messages behind the head, and of those, messages held aside by the embedded bus (poison keys). */
+  consumerLag(): Promise<Record<string, { lag: number; held: number }>>;
   stop(): Promise<void>;
 }
 
@@ -99,12 +100,13 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
   }
   const [dispatcher, receipts, settlement, webhooks] = [d.value, r.value, s.value, w.value];
   const expiry = startExpiry(deps, lookups.due, { intervalMs: options.expiryIntervalMs });
-  const consumers = { [TOPICS.dispatch]: dispatcher, [TOPICS.receipts]: receipts.consumer, [TOPICS.settlement]: settlement, [TOPICS.webhooks]: webhooks.consumer };
+  const consumers: Record<string, Consumer> = { [TOPICS.dispatch]: dispatcher, [TOPICS.receipts]: receipts.consumer, [TOPICS.settlement]: settlement, [TOPICS.webhooks]: webhooks.consumer };
   return {
     relay,
     webhookBacklog: () => webhooks.backlog(),
     waiting: () => ({ parkedDispatches: dispatcher.parked(), unmatchedReceipts: receipts.unmatched() }),
-    consumerLag: async () => Object.fromEntries(await Promise.all(Object.entries(consumers).map(async ([t, c]) => [t, await c.lag()] as const))),
+    consumerLag: async () =>
+      Object.fromEntries(await Promise.all(Object.entries(consumers).map(async ([t, c]) => [t, { lag: await c.lag(), held: (await c.held?.()) ?? 0 }] as const))),
     async stop() {
       // Upstream first: stop feeding the bus, then drain the consumers.
       await relay?.stop();

@@ -82,7 +82,7 @@ describe('every message delivered twice', () => {
       200,
     );
     // Late copies (duplicated receipts, a second settlement message) have had their chance to do harm.
-    await until('the bus drained', async () => (Object.values(await pipeline.workers.consumerLag()).every((n) => n === 0) ? true : undefined));
+    await until('the bus drained', async () => (Object.values(await pipeline.workers.consumerLag()).every((c) => c.lag === 0) ? true : undefined));
     const final = await pipeline.ledger();
 
     let delivered = 0;

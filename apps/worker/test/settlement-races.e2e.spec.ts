@@ -102,7 +102,7 @@ describe('settlement edges, embedded pipeline', () => {
     await until('the pipeline is quiet', async () => {
       const head = await p.store.headPosition();
       const lags = Object.values(await p.workers.consumerLag());
-      const still = (p.workers.relay?.checkpoint ?? 0n) >= head && lags.every((n) => n === 0);
+      const still = (p.workers.relay?.checkpoint ?? 0n) >= head && lags.every((c) => c.lag === 0);
       calm = still ? calm + 1 : 0;
       return calm >= 3 ? true : undefined;
     }, 8_000, 40);

@@ -44,6 +44,8 @@ export type BatchHandler<V = unknown> = (messages: ConsumedMessage<V>[]) => Prom
 export interface Consumer {
   /** Messages published but not yet committed by this group. */
   lag(): Promise<number>;
+  /** Messages set aside because their key's handler kept failing (the embedded bus's poison-message answer); part of `lag()`. */
+  held?(): Promise<number>;
   stop(): Promise<void>;
 }
 

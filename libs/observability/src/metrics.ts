@@ -181,6 +181,11 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       topic: l.topic,
       group: l.group,
     }),
+    busHeld: gauge(
+      'nexo_bus_held_messages',
+      "Messages the embedded bus set aside because their key's handler kept failing; retried on their own backoff, part of the lag.",
+      { topic: l.topic, group: l.group },
+    ),
 
     webhookAttempts: counter('nexo_webhook_attempts_total', 'Webhook POST attempts, by outcome; anything but success is retried.', {
       outcome: l.webhookOutcome,

@@ -114,6 +114,7 @@ describe('alert rules', () => {
     expect(rules.map((r) => r.name).sort()).toEqual(
       [
         'NexoBusConsumerLagHigh',
+        'NexoBusMessagesHeld',
         'NexoCarrierErrorRateHigh',
         'NexoChainListenerStalled',
         'NexoDeliveryRateBelowTarget',

@@ -163,7 +163,11 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
   });
   const bus = config.kafkaBrokers
     ? await openMessageBus({ kind: 'kafka', brokers: config.kafkaBrokers, clientId: 'nexo-api' })
-    : new InProcessMessageBus(readDb, { onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying') });
+    : new InProcessMessageBus(readDb, {
+        onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying'),
+        // Keys are phone hashes, account ids and provider message ids: no secret.
+        onHold: ({ error, ...where }) => logger.error({ err: error, ...where }, 'consumer holds a failing key aside; its other keys go on (runbook NexoBusMessagesHeld)'),
+      });
   const publishReceipt = receiptPublisher({ bus });
   const carriers = createCarriers(config.carriers, {
     sink: (receipt) => {

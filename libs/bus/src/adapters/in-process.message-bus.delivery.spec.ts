@@ -1,6 +1,6 @@
 /**
  * The embedded bus's delivery promises beyond the shared contract suite:
- * large pages and values, and a key whose handler keeps failing.
+ * large pages and values, a key whose handler keeps failing, an outage.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,31 +55,120 @@ describe('in-process bus: large pages and a failing key', () => {
     );
   });
 
-  // BUG (design): the embedded bus has one partition and retries the whole
-  // batch window from the group's committed offset, so one key whose handler
-  // keeps failing (a poison message) stops every other key behind it for as
-  // long as it fails: messages published after the first full batch are never
-  // read, let alone committed. The promise is that a throwing consumer gets
-  // its batch again "without blocking other keys forever"; on Kafka only the
-  // keys sharing the failing key's partition wait (see the Kafka delivery spec).
-  it.failing('lets other keys through while one key\'s handler keeps failing', async () => {
-    const handled = new Set<string>();
+  // One partition: without holding, a key whose handler keeps failing (a poison
+  // message) would stop every key behind it for as long as it fails (on Kafka
+  // only the keys sharing its partition wait; see the Kafka delivery spec).
+  it('holds a failing key aside and lets the other keys through, then delivers the held key in order once it recovers', async () => {
+    const handled: string[] = [];
+    const holds: { key: string; messages: number }[] = [];
+    let poisonFixed = false;
+    await bus.close();
+    bus = new InProcessMessageBus(db, { pollIntervalMs: 20, retryDelayMs: 10, maxHoldRetryMs: 40, onHold: (e) => holds.push({ key: e.key, messages: e.messages }) });
     const c = await bus.consume<{ n: number }>(
       'g',
       'poison.key',
       async (batch) => {
-        if (batch.some((m) => m.key === 'poison')) throw new Error('poison cannot be handled (test)');
-        for (const m of batch) handled.add(`${m.key}#${m.value.n}`);
+        if (!poisonFixed && batch.some((m) => m.key === 'poison')) throw new Error('poison cannot be handled (test)');
+        for (const m of batch) handled.push(`${m.key}#${m.value.n}`);
       },
       { batchSize: 10 },
     );
     await bus.publish('poison.key', [{ key: 'poison', value: { n: 0 } }, ...Array.from({ length: 50 }, (_, n) => ({ key: `k${n % 5}`, value: { n } }))]);
+    await bus.publish('poison.key', [{ key: 'poison', value: { n: 1 } }, { key: 'k0', value: { n: 50 } }]);
     try {
       await waitFor(
-        () => handled.size === 50,
-        () => `the 50 messages of other keys handled, got ${handled.size}`,
+        () => handled.length === 51,
+        () => `the 51 messages of other keys handled, got ${handled.length}`,
         3_000,
       );
+      expect(holds).toEqual([{ key: 'poison', messages: 1 }]);
+      expect(await c.held!()).toBe(2);
+      expect(await c.lag()).toBe(2);
+      expect(db.prepare('SELECT count(*) AS n FROM bus_held').get()).toEqual({ n: 2 });
+      for (let k = 0; k < 5; k++) {
+        const own = handled.filter((h) => h.startsWith(`k${k}#`)).map((h) => Number(h.split('#')[1]));
+        expect(own).toEqual([...own].sort((a, b) => a - b));
+      }
+
+      poisonFixed = true;
+      await waitFor(
+        () => handled.includes('poison#1'),
+        () => `the held key delivered, got ${handled.filter((h) => h.startsWith('poison')).join(', ')}`,
+        3_000,
+      );
+      expect(handled.filter((h) => h.startsWith('poison'))).toEqual(['poison#0', 'poison#1']);
+      await waitFor(
+        async () => (await c.lag()) === 0 && (await c.held!()) === 0,
+        () => 'lag 0 and nothing held',
+      );
+      expect(db.prepare('SELECT count(*) AS n FROM bus_held').get()).toEqual({ n: 0 });
+
+      await bus.publish('poison.key', [{ key: 'poison', value: { n: 2 } }]);
+      await waitFor(
+        () => handled.includes('poison#2'),
+        () => 'a later message of the released key handled',
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('keeps a held key held across a restart, its later messages behind it', async () => {
+    const handled: string[] = [];
+    let poisonFixed = false;
+    const handler = async (batch: ConsumedMessage<{ n: number }>[]) => {
+      if (!poisonFixed && batch.some((m) => m.key === 'poison')) throw new Error('poison (test)');
+      for (const m of batch) handled.push(`${m.key}#${m.value.n}`);
+    };
+    const first = await bus.consume<{ n: number }>('g', 'restart.held', handler, { batchSize: 10 });
+    await bus.publish('restart.held', [{ key: 'poison', value: { n: 0 } }, { key: 'a', value: { n: 0 } }]);
+    await waitFor(
+      () => handled.includes('a#0'),
+      () => 'the other key handled',
+    );
+    await first.stop();
+    await bus.publish('restart.held', [{ key: 'poison', value: { n: 1 } }, { key: 'a', value: { n: 1 } }]);
+
+    poisonFixed = true;
+    const second = await bus.consume<{ n: number }>('g', 'restart.held', handler, { batchSize: 10 });
+    try {
+      await waitFor(
+        () => handled.includes('poison#1') && handled.includes('a#1'),
+        () => `everything handled after the restart, got ${handled.join(', ')}`,
+      );
+      expect(handled.filter((h) => h.startsWith('poison'))).toEqual(['poison#0', 'poison#1']);
+      await waitFor(
+        async () => (await second.lag()) === 0,
+        () => 'lag 0',
+      );
+    } finally {
+      await second.stop();
+    }
+  });
+
+  it('holds nothing when every key fails (an outage, not a poison message): the batch waits and comes back whole', async () => {
+    let down = true;
+    const batches: string[][] = [];
+    const c = await bus.consume<{ n: number }>(
+      'g',
+      'outage',
+      async (batch) => {
+        if (down) throw new Error('store unavailable (test)');
+        batches.push(batch.map((m) => `${m.key}#${m.value.n}`));
+      },
+      { batchSize: 10 },
+    );
+    await bus.publish('outage', Array.from({ length: 6 }, (_, n) => ({ key: `k${n % 3}`, value: { n } })));
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await c.held!()).toBe(0);
+    expect(db.prepare('SELECT count(*) AS n FROM bus_held').get()).toEqual({ n: 0 });
+    down = false;
+    try {
+      await waitFor(
+        () => batches.length > 0,
+        () => 'the batch handled after the outage',
+      );
+      expect(batches[0]).toEqual(['k0#0', 'k1#1', 'k2#2', 'k0#3', 'k1#4', 'k2#5']);
     } finally {
       await c.stop();
     }

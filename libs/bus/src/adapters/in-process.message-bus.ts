@@ -9,6 +9,17 @@
  * hands batches to one handler at a time. Messages are pruned once every group
  * that ever consumed the topic has committed past them.
  *
+ * A poison message. Kafka parks a failing batch's partition; this bus has one
+ * partition, so it parks keys instead. A batch that fails `holdAfter` times in
+ * a row is handed over again key by key; if some keys go through and others
+ * still fail, the failing keys' messages are *held*: copied to `bus_held` in
+ * the transaction that commits the batch, with every later message of those
+ * keys, and retried on their own backoff, in offset order, until they go
+ * through. Nothing is dropped and each key keeps its order; the other keys
+ * are no longer blocked. When every key fails, it is an outage, not a poison
+ * message: nothing is held and the whole batch waits, as before. Held
+ * messages count in `lag()` and are reported by `held()` and `onHold`.
+ *
  * One consumer per group and topic per bus: a second one would read from the
  * same committed offset and handle everything twice (Kafka would split the
  * partitions between them instead; this bus has one partition).
@@ -28,7 +39,18 @@ export interface InProcessBusOptions {
   pollIntervalMs?: number;
   /** Delay before a failed batch is retried. */
   retryDelayMs?: number;
+  /** Failures in a row of one batch before its keys are tried one by one (see the header). Default 3. */
+  holdAfter?: number;
+  /** Longest wait between two tries of a held key. Default 60 s. */
+  maxHoldRetryMs?: number;
   onError?: (error: unknown, group: string, topic: string) => void;
+  /** A key's messages were set aside after its handler kept failing (`error` is its last failure). */
+  onHold?: (event: { group: string; topic: string; key: string; messages: number; error: unknown }) => void;
+}
+
+interface HeldKey {
+  tries: number;
+  dueAt: number;
 }
 
 const safeName = (topic: string) => {
@@ -50,6 +72,9 @@ export class InProcessMessageBus implements MessageBus {
   ) {
     db.exec(`CREATE TABLE IF NOT EXISTS bus_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL, committed INTEGER NOT NULL,
       PRIMARY KEY (grp, topic)) WITHOUT ROWID`);
+    db.exec(`CREATE TABLE IF NOT EXISTS bus_held (grp TEXT NOT NULL, topic TEXT NOT NULL, offset INTEGER NOT NULL, key TEXT NOT NULL,
+      value TEXT NOT NULL, headers TEXT, held_at INTEGER NOT NULL, PRIMARY KEY (grp, topic, offset));
+      CREATE INDEX IF NOT EXISTS bus_held_by_key ON bus_held (grp, topic, key, offset)`);
   }
 
   private table(topic: string): string {
@@ -74,9 +99,13 @@ export class InProcessMessageBus implements MessageBus {
     if (!exists(table)) return undefined;
     const offsets = exists('bus_offsets');
     const committed = offsets ? (db.prepare<[string, string], { c: number }>('SELECT committed AS c FROM bus_offsets WHERE grp = ? AND topic = ?').get(group, topic)?.c ?? 0) : 0;
-    const left = db.prepare<[number], { n: number }>(`SELECT count(*) AS n FROM ${table} WHERE offset > ?`).get(committed)!.n;
+    let left = db.prepare<[number], { n: number }>(`SELECT count(*) AS n FROM ${table} WHERE offset > ?`).get(committed)!.n;
     db.exec(`DROP TABLE ${table}`);
     if (offsets) db.prepare('DELETE FROM bus_offsets WHERE topic = ?').run(topic);
+    if (exists('bus_held')) {
+      left += db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM bus_held WHERE grp = ? AND topic = ?').get(group, topic)!.n;
+      db.prepare('DELETE FROM bus_held WHERE topic = ?').run(topic);
+    }
     return left;
   }
 
@@ -131,6 +160,8 @@ export class InProcessMessageBus implements MessageBus {
     if (!Number.isSafeInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${batchSize}`);
     const pollMs = this.options.pollIntervalMs ?? 250;
     const retryMs = this.options.retryDelayMs ?? 500;
+    const holdAfter = this.options.holdAfter ?? 3;
+    const maxHoldRetryMs = this.options.maxHoldRetryMs ?? 60_000;
     this.db.prepare('INSERT OR IGNORE INTO bus_offsets (grp, topic, committed) VALUES (?, ?, 0)').run(group, topic);
     // The batch size written into the SQL: a bound LIMIT makes SQLite prepare the statement again at every read.
     const read = this.db.prepare<[number], Row>(`SELECT * FROM ${table} WHERE offset > ? ORDER BY offset LIMIT ${batchSize}`);
@@ -142,8 +173,23 @@ export class InProcessMessageBus implements MessageBus {
     // numbering at 1, below every group's committed offset, and those groups
     // would skip every message published afterwards.
     const prune = this.db.prepare(`DELETE FROM ${table} WHERE offset < (SELECT min(committed) FROM bus_offsets WHERE topic = ?)`);
+    const holdRow = this.db.prepare<[string, string, number, string, string, string | null, number]>(
+      'INSERT OR IGNORE INTO bus_held (grp, topic, offset, key, value, headers, held_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    const readHeld = this.db.prepare<[string, string, string], Row>(
+      `SELECT offset, key, value, headers FROM bus_held WHERE grp = ? AND topic = ? AND key = ? ORDER BY offset LIMIT ${batchSize}`,
+    );
+    const releaseHeld = this.db.prepare<[string, string, string, number]>('DELETE FROM bus_held WHERE grp = ? AND topic = ? AND key = ? AND offset <= ?');
+    const heldKeys = this.db.prepare<[string, string], { key: string; n: number }>('SELECT key, count(*) AS n FROM bus_held WHERE grp = ? AND topic = ? GROUP BY key');
 
     let position = committedStmt.get(group, topic)!.committed;
+    /** Keys with messages in `bus_held`: every later message of theirs is held too, to keep their order. */
+    const held = new Map<string, HeldKey>();
+    let heldCount = 0;
+    for (const { key, n } of heldKeys.all(group, topic)) {
+      held.set(key, { tries: 0, dueAt: 0 });
+      heldCount += n;
+    }
     let running = true;
     let wake: (() => void) | undefined;
     const wakers = this.wakers.get(topic) ?? new Set();
@@ -164,12 +210,83 @@ export class InProcessMessageBus implements MessageBus {
         wake = done;
         if (onPublish) wakers.add(done);
       });
+    const toBatch = (rows: Row[]): ConsumedMessage<V>[] =>
+      rows.map((r) => ({
+        topic,
+        key: r.key,
+        value: JSON.parse(r.value) as V,
+        headers: r.headers ? (JSON.parse(r.headers) as Record<string, string>) : {},
+        offset: String(r.offset),
+        partition: 0,
+      }));
+    /** Runs the handler; the error it threw, or undefined once its effects are durable. */
+    const attempt = async (rows: Row[]): Promise<{ error: unknown } | undefined> => {
+      try {
+        await handler(toBatch(rows));
+        return undefined;
+      } catch (error) {
+        return { error };
+      }
+    };
+    const backoff = (tries: number) => Math.min(maxHoldRetryMs, retryMs * 2 ** Math.min(tries, 20)) * (0.5 + Math.random() / 2);
+
+    /** Tries the held keys that are due; returns when the next one is due (Infinity when none is held). */
+    const retryHeld = async (): Promise<number> => {
+      let next = Infinity;
+      for (const [key, state] of held) {
+        if (!running || this.closed) break;
+        if (state.dueAt > Date.now()) {
+          next = Math.min(next, state.dueAt);
+          continue;
+        }
+        const rows = readHeld.all(group, topic, key);
+        const failed = rows.length > 0 ? await attempt(rows) : undefined;
+        if (failed) {
+          this.options.onError?.(failed.error, group, topic);
+          state.tries++;
+          state.dueAt = Date.now() + backoff(state.tries);
+          next = Math.min(next, state.dueAt);
+          continue;
+        }
+        if (rows.length > 0) {
+          releaseHeld.run(group, topic, key, rows[rows.length - 1].offset);
+          heldCount -= rows.length;
+        }
+        // A full page may have more behind it; an empty one means the key is free again.
+        if (rows.length < batchSize) held.delete(key);
+        else next = Date.now();
+      }
+      return next;
+    };
+
+    /**
+     * Hands `rows` over again key by key, after the whole batch kept failing. Returns the keys
+     * to hold with their last error, or undefined when every key failed (an outage: hold nothing).
+     */
+    const isolate = async (rows: Row[]): Promise<Map<string, unknown> | undefined> => {
+      const byKey = new Map<string, Row[]>();
+      for (const r of rows) {
+        const list = byKey.get(r.key);
+        if (list) list.push(r);
+        else byKey.set(r.key, [r]);
+      }
+      const failing = new Map<string, unknown>();
+      for (const [key, list] of byKey) {
+        if (!running) return undefined;
+        const failed = await attempt(list);
+        if (failed) failing.set(key, failed.error);
+      }
+      return byKey.size > 1 && failing.size === byKey.size ? undefined : failing;
+    };
 
     let commits = 0;
+    let failures = 0;
     const loop = (async () => {
+      let heldDueAt = held.size > 0 ? 0 : Infinity;
       while (running && !this.closed) {
         let rows: Row[];
         try {
+          if (heldDueAt <= Date.now()) heldDueAt = await retryHeld();
           rows = read.all(position);
         } catch (error) {
           if (!this.db.open) break;
@@ -180,29 +297,51 @@ export class InProcessMessageBus implements MessageBus {
           continue;
         }
         if (rows.length === 0) {
-          await sleep(pollMs, true);
+          await sleep(Math.max(0, Math.min(pollMs, heldDueAt - Date.now())), true);
           continue;
         }
-        try {
-          const batch: ConsumedMessage<V>[] = rows.map((r) => ({
-            topic,
-            key: r.key,
-            value: JSON.parse(r.value) as V,
-            headers: r.headers ? (JSON.parse(r.headers) as Record<string, string>) : {},
-            offset: String(r.offset),
-            partition: 0,
-          }));
-          await handler(batch);
-        } catch (error) {
-          this.options.onError?.(error, group, topic);
-          await sleep(retryMs, false);
-          continue;
+        const toHold = new Map<string, unknown>();
+        const fresh = held.size === 0 ? rows : rows.filter((r) => !held.has(r.key));
+        if (fresh.length > 0) {
+          // The handler awaited here directly, not through attempt(): the
+          // commit follows its resolution as closely as before holding existed.
+          let failed = false;
+          try {
+            await handler(toBatch(fresh));
+          } catch (error) {
+            this.options.onError?.(error, group, topic);
+            failed = true;
+          }
+          if (failed) {
+            const keys = ++failures >= holdAfter && running ? await isolate(fresh) : undefined;
+            if (!keys) {
+              await sleep(retryMs, false);
+              continue;
+            }
+            for (const [key, error] of keys) toHold.set(key, error);
+          }
         }
+        failures = 0;
         // Committed even when stop() came during the handler: its effects are
         // durable, and leaving the batch uncommitted would only replay it.
         try {
           const last = rows[rows.length - 1].offset;
-          commit.run(last, group, topic);
+          const now = Date.now();
+          if (held.size === 0 && toHold.size === 0) commit.run(last, group, topic);
+          else {
+            const holding = rows.filter((r) => held.has(r.key) || toHold.has(r.key));
+            this.db.transaction(() => {
+              for (const r of holding) holdRow.run(group, topic, r.offset, r.key, r.value, r.headers, now);
+              commit.run(last, group, topic);
+            })();
+            heldCount += holding.length;
+          }
+          for (const [key, error] of toHold) {
+            const state = { tries: 1, dueAt: now + backoff(1) };
+            held.set(key, state);
+            heldDueAt = Math.min(heldDueAt, state.dueAt);
+            this.options.onHold?.({ group, topic, key, messages: rows.filter((r) => r.key === key).length, error });
+          }
           position = last;
           if (++commits % 100 === 0) prune.run(topic);
         } catch (error) {
@@ -214,7 +353,8 @@ export class InProcessMessageBus implements MessageBus {
     })();
 
     const consumer: Consumer = {
-      lag: async () => Math.max(0, (headStmt.get()?.h ?? 0) - position),
+      lag: async () => Math.max(0, (headStmt.get()?.h ?? 0) - position) + heldCount,
+      held: async () => heldCount,
       stop: async () => {
         running = false;
         wake?.();
