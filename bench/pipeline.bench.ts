@@ -248,6 +248,23 @@ function analyse(file: string, hooks: Hook[], since: number): Figures {
     stages.settled.push(o.settledCreated! - o.receiptCreated!);
     stages.sent.push(got - o.settledCreated!);
   }
+  if (process.env.BENCH_STAGES) {
+    const w = new Database(file.replace(/nexo\.db$/, 'webhooks.db'), { readonly: true });
+    const rowsW = w.prepare<[], { otp_id: string; created_ms: number; delivered_ms: number | null }>("SELECT otp_id, created_ms, delivered_ms FROM webhook_deliveries WHERE type = 'otp.delivered'").all();
+    w.close();
+    const a: number[] = [], b: number[] = [], c: number[] = [];
+    for (const r of rowsW) {
+      const o = otps.get(r.otp_id);
+      const got = delivered.get(r.otp_id);
+      if (!o || o.at < since || !o.settledCreated || got === undefined || r.delivered_ms === null) continue;
+      a.push(r.created_ms - o.settledCreated);
+      b.push(got - r.created_ms);
+      c.push(r.delivered_ms - got);
+    }
+    for (const l of [a, b, c]) l.sort((x, y) => x - y);
+    const q = (l: number[], p: number) => l[Math.min(l.length - 1, Math.floor((p / 100) * l.length))];
+    console.log(`settled → row recorded p50/p90/p99 ${q(a, 50)}/${q(a, 90)}/${q(a, 99)}; row → received ${q(b, 50)}/${q(b, 90)}/${q(b, 99)}; received → answer seen ${q(c, 50)}/${q(c, 90)}/${q(c, 99)}`);
+  }
   if (process.env.BENCH_OUTLIERS) {
     const t0 = Math.min(...all.map((o) => o.created));
     const slow = (label: string, items: [number, number][]) =>

@@ -40,6 +40,12 @@ export const WEBHOOK_TYPES = ['otp.routed', 'otp.delivered', 'otp.refunded'] as 
 export const WebhookMessage = z.discriminatedUnion('kind', [
   /** The per-send `webhook_url`, registered before any status change of that OTP (same key, same order). */
   z.object({ kind: z.literal('target'), otpId: Id, accountId: Id, url: z.string().url() }),
+  /**
+   * The account's webhook as configured (`WebhookConfigured`; the secret sealed, as in the log), in
+   * log order with the account's status changes (same key): the sender never waits for the read
+   * models to learn an endpoint that is already in the log.
+   */
+  z.object({ kind: z.literal('account'), accountId: Id, url: z.string().url(), secret: z.string().min(1) }),
   z.object({
     kind: z.literal('event'),
     eventId: z.string().min(1).max(64),

@@ -73,6 +73,10 @@ function relayRoute(
       if (d.webhookUrl) out.push(webhook(accountId, { kind: 'target', otpId: d.otpId, accountId, url: d.webhookUrl }));
       return out;
     }
+    case 'WebhookConfigured': {
+      const d = e.data as AccountEventOf<'WebhookConfigured'>['data'];
+      return [webhook(accountId, { kind: 'account', accountId, url: d.url, secret: d.secret })];
+    }
     case 'Routed': {
       if (!e.streamId.startsWith(OTP)) return [];
       const d = e.data as OtpEventOf<'Routed'>['data'];

@@ -1,6 +1,6 @@
 /**
  * The sender's durable state in its SQLite file: one row per webhook event (its body, status,
- * attempts, next try) and the per-send URL overrides.
+ * attempts, next try), the per-send URL overrides and each account's configured webhook.
  *
  * Rows are clustered by OTP id, which starts with its creation time (`newId`), so new rows land at
  * the table's right edge and a commit dirties a few pages, where a random key (the event's UUID)
@@ -34,6 +34,7 @@ const PRUNE_ROWS = 1_000;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS webhook_targets (otp_id TEXT PRIMARY KEY, url TEXT NOT NULL) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS webhook_accounts (account_id TEXT PRIMARY KEY, url TEXT NOT NULL, secret TEXT NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS webhook_deliveries (
     otp_id TEXT NOT NULL, event_id TEXT NOT NULL, account_id TEXT NOT NULL, type TEXT NOT NULL, url TEXT NOT NULL,
     body TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, next_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,
@@ -88,6 +89,9 @@ export function openDeliveries(db: Db) {
     migrated,
     putTarget: db.prepare<[string, string], unknown>('INSERT OR REPLACE INTO webhook_targets (otp_id, url) VALUES (?, ?)'),
     target: db.prepare<[string], { url: string }>('SELECT url FROM webhook_targets WHERE otp_id = ?'),
+    /** The account's webhook as the log configured it (the secret sealed). */
+    putAccount: db.prepare<[string, string, string], unknown>('INSERT OR REPLACE INTO webhook_accounts (account_id, url, secret) VALUES (?, ?, ?)'),
+    account: db.prepare<[string], { url: string; secret: string }>('SELECT url, secret FROM webhook_accounts WHERE account_id = ?'),
     insert: db.prepare<[string, string, string, string, string, string, number, number], unknown>(
       `INSERT OR IGNORE INTO webhook_deliveries (otp_id, event_id, account_id, type, url, body, status, attempts, next_ms, created_ms)
        VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,

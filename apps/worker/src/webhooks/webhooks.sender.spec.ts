@@ -305,6 +305,33 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       expect(signedBy(secret, perSend.posts[0])).toBe(true);
       expect(configured.posts).toHaveLength(0);
     });
+
+    it('uses the webhook the log configured (relayed before the events) while the read models do not know it yet; a reconfiguration from its place in the log on; both kept across a restart', async () => {
+      const first = await endpoint(() => 204);
+      const second = await endpoint(() => 204);
+      const oldSecret = newWebhookSecret();
+      const newSecret = newWebhookSecret();
+      // The directory (the read models) knows nothing of acc_a: the projector lags behind the relay.
+      const sender = await start();
+      const before = event('acc_a');
+      await publish({ kind: 'account', accountId: 'acc_a', url: first.url, secret: cipher.seal(oldSecret) }, before);
+      expect(await delivered(before.eventId)).toMatchObject({ url: first.url });
+      expect(signedBy(oldSecret, first.posts[0])).toBe(true);
+
+      const after = event('acc_a');
+      await publish({ kind: 'account', accountId: 'acc_a', url: second.url, secret: cipher.seal(newSecret) }, after);
+      expect(await delivered(after.eventId)).toMatchObject({ url: second.url });
+      expect(signedBy(newSecret, second.posts[0])).toBe(true);
+
+      await sender.stop();
+      await start();
+      const later = event('acc_a');
+      await publish(later);
+      expect(await delivered(later.eventId)).toMatchObject({ url: second.url });
+      expect(second.posts).toHaveLength(2);
+      expect(signedBy(newSecret, second.posts[1])).toBe(true);
+      expect(first.posts).toHaveLength(1);
+    });
   });
 
   describe('non-2xx answers are retried with exponential backoff and jitter', () => {

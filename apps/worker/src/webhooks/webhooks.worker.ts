@@ -88,6 +88,25 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   const agent = new Agent({ connections: perEndpoint, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
   /** Opened secrets by their sealed form: one AES-GCM open per account, not per POST. */
   const secrets = new Map<string, string>();
+  /**
+   * Accounts' webhooks as the log configured them: the relay hands each `WebhookConfigured` over in
+   * order with the account's status changes, so an OTP sent right after `PUT /api/v1/webhook` finds
+   * its endpoint even while the read models lag. The read models answer only for accounts configured
+   * before this file followed the log.
+   */
+  const accounts = new Map<string, { url: string; secret: string }>();
+  function accountWebhook(accountId: string): { url: string; secret: string } | undefined {
+    let w = accounts.get(accountId);
+    if (w === undefined) {
+      w = table.account.get(accountId);
+      if (w !== undefined) remember(accountId, w);
+    }
+    return w ?? directory.accountWebhook(accountId);
+  }
+  function remember(accountId: string, w: { url: string; secret: string }): void {
+    if (accounts.size >= 10_000) accounts.clear();
+    accounts.set(accountId, w);
+  }
   /** Parsed webhook URLs: one parse per endpoint, not two per POST. */
   const endpoints = new Map<string, Endpoint>();
   function endpoint(url: string): Endpoint {
@@ -192,9 +211,14 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       table.putTarget.run(m.otpId, m.url);
       return undefined;
     }
+    if (m.kind === 'account') {
+      table.putAccount.run(m.accountId, m.url, m.secret);
+      remember(m.accountId, { url: m.url, secret: m.secret });
+      return undefined;
+    }
     // Past retention its row may be gone already: a relay replaying the log that far back must not send it again.
     if (m.otpId < otpIdsBefore(now - retainMs)) return undefined;
-    const configured = directory.accountWebhook(m.accountId);
+    const configured = accountWebhook(m.accountId);
     const url = table.target.get(m.otpId)?.url ?? configured?.url;
     if (!url) return undefined;
     const facts = m.carrier && m.channel ? { carrier: m.carrier, channel: m.channel } : directory.otpFacts(m.otpId);
@@ -247,7 +271,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   }
 
   async function deliver(row: Row): Promise<void> {
-    const configured = directory.accountWebhook(row.account_id);
+    const configured = accountWebhook(row.account_id);
     const now = clock().getTime();
     let code: number | null = null;
     let error: string | null = null;
