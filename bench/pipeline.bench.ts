@@ -17,6 +17,7 @@
  *   BENCH_PROF=/tmp/prof node dist/bench/pipeline.bench.js     CPU profiles of the service, one per run
  *   BENCH_METRICS=1 node dist/bench/pipeline.bench.js          also print the service's event-loop delay and group commits (or BENCH_METRICS=<regexp>)
  *   BENCH_ONLY=full node dist/bench/pipeline.bench.js          only the full-speed run (A/B of a change; or BENCH_ONLY=paced)
+ *   BENCH_STAGES=1 node dist/bench/pipeline.bench.js           also split settled → webhook received with the sender's rows (webhooks.db)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -249,6 +250,7 @@ function analyse(file: string, hooks: Hook[], since: number): Figures {
     stages.sent.push(got - o.settledCreated!);
   }
   if (process.env.BENCH_STAGES) {
+    // The sender's own times: when it recorded the delivery row, and when it saw the endpoint's answer.
     const w = new Database(file.replace(/nexo\.db$/, 'webhooks.db'), { readonly: true });
     const rowsW = w.prepare<[], { otp_id: string; created_ms: number; delivered_ms: number | null }>("SELECT otp_id, created_ms, delivered_ms FROM webhook_deliveries WHERE type = 'otp.delivered'").all();
     w.close();
@@ -263,7 +265,8 @@ function analyse(file: string, hooks: Hook[], since: number): Figures {
     }
     for (const l of [a, b, c]) l.sort((x, y) => x - y);
     const q = (l: number[], p: number) => l[Math.min(l.length - 1, Math.floor((p / 100) * l.length))];
-    console.log(`settled → row recorded p50/p90/p99 ${q(a, 50)}/${q(a, 90)}/${q(a, 99)}; row → received ${q(b, 50)}/${q(b, 90)}/${q(b, 99)}; received → answer seen ${q(c, 50)}/${q(c, 90)}/${q(c, 99)}`);
+    const p509099 = (l: number[]) => `${q(l, 50)}/${q(l, 90)}/${q(l, 99)}`;
+    process.stdout.write(`settled → webhook received, p50/p90/p99 ms: → delivery row recorded ${p509099(a)}, → POST received ${p509099(b)}; received → answer seen by the sender ${p509099(c)}\n`);
   }
   if (process.env.BENCH_OUTLIERS) {
     const t0 = Math.min(...all.map((o) => o.created));
