@@ -251,6 +251,27 @@ describe('a transfer that comes back after its reversal', () => {
   // transaction per block) and on any chain where the re-mined transfer is again first in its block, this is
   // the common case, not a corner. A key that tells the re-mined log from the reversed one (the block hash, or
   // a credit generation) would let the ledger credit it again.
+  it('tells an operator about the re-mined transfer it cannot credit: one log line and nexo_deposits_uncredited_total, once', async () => {
+    const { n, a } = await started();
+    const snap = await chain.snapshot();
+    const x = await chain.signTransfer(usdt, chain.wallets[0]!, a, 3_000_000n);
+    await chain.sendRaw(x.raw);
+    await catchUp(n);
+    await chain.revert(snap);
+    await chain.mine(2);
+    await catchUp(n);
+    await chain.sendRaw(x.raw);
+    await chain.mine(2);
+    await catchUp(n);
+    await chain.mine(2);
+    await catchUp(n);
+    expect(n.balance('acc_a')).toBe(0n);
+    expect(n.logs.filter((l) => l.includes('needs an operator'))).toHaveLength(1);
+    expect(n.logs.find((l) => l.includes('needs an operator'))).toContain(x.hash);
+    const counter = (await n.metrics.registry.getSingleMetric('nexo_deposits_uncredited_total')!.get()).values;
+    expect(counter).toEqual([expect.objectContaining({ labels: { chain: expect.any(String) }, value: 1 })]);
+  });
+
   it.failing('credits the re-mined transfer even when it lands at the same log index as the reversed credit', async () => {
     const { n, a } = await started();
     const snap = await chain.snapshot();

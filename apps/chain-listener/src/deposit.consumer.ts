@@ -32,7 +32,7 @@ export interface DepositConsumerOptions {
   db: Database.Database;
   logger: Logger;
   clock?: () => Date;
-  metrics?: Pick<NexoMetrics, 'depositsCredited' | 'depositsReversed'>;
+  metrics?: Pick<NexoMetrics, 'depositsCredited' | 'depositsReversed' | 'depositsUncredited'>;
   /** Waits for the read models to catch up, for an address assigned a moment ago; the embedded default passes the projector's. */
   caughtUp?: () => Promise<void>;
   /** Consumer group; one per chain, so each chain's watch has a single owner. */
@@ -87,6 +87,9 @@ export async function startDepositConsumer(o: DepositConsumerOptions): Promise<D
     // No event: the ledger holds the key already. Credited and reversed before means I4 refuses it for good.
     if (result.state.deposits.get(depositKey(t.chainId, t.txHash, t.logIndex))?.reversed) {
       watch.reversed(identity, creditRefOf(t));
+      if (reported.has(identity)) return;
+      reported.add(identity);
+      o.metrics?.depositsUncredited.inc({ chain: chain.slug });
       log.warn({ accountId, txHash: t.txHash, logIndex: t.logIndex, block: t.blockNumber }, 'transfer mined again under a ledger key credited and reversed before: not credited (I4); needs an operator');
     }
   }
@@ -112,6 +115,7 @@ export async function startDepositConsumer(o: DepositConsumerOptions): Promise<D
     for (const b of d.blocked) {
       if (reported.has(b.identity)) continue;
       reported.add(b.identity);
+      o.metrics?.depositsUncredited.inc({ chain: chain.slug });
       log.warn({ txHash: b.transfer.txHash, logIndex: b.transfer.logIndex, block: b.transfer.blockNumber, reason: b.reason }, 'deposit not credited: needs an operator');
     }
     for (const r of d.relocated) {

@@ -207,6 +207,11 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     depositsReversed: counter('nexo_deposits_reversed_total', 'Credited deposits reversed because their block left the canonical chain.', {
       chain: l.chain,
     }),
+    depositsUncredited: counter(
+      'nexo_deposits_uncredited_total',
+      'Transfers to a deposit address the ledger cannot credit (mined again under a key credited and reversed before, I4): each needs an operator.',
+      { chain: l.chain },
+    ),
 
     /** Text-format content type for the /metrics response. */
     contentType: registry.contentType,

@@ -119,6 +119,7 @@ describe('alert rules', () => {
         'NexoChainListenerStalled',
         'NexoDeliveryRateBelowTarget',
         'NexoDeliveryRateTrendingBelowTarget',
+        'NexoDepositNeedsOperator',
         'NexoProjectionLagHigh',
         'NexoProviderNoReceipts',
         'NexoRefundRateSpike',

@@ -13,7 +13,7 @@ import { InProcessMessageBus } from '#bus';
 import type { ChainClient, ChainConfig } from '#chain';
 import { type AccountEvent, accountDecider, accountStream } from '#domain';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
-import { createLogger, linesInto, type Logger } from '#observability';
+import { createLogger, createMetrics, linesInto, type Logger, type NexoMetrics } from '#observability';
 import { depositsProjection, directoryProjection, listDeposits, moneyProjection, getBalance, Projector } from '#projections';
 import { ChainListener, type ChainListenerOptions } from '../chain-listener.js';
 import { type DepositConsumer, startDepositConsumer } from '../deposit.consumer.js';
@@ -36,6 +36,7 @@ export class DepositNode {
   consumer: DepositConsumer | undefined;
   readonly logs: string[] = [];
   readonly logger: Logger;
+  readonly metrics: NexoMetrics;
 
   constructor(
     readonly chain: ChainConfig,
@@ -46,6 +47,7 @@ export class DepositNode {
     this.file = join(this.dir, 'nexo.db');
     const sink = linesInto(this.logs);
     this.logger = createLogger({ level: 'debug', destination: sink });
+    this.metrics = createMetrics(undefined, { chains: [chain.slug] });
     this.#open();
   }
 
@@ -77,7 +79,7 @@ export class DepositNode {
   }
 
   async startConsumer(): Promise<DepositConsumer> {
-    this.consumer = await startDepositConsumer({ chain: this.chain, bus: this.bus, runner: this.runner, db: this.db, logger: this.logger, caughtUp: this.caughtUp });
+    this.consumer = await startDepositConsumer({ chain: this.chain, bus: this.bus, runner: this.runner, db: this.db, logger: this.logger, metrics: this.metrics, caughtUp: this.caughtUp });
     return this.consumer;
   }
 
