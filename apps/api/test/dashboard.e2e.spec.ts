@@ -13,7 +13,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { freshPhone, get, post, signup, startServer, until, type TestServer } from './harness.js';
+import { until } from '#testing';
+import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const OUTPUT = join(dirname(fileURLToPath(import.meta.url)), '../../../test-output');
@@ -63,7 +64,7 @@ function settled(base: string, key: string, id: string): Promise<Record<string, 
   return until(`OTP ${id} settled`, async () => {
     const v = await json(get(base, `/api/v1/otp/${id}`, key));
     return v.status === 'delivered' || v.status === 'refunded' ? v : undefined;
-  });
+  }, { timeoutMs: 10_000, everyMs: 25 });
 }
 
 const text = (page: Page, selector: string) => page.locator(selector).first().textContent();
@@ -180,7 +181,11 @@ describe('customer dashboard, headless Chromium', () => {
     refusalsExpected = true;
     await page.fill('#api-key', `nxo_live_${'x'.repeat(30)}`);
     await page.click('#sign-in-button');
-    await until('unknown key refused', async () => ((await text(page, '#sign-in-error')) === 'Unknown or revoked API key.' ? true : undefined));
+    await until(
+      'unknown key refused',
+      async () => ((await text(page, '#sign-in-error')) === 'Unknown or revoked API key.' ? true : undefined),
+      { timeoutMs: 10_000, everyMs: 25 },
+    );
     // Its other reads may still be answering.
     await page.waitForLoadState('networkidle');
     refusalsExpected = false;
@@ -225,7 +230,11 @@ describe('customer dashboard, headless Chromium', () => {
     const realBody = (await real.json()) as { address?: string; message?: string };
     let address = realBody.address;
     if (real.status !== 200) {
-      await until('the deposit-address note', async () => ((await page.locator('#address-note').isVisible()) ? true : undefined));
+      await until(
+        'the deposit-address note',
+        async () => ((await page.locator('#address-note').isVisible()) ? true : undefined),
+        { timeoutMs: 10_000, everyMs: 25 },
+      );
       const note = await text(page, '#address-note');
       expect(note).toBe(real.status === 404 ? 'No deposit address is available for Ethereum yet.' : realBody.message);
       address = FIXTURE_ADDRESS;
@@ -288,8 +297,10 @@ describe('customer dashboard, headless Chromium', () => {
 
     // Settlement moves the money figures too.
     const after = await json(get(base, '/api/v1/balance', api_key));
-    await until('test credits updated on the page', async () =>
-      (await text(page, '[data-field="test_credits"]')) === String(after.test_credits) ? true : undefined,
+    await until(
+      'test credits updated on the page',
+      async () => ((await text(page, '[data-field="test_credits"]')) === String(after.test_credits) ? true : undefined),
+      { timeoutMs: 10_000, everyMs: 25 },
     );
     expect(await text(page, '[data-field="delivered"]')).toBe('4');
 

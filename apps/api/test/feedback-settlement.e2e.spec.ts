@@ -8,10 +8,11 @@
  */
 import { join } from 'node:path';
 import { SqliteEventStore } from '#eventstore';
+import { until } from '#testing';
 import { openLedgerContext } from '../../ledger/src/ledger-context.js';
 import { verifyCommand } from '../../ledger/src/verify.command.js';
 import { readLedger, webhookSink } from '../../worker/test/pipeline.harness.js';
-import { freshPhone, get, post, signup, startServer, until, type TestServer } from './harness.js';
+import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
 interface View {
   status: string;
@@ -57,7 +58,7 @@ describe('feedback and settlement', () => {
     until(`${id} ${status}`, async () => {
       const v = await view(key, id);
       return v.status === status ? v : undefined;
-    }, timeoutMs);
+    }, { timeoutMs, everyMs: 25 });
   const feedback = async (key: string, id: string, verified: boolean) => {
     const res = await post(server.base, `/api/v1/otp/${id}/feedback`, key, { verified });
     return { status: res.status, body: (await res.json()) as { ok: boolean; id?: string; status?: string; error?: string } };
@@ -102,7 +103,11 @@ describe('feedback and settlement', () => {
     expect(f.otpEvents.filter((e) => e.type === 'Expired')).toEqual([]);
     expect(await balance(key)).toMatchObject({ balance: '0.000000', test_credits: 4, pending: '0.000000' });
     expect((await view(key, id)).status).toBe('delivered');
-    await until('otp.delivered webhook', async () => (hooksOf(id).some((h) => h.type === 'otp.delivered') ? true : undefined));
+    await until(
+      'otp.delivered webhook',
+      async () => (hooksOf(id).some((h) => h.type === 'otp.delivered') ? true : undefined),
+      { timeoutMs: 10_000, everyMs: 25 },
+    );
     await new Promise((r) => setTimeout(r, 200));
     const delivered = hooksOf(id).filter((h) => h.type === 'otp.delivered');
     expect(delivered).toHaveLength(1);
@@ -125,7 +130,11 @@ describe('feedback and settlement', () => {
     const v = await view(key, id);
     expect(v.status).toBe('refunded');
     expect(v.history.map((h) => h.status)).toEqual(['queued', 'routed', 'refunded']);
-    await until('otp.refunded webhook', async () => (hooksOf(id).some((h) => h.type === 'otp.refunded') ? true : undefined));
+    await until(
+      'otp.refunded webhook',
+      async () => (hooksOf(id).some((h) => h.type === 'otp.refunded') ? true : undefined),
+      { timeoutMs: 10_000, everyMs: 25 },
+    );
     expect(hooksOf(id).filter((h) => h.type === 'otp.delivered')).toEqual([]);
   });
 

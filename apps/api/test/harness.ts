@@ -58,14 +58,3 @@ export function freshPhone(prefix = '091'): string {
   phoneSeq += 1;
   return `${prefix}${String(1_000_000 + ((phoneSeq * 7919) % 9_000_000)).padStart(7, '0')}`;
 }
-
-/** Polls `probe` every `everyMs` until it returns something other than undefined, and returns that; fails naming `what` after `timeoutMs`. */
-export async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000, everyMs = 25): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

@@ -8,7 +8,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyWebhook } from '#worker';
-import { freshPhone, get, post, signup, startServer, until as poll, type TestServer } from './harness.js';
+import { until } from '#testing';
+import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
 interface Hook {
   body: string;
@@ -29,9 +30,6 @@ async function webhookSink(): Promise<{ url: string; hooks: Hook[]; server: Serv
   const { port } = server.address() as { port: number };
   return { url: `http://127.0.0.1:${port}/hooks`, hooks, server };
 }
-
-/** This file's waits cover whole send → settle (and webhook) round trips: up to 15 s each, not the harness's 10 s. */
-const until = <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> => poll(what, probe, 15_000);
 
 describe('delivery pipeline, embedded', () => {
   let server: TestServer;
@@ -65,14 +63,14 @@ describe('delivery pipeline, embedded', () => {
     const view = await until('delivered', async () => {
       const v = await (await get(server.base, `/api/v1/otp/${sent.id}`, api_key)).json();
       return v.status === 'delivered' ? v : undefined;
-    });
+    }, { timeoutMs: 15_000, everyMs: 25 });
     expect(view.history.map((h: { status: string }) => h.status)).toEqual(['queued', 'routed', 'delivered']);
     expect(view.delivered_at).toEqual(expect.any(String));
 
     const hooks = await until('two webhooks', async () => {
       const mine = sink.hooks.filter((h) => JSON.parse(h.body).id === sent.id);
       return mine.length >= 2 ? mine : undefined;
-    });
+    }, { timeoutMs: 15_000, everyMs: 25 });
     const types = hooks.map((h) => JSON.parse(h.body).type).sort();
     expect(types).toEqual(['otp.delivered', 'otp.routed']);
     for (const h of hooks) {
@@ -98,7 +96,7 @@ describe('delivery pipeline, embedded', () => {
     const view = await until('settled', async () => {
       const v = await (await get(server.base, `/api/v1/otp/${sent.id}`, api_key)).json();
       return v.status === 'delivered' ? v : undefined;
-    });
+    }, { timeoutMs: 15_000, everyMs: 25 });
     expect(view.status).toBe('delivered');
   });
 
@@ -118,7 +116,12 @@ describe('webhook thread', () => {
       NEXO_DATA_DIR: dir,
       NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
     };
-    const hooksOf = (id: string) => until(`two webhooks for ${id}`, async () => (sink.hooks.filter((h) => JSON.parse(h.body).id === id).length >= 2 ? true : undefined));
+    const hooksOf = (id: string) =>
+      until(
+        `two webhooks for ${id}`,
+        async () => (sink.hooks.filter((h) => JSON.parse(h.body).id === id).length >= 2 ? true : undefined),
+        { timeoutMs: 15_000, everyMs: 25 },
+      );
     try {
       const first = await startServer(env);
       const { api_key } = await signup(first.base);
@@ -167,7 +170,7 @@ describe('delivery pipeline, failures refund', () => {
       const v = await until('refunded', async () => {
         const r = await (await get(server.base, `/api/v1/otp/${id}`, api_key)).json();
         return r.status === 'refunded' ? r : undefined;
-      });
+      }, { timeoutMs: 15_000, everyMs: 25 });
       expect(v.refund_reason).toBe('undelivered');
     }
     const bal = await (await get(server.base, '/api/v1/balance', api_key)).json();
@@ -184,7 +187,7 @@ describe('delivery pipeline, failures refund', () => {
     const v = await until('expired', async () => {
       const r = await (await get(server.base, `/api/v1/otp/${sent.id}`, api_key)).json();
       return r.status === 'refunded' ? r : undefined;
-    });
+    }, { timeoutMs: 15_000, everyMs: 25 });
     expect(v.refund_reason).toBe('expired');
     expect((await (await get(server.base, '/api/v1/balance', api_key)).json()).test_credits).toBe(5);
   });

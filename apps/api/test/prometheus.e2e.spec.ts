@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { until } from '#testing';
 import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
 async function freePort(): Promise<number> {
@@ -19,15 +20,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Prometheus refuses connections while it starts and fails queries until it has data: here a probe that throws means "not yet". */
+const orNotYet = <T>(probe: () => Promise<T | undefined>) => (): Promise<T | undefined> => probe().catch(() => undefined);
 
 describe('a real Prometheus scraping the embedded service', () => {
   let server: TestServer;
@@ -57,7 +51,11 @@ describe('a real Prometheus scraping the embedded service', () => {
       [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${port}`],
       { stdio: 'ignore' },
     );
-    await until('prometheus ready', async () => ((await fetch(`${promBase}/-/ready`)).ok ? true : undefined));
+    await until(
+      'prometheus ready',
+      orNotYet(async () => ((await fetch(`${promBase}/-/ready`)).ok ? true : undefined)),
+      { timeoutMs: 30_000, everyMs: 200 },
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -72,10 +70,14 @@ describe('a real Prometheus scraping the embedded service', () => {
       const r = await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '123456' });
       expect(r.status).toBe(200);
     }
-    const stats = await until('all five settled', async () => {
-      const s = await (await get(server.base, '/api/v1/stats/public')).json();
-      return s.by_carrier?.viettel?.in_flight === 0 && s.by_carrier.viettel.sent >= 5 ? s : undefined;
-    });
+    const stats = await until(
+      'all five settled',
+      orNotYet(async () => {
+        const s = await (await get(server.base, '/api/v1/stats/public')).json();
+        return s.by_carrier?.viettel?.in_flight === 0 && s.by_carrier.viettel.sent >= 5 ? s : undefined;
+      }),
+      { timeoutMs: 30_000, everyMs: 200 },
+    );
     const query = async (q: string) => {
       const body = await (await fetch(`${promBase}/api/v1/query?query=${encodeURIComponent(q)}`)).json();
       expect(body.status).toBe('success');
@@ -83,10 +85,14 @@ describe('a real Prometheus scraping the embedded service', () => {
     };
     // Wait for a scrape that happened after the last settlement.
     const expected = stats.by_carrier.viettel.delivery_rate as number;
-    const ratio = await until('ratio scraped', async () => {
-      const r = await query('nexo_otp_month_delivery_ratio{carrier="viettel"}');
-      return r.length === 1 && Math.abs(Number(r[0].value[1]) - expected) < 1e-9 ? r : undefined;
-    });
+    const ratio = await until(
+      'ratio scraped',
+      orNotYet(async () => {
+        const r = await query('nexo_otp_month_delivery_ratio{carrier="viettel"}');
+        return r.length === 1 && Math.abs(Number(r[0].value[1]) - expected) < 1e-9 ? r : undefined;
+      }),
+      { timeoutMs: 30_000, everyMs: 200 },
+    );
     expect(Number(ratio[0].value[1])).toBeCloseTo(expected, 9);
     for (const series of ['nexo_otp_requested_total', 'nexo_http_request_duration_seconds_count', 'nexo_carrier_submit_seconds_count', 'nexo_projection_lag_events', 'process_resident_memory_bytes']) {
       expect((await query(series)).length).toBeGreaterThan(0);

@@ -9,7 +9,8 @@
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { get, post, signup, freshPhone, startServer, until, type TestServer } from './harness.js';
+import { until } from '#testing';
+import { get, post, signup, freshPhone, startServer, type TestServer } from './harness.js';
 
 const SECRET = 'aggr-shared-secret-0123456789abcdef';
 const OTHER_SECRET = 'other-shared-secret-0123456789abcd';
@@ -139,7 +140,7 @@ describe('receipt callbacks', () => {
     const body = receipt(id, 'DELIVRD');
     const res = await callback('aggr', body, sign(SECRET, body));
     expect(res.status).toBe(200);
-    await until('the receipt kept for a late match', () => (kept(id) === 1 ? true : undefined));
+    await until('the receipt kept for a late match', () => (kept(id) === 1 ? true : undefined), { timeoutMs: 10_000, everyMs: 25 });
 
     upstream.ids.push(id);
     const { api_key } = await signup(server.base);
@@ -148,7 +149,7 @@ describe('receipt callbacks', () => {
     const view = await until('the OTP delivered by the early receipt', async () => {
       const v = (await (await get(server.base, `/api/v1/otp/${sent.id}`, api_key)).json()) as { status: string };
       return v.status === 'delivered' ? v : undefined;
-    });
+    }, { timeoutMs: 10_000, everyMs: 25 });
     expect(view.status).toBe('delivered');
     const receipts: { providerMessageId: string; status: string }[] = [];
     for await (const e of server.running.core.store.readStream(`otp-${sent.id}`)) {

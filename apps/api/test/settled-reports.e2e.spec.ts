@@ -12,8 +12,9 @@
  */
 import { accountDecider, accountStream } from '#domain';
 import { verifyWebhook } from '#worker';
+import { until } from '#testing';
 import { webhookSink } from '../../worker/test/pipeline.harness.js';
-import { freshPhone, get, post, signup, startServer, until, type TestServer } from './harness.js';
+import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
 const fast = { minMs: 20, maxMs: 60 };
 const SIMULATOR = { failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0, latency: { voice: fast, sms: fast, byCarrier: { mobifone: { sms: { ...fast, failureRate: 1 } } } } };
@@ -57,7 +58,7 @@ const settled = (key: string, id: string) =>
   until(`OTP ${id} settled`, async () => {
     const v = await (await get(server.base, `/api/v1/otp/${id}`, key)).json();
     return v.status === 'delivered' || v.status === 'refunded' ? v : undefined;
-  });
+  }, { timeoutMs: 10_000, everyMs: 25 });
 
 async function chargeCount(accountId: string): Promise<number> {
   let n = 0;
@@ -190,7 +191,7 @@ describe('webhook configuration replaced', () => {
       const hooks = await until('routed and delivered webhooks', () => {
         const mine = newSink.hooks.filter((h) => JSON.parse(h.body).id === id);
         return mine.length >= 2 ? mine : undefined;
-      });
+      }, { timeoutMs: 10_000, everyMs: 25 });
       const now = Math.floor(Date.now() / 1000);
       expect(hooks.map((h) => JSON.parse(h.body).type).sort()).toEqual(['otp.delivered', 'otp.routed']);
       for (const h of hooks) {
@@ -221,7 +222,7 @@ describe('webhook configuration replaced', () => {
         expect(await res.json()).toMatchObject({ ok: false, error: 'invalid_request', message: expect.any(String) });
       }
       const { id } = await sendOk(api_key, freshPhone('091'));
-      const hook = await until('a webhook', () => sink.hooks.find((h) => JSON.parse(h.body).id === id));
+      const hook = await until('a webhook', () => sink.hooks.find((h) => JSON.parse(h.body).id === id), { timeoutMs: 10_000, everyMs: 25 });
       expect(verifyWebhook(configured.secret, hook.body, hook.signature, Math.floor(Date.now() / 1000))).toBe(true);
     } finally {
       await sink.close();

@@ -9,11 +9,12 @@
 import { getAddress } from 'ethers';
 import { deriveDepositAddress } from '#chain';
 import { type AccountEvent, accountStream, depositIndexStream } from '#domain';
+import { until } from '#testing';
 import { LocalChain } from '../../../libs/chain/src/testing/ganache.local-chain.js';
 import { type RpcProxy, startRpcProxy } from '../../../libs/chain/src/testing/json-rpc.proxy.js';
 import { ensureBuilt } from '../../../libs/projections/src/testing/ensure-built.js';
 import { get, signup } from '../../api/test/harness.js';
-import { type EmbeddedNode, ledgerVerify, newDataDir, removeDataDir, startEmbedded, waitFor } from './embedded-node.js';
+import { type EmbeddedNode, ledgerVerify, newDataDir, removeDataDir, startEmbedded } from './embedded-node.js';
 
 const POLL_MS = 250;
 let chain: LocalChain;
@@ -125,7 +126,7 @@ describe('stablecoin deposits on a local chain, embedded server', () => {
         await chain.transfer(usdt, chain.wallets[0]!, address, BigInt(i) * 1_000_000n);
         const minedAt = performance.now();
         const want = `${expected / 1_000_000n}.000000`;
-        await waitFor(async () => ((await balance(node, key)) === want ? true : undefined), 5_000, 5);
+        await until(`balance ${want}`, async () => ((await balance(node, key)) === want ? true : undefined), { timeoutMs: 5_000, everyMs: 5 });
         latencies.push(performance.now() - minedAt);
       }
       if (process.env.NEXO_FIGURES === '1') {
@@ -161,7 +162,7 @@ describe('stablecoin deposits on a local chain, embedded server', () => {
       const { account_id, api_key: key } = await signup(node.base);
       const address = await depositAddress(node, key);
       await chain.transfer(usdc18, chain.wallets[0]!, address, 10_123_456_789_000_000_000n);
-      await waitFor(async () => ((await balance(node, key)) === '10.123456' ? true : undefined));
+      await until('balance 10.123456', async () => ((await balance(node, key)) === '10.123456' ? true : undefined), { timeoutMs: 10_000, everyMs: 10 });
       expect(await depositsOf(node, key)).toEqual([expect.objectContaining({ token: 'USDC', amount: '10.123456', status: 'credited' })]);
       const credit = (await accountEvents(node, account_id)).find((e) => e.type === 'DepositCredited');
       expect(credit?.data).toMatchObject({ token: usdc18, amount: '10123456', truncatedUnits: '789000000000' });
@@ -177,11 +178,15 @@ describe('stablecoin deposits on a local chain, embedded server', () => {
       const address = await depositAddress(node, key);
       const snap = await chain.snapshot();
       const sent = await chain.transfer(usdt, chain.wallets[0]!, address, 7_000_000n);
-      await waitFor(async () => ((await balance(node, key)) === '7.000000' ? true : undefined));
+      await until('balance 7.000000', async () => ((await balance(node, key)) === '7.000000' ? true : undefined), { timeoutMs: 10_000, everyMs: 10 });
 
       await chain.revert(snap);
       await chain.mine(3);
-      await waitFor(async () => ((await depositsOf(node, key))[0]?.status === 'reversed' ? true : undefined));
+      await until(
+        'the deposit reversed',
+        async () => ((await depositsOf(node, key))[0]?.status === 'reversed' ? true : undefined),
+        { timeoutMs: 10_000, everyMs: 10 },
+      );
       expect(await balance(node, key)).toBe('0.000000');
       const events = await accountEvents(node, account_id);
       expect(events.filter((e) => e.type === 'DepositCredited')).toHaveLength(1);
@@ -232,7 +237,7 @@ describe('stablecoin deposits on a local chain, embedded server', () => {
       const { account_id, api_key: key } = await signup(node.base);
       const address = await depositAddress(node, key);
       await chain.transfer(usdt, chain.wallets[0]!, address, 1_000_000n);
-      await waitFor(async () => ((await balance(node, key)) === '1.000000' ? true : undefined));
+      await until('balance 1.000000', async () => ((await balance(node, key)) === '1.000000' ? true : undefined), { timeoutMs: 10_000, everyMs: 10 });
 
       await node.stop();
       await chain.transfer(usdt, chain.wallets[0]!, address, 2_000_000n);
@@ -241,7 +246,7 @@ describe('stablecoin deposits on a local chain, embedded server', () => {
       proxy.maxLogRange = 2;
       node = await startEmbedded(dir, env);
       expect(await depositAddress(node, key)).toBe(address);
-      await waitFor(async () => ((await balance(node, key)) === '3.000000' ? true : undefined));
+      await until('balance 3.000000', async () => ((await balance(node, key)) === '3.000000' ? true : undefined), { timeoutMs: 10_000, everyMs: 10 });
 
       proxy.down = true;
       await chain.transfer(usdt, chain.wallets[0]!, address, 4_000_000n);
@@ -249,7 +254,7 @@ describe('stablecoin deposits on a local chain, embedded server', () => {
       expect(await balance(node, key)).toBe('3.000000');
       expect(node.logs.some((l) => l.includes('chain listener step failed'))).toBe(true);
       proxy.down = false;
-      await waitFor(async () => ((await balance(node, key)) === '7.000000' ? true : undefined));
+      await until('balance 7.000000', async () => ((await balance(node, key)) === '7.000000' ? true : undefined), { timeoutMs: 10_000, everyMs: 10 });
 
       const credits = (await accountEvents(node, account_id)).filter((e) => e.type === 'DepositCredited');
       expect(credits).toHaveLength(3);

@@ -48,13 +48,3 @@ export async function ledgerVerify(dbFile: string): Promise<{ code: number; stdo
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
 }
-
-export async function waitFor<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000, everyMs = 10): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}

@@ -7,8 +7,8 @@
  */
 import { createHmac } from 'node:crypto';
 import { HttpSimulator, SmppSimulator } from '#carriers';
+import { until } from '#testing';
 import { freshPhone, get, post, signup, startServer, type TestServer } from '../../api/test/harness.js';
-import { until } from './pipeline.harness.js';
 
 const SECRET = 'aggregator-shared-secret-0123456789';
 const SMS_ONLY = (provider: string) => ({
@@ -43,8 +43,7 @@ async function allDelivered(server: TestServer, sent: { id: string; key: string 
       const views = await Promise.all(sent.map(async (s) => (await get(server.base, `/api/v1/otp/${s.id}`, s.key)).json()));
       return views.every((v) => v.status === 'delivered') ? views : undefined;
     },
-    20_000,
-    100,
+    { timeoutMs: 20_000, everyMs: 100 },
   );
 }
 

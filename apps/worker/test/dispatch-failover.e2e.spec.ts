@@ -13,7 +13,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RecordedEvent } from '#eventstore';
-import { nextPhone, startPipeline, until, type OtpFacts, type Pipeline } from './pipeline.harness.js';
+import { until } from '#testing';
+import { nextPhone, startPipeline, type OtpFacts, type Pipeline } from './pipeline.harness.js';
 
 const SECRET = 'aggregator-shared-secret-0123456789';
 const WINDOW_MS = 1_000;
@@ -93,8 +94,7 @@ describe('failover through the routing table, against loopback upstreams', () =>
         const f = (await pipeline.ledger()).get(id);
         return f && done(f) ? f : undefined;
       },
-      timeoutMs,
-      25,
+      { timeoutMs, everyMs: 25 },
     );
   const settled = (id: string) => facts(id, (f) => f.settlements.length > 0);
   const routed = (id: string) => facts(id, (f) => f.otpEvents.some((e) => e.type === 'Routed'));
@@ -283,12 +283,16 @@ describe('failover through the routing table, against loopback upstreams', () =>
     agg1.script(id, { hang: true }, { hang: true });
     await pipeline.send(account, nextPhone(['091']), { otpId: id });
     await facts(id, (f) => f.otpEvents.some((e) => e.type === 'RouteFailed'));
-    await until('the dispatch parked', () => (pipeline.workers.waiting().parkedDispatches === 1 ? true : undefined), 3_000, 10);
+    await until('the dispatch parked', () => (pipeline.workers.waiting().parkedDispatches === 1 ? true : undefined), { timeoutMs: 3_000, everyMs: 10 });
     // agg1's signed callback, as the receipts endpoint publishes it: our reference names the OTP.
     await pipeline.publishReceipt({ provider: 'agg1', providerMessageId: `agg1-late-${id}`, status: 'delivered', raw: 'stat:DELIVRD', at: new Date().toISOString(), otpId: id });
     const f = await settled(id);
     expect(f.settlements.map((s) => s.type)).toEqual(['Delivered']);
-    await until('the parked dispatch handled', () => (pipeline.workers.waiting().parkedDispatches === 0 ? true : undefined), WINDOW_MS + 3_000, 20);
+    await until(
+      'the parked dispatch handled',
+      () => (pipeline.workers.waiting().parkedDispatches === 0 ? true : undefined),
+      { timeoutMs: WINDOW_MS + 3_000, everyMs: 20 },
+    );
     const after = (await pipeline.ledger()).get(id)!;
     expect(steps(after)).toEqual([['RouteFailed', 'agg1', 1]]);
     expect(agg2.of(id)).toHaveLength(0);

@@ -14,7 +14,8 @@
  */
 import type { BatchHandler, ConsumeOptions, MessageBus } from '#bus';
 import { verifyWebhook } from '#worker';
-import { nextPhone, PRICE, startPipeline, until, webhookSink, type Pipeline } from './pipeline.harness.js';
+import { until } from '#testing';
+import { nextPhone, PRICE, startPipeline, webhookSink, type Pipeline } from './pipeline.harness.js';
 
 function everythingTwice(bus: MessageBus): MessageBus {
   return {
@@ -78,11 +79,14 @@ describe('every message delivered twice', () => {
         const l = await pipeline.ledger();
         return sent.every((s) => (l.get(s.otpId)?.settlements.length ?? 0) > 0) ? l : undefined;
       },
-      30_000,
-      200,
+      { timeoutMs: 30_000, everyMs: 200 },
     );
     // Late copies (duplicated receipts, a second settlement message) have had their chance to do harm.
-    await until('the bus drained', async () => (Object.values(await pipeline.workers.consumerLag()).every((c) => c.lag === 0) ? true : undefined));
+    await until(
+      'the bus drained',
+      async () => (Object.values(await pipeline.workers.consumerLag()).every((c) => c.lag === 0) ? true : undefined),
+      { timeoutMs: 15_000, everyMs: 50 },
+    );
     const final = await pipeline.ledger();
 
     let delivered = 0;
@@ -111,14 +115,14 @@ describe('every message delivered twice', () => {
       const paid = mine.filter((f) => f.settlements[0].type === 'Delivered');
       const byCredit = paid.filter((f) => f.charged[0].fundedBy === 'test_credit').length;
       const byBalance = paid.filter((f) => f.charged[0].fundedBy === 'balance').length;
-      await until('balances projected', () => (pipeline.balance(accountId)?.pending === 0n ? true : undefined));
+      await until('balances projected', () => (pipeline.balance(accountId)?.pending === 0n ? true : undefined), { timeoutMs: 15_000, everyMs: 50 });
       expect(pipeline.balance(accountId)).toEqual({ balance: DEPOSIT - PRICE * BigInt(byBalance), testCreditsLeft: 5 - byCredit, pending: 0n });
     }
 
     await until(
       () => `${expectedHooks.size} webhook events, got ${new Set(sink.hooks.map((h) => JSON.parse(h.body).event_id)).size}`,
       () => (new Set(sink.hooks.map((h) => JSON.parse(h.body).event_id)).size >= expectedHooks.size ? true : undefined),
-      20_000,
+      { timeoutMs: 20_000, everyMs: 50 },
     );
     await new Promise((r) => setTimeout(r, 300));
     const byEvent = new Map<string, number>();

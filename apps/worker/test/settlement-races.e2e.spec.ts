@@ -11,9 +11,10 @@
 import { otpDecider, otpStream, type ReceiptStatus } from '#domain';
 import type { RecordedEvent } from '#eventstore';
 import { getWebhook } from '#projections';
+import { until } from '#testing';
 import { openLedgerContext } from '../../ledger/src/ledger-context.js';
 import { verifyCommand } from '../../ledger/src/verify.command.js';
-import { nextPhone, PRICE, startPipeline, until, webhookSink, type OtpFacts, type Pipeline } from './pipeline.harness.js';
+import { nextPhone, PRICE, startPipeline, webhookSink, type OtpFacts, type Pipeline } from './pipeline.harness.js';
 
 const QUIET = { timeScale: 0.001, failureRate: 0, lostReceiptRate: 1, duplicateReceiptRate: 0 };
 const EXPIRY_MS = 2_000;
@@ -65,7 +66,7 @@ describe('settlement edges, embedded pipeline', () => {
     const id = await p.openAccount({ deposit: options.deposit ?? DEPOSIT, testCredits: options.testCredits ?? 0 });
     await p.configureWebhook(id, sink.url);
     // The webhook worker drops events of an account whose endpoint it cannot see yet; the API's PUT waits for the read models, so this does too.
-    await until('webhook projected', () => getWebhook(p.db, id), 5_000, 10);
+    await until('webhook projected', () => getWebhook(p.db, id), { timeoutMs: 5_000, everyMs: 10 });
     return id;
   };
   const facts = (id: string, what: string, done: (f: OtpFacts) => boolean, timeoutMs = 8_000) =>
@@ -75,8 +76,7 @@ describe('settlement edges, embedded pipeline', () => {
         const f = (await p.ledger()).get(id);
         return f && done(f) ? f : undefined;
       },
-      timeoutMs,
-      25,
+      { timeoutMs, everyMs: 25 },
     );
   const routed = async (id: string) => {
     const f = await facts(id, 'routed', (x) => x.otpEvents.some((e) => e.type === 'Routed'));
@@ -105,7 +105,7 @@ describe('settlement edges, embedded pipeline', () => {
       const still = (p.workers.relay?.checkpoint ?? 0n) >= head && lags.every((c) => c.lag === 0);
       calm = still ? calm + 1 : 0;
       return calm >= 3 ? true : undefined;
-    }, 8_000, 40);
+    }, { timeoutMs: 8_000, everyMs: 40 });
   };
   const balanceIs = (accountId: string, expected: { balance: bigint; testCreditsLeft: number; pending: bigint }) =>
     until(
@@ -114,13 +114,16 @@ describe('settlement edges, embedded pipeline', () => {
         const b = p.balance(accountId);
         return b && b.balance === expected.balance && Number(b.testCreditsLeft) === expected.testCreditsLeft && b.pending === expected.pending ? true : undefined;
       },
-      8_000,
-      25,
+      { timeoutMs: 8_000, everyMs: 25 },
     );
   const hooksOf = (otpId: string): Hook[] => sink.hooks.map((h) => JSON.parse(h.body) as Hook).filter((h) => h.id === otpId);
   /** The OTP's webhooks once `types` have all arrived (and a moment for any extra one to show). */
   const webhooks = async (otpId: string, types: string[]) => {
-    await until(`webhooks ${types.join(',')} for ${otpId}`, () => (types.every((t) => hooksOf(otpId).some((h) => h.type === t)) ? true : undefined), 8_000, 25);
+    await until(
+      `webhooks ${types.join(',')} for ${otpId}`,
+      () => (types.every((t) => hooksOf(otpId).some((h) => h.type === t)) ? true : undefined),
+      { timeoutMs: 8_000, everyMs: 25 },
+    );
     await new Promise((r) => setTimeout(r, 150));
     return hooksOf(otpId);
   };

@@ -19,8 +19,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
+import { until } from '#testing';
 import { ensureBuilt, repoRoot } from '../../../libs/eventstore/src/testing/ensure-built.js';
-import { nextPhone, readLedger, until } from './pipeline.harness.js';
+import { nextPhone, readLedger } from './pipeline.harness.js';
 import { seedFundedAccounts } from '../../../libs/eventstore/src/testing/seed-accounts.js';
 
 const TOTAL = 5_000;
@@ -87,8 +88,7 @@ async function startService(dataDir: string): Promise<Service> {
         return undefined;
       }
     },
-    30_000,
-    100,
+    { timeoutMs: 30_000, everyMs: 100 },
   );
   return { child, base, stderr: () => err, exited };
 }
@@ -176,8 +176,7 @@ describe('SIGKILL in the middle of 5,000 OTPs', () => {
         const stats = (await (await fetch(`${service!.base}/api/v1/stats/public?month=${month}`)).json()) as { sent: number; in_flight: number };
         return stats.sent === TOTAL && stats.in_flight === 0 ? true : undefined;
       },
-      (EXPIRY_SECONDS + 20) * 1000,
-      250,
+      { timeoutMs: (EXPIRY_SECONDS + 20) * 1000, everyMs: 250 },
     );
     service.child.kill('SIGTERM');
     expect(await service.exited).toEqual({ code: 0, signal: null });

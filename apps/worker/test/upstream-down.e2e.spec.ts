@@ -9,8 +9,9 @@
 import { jest } from '@jest/globals';
 import type { RecordedEvent } from '#eventstore';
 import { HttpSimulator, SmppSimulator } from '#carriers';
+import { until } from '#testing';
 import { freshPhone, get, post, signup, startServer, type TestServer } from '../../api/test/harness.js';
-import { nextPhone, startPipeline, until, type Pipeline } from './pipeline.harness.js';
+import { nextPhone, startPipeline, type Pipeline } from './pipeline.harness.js';
 
 const DOWN_MS = Number(process.env.NEXO_TEST_UPSTREAM_DOWN_MS ?? 3_000);
 const SEND_EVERY_MS = 200;
@@ -54,8 +55,7 @@ describe('an upstream down, through the whole service', () => {
         const views = await Promise.all(sent.map(async (s) => (await get(server.base, `/api/v1/otp/${s.id}`, s.key)).json()));
         return views.every((v) => v.status === 'delivered' || v.status === 'refunded') ? views : undefined;
       },
-      timeoutMs,
-      100,
+      { timeoutMs, everyMs: 100 },
     );
 
   beforeAll(async () => {
@@ -166,14 +166,14 @@ describe('an upstream that hangs (ambiguous timeout), I8 against failover', () =
     const account = await pipeline.openAccount({ deposit: 10_000_000n });
     aggregator.injectFault({ hangMs: 3_000 }, { hangMs: 3_000 }, { hangMs: 3_000 });
     const hung = await Promise.all([0, 1, 2].map(() => pipeline.send(account, nextPhone(['091']))));
-    await until('the hung submits', () => (aggregator.stats().requests >= 3 ? true : undefined));
+    await until('the hung submits', () => (aggregator.stats().requests >= 3 ? true : undefined), { timeoutMs: 15_000, everyMs: 50 });
     // Sent while the hung ones wait for their phones' windows: they go straight through.
     const othersSentAt = Date.now();
     const others = await Promise.all(Array.from({ length: 20 }, () => pipeline.send(account, nextPhone(['091']))));
     const routedQuickly = await until('the other OTPs routed', async () => {
       const l = await pipeline.ledger();
       return others.every((o) => l.get(o.otpId)!.otpEvents.some((e) => e.type === 'Routed')) ? l : undefined;
-    });
+    }, { timeoutMs: 15_000, everyMs: 50 });
     expect(pipeline.workers.waiting().parkedDispatches).toBe(3);
     for (const o of others) {
       const routed = routedQuickly.get(o.otpId)!.otpEvents.find((e) => e.type === 'Routed')!.data as { provider: string; at: string };
@@ -187,7 +187,7 @@ describe('an upstream that hangs (ambiguous timeout), I8 against failover', () =
         const l = await pipeline.ledger();
         return hung.every((h) => l.get(h.otpId)!.settlements.length > 0) ? l : undefined;
       },
-      WINDOW_MS + 10_000,
+      { timeoutMs: WINDOW_MS + 10_000, everyMs: 50 },
     );
     for (const h of hung) {
       const f = ledger.get(h.otpId)!;

@@ -8,7 +8,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HttpSimulator } from '#carriers';
-import { nextPhone, startPipeline, until, type Pipeline } from './pipeline.harness.js';
+import { until } from '#testing';
+import { nextPhone, startPipeline, type Pipeline } from './pipeline.harness.js';
 
 const NO_RECEIPTS = { timeScale: 0.001, failureRate: 0, lostReceiptRate: 1, duplicateReceiptRate: 0 };
 
@@ -33,11 +34,15 @@ describe('receipts that come before their OTP is known', () => {
         ),
       );
     }
-    await until('the strays kept', () => (pipeline.workers.waiting().unmatchedReceipts === 1_200 ? true : undefined));
+    await until('the strays kept', () => (pipeline.workers.waiting().unmatchedReceipts === 1_200 ? true : undefined), { timeoutMs: 15_000, everyMs: 50 });
 
     const otpId = 'otp_early_receipt_1';
     await pipeline.publishReceipt({ provider: 'simulator', providerMessageId: 'early-1', status: 'delivered', raw: 'stat:DELIVRD', at, otpId });
-    await until('the early receipt kept', () => (pipeline.workers.waiting().unmatchedReceipts === 1_201 ? true : undefined));
+    await until(
+      'the early receipt kept',
+      () => (pipeline.workers.waiting().unmatchedReceipts === 1_201 ? true : undefined),
+      { timeoutMs: 15_000, everyMs: 50 },
+    );
     const sentAt = Date.now();
     await pipeline.send(account, nextPhone(), { otpId });
     const ledger = await until(
@@ -46,8 +51,7 @@ describe('receipts that come before their OTP is known', () => {
         const l = await pipeline.ledger();
         return l.get(otpId)?.settlements.length ? l : undefined;
       },
-      5_000,
-      20,
+      { timeoutMs: 5_000, everyMs: 20 },
     );
     // Well within the first retries' schedule, not the minute the strays have backed off to.
     expect(Date.now() - sentAt).toBeLessThan(1_500);
@@ -92,7 +96,7 @@ describe('a dispatch parked across a restart', () => {
     const account = await first.openAccount({ deposit: 1_000_000n });
     aggregator.injectFault({ hangMs: 2_000 });
     const { otpId } = await first.send(account, nextPhone(['091']));
-    await until('the dispatch parked', () => (first!.workers.waiting().parkedDispatches === 1 ? true : undefined));
+    await until('the dispatch parked', () => (first!.workers.waiting().parkedDispatches === 1 ? true : undefined), { timeoutMs: 15_000, everyMs: 50 });
     await first.stop();
     const secrets = first.secrets;
     first = undefined;
@@ -105,7 +109,7 @@ describe('a dispatch parked across a restart', () => {
         const l = await second!.ledger();
         return l.get(otpId)?.settlements.length ? l : undefined;
       },
-      10_000,
+      { timeoutMs: 10_000, everyMs: 50 },
     );
     const f = ledger.get(otpId)!;
     const failed = f.otpEvents.find((e) => e.type === 'RouteFailed')!.data as { at: string; provider: string };

@@ -17,10 +17,11 @@ import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createLogger, linesInto } from '#observability';
 import { AesGcmCipher, newId, phoneHash } from '#security';
 import { loadWorkerConfig } from '#worker';
+import { until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
-import { nextPhone, until } from './pipeline.harness.js';
+import { nextPhone } from './pipeline.harness.js';
 
 const OTPS = 12;
 
@@ -102,8 +103,7 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
         for await (const e of api!.readStream(stream)) if (e.type === 'Delivered') settled.add((e.data as { otpId: string }).otpId);
         return ids.every((id) => settled.has(id)) ? settled : undefined;
       },
-      40_000,
-      200,
+      { timeoutMs: 40_000, everyMs: 200 },
     );
     expect(delivered.size).toBe(OTPS);
 
@@ -112,7 +112,7 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
     const ready = await until('ready', async () => {
       const res = await fetch(`${base}/health/ready`);
       return res.status === 200 ? ((await res.json()) as { store: boolean; bus: boolean }) : undefined;
-    });
+    }, { timeoutMs: 15_000, everyMs: 50 });
     expect(ready).toMatchObject({ store: true, bus: true });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/nexo_otp_delivered_total\{carrier="\w+",channel="sms",via="receipt"\} [1-9]/);

@@ -12,11 +12,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteEventStore, type RecordedEvent } from '#eventstore';
+import { until } from '#testing';
 import { KafkaMessageBus } from './adapters/kafka.message-bus.js';
 import type { ConsumedMessage, MessageBus, OutgoingMessage } from './message-bus.port.js';
 import { Relay, type RelayRoute } from './relay.js';
 import { startKafkaMockCluster, type KafkaMockCluster } from './testing/kafka-mock.cluster.js';
-import { describeWithKcat, fastKafkaOptions, waitFor } from './testing/kafka-test.support.js';
+import { describeWithKcat, fastKafkaOptions } from './testing/kafka-test.support.js';
 
 const run = randomUUID().slice(0, 8);
 let names = 0;
@@ -121,9 +122,10 @@ describeWithKcat('Relay: event log → Kafka', () => {
     const c = await kafka().consume<string>(fresh('reader'), topic, async (b) => {
       got.push(...b);
     });
-    await waitFor(
-      async () => got.length >= count && (await c.lag()) === 0,
+    await until(
       () => `${count} messages on ${topic}, got ${got.length}`,
+      async () => got.length >= count && (await c.lag()) === 0,
+      { timeoutMs: 15_000, everyMs: 20 },
     );
     await c.stop();
     expect(got).toHaveLength(count);
@@ -169,18 +171,20 @@ describeWithKcat('Relay: event log → Kafka', () => {
     const errors: unknown[] = [];
     const first = relay(store, dying, checkpointDb, routeTo(topic), { retryDelayMs: 60_000, onError: (e) => errors.push(e) });
     first.start();
-    await waitFor(
-      () => errors.length > 0,
+    await until(
       () => 'the relay to die at its second checkpoint',
+      () => errors.length > 0,
+      { timeoutMs: 15_000, everyMs: 20 },
     );
     await first.stop();
     expect(inFlight).toHaveLength(1_000);
 
     const second = relay(store, inner, open(), routeTo(topic));
     second.start();
-    await waitFor(
-      () => second.checkpoint === head,
+    await until(
       () => `checkpoint ${head}, at ${second.checkpoint}`,
+      () => second.checkpoint === head,
+      { timeoutMs: 15_000, everyMs: 20 },
     );
 
     const all = await logPositions();
@@ -199,17 +203,19 @@ describeWithKcat('Relay: event log → Kafka', () => {
     const bus = kafka([`127.0.0.1:${late.port}`], { connectionTimeoutMs: 300, retry: { retries: 1, initialRetryTimeMs: 50 } });
     const r = relay(store, bus, open(), routeTo(topic), { retryDelayMs: 100, onError: (e) => errors.push(e) });
     r.start();
-    await waitFor(
-      () => errors.length >= 2,
+    await until(
       () => `two refused pages, got ${errors.length}`,
+      () => errors.length >= 2,
+      { timeoutMs: 15_000, everyMs: 20 },
     );
     expect(errors[0]).toMatchObject({ name: 'BusError', code: 'unavailable' });
     expect(r.checkpoint).toBe(0n);
 
     await late.open();
-    await waitFor(
-      () => r.checkpoint === head,
+    await until(
       () => `checkpoint ${head} once the broker answers, at ${r.checkpoint}`,
+      () => r.checkpoint === head,
+      { timeoutMs: 15_000, everyMs: 20 },
     );
     const all = await logPositions();
     expect(await readTopic(topic, all.length)).toEqual(await perKey(all));

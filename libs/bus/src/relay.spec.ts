@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { SqliteEventStore, type RecordedEvent } from '#eventstore';
+import { until } from '#testing';
 import { DirectMessageBus } from './adapters/direct.message-bus.js';
 import { InProcessMessageBus } from './adapters/in-process.message-bus.js';
 import type { ConsumedMessage, MessageBus, OutgoingMessage } from './message-bus.port.js';
@@ -29,15 +30,6 @@ const route: RelayRoute = (e: RecordedEvent) => {
   if (e.type === 'Delivered') return [{ topic: 'nexo.webhooks', message: { key: data.accountId!, value } }];
   return [];
 };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(done: () => boolean | Promise<boolean>, what: () => string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what()}`);
-    await sleep(10);
-  }
-}
 
 describe('Relay: event log → bus', () => {
   let dir: string;
@@ -90,9 +82,10 @@ describe('Relay: event log → bus', () => {
     const c = await reader.consume<Routed>(`reader-${Math.random()}`, topic, async (b) => {
       got.push(...b);
     });
-    await waitFor(
-      async () => (await c.lag()) === 0,
+    await until(
       () => `reader of ${topic} to catch up`,
+      async () => (await c.lag()) === 0,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     await reader.close();
     return got;
@@ -113,9 +106,10 @@ describe('Relay: event log → bus', () => {
     const head = await appendOtps(20);
     const r = relay(store, bus, store.db, route, { batchSize: 7 });
     r.start();
-    await waitFor(
-      () => r.checkpoint === head,
+    await until(
       () => `checkpoint ${head}, at ${r.checkpoint}`,
+      () => r.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
 
     const dispatch = await readTopic('nexo.otp.dispatch');
@@ -134,16 +128,18 @@ describe('Relay: event log → bus', () => {
     const r = relay(store, bus, store.db, route, { gatherMs: 1_000, onProgress: (p) => pages.push(p) });
     r.start();
     const first = await appendOtps(1);
-    await waitFor(
-      () => r.checkpoint === first,
+    await until(
       () => `checkpoint ${first}, at ${r.checkpoint}`,
+      () => r.checkpoint === first,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     const before = pages.length;
     // Ten OTPs (fourteen commits) while the relay pauses after its last short page.
     const head = await appendOtps(10, 1);
-    await waitFor(
-      () => r.checkpoint === head,
+    await until(
       () => `checkpoint ${head}, at ${r.checkpoint}`,
+      () => r.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     expect(pages.slice(before)).toEqual([head]);
     expect((await readTopic('nexo.webhooks')).map((m) => m.value.position)).toEqual(await expected('nexo.webhooks', head));
@@ -155,18 +151,20 @@ describe('Relay: event log → bus', () => {
     const firstHead = await appendOtps(15);
     const first = relay(store, bus, store.db, route, { batchSize: 4 });
     first.start();
-    await waitFor(
-      () => first.checkpoint === firstHead,
+    await until(
       () => `checkpoint ${firstHead}`,
+      () => first.checkpoint === firstHead,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     await first.stop();
 
     const head = await appendOtps(10, 15);
     const second = relay(store, bus, store.db, route, { batchSize: 4 });
     second.start();
-    await waitFor(
-      () => second.checkpoint === head,
+    await until(
       () => `checkpoint ${head}, at ${second.checkpoint}`,
+      () => second.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     expect((await readTopic('nexo.otp.dispatch')).map((m) => m.value.position)).toEqual(await expected('nexo.otp.dispatch', head));
     expect((await readTopic('nexo.webhooks')).map((m) => m.value.position)).toEqual(await expected('nexo.webhooks', head));
@@ -195,9 +193,10 @@ describe('Relay: event log → bus', () => {
     const errors: unknown[] = [];
     const first = relay(store, dying, checkpointDb, route, { batchSize: pageSize, retryDelayMs: 60_000, onError: (e) => errors.push(e) });
     first.start();
-    await waitFor(
-      () => errors.length > 0,
+    await until(
       () => 'the relay to die at its checkpoint',
+      () => errors.length > 0,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     const died = first.checkpoint;
     await first.stop();
@@ -205,9 +204,10 @@ describe('Relay: event log → bus', () => {
 
     const second = relay(store, inner, open(), route, { batchSize: pageSize });
     second.start();
-    await waitFor(
-      () => second.checkpoint === head,
+    await until(
       () => `checkpoint ${head}, at ${second.checkpoint}`,
+      () => second.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
 
     const got = (await readTopic('nexo.otp.dispatch')).map((m) => m.value.position);
@@ -228,9 +228,10 @@ describe('Relay: event log → bus', () => {
     const errors: unknown[] = [];
     const r = relay(store, bus, store.db, route, { batchSize: 4, retryDelayMs: 30, onError: (e) => errors.push(e) });
     r.start();
-    await waitFor(
-      () => errors.length >= 2,
+    await until(
       () => 'two refused checkpoints',
+      () => errors.length >= 2,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     expect(String(errors[0])).toMatch(/disk full/);
     expect(r.checkpoint).toBe(0n);
@@ -240,9 +241,10 @@ describe('Relay: event log → bus', () => {
     expect(rows('bus_nexo_webhooks')).toBe(0);
 
     store.db.exec('DROP TRIGGER no_checkpoint');
-    await waitFor(
-      () => r.checkpoint === head,
+    await until(
       () => `checkpoint ${head} once checkpoints are accepted again`,
+      () => r.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     expect((await readTopic('nexo.otp.dispatch')).map((m) => m.value.position)).toEqual(await expected('nexo.otp.dispatch', head));
     await bus.close();
@@ -260,9 +262,10 @@ describe('Relay: event log → bus', () => {
     const errors: unknown[] = [];
     const r = relay(store, bus, open(), (e) => route(e).filter((p) => p.topic === 'nexo.webhooks'), { retryDelayMs: 20, onError: (e) => errors.push(e) });
     r.start();
-    await waitFor(
-      () => r.checkpoint === head,
+    await until(
       () => `checkpoint ${head}, at ${r.checkpoint}`,
+      () => r.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     expect(errors).toHaveLength(1);
     expect(got).toEqual(await expected('nexo.webhooks', head));
@@ -277,9 +280,10 @@ describe('Relay: event log → bus', () => {
     // A macrotask queued now runs before the relay has read every page.
     const seen = await new Promise<bigint>((resolve) => setImmediate(() => resolve(r.checkpoint)));
     expect(seen).toBeLessThan(head);
-    await waitFor(
-      () => r.checkpoint === head,
+    await until(
       () => `checkpoint ${head}, at ${r.checkpoint}`,
+      () => r.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
   });
 
@@ -297,9 +301,10 @@ describe('Relay: event log → bus', () => {
     await appendOtps(2);
     const r = relay(store, down, open(), route, { retryDelayMs: 60_000, onError: (e) => errors.push(e) });
     r.start();
-    await waitFor(
-      () => errors.length > 0,
+    await until(
       () => 'a refused publish',
+      () => errors.length > 0,
+      { timeoutMs: 5_000, everyMs: 10 },
     );
     const started = Date.now();
     await r.stop();

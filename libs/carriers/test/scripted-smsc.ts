@@ -224,15 +224,6 @@ function submitText(pdu: smpp.PDU): string {
   return Buffer.isBuffer(m) ? m.toString('latin1') : typeof m === 'string' ? m : '';
 }
 
-/** Polls until `cond` holds; fails with `what` after `timeoutMs`. */
-export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A CarrierLogger that keeps every line, for asserting what was (and was not) logged. */
 export function recordingLogger() {
   const lines: { level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> }[] = [];

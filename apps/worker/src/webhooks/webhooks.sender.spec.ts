@@ -16,6 +16,7 @@ import Database from 'better-sqlite3';
 import { InProcessMessageBus, TOPICS } from '#bus';
 import { createLogger, linesInto } from '#observability';
 import { AesGcmCipher, newId, newWebhookSecret } from '#security';
+import { until } from '#testing';
 import type { WebhookMessage } from '../messages.js';
 import { SCAN_ROWS } from './deliveries.table.js';
 import { SIGNATURE_HEADER, verifyWebhook } from './signature.js';
@@ -174,14 +175,16 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
         const r = row(eventId);
         return r && r.attempts >= n ? r : undefined;
       },
+      { timeoutMs: 3_000, everyMs: 5 },
     );
-  const delivered = (eventId: string) => until(`${eventId} delivered`, () => (row(eventId)?.status === 'delivered' ? row(eventId) : undefined));
+  const delivered = (eventId: string) =>
+    until(`${eventId} delivered`, () => (row(eventId)?.status === 'delivered' ? row(eventId) : undefined), { timeoutMs: 3_000, everyMs: 5 });
 
   /** Waits until the sender has scanned its table at least `n` more times: how "nothing more is sent" is seen. */
   async function scans(n = 3): Promise<void> {
     const from = clockReads;
     const notBefore = Date.now() + n * POLL_MS;
-    await until(`${n} scans`, () => (clockReads - from >= n && Date.now() >= notBefore ? true : undefined));
+    await until(`${n} scans`, () => (clockReads - from >= n && Date.now() >= notBefore ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
   }
 
   async function endpoint(plan: (n: number) => Answer): Promise<Endpoint> {
@@ -380,7 +383,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       const e = event('acc_a');
       await publish(e);
 
-      await until('the first POST', () => (ep.posts.length === 1 ? true : undefined));
+      await until('the first POST', () => (ep.posts.length === 1 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       const r = await attempt(e.eventId, 1);
       // undici's headers timer ticks about every 0.5 s: the hang-up comes between timeoutMs and a second or so later.
       expect(performance.now() - ep.posts[0].receivedAt).toBeGreaterThanOrEqual(100);
@@ -389,7 +392,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       expect(r.next_ms - now).toBeLessThan(100);
       expect(outcomes).toEqual(['timeout']);
       // The sender hung up on the held request.
-      await until('the held request to close', () => (ep.open() === 0 ? true : undefined));
+      await until('the held request to close', () => (ep.open() === 0 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       await scans();
       expect(ep.posts).toHaveLength(1);
 
@@ -509,10 +512,10 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
 
       const published = performance.now();
       await publish(...slowEvents, ...fastEvents); // one batch, slow first
-      await until('3 POSTs at the fast endpoint', () => (fast.posts.length === 3 ? true : undefined));
+      await until('3 POSTs at the fast endpoint', () => (fast.posts.length === 3 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       expect(Math.max(...fast.posts.map((p) => p.receivedAt)) - published).toBeLessThan(1_500);
       for (const e of fastEvents) await delivered(e.eventId);
-      await until('2 requests held at the slow endpoint', () => (slow.open() === 2 ? true : undefined));
+      await until('2 requests held at the slow endpoint', () => (slow.open() === 2 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       await scans();
       expect(slow.posts).toHaveLength(2);
       expect(slow.open()).toBe(2);
@@ -550,7 +553,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       const retried = await until(
         () => `the fast endpoint's retry; its row, due since ${now - first.next_ms} ms: ${JSON.stringify(row(e.eventId))}`,
         () => (row(e.eventId)?.status === 'delivered' ? row(e.eventId) : undefined),
-        2_000,
+        { timeoutMs: 2_000, everyMs: 5 },
       );
       expect(retried).toMatchObject({ attempts: 2, last_code: 204 });
     });
@@ -561,7 +564,8 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       const ep = await endpoint((n) => (n === 1 ? 'hold' : 204));
       account('acc_a', ep.url);
       const sender = await start();
-      const lagZero = () => until('the consumer to catch up', async () => ((await sender.consumer.lag()) === 0 ? true : undefined));
+      const lagZero = () =>
+        until('the consumer to catch up', async () => ((await sender.consumer.lag()) === 0 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       const twice = event('acc_a');
       await publish(twice, twice);
       await delivered(twice.eventId);
@@ -572,7 +576,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
 
       const inFlight = event('acc_a');
       await publish(inFlight);
-      await until('the second event held', () => (ep.open() === 1 ? true : undefined));
+      await until('the second event held', () => (ep.open() === 1 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       await publish(inFlight);
       await lagZero();
       await scans();
@@ -602,7 +606,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       const [e1, e2, e3] = [event('acc_a'), event('acc_a'), event('acc_a')];
       const e4 = event('acc_b');
       await publish(e1, e2, e3, e4);
-      await until('e1 held', () => (a.open() === 1 ? true : undefined));
+      await until('e1 held', () => (a.open() === 1 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       const failedOnce = await attempt(e4.eventId, 1);
 
       let stopped = false;
@@ -622,7 +626,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       await until('the sockets and timers of the sender to go', () => {
         const h = handles();
         return h.sockets <= before.sockets && h.timers <= before.timers ? true : undefined;
-      });
+      }, { timeoutMs: 3_000, everyMs: 5 });
       await new Promise((r) => setTimeout(r, 5 * POLL_MS));
       expect(clockReads).toBe(reads);
       expect(a.posts).toHaveLength(1);
@@ -646,13 +650,3 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
     });
   });
 });
-
-async function until<T>(what: string | (() => string), probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 3_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { waitFor } from '../testing/kafka-test.support.js';
+import { until } from '#testing';
 import type { ConsumedMessage } from '../message-bus.port.js';
 import { InProcessMessageBus } from './in-process.message-bus.js';
 
@@ -40,18 +40,19 @@ describe('in-process bus: large pages and a failing key', () => {
       },
       { batchSize: 700 },
     );
-    await waitFor(
-      () => batches.flat().length >= 5_001,
+    await until(
       () => `5,001 messages, got ${batches.flat().length}`,
-      10_000,
+      () => batches.flat().length >= 5_001,
+      { timeoutMs: 10_000, everyMs: 20 },
     );
     expect(Math.max(...batches.map((b) => b.length))).toBe(700);
     const got = batches.flat();
     expect(got.map((m) => m.value.n)).toEqual(Array.from({ length: 5_001 }, (_, n) => n));
     expect(got[5_000].value.big).toBe(big);
-    await waitFor(
-      async () => (await c.lag()) === 0,
+    await until(
       () => 'lag 0',
+      async () => (await c.lag()) === 0,
+      { timeoutMs: 15_000, everyMs: 20 },
     );
   });
 
@@ -76,10 +77,10 @@ describe('in-process bus: large pages and a failing key', () => {
     await bus.publish('poison.key', [{ key: 'poison', value: { n: 0 } }, ...Array.from({ length: 50 }, (_, n) => ({ key: `k${n % 5}`, value: { n } }))]);
     await bus.publish('poison.key', [{ key: 'poison', value: { n: 1 } }, { key: 'k0', value: { n: 50 } }]);
     try {
-      await waitFor(
-        () => handled.length === 51,
+      await until(
         () => `the 51 messages of other keys handled, got ${handled.length}`,
-        3_000,
+        () => handled.length === 51,
+        { timeoutMs: 3_000, everyMs: 20 },
       );
       expect(holds).toEqual([{ key: 'poison', messages: 1 }]);
       expect(await c.held!()).toBe(2);
@@ -91,22 +92,24 @@ describe('in-process bus: large pages and a failing key', () => {
       }
 
       poisonFixed = true;
-      await waitFor(
-        () => handled.includes('poison#1'),
+      await until(
         () => `the held key delivered, got ${handled.filter((h) => h.startsWith('poison')).join(', ')}`,
-        3_000,
+        () => handled.includes('poison#1'),
+        { timeoutMs: 3_000, everyMs: 20 },
       );
       expect(handled.filter((h) => h.startsWith('poison'))).toEqual(['poison#0', 'poison#1']);
-      await waitFor(
-        async () => (await c.lag()) === 0 && (await c.held!()) === 0,
+      await until(
         () => 'lag 0 and nothing held',
+        async () => (await c.lag()) === 0 && (await c.held!()) === 0,
+        { timeoutMs: 15_000, everyMs: 20 },
       );
       expect(db.prepare('SELECT count(*) AS n FROM bus_held').get()).toEqual({ n: 0 });
 
       await bus.publish('poison.key', [{ key: 'poison', value: { n: 2 } }]);
-      await waitFor(
-        () => handled.includes('poison#2'),
+      await until(
         () => 'a later message of the released key handled',
+        () => handled.includes('poison#2'),
+        { timeoutMs: 15_000, everyMs: 20 },
       );
     } finally {
       await c.stop();
@@ -122,9 +125,10 @@ describe('in-process bus: large pages and a failing key', () => {
     };
     const first = await bus.consume<{ n: number }>('g', 'restart.held', handler, { batchSize: 10 });
     await bus.publish('restart.held', [{ key: 'poison', value: { n: 0 } }, { key: 'a', value: { n: 0 } }]);
-    await waitFor(
-      () => handled.includes('a#0'),
+    await until(
       () => 'the other key handled',
+      () => handled.includes('a#0'),
+      { timeoutMs: 15_000, everyMs: 20 },
     );
     await first.stop();
     await bus.publish('restart.held', [{ key: 'poison', value: { n: 1 } }, { key: 'a', value: { n: 1 } }]);
@@ -132,14 +136,16 @@ describe('in-process bus: large pages and a failing key', () => {
     poisonFixed = true;
     const second = await bus.consume<{ n: number }>('g', 'restart.held', handler, { batchSize: 10 });
     try {
-      await waitFor(
-        () => handled.includes('poison#1') && handled.includes('a#1'),
+      await until(
         () => `everything handled after the restart, got ${handled.join(', ')}`,
+        () => handled.includes('poison#1') && handled.includes('a#1'),
+        { timeoutMs: 15_000, everyMs: 20 },
       );
       expect(handled.filter((h) => h.startsWith('poison'))).toEqual(['poison#0', 'poison#1']);
-      await waitFor(
-        async () => (await second.lag()) === 0,
+      await until(
         () => 'lag 0',
+        async () => (await second.lag()) === 0,
+        { timeoutMs: 15_000, everyMs: 20 },
       );
     } finally {
       await second.stop();
@@ -164,9 +170,10 @@ describe('in-process bus: large pages and a failing key', () => {
     expect(db.prepare('SELECT count(*) AS n FROM bus_held').get()).toEqual({ n: 0 });
     down = false;
     try {
-      await waitFor(
-        () => batches.length > 0,
+      await until(
         () => 'the batch handled after the outage',
+        () => batches.length > 0,
+        { timeoutMs: 15_000, everyMs: 20 },
       );
       expect(batches[0]).toEqual(['k0#0', 'k1#1', 'k2#2', 'k0#3', 'k1#4', 'k2#5']);
     } finally {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { until } from '#testing';
 import { describeMessageBusContract } from '../testing/message-bus.contract.js';
 import type { ConsumedMessage } from '../message-bus.port.js';
 import { InProcessMessageBus, type InProcessBusOptions } from './in-process.message-bus.js';
@@ -36,13 +37,6 @@ describeMessageBusContract('in-process (SQLite, WAL)', async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function waitFor(done: () => boolean, what: string, ms = 5_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('in-process bus only', () => {
   let t: ReturnType<typeof tempDb>;
@@ -71,12 +65,12 @@ describe('in-process bus only', () => {
       'prune.topic',
       Array.from({ length: 100 }, (_, n) => ({ key: `k${n}`, value: { n } })),
     );
-    await waitFor(() => got.length === 100, '100 messages');
+    await until('100 messages', () => got.length === 100, { timeoutMs: 5_000, everyMs: 10 });
     while ((await consumer.lag()) > 0) await sleep(10);
     const left = t.db.prepare<[], { c: number }>('SELECT count(*) AS c FROM bus_prune_topic').get()!.c;
     expect(left).toBeLessThanOrEqual(1);
     await bus.publish('prune.topic', [{ key: 'late', value: { n: 100 } }]);
-    await waitFor(() => got.length === 101, 'the message published after the prune');
+    await until('the message published after the prune', () => got.length === 101, { timeoutMs: 5_000, everyMs: 10 });
     expect(BigInt(got[100])).toBeGreaterThan(BigInt(got[99]));
     expect(await consumer.lag()).toBe(0);
   });
@@ -90,7 +84,7 @@ describe('in-process bus only', () => {
       await gate;
     });
     await bus.publish('stop.during', [{ key: 'k', value: 1 }]);
-    await waitFor(() => calls === 1, 'the handler to start');
+    await until('the handler to start', () => calls === 1, { timeoutMs: 5_000, everyMs: 10 });
     const stopping = consumer.stop();
     release();
     await stopping;
@@ -100,7 +94,7 @@ describe('in-process bus only', () => {
       again.push(...b);
     });
     await bus.publish('stop.during', [{ key: 'k', value: 2 }]);
-    await waitFor(() => again.length >= 1, 'the second message');
+    await until('the second message', () => again.length >= 1, { timeoutMs: 5_000, everyMs: 10 });
     expect(again.map((m) => m.value)).toEqual([2]);
     await next.stop();
   });
@@ -125,7 +119,7 @@ describe('in-process bus only', () => {
     const c = await bus.consume('g', 'rolled.back', async (b) => {
       got.push(...b.map((m) => m.value));
     });
-    await waitFor(() => got.length === 1, 'the published message');
+    await until('the published message', () => got.length === 1, { timeoutMs: 5_000, everyMs: 10 });
     expect(got).toEqual([2]);
     await c.stop();
   });
@@ -138,12 +132,12 @@ describe('in-process bus only', () => {
       throw new Error('down (test)');
     });
     await slow.publish('backoff.topic', [{ key: 'k', value: 0 }]);
-    await waitFor(() => attempts.length === 1, 'the first attempt');
+    await until('the first attempt', () => attempts.length === 1, { timeoutMs: 5_000, everyMs: 10 });
     for (let i = 1; i <= 5; i++) {
       await sleep(20);
       await slow.publish('backoff.topic', [{ key: 'k', value: i }]);
     }
-    await waitFor(() => attempts.length === 2, 'the retry', 2_000);
+    await until('the retry', () => attempts.length === 2, { timeoutMs: 2_000, everyMs: 10 });
     expect(attempts[1] - attempts[0]).toBeGreaterThanOrEqual(280);
     await c.stop();
     await slow.close();

@@ -1,7 +1,8 @@
 /**
  * What the Kafka tests beyond the contract suite share: whether kcat (and so
  * the mock cluster) is here, the short group timings that keep joins and
- * hand-overs within a test's patience, and polling with a deadline.
+ * hand-overs within a test's patience, and a sleep. Polling with a deadline
+ * is `until` from #testing.
  */
 import { spawnSync } from 'node:child_process';
 import type { KafkaBusOptions } from '../adapters/kafka.message-bus.js';
@@ -26,11 +27,3 @@ export const fastKafkaOptions = (brokers: string[], clientId: string): KafkaBusO
 });
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-export async function waitFor(done: () => boolean | Promise<boolean>, what: () => string, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await done())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what()}`);
-    await sleep(20);
-  }
-}

@@ -8,6 +8,7 @@
  * checked per key, the only order the port promises.
  */
 import { randomUUID } from 'node:crypto';
+import { until } from '#testing';
 import { BusError, type ConsumedMessage, type Consumer, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
 
 export interface MessageBusFixture {
@@ -56,14 +57,6 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
   const waitMs = options.waitMs ?? 10_000;
   const quietMs = options.quietMs ?? 500;
 
-  async function waitFor(done: () => boolean | Promise<boolean>, what: () => string): Promise<void> {
-    const deadline = Date.now() + waitMs;
-    while (!(await done())) {
-      if (Date.now() > deadline) throw new Error(`timed out after ${waitMs} ms waiting for ${what()}`);
-      await sleep(20);
-    }
-  }
-
   /** Everything a handler was given, batch by batch. */
   function recorder() {
     const batches: ConsumedMessage<Payload>[][] = [];
@@ -75,12 +68,13 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
         batches.push(batch);
       },
       until: (expected: readonly OutgoingMessage[]) =>
-        waitFor(
+        until(
+          () => `${expected.length} messages, got ${ids().size}`,
           () => {
             const got = ids();
             return expected.every((m) => got.has((m.value as Payload).id));
           },
-          () => `${expected.length} messages, got ${ids().size}`,
+          { timeoutMs: waitMs, everyMs: 20 },
         ),
     };
   }
@@ -113,9 +107,10 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
       await consume(fresh('g'), topic, async (batch) => {
         got.push(...batch);
       });
-      await waitFor(
-        () => got.length >= 2,
+      await until(
         () => `2 messages, got ${got.length}`,
+        () => got.length >= 2,
+        { timeoutMs: waitMs, everyMs: 20 },
       );
       expect(got.map((m) => ({ topic: m.topic, key: m.key, value: m.value, headers: m.headers }))).toEqual([
         { topic, key: 'phone-1', value: { id: 'a', nested: { n: 1, s: 'đ' }, list: [1, 2] }, headers: { 'trace-id': 't-1', kind: 'otp' } },
@@ -186,7 +181,7 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
         }
         return false;
       };
-      await waitFor(sameBatchTwice, () => `one batch handed over twice; ${attempts.length} attempts so far`);
+      await until(() => `one batch handed over twice; ${attempts.length} attempts so far`, sameBatchTwice, { timeoutMs: waitMs, everyMs: 20 });
       await failing.stop();
 
       // Nothing was committed: a consumer of the same group starts from the first message.
@@ -194,9 +189,10 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
       await consume(group, topic, r.handler);
       await r.until(all);
       expect(r.ids().size).toBe(all.length);
-      await waitFor(
-        async () => (await consumers[consumers.length - 1].lag()) === 0,
+      await until(
         () => 'lag 0 once everything is handled',
+        async () => (await consumers[consumers.length - 1].lag()) === 0,
+        { timeoutMs: waitMs, everyMs: 20 },
       );
     });
 
@@ -216,9 +212,10 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
         },
         { batchSize: 6 },
       );
-      await waitFor(
-        () => first.length >= 2,
+      await until(
         () => `two batches handled, got ${first.length}`,
+        () => first.length >= 2,
+        { timeoutMs: waitMs, everyMs: 20 },
       );
       await a.stop();
       const handledByA = first.flat();
@@ -230,9 +227,10 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
       const total = before.length + after.length;
       const union = () => new Set([...handledByA.map((m) => m.value.id), ...r.ids()]);
       // Nothing lost: A's and B's deliveries together cover everything.
-      await waitFor(
-        () => union().size === total,
+      await until(
         () => `${total} messages between both consumers, got ${union().size}`,
+        () => union().size === total,
+        { timeoutMs: waitMs, everyMs: 20 },
       );
       expect(handledByA.length).toBeLessThan(before.length);
 
@@ -251,9 +249,10 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
       const first = messages('stop', 1, 5);
       await fx.bus.publish(topic, first);
       await r.until(first);
-      await waitFor(
-        async () => (await consumer.lag()) === 0,
+      await until(
         () => 'lag 0 after the first messages',
+        async () => (await consumer.lag()) === 0,
+        { timeoutMs: waitMs, everyMs: 20 },
       );
       await consumer.stop();
       const calls = r.batches.length;

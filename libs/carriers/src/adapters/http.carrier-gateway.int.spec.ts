@@ -6,6 +6,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { until } from '#testing';
 import type { Receipt, SubmitRequest } from '../carrier-gateway.port.js';
 import { HttpCarrierGateway } from './http.carrier-gateway.js';
 import { SIGNATURE_HEADER, parseReceiptCallback } from './http.protocol.js';
@@ -23,14 +24,6 @@ const sms = (otpId: string, phoneE164 = '+84912345678'): SubmitRequest => ({
   text: 'Ma xac thuc cua ban la 482913.',
   digits: '482913',
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** Stands in for the API's receipts endpoint: verify, parse, answer 401/400/200. */
 async function startReceiver(secret: string) {
@@ -85,14 +78,14 @@ describe('http adapter ↔ simulator HTTP face', () => {
   it('submits SMS and voice, and the signed receipt callbacks come back verified and tied to the OTP', async () => {
     const a = await gw.submit(sms('otp_a'));
     const b = await gw.submit({ ...sms('otp_b', '+84961234567'), carrier: 'viettel', channel: 'voice', speech: 'một, hai', attempt: 2 } as SubmitRequest);
-    await waitFor(() => receiver.receipts.length === 2);
+    await until('2 receipts', () => receiver.receipts.length === 2, { timeoutMs: 5_000, everyMs: 10 });
     const byOtp = Object.fromEntries(receiver.receipts.map((r) => [r.otpId, r]));
     expect(byOtp.otp_a).toMatchObject({ provider: 'agg', providerMessageId: a.providerMessageId, status: 'delivered', attempt: 1 });
     expect(byOtp.otp_b).toMatchObject({ providerMessageId: b.providerMessageId, status: 'answered', attempt: 2 });
     expect(byOtp.otp_a!.raw).not.toContain('482913');
     expect(receiver.refused()).toBe(0);
     // The receiver stores before it answers, so the simulator counts a receipt as sent a moment later.
-    await waitFor(() => sim.stats().receiptsSent === 2);
+    await until('2 receipts sent', () => sim.stats().receiptsSent === 2, { timeoutMs: 5_000, everyMs: 10 });
     expect(sim.stats()).toMatchObject({ requests: 2, accepted: 2, receiptsFailed: 0 });
   });
 
@@ -146,16 +139,16 @@ describe('http adapter ↔ simulator HTTP face', () => {
     sim.injectFault({ hangMs: 300 });
     const r = await gw.submit(sms('otp_twice'));
     // The hung request finishes later, finds the key and adds nothing.
-    await waitFor(() => sim.stats().idempotentReplays === 1);
+    await until('the idempotent replay', () => sim.stats().idempotentReplays === 1, { timeoutMs: 5_000, everyMs: 10 });
     expect(sim.stats()).toMatchObject({ requests: 2, accepted: 1, idempotentReplays: 1 });
-    await waitFor(() => receiver.receipts.length === 1);
+    await until('the receipt', () => receiver.receipts.length === 1, { timeoutMs: 5_000, everyMs: 10 });
     expect(receiver.receipts[0]!.providerMessageId).toBe(r.providerMessageId);
   });
 
   it('close() aborts a request in flight', async () => {
     sim.injectFault({ hangMs: 2_000 });
     const pending = gw.submit(sms('otp_closing'));
-    await waitFor(() => sim.stats().requests === 1);
+    await until('the request at the simulator', () => sim.stats().requests === 1, { timeoutMs: 5_000, everyMs: 10 });
     await gw.close();
     await expect(pending).rejects.toMatchObject({ code: 'closed' });
   });
@@ -168,7 +161,7 @@ describe('simulator receipt callbacks to a receiver that refuses them', () => {
     const gw = new HttpCarrierGateway({ provider: 'agg', baseUrl: sim.url, secret: SECRET });
     try {
       await gw.submit(sms('otp_forged'));
-      await waitFor(() => sim.stats().receiptsFailed === 1);
+      await until('the refused receipt callback', () => sim.stats().receiptsFailed === 1, { timeoutMs: 5_000, everyMs: 10 });
       expect(receiver.refused()).toBe(2);
       expect(receiver.receipts).toEqual([]);
     } finally {

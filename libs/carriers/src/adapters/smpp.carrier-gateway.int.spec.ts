@@ -3,6 +3,7 @@
  * over real sockets on 127.0.0.1: bind, window, receipts, throttling,
  * dropped links, enquire_link. Timings are scaled down, not mocked.
  */
+import { until } from '#testing';
 import type { Receipt } from '../carrier-gateway.port.js';
 import type { SmppCarrierGateway } from './smpp.carrier-gateway.js';
 import type { SmppCarrierGatewayOptions, SmppLinkState } from './smpp.options.js';
@@ -10,14 +11,6 @@ import { SmppSimulator, type SmppSimulatorOptions } from './simulator/smpp.simul
 import { sms, smsIndex, startSmppGateway } from '../../test/smpp-gateway.fixtures.js';
 
 const QUIET = { failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0, timeScale: 0.005 };
-
-async function waitFor(cond: () => boolean, timeoutMs = 8_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /**
  * A clock for the simulator's token bucket that moves a second forward only
@@ -68,7 +61,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
   it('binds as a transceiver, submits, and matches deliver_sm receipts to their OTP', async () => {
     await setup();
     const results = await Promise.all([1, 2, 3].map((i) => gw.submit(sms(i))));
-    await waitFor(() => receipts.length === 3);
+    await until('3 receipts', () => receipts.length === 3, { timeoutMs: 8_000, everyMs: 10 });
     expect(sim.stats()).toMatchObject({ binds: 1, accepted: 3 });
     for (const [k, i] of [1, 2, 3].entries()) {
       const r = receipts.find((x) => x.otpId === `otp${i}`);
@@ -77,7 +70,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
       expect(r!.raw).toMatch(/stat:DELIVRD/);
       expect(r!.raw).not.toContain(String(100000 + i));
     }
-    await waitFor(() => sim.stats().receiptsAcked === 3);
+    await until('3 receipts acked', () => sim.stats().receiptsAcked === 3, { timeoutMs: 8_000, everyMs: 10 });
     expect(sim.submissions()[0]).toMatchObject({ destination: '84912300001', text: 'Ma xac thuc 100001', dataCoding: 0 });
   });
 
@@ -94,7 +87,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
   it('matches receipts whose id the SMSC quotes in decimal though submit_sm_resp gave hex', async () => {
     await setup({ receiptIdFormat: 'decimal', config: { ...QUIET, failureRate: 1 } });
     const { providerMessageId } = await gw.submit(sms(7));
-    await waitFor(() => receipts.length === 1);
+    await until('the receipt', () => receipts.length === 1, { timeoutMs: 8_000, everyMs: 10 });
     expect(receipts[0]).toMatchObject({ providerMessageId, otpId: 'otp7', status: 'undelivered' });
     expect(receipts[0]!.raw).toContain(`id:${BigInt(`0x${providerMessageId}`)}`);
   });
@@ -121,7 +114,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
       const order = accepted.filter((a) => a.dest === dest).map((a) => a.i);
       expect(order).toEqual([...order].sort((a, b) => a - b));
     }
-    await waitFor(() => receipts.length === n);
+    await until(`${n} receipts`, () => receipts.length === n, { timeoutMs: 8_000, everyMs: 10 });
     expect(new Set(receipts.map((r) => r.otpId)).size).toBe(n);
   });
 
@@ -137,7 +130,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
   it('reconnects with growing backoff when the server drops, and sends what was queued meanwhile', async () => {
     await setup();
     await sim.pause(); // drops the session and refuses new connections
-    await waitFor(() => states.filter((s) => s.state === 'disconnected').length >= 4);
+    await until('4 disconnects', () => states.filter((s) => s.state === 'disconnected').length >= 4, { timeoutMs: 8_000, everyMs: 10 });
     const pending = [1, 2, 3].map((i) => gw.submit(sms(i)));
     const delays = states.filter((s) => s.state === 'disconnected').map((s) => s.reconnectInMs!);
     // Equal jitter: attempt k waits between 40·2^k / 2 and 40·2^k ms, capped at 320.
@@ -156,18 +149,18 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
   it('fails a submit already written when the link drops as connection_lost, and does not resend it', async () => {
     await setup({ submitResponseDelayMs: 5_000 });
     const inflight = gw.submit(sms(1));
-    await waitFor(() => sim.stats().submits === 1);
+    await until('the submit at the SMSC', () => sim.stats().submits === 1, { timeoutMs: 8_000, everyMs: 10 });
     sim.dropSessions();
     await expect(inflight).rejects.toMatchObject({ code: 'connection_lost', retryable: true });
-    await waitFor(() => gw.state === 'bound');
+    await until('the link bound again', () => gw.state === 'bound', { timeoutMs: 8_000, everyMs: 10 });
     expect(sim.stats().submits).toBe(1);
   });
 
   it('sends enquire_link to keep the link alive, and drops a link whose peer went silent', async () => {
     await setup({}, { enquireLinkMs: 40, enquireLinkTimeoutMs: 100, bindTimeoutMs: 150 });
-    await waitFor(() => sim.stats().enquireLinks >= 2);
+    await until('2 enquire_links', () => sim.stats().enquireLinks >= 2, { timeoutMs: 8_000, everyMs: 10 });
     sim.silent = true; // half-open: the socket stays up, nothing answers
-    await waitFor(() => states.some((s) => s.state === 'disconnected'));
+    await until('the silent link dropped', () => states.some((s) => s.state === 'disconnected'), { timeoutMs: 8_000, everyMs: 10 });
     expect(gw.state).not.toBe('bound');
     sim.silent = false;
     await gw.whenBound(5_000);
@@ -186,10 +179,10 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
       },
     );
     await gw.submit(sms(1));
-    await waitFor(() => receipts.length === 1);
+    await until('the receipt', () => receipts.length === 1, { timeoutMs: 8_000, everyMs: 10 });
     expect(receipts[0]).toMatchObject({ otpId: 'otp1', status: 'delivered' });
     // deliver_sm_resp leaves after the sink returned, so the simulator sees the ack a moment later.
-    await waitFor(() => sim.stats().receiptsAcked === 1);
+    await until('the receipt acked', () => sim.stats().receiptsAcked === 1, { timeoutMs: 8_000, everyMs: 10 });
     expect(sim.stats().receiptsNacked).toBe(1);
   });
 
@@ -200,7 +193,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
       retryable: true,
     });
     await sim.pause();
-    await waitFor(() => gw.state !== 'bound');
+    await until('the link down', () => gw.state !== 'bound', { timeoutMs: 8_000, everyMs: 10 });
     const queued = gw.submit(sms(2));
     await gw.close();
     await expect(queued).rejects.toMatchObject({ code: 'closed', detail: 'not_sent' });
@@ -215,7 +208,7 @@ describe('smpp adapter ↔ simulator SMPP face', () => {
       reconnect: { baseMs: 20, maxMs: 80 },
       onStateChange: (state, d) => states.push({ state, ...d }),
     });
-    await waitFor(() => sim.stats().bindFailures >= 2);
+    await until('2 bind failures', () => sim.stats().bindFailures >= 2, { timeoutMs: 8_000, everyMs: 10 });
     expect(gw.state).not.toBe('bound');
     await expect(gw.whenBound(50)).rejects.toMatchObject({ code: 'timeout' });
   });

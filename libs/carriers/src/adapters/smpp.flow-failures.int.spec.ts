@@ -6,8 +6,9 @@
  * Counts, order and the window are measured at the server, as the SMSC sees them.
  */
 import smpp from 'smpp';
+import { until } from '#testing';
 import type { Receipt } from '../carrier-gateway.port.js';
-import { recordingLogger, settle, waitFor } from '../../test/scripted-smsc.js';
+import { recordingLogger, settle } from '../../test/scripted-smsc.js';
 import { scriptedSmscPerTest, sms, smsIndex } from '../../test/smpp-gateway.fixtures.js';
 
 const E = smpp.errors;
@@ -107,7 +108,7 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     await g.whenBound();
     const a = g.submit(sms(1));
     const b = g.submit(sms(2));
-    await waitFor(() => g.stats().queued === 2 && g.stats().inflight === 0, 'the throttled message back in the queue');
+    await until('the throttled message back in the queue', () => g.stats().queued === 2 && g.stats().inflight === 0, { timeoutMs: 5_000, everyMs: 5 });
     link.smsc.dropAll();
     const [ra, rb] = await Promise.all([a, b]);
     expect(ra.providerMessageId).not.toBe(rb.providerMessageId);
@@ -146,7 +147,7 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     const g = link.start({ window: 3 });
     await g.whenBound();
     const all = [1, 2, 3].map((i) => settle(g.submit(sms(i))));
-    await waitFor(() => link.smsc.submits.length === 3, 'three submits');
+    await until('three submits', () => link.smsc.submits.length === 3, { timeoutMs: 5_000, everyMs: 5 });
     expect(link.smsc.submits[2]!.at - link.smsc.submits[0]!.at).toBeLessThan(20);
     await Promise.all(all);
   });
@@ -198,7 +199,7 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     await g.whenBound();
     const { providerMessageId } = await g.submit(sms(1));
     expect(providerMessageId).toBe('0ab12cd');
-    await waitFor(() => receipts.length === 1, 'the early receipt');
+    await until('the early receipt', () => receipts.length === 1, { timeoutMs: 5_000, everyMs: 5 });
     // Held until the submit_sm_resp was in: tied to its OTP at once, no late match needed.
     expect(receipts[0]).toMatchObject({ provider: 'smsc', providerMessageId, otpId: 'otp1', attempt: 1, status: 'delivered' });
     expect((await acks[0]!).command_status).toBe(E.ESME_ROK);
@@ -231,7 +232,7 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     const g = link.start();
     await g.whenBound();
     const { providerMessageId } = await g.submit(sms(1));
-    await waitFor(() => receipts.length === 1, 'the early receipt');
+    await until('the early receipt', () => receipts.length === 1, { timeoutMs: 5_000, everyMs: 5 });
     expect(receipts[0]!.providerMessageId).toBe(providerMessageId);
   });
 });

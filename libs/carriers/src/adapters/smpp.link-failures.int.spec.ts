@@ -8,8 +8,9 @@
  * Timers are shortened through the adapter's options, never mocked.
  */
 import smpp from 'smpp';
+import { until } from '#testing';
 import type { SmppLinkState } from './smpp.options.js';
-import { recordingLogger, settle, waitFor } from '../../test/scripted-smsc.js';
+import { recordingLogger, settle } from '../../test/scripted-smsc.js';
 import { scriptedSmscPerTest, sms, smsText } from '../../test/smpp-gateway.fixtures.js';
 
 const E = smpp.errors;
@@ -42,7 +43,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     link.start({ password: PASSWORD, logger, reconnect: { baseMs: 30, maxMs: 240 }, queueTimeoutMs: 400 });
     const queued = settle(link.gw!.submit(sms(1)));
     const bound = settle(link.gw!.whenBound(250));
-    await waitFor(() => link.smsc.bindAttempts.length >= 5, 'five bind attempts');
+    await until('five bind attempts', () => link.smsc.bindAttempts.length >= 5, { timeoutMs: 5_000, everyMs: 5 });
 
     // The secret did go where it belongs: on the wire, in bind_transceiver.
     expect(link.smsc.bindAttempts[0]).toMatchObject({ systemId: 'nexo', password: PASSWORD });
@@ -70,7 +71,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
   it('waits its backoff between refused binds: delays grow within equal-jitter bounds, and the SMSC sees no reconnect earlier', async () => {
     link.smsc.bind = () => E.ESME_RBINDFAIL!;
     link.start({ reconnect: { baseMs: 30, maxMs: 240 } });
-    await waitFor(() => link.smsc.connections.length >= 6, 'six connections');
+    await until('six connections', () => link.smsc.connections.length >= 6, { timeoutMs: 5_000, everyMs: 5 });
     const delays = disconnects().map((s) => s.reconnectInMs!);
     expectBackoff(delays.slice(0, 5), 30, 240);
     for (let k = 0; k < 5; k++) {
@@ -90,7 +91,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     expect(disconnects()).toHaveLength(3);
     await new Promise((r) => setTimeout(r, 100));
     link.smsc.dropAll();
-    await waitFor(() => disconnects().length === 4, 'the drop seen');
+    await until('the drop seen', () => disconnects().length === 4, { timeoutMs: 5_000, everyMs: 5 });
     const after = disconnects()[3]!.reconnectInMs!;
     expect(after).toBeGreaterThanOrEqual(20);
     expect(after).toBeLessThanOrEqual(40);
@@ -104,7 +105,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     for (let k = 1; k <= 4; k++) {
       await link.gw!.whenBound(3_000);
       link.smsc.dropAll();
-      await waitFor(() => disconnects().length === k, `drop ${k} seen`);
+      await until(`drop ${k} seen`, () => disconnects().length === k, { timeoutMs: 5_000, everyMs: 5 });
     }
     // Each drop came right after a bind: the delays keep doubling (equal jitter: [½, 1) of each step).
     expectBackoff(disconnects().map((s) => s.reconnectInMs!), 20, 2_000);
@@ -138,7 +139,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
       command: 'generic_nack',
       command_status: E.ESME_RINVCMDID,
     });
-    await waitFor(() => link.smsc.enquireLinks.length >= 3, 'the adapter keeps sending enquire_link');
+    await until('the adapter keeps sending enquire_link', () => link.smsc.enquireLinks.length >= 3, { timeoutMs: 5_000, everyMs: 5 });
     expect(link.gw!.state).toBe('bound');
     expect(link.smsc.connections).toHaveLength(1);
   });
@@ -149,13 +150,13 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     link.start({ enquireLinkMs: 60, enquireLinkTimeoutMs: 120, logger });
     await link.gw!.whenBound();
     await expect(link.gw!.submit(sms(1))).resolves.toEqual({ providerMessageId: expect.any(String) });
-    await waitFor(() => link.smsc.closes.length >= 1, 'the silent link dropped');
+    await until('the silent link dropped', () => link.smsc.closes.length >= 1, { timeoutMs: 5_000, everyMs: 5 });
     link.smsc.answerEnquireLink = true;
     const lived = link.smsc.closes[0]!.at - link.smsc.binds[0]!.at;
     expect(lived).toBeGreaterThanOrEqual(60 + 120 - 20);
     expect(lived).toBeLessThanOrEqual(60 + 120 + 400);
     expect(lines.some((l) => l.msg === 'smpp enquire_link unanswered; dropping the link')).toBe(true);
-    await waitFor(() => link.smsc.binds.length === 2, 'rebound');
+    await until('rebound', () => link.smsc.binds.length === 2, { timeoutMs: 5_000, everyMs: 5 });
     await link.gw!.submit(sms(2));
     expect(link.smsc.submits.map((s) => s.text)).toEqual([smsText(1), smsText(2)]);
   });
@@ -165,7 +166,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     link.start({ window: 3 });
     await link.gw!.whenBound();
     const all = Array.from({ length: 8 }, (_, i) => settle(link.gw!.submit(sms(i))));
-    await waitFor(() => link.smsc.held.length === 3, 'a full window held');
+    await until('a full window held', () => link.smsc.held.length === 3, { timeoutMs: 5_000, everyMs: 5 });
     await sleep(30);
     expect(link.smsc.submits).toHaveLength(3); // the window is full: nothing more leaves
     link.smsc.dropAll();
@@ -188,12 +189,12 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     link.start({ window: 3 });
     await link.gw!.whenBound();
     const all = [1, 2, 3].map((i) => link.gw!.submit(sms(i)));
-    await waitFor(() => link.smsc.held.length === 3, 'three held');
+    await until('three held', () => link.smsc.held.length === 3, { timeoutMs: 5_000, everyMs: 5 });
     const [s] = link.smsc.boundSessions();
     const ids = [...link.smsc.held].map((h) => link.smsc.answer(h));
     s!.close(); // FIN right behind the three submit_sm_resp
     await expect(Promise.all(all)).resolves.toEqual(ids.map((providerMessageId) => ({ providerMessageId })));
-    await waitFor(() => link.smsc.binds.length === 2, 'rebound');
+    await until('rebound', () => link.smsc.binds.length === 2, { timeoutMs: 5_000, everyMs: 5 });
     expect(link.smsc.submits).toHaveLength(3);
   });
 
@@ -202,7 +203,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     await link.gw!.whenBound();
     const [s] = link.smsc.boundSessions();
     await expect(link.smsc.request(s!, 'unbind')).resolves.toMatchObject({ command: 'unbind_resp', command_status: E.ESME_ROK });
-    await waitFor(() => link.smsc.binds.length === 2, 'rebound after the unbind');
+    await until('rebound after the unbind', () => link.smsc.binds.length === 2, { timeoutMs: 5_000, everyMs: 5 });
     await link.gw!.submit(sms(1));
     expect(link.smsc.submits.map((x) => x.session)).toEqual([link.smsc.binds[1]!.session]);
     expect(disconnects()).toHaveLength(1);
@@ -214,7 +215,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     await link.gw!.whenBound();
     const a = settle(link.gw!.submit(sms(1)));
     const b = settle(link.gw!.submit(sms(2)));
-    await waitFor(() => link.smsc.held.length === 2, 'both held');
+    await until('both held', () => link.smsc.held.length === 2, { timeoutMs: 5_000, everyMs: 5 });
     const closing = link.gw!.close();
     await sleep(40);
     const idA = link.smsc.answer(link.smsc.held[0]!); // answered within the grace
@@ -233,7 +234,7 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     link.start({ reconnect: { baseMs: 150, maxMs: 150 } });
     await link.gw!.whenBound();
     link.smsc.dropAll();
-    await waitFor(() => disconnects().length === 1, 'dropped');
+    await until('dropped', () => disconnects().length === 1, { timeoutMs: 5_000, everyMs: 5 });
     const queued = settle(link.gw!.submit(sms(1)));
     await link.gw!.close();
     expect(await queued).toMatchObject({ ok: false, error: { code: 'closed', detail: 'not_sent' } });
