@@ -315,6 +315,7 @@ interface Run {
   figures?: Figures;
   /** CPU time the service used (all threads, then its main thread) from the measured load's start until all was settled, per OTP of that load (µs). */
   cpu?: string;
+  benchCpu?: number;
 }
 
 
@@ -336,11 +337,15 @@ async function run(opts: { workers: boolean; amount: number; rate?: number }): P
     if (opts.workers) await waitSettled(base, endpoint, warm.accepted);
     const since = Date.now();
     const cpuBefore = cpuSample(child.pid);
+    const benchBefore = process.cpuUsage();
     const l = await load(base, keys, opts);
     if (!opts.workers) return { load: l };
     await waitSettled(base, endpoint, warm.accepted + l.accepted);
     const cpuAfter = cpuSample(child.pid);
+    const bench = process.cpuUsage(benchBefore);
     const cpu = cpuBefore && cpuAfter ? cpuPerItem(cpuBefore, cpuAfter, l.accepted, 'OTP') : undefined;
+    // What the load generator and the customers' webhook endpoints (this process) took of the same cores.
+    const benchCpu = Math.round((bench.user + bench.system) / l.accepted);
     if (process.env.BENCH_METRICS) {
       // The service's own view of where time went: event-loop delay, group commits, projection lag.
       const text = await (await fetch(`${base}/metrics`)).text();
@@ -348,7 +353,7 @@ async function run(opts: { workers: boolean; amount: number; rate?: number }): P
       process.stdout.write(`${text.split('\n').filter((line) => !line.startsWith('#') && wanted.test(line)).join('\n')}\n`);
     }
     await stopService(child);
-    return { load: l, figures: analyse(file, await endpoint.hooks(), since), cpu };
+    return { load: l, figures: analyse(file, await endpoint.hooks(), since), cpu, benchCpu };
   } finally {
     await stopService(child);
     await endpoint.close();
@@ -370,6 +375,7 @@ function report(name: string, r: Run, goals: { submitP99?: boolean; webhookP99?:
     `  lost ${f.lost}, double-settled ${f.doubleSettled}, delivered without a webhook ${f.missingWebhooks} (goal: 0, 0, 0; over every OTP of the run, the warm-up's too)`,
   ];
   if (r.cpu) lines.push(`  service CPU: ${r.cpu}, from the load's start until all was settled`);
+  if (r.benchCpu !== undefined) lines.push(`  the bench's own CPU (load generator, webhook endpoints) over the same stretch: ${r.benchCpu} µs per OTP`);
   if (f.otps !== r.load.accepted) lines.push(`  WARNING: ${f.otps} OTPs in the log, ${r.load.accepted} accepted answers`);
   return lines;
 }
