@@ -116,6 +116,28 @@ describe('in-process bus: large pages and a failing key', () => {
     }
   });
 
+  it('tries a failed batch\'s keys many at a time, so a slow handler (a carrier call) does not make the isolation last a call per key', async () => {
+    const handled = new Set<string>();
+    const c = await bus.consume<{ n: number }>(
+      'g',
+      'slow.isolation',
+      async (batch) => {
+        await new Promise((r) => setTimeout(r, 50));
+        if (batch.some((m) => m.key === 'poison')) throw new Error('poison (test)');
+        for (const m of batch) handled.add(m.key);
+      },
+      { batchSize: 500 },
+    );
+    // 300 keys one call each, 50 ms a call: 15 s if tried one at a time.
+    await bus.publish('slow.isolation', [{ key: 'poison', value: { n: 0 } }, ...Array.from({ length: 300 }, (_, n) => ({ key: `k${n}`, value: { n } }))]);
+    try {
+      await until(() => `300 other keys handled, got ${handled.size}`, () => handled.size === 300, { timeoutMs: 3_000 });
+      expect(await c.held!()).toBe(1);
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('keeps a held key held across a restart, its later messages behind it', async () => {
     const handled: string[] = [];
     let poisonFixed = false;

@@ -53,6 +53,9 @@ interface HeldKey {
   dueAt: number;
 }
 
+/** Keys handed over at once while a failed batch is tried key by key (a dispatch may wait on a carrier). */
+const ISOLATE_CONCURRENCY = 64;
+
 const safeName = (topic: string) => {
   if (!/^[a-z0-9._-]{1,100}$/.test(topic)) throw new Error(`bad topic name: ${topic}`);
   return `bus_${topic.replace(/[.-]/g, '_')}`;
@@ -260,8 +263,9 @@ export class InProcessMessageBus implements MessageBus {
     };
 
     /**
-     * Hands `rows` over again key by key, after the whole batch kept failing. Returns the keys
-     * to hold with their last error, or undefined when every key failed (an outage: hold nothing).
+     * Hands `rows` over again key by key (ISOLATE_CONCURRENCY keys at a time, each key's messages
+     * in one call, in order), after the whole batch kept failing. Returns the keys to hold with
+     * their last error, or undefined when every key failed (an outage: hold nothing).
      */
     const isolate = async (rows: Row[]): Promise<Map<string, unknown> | undefined> => {
       const byKey = new Map<string, Row[]>();
@@ -271,10 +275,15 @@ export class InProcessMessageBus implements MessageBus {
         else byKey.set(r.key, [r]);
       }
       const failing = new Map<string, unknown>();
-      for (const [key, list] of byKey) {
+      const keys = [...byKey.keys()];
+      for (let i = 0; i < keys.length; i += ISOLATE_CONCURRENCY) {
         if (!running) return undefined;
-        const failed = await attempt(list);
-        if (failed) failing.set(key, failed.error);
+        await Promise.all(
+          keys.slice(i, i + ISOLATE_CONCURRENCY).map(async (key) => {
+            const failed = await attempt(byKey.get(key)!);
+            if (failed) failing.set(key, failed.error);
+          }),
+        );
       }
       return byKey.size > 1 && failing.size === byKey.size ? undefined : failing;
     };
