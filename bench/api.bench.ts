@@ -36,6 +36,13 @@ async function seedAccounts(file: string): Promise<string[]> {
   return keys;
 }
 
+/** The store's group-commit counters from the service's /metrics: commits so far and appends in them. */
+async function groupCommits(base: string): Promise<{ commits: number; appends: number }> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+  return { commits: value('nexo_eventstore_batch_appends_count'), appends: value('nexo_eventstore_batch_appends_sum') };
+}
+
 async function waitReady(base: string, child: ChildProcess): Promise<void> {
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
@@ -155,14 +162,18 @@ async function main(): Promise<void> {
     out.push(
       `  the same 1,000 sent back to back (autocannon, ${BURST_CONNECTIONS} connections): ${backToBack.accepted} accepted in ${backToBack.seconds.toFixed(2)} s; p50 ${backToBack.p50} ms, p99 ${backToBack.p99} ms; on the bare route p50 ${bareBackToBack.p50} ms, p99 ${bareBackToBack.p99} ms`,
     );
+    const commitsBefore = await groupCommits(base);
     const cpuBefore = cpuSample(server.pid);
     const sustained = await load(base, keys, { duration: SUSTAINED_SECONDS, connections: CONNECTIONS });
     const cpuAfter = cpuSample(server.pid);
+    const commitsAfter = await groupCommits(base);
     const rate = sustained.accepted / sustained.seconds;
     out.push(
       `sustained ${SUSTAINED_SECONDS} s, ${CONNECTIONS} connections: ${Math.round(rate)} accepted OTPs/s (${sustained.non2xx} refused, ${sustained.errors} errors); p50 ${sustained.p50} ms, p99 ${sustained.p99} ms (goal ≥ 5,000/s)`,
     );
     if (cpuBefore && cpuAfter) out.push(`  service CPU: ${cpuPerItem(cpuBefore, cpuAfter, sustained.accepted, 'accepted send')}`);
+    const commits = commitsAfter.commits - commitsBefore.commits;
+    if (commits > 0) out.push(`  group commits: ${Math.round(commits / sustained.seconds)}/s, ${((commitsAfter.appends - commitsBefore.appends) / commits).toFixed(1)} appends each on average`);
     out.push(`ceiling: bare Fastify route ${Math.round(ceilingRate)} req/s, p99 ${ceiling.p99} ms; send-otp is ${((100 * rate) / ceilingRate).toFixed(1)}% of it (goal ≥ 25%)`);
     let total = burst.accepted + backToBack.accepted + sustained.accepted + 1_500;
     const target = process.env.BENCH_MILLION === '1' ? 1_000_000 : Number(process.env.BENCH_TOTAL ?? 0);
