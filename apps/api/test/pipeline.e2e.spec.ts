@@ -86,6 +86,12 @@ describe('delivery pipeline, embedded', () => {
     expect(metrics).toMatch(/nexo_otp_delivered_total\{carrier="viettel",channel="voice",via="voice_answer"\} [1-9]/);
     expect(metrics).toMatch(/nexo_http_request_duration_seconds_count\{method="POST",route="\/api\/v1\/send-otp",status="200"\} [1-9]/);
     expect(metrics).not.toMatch(/acc_|nxo_live_|\+84/);
+    // The webhook thread's attempt outcomes reach this registry (gathered there for up to 50 ms).
+    await until(
+      'webhook successes in /metrics',
+      async () => /nexo_webhook_attempts_total\{outcome="success"\} ([2-9]|\d\d)/.test(await (await get(server.base, '/metrics')).text()),
+      { timeoutMs: 5_000, everyMs: 25 },
+    );
   });
 
   it('customer feedback proves delivery', async () => {
