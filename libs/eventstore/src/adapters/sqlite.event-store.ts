@@ -73,14 +73,6 @@ interface EventRow {
 }
 
 const PAGE = 2_000;
-/**
- * A group commit that carried fewer appends than this means appends trickle in: the next one waits
- * until `coalesceMs` after it ended. Lower for the writer thread: there, sends in flight wait in the
- * meantime with the main thread idle, so only a near-empty commit (a few appends, as at ~1,000
- * OTPs/s) is worth the wait.
- */
-const INLINE_TRICKLE_APPENDS = 32;
-const THREAD_TRICKLE_APPENDS = 8;
 /** Commit notices to other threads: at most one per this many ms. */
 const NOTICE_MS = 5;
 /** Most events sent to the writer thread in one message (a single larger append still goes alone). */
@@ -264,17 +256,21 @@ export class SqliteEventStore implements EventStore {
 
   private schedule(): void {
     if (this.flushScheduled) return;
-    // While a commit is in flight, appends gather for the next one; its reply flushes them.
-    if (this.thread?.busy) return;
+    if (this.thread) {
+      // While a commit is in flight, appends gather for the next one; its reply flushes them.
+      if (this.thread.busy) return;
+      this.flushScheduled = true;
+      setImmediate(() => this.flushToThread());
+      return;
+    }
     this.flushScheduled = true;
-    const flush = this.thread ? () => this.flushToThread() : () => this.flushInline();
     // When appends trickle in (the last commit carried few), let them gather for a moment after
-    // it: one fsync (and, with the writer thread, one hand-off each way) then covers many
-    // writers. A burst, or a lone append after a quiet spell, commits on the next turn.
-    const trickle = this.lastBatchAppends > 0 && this.lastBatchAppends < (this.thread ? THREAD_TRICKLE_APPENDS : INLINE_TRICKLE_APPENDS);
+    // it: one fsync then covers many writers. A burst, or a lone append after a quiet spell,
+    // commits on the next turn.
+    const trickle = this.lastBatchAppends > 0 && this.lastBatchAppends < 32;
     const wait = trickle ? this.lastCommitEnd + this.coalesceMs - performance.now() : 0;
-    if (wait > 0) setTimeout(flush, wait);
-    else setImmediate(flush);
+    if (wait > 0) setTimeout(() => this.flushInline(), wait);
+    else setImmediate(() => this.flushInline());
   }
 
   private flushInline(): void {
@@ -305,7 +301,6 @@ export class SqliteEventStore implements EventStore {
       events += this.queue[take].events.length;
     }
     const batch = this.queue.splice(0, take);
-    this.lastBatchAppends = batch.length;
     thread
       .write(batch)
       .then(
@@ -313,8 +308,7 @@ export class SqliteEventStore implements EventStore {
         (error) => this.failBatch(batch, error),
       )
       .finally(() => {
-        this.lastCommitEnd = performance.now();
-        if (this.queue.length > 0) this.schedule();
+        if (this.queue.length > 0) this.flushToThread();
         this.afterCommits();
       });
   }
