@@ -5,12 +5,12 @@
  * chain over Kafka.
  */
 import type Database from 'better-sqlite3';
-import type { MessageBus } from '#bus';
+import { type MessageBus, TOPICS } from '#bus';
 import { type ChainConfig, type EthersChainClient, ethersChainClientFor } from '#chain';
 import type { CommandRunner } from '#eventstore';
 import type { Logger, NexoMetrics } from '#observability';
 import { ChainListener } from './chain-listener.js';
-import { type DepositConsumer, startDepositConsumer } from './deposit.consumer.js';
+import { type DepositConsumer, depositGroupOf, startDepositConsumer } from './deposit.consumer.js';
 
 export interface ChainServicesDeps {
   chains: readonly ChainConfig[];
@@ -66,6 +66,18 @@ export async function startChainServices(deps: ChainServicesDeps): Promise<Chain
   } catch (error) {
     await stop();
     throw error;
+  }
+  // The deposit groups' lag and held messages, as the workers report theirs (NexoBusConsumerLagHigh, NexoBusMessagesHeld).
+  const metrics = deps.metrics;
+  if (metrics && consumers.length > 0) {
+    metrics.labels.group.allow(...chains.map(depositGroupOf));
+    metrics.beforeScrape(async () => {
+      for (const [i, c] of consumers.entries()) {
+        const labels = { topic: TOPICS.chainTransfers, group: depositGroupOf(chains[i]) };
+        metrics.busConsumerLag.set(labels, await c.lag());
+        metrics.busHeld.set(labels, (await c.held?.()) ?? 0);
+      }
+    });
   }
   for (const l of listeners) l.start();
   for (const l of listeners) deps.logger.info({ chain: l.chain.slug, chainId: l.chain.chainId, pollIntervalMs: l.chain.pollIntervalMs }, 'deposit listener started');

@@ -151,6 +151,9 @@ describe('stablecoin deposits on a local chain, embedded server', () => {
       const metrics = await (await get(node.base, '/metrics')).text();
       expect(metrics).toMatch(/^nexo_deposits_credited_total\{chain="local",token="usdt"\} 5$/m);
       expect(metrics).toMatch(/^nexo_chain_cursor_block\{chain="local"\} \d+$/m);
+      // The deposit group's bus figures, as the delivery workers report theirs.
+      expect(metrics).toMatch(/^nexo_bus_consumer_lag_messages\{topic="nexo.chain.transfers",group="nexo-deposits-local"\} \d+$/m);
+      expect(metrics).toMatch(/^nexo_bus_held_messages\{topic="nexo.chain.transfers",group="nexo-deposits-local"\} 0$/m);
     } finally {
       await stopAndVerify(node);
     }
