@@ -4,32 +4,12 @@
  * for codes that do not reach the user.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyWebhook } from '#worker';
 import { until } from '#testing';
+import { webhookSink } from '../../worker/test/pipeline.harness.js';
 import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
-
-interface Hook {
-  body: string;
-  signature: string;
-}
-
-async function webhookSink(): Promise<{ url: string; hooks: Hook[]; server: Server }> {
-  const hooks: Hook[] = [];
-  const server = createServer((req: IncomingMessage, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      hooks.push({ body, signature: String(req.headers['nexo-signature'] ?? '') });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${port}/hooks`, hooks, server };
-}
 
 describe('delivery pipeline, embedded', () => {
   let server: TestServer;
@@ -45,7 +25,7 @@ describe('delivery pipeline, embedded', () => {
   });
   afterAll(async () => {
     await server.stop();
-    sink.server.close();
+    await sink.close();
   });
 
   it('delivers, settles and tells the customer with signed webhooks', async () => {
@@ -155,7 +135,7 @@ describe('webhook thread', () => {
       expect(ids).toHaveLength(4);
       expect(new Set(ids).size).toBe(4);
     } finally {
-      sink.server.close();
+      await sink.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });
