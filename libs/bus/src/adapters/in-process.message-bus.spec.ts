@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -97,6 +98,39 @@ describe('in-process bus only', () => {
     await until('the second message', () => again.length >= 1, { timeoutMs: 5_000, everyMs: 10 });
     expect(again.map((m) => m.value)).toEqual([2]);
     await next.stop();
+  });
+
+  it('publish commits with synchronous = FULL on a NORMAL connection (the WAL is fsynced before it resolves), then restores NORMAL', async () => {
+    const d = tempDb();
+    d.db.pragma('synchronous = NORMAL');
+    const level = () => Database.prototype.pragma.call(d.db, 'synchronous', { simple: true }) as number;
+    const atCommit: number[] = [];
+    const transaction = d.db.transaction.bind(d.db);
+    jest.spyOn(d.db, 'transaction').mockImplementation(((fn: () => void) => {
+      const tx = transaction(fn);
+      return () => {
+        tx();
+        atCommit.push(level());
+      };
+    }) as never);
+    const normal = new InProcessMessageBus(d.db, fast);
+    try {
+      await normal.publish('durable.topic', [{ key: 'k', value: { n: 1 } }]);
+      expect(atCommit).toEqual([2]);
+      expect(level()).toBe(1);
+      // A connection that is FULL already is left as it is.
+      d.db.pragma('synchronous = FULL');
+      const full = new InProcessMessageBus(d.db, fast);
+      const pragma = jest.spyOn(d.db, 'pragma');
+      await full.publish('durable.topic', [{ key: 'k', value: { n: 2 } }]);
+      expect(pragma).not.toHaveBeenCalled();
+      expect(atCommit).toEqual([2, 2]);
+      await full.close();
+    } finally {
+      jest.restoreAllMocks();
+      await normal.close();
+      d.remove();
+    }
   });
 
   it('refuses a second consumer of the same group and topic on one bus', async () => {

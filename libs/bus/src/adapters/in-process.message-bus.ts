@@ -20,6 +20,16 @@
  * message: nothing is held and the whole batch waits, as before. Held
  * messages count in `lag()` and are reported by `held()` and `onHold`.
  *
+ * Durable publish. The service's state file runs `synchronous = NORMAL` (what
+ * the relay writes there is derived from the log and rolls back together with
+ * its checkpoint), which survives a process crash but may lose the last
+ * transactions to a power loss. `publish` is how input that exists nowhere
+ * else enters the bus (carrier receipts, acknowledged to the carrier once it
+ * resolves), so its transaction commits with `synchronous = FULL`: the WAL is
+ * fsynced before it resolves, as Kafka's acks=all would have it replicated.
+ * Callers that publish often gather first (the receipt publisher takes one
+ * turn's receipts into one publish, so one fsync).
+ *
  * One consumer per group and topic per bus: a second one would read from the
  * same committed offset and handle everything twice (Kafka would split the
  * partitions between them instead; this bus has one partition).
@@ -68,11 +78,14 @@ export class InProcessMessageBus implements MessageBus {
   private readonly wakers = new Map<string, Set<() => void>>();
   private readonly consumers = new Map<string, Consumer>();
   private closed = false;
+  /** The connection's own `synchronous` level, restored after each durable publish. */
+  private readonly synchronous: number;
 
   constructor(
     private readonly db: Database.Database,
     private readonly options: InProcessBusOptions = {},
   ) {
+    this.synchronous = Number(db.pragma('synchronous', { simple: true }));
     db.exec(`CREATE TABLE IF NOT EXISTS bus_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL, committed INTEGER NOT NULL,
       PRIMARY KEY (grp, topic)) WITHOUT ROWID`);
     db.exec(`CREATE TABLE IF NOT EXISTS bus_held (grp TEXT NOT NULL, topic TEXT NOT NULL, offset INTEGER NOT NULL, key TEXT NOT NULL,
@@ -120,7 +133,14 @@ export class InProcessMessageBus implements MessageBus {
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     if (this.closed) throw new BusError('closed', 'bus is closed');
     if (messages.length === 0) return;
-    this.db.transaction(() => this.insert(topic, messages))();
+    // FULL (2) fsyncs the WAL at this commit, which makes every earlier commit durable too.
+    const raise = this.synchronous < 2;
+    if (raise) this.db.pragma('synchronous = FULL');
+    try {
+      this.db.transaction(() => this.insert(topic, messages))();
+    } finally {
+      if (raise) this.db.pragma(`synchronous = ${this.synchronous}`);
+    }
     this.wake(topic);
   }
 
