@@ -130,7 +130,9 @@ async function startService(dir: string, env: Record<string, string>): Promise<{
   const service = serviceCommand(ROOT);
   const child = spawn(process.execPath, [...service.flags, ...prof, 'dist/apps/api/src/main.js'], {
     cwd: ROOT,
-    env: { ...process.env, ...service.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_KEY_RATE_PER_SECOND: '100000', NEXO_KEY_BURST: '100000', ...env },
+    env: { ...process.env, ...service.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_KEY_RATE_PER_SECOND: '100000', NEXO_KEY_BURST: '100000',
+      // The customers' endpoints here listen on loopback, which a production service refuses.
+      NEXO_WEBHOOK_PRIVATE_ADDRESSES: 'allow', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;

@@ -12,7 +12,7 @@ describe('configuration from the environment', () => {
 
   it('defaults to the embedded service on port 3000 with the price and test credits of the product', () => {
     const c = loadConfig({ NEXO_DATA_DIR: dir });
-    expect(c).toMatchObject({ port: 3000, priceMicros: 22_000n, testCredits: 5, phoneIntervalMs: 30_000, expiryMs: 600_000, workers: 'embedded' });
+    expect(c).toMatchObject({ port: 3000, priceMicros: 22_000n, testCredits: 5, phoneIntervalMs: 30_000, expiryMs: 600_000, workers: 'embedded', webhookPrivateAddresses: 'deny' });
     expect(c.dbFile).toBe(join(dir, 'nexo.db'));
     expect(c.readModelsFile).toBe(join(dir, 'read-models.db'));
     expect(c.stateFile).toBe(join(dir, 'state.db'));
@@ -34,6 +34,7 @@ describe('configuration from the environment', () => {
     ['NEXO_CIPHER_KEYS', 'k1:abc'],
     ['NEXO_CARRIERS', '{not json'],
     ['NEXO_WORKERS', 'sometimes'],
+    ['NEXO_WEBHOOK_PRIVATE_ADDRESSES', 'yes'],
     ['ESDB_URL', 'http://localhost:2113'],
   ])('refuses a bad %s with an error naming it', (name, value) => {
     let error: unknown;

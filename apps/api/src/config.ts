@@ -50,6 +50,8 @@ const EnvSchema = z.object({
   NEXO_SIGNUPS_PER_HOUR: int(20, 1),
   NEXO_EXPIRY_SECONDS: int(600, 1),
   NEXO_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  /** `deny`: webhook URLs must be public addresses (signup is open to anyone); `allow`: development and tests on one machine. */
+  NEXO_WEBHOOK_PRIVATE_ADDRESSES: z.enum(['deny', 'allow']).default('deny'),
   /** Upstreams and routes as JSON (see README); unset: the built-in carrier simulator. */
   NEXO_CARRIERS: CarriersConfigEnvSchema,
   /** Comma-separated Kafka brokers: the distributed bus (receipts the API takes are published there). */
@@ -90,6 +92,8 @@ export interface AppConfig {
   signupsPerHour: number;
   expiryMs: number;
   trustProxy: boolean;
+  /** Whether webhook URLs may point at private, loopback or link-local addresses (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`). */
+  webhookPrivateAddresses: 'deny' | 'allow';
   carriers: CarriersConfigInput;
   workers: 'embedded' | 'off';
   kafkaBrokers: string[] | undefined;
@@ -177,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     signupsPerHour: e.NEXO_SIGNUPS_PER_HOUR,
     expiryMs: e.NEXO_EXPIRY_SECONDS * 1000,
     trustProxy: e.NEXO_TRUST_PROXY === 'true',
+    webhookPrivateAddresses: e.NEXO_WEBHOOK_PRIVATE_ADDRESSES,
     carriers: e.NEXO_CARRIERS as CarriersConfigInput,
     workers: e.NEXO_WORKERS,
     kafkaBrokers: e.KAFKA_BROKERS?.split(','),

@@ -250,3 +250,54 @@ describe('operations endpoints', () => {
     expect(await ui.text()).toContain('swagger');
   });
 });
+
+describe('webhook URLs must be public addresses (the default: signup is open to anyone, so a URL is attacker input)', () => {
+  let strict: TestServer;
+  beforeAll(async () => {
+    strict = await startServer({ NEXO_WEBHOOK_PRIVATE_ADDRESSES: 'deny', NEXO_WORKERS: 'off' });
+  });
+  afterAll(async () => strict.stop());
+
+  const internal = ['http://169.254.169.254/latest/meta-data/', 'http://127.0.0.1:3000/metrics', 'http://[::1]/', 'http://localhost:8080/hook', 'https://10.0.0.7/h', 'http://2130706433/'];
+
+  it('PUT /api/v1/webhook refuses internal addresses with 400 invalid_request, naming the field, and configures nothing', async () => {
+    const { api_key } = await signup(strict.base);
+    const head = await strict.running.core.store.headPosition();
+    for (const url of internal) {
+      const res = await fetch(`${strict.base}/api/v1/webhook`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ url }),
+      });
+      expect({ url, status: res.status, body: await res.json() }).toEqual({
+        url,
+        status: 400,
+        body: { ok: false, error: 'invalid_request', message: expect.stringMatching(/^url: must be a public address/) },
+      });
+    }
+    expect(await strict.running.core.store.headPosition()).toBe(head);
+    const ok = await fetch(`${strict.base}/api/v1/webhook`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ url: 'https://hooks.example.com/nexo' }),
+    });
+    expect(ok.status).toBe(200);
+  });
+
+  it('send-otp refuses an internal webhook_url before charging anything', async () => {
+    const { api_key } = await signup(strict.base);
+    const head = await strict.running.core.store.headPosition();
+    for (const webhook_url of internal) {
+      const res = await post(strict.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456', webhook_url });
+      expect({ webhook_url, status: res.status, body: await res.json() }).toEqual({
+        webhook_url,
+        status: 400,
+        body: { ok: false, error: 'invalid_request', message: expect.stringMatching(/^webhook_url: must be a public address/) },
+      });
+    }
+    expect(await strict.running.core.store.headPosition()).toBe(head);
+    expect((await (await get(strict.base, '/api/v1/balance', api_key)).json()).test_credits).toBe(5);
+    const sent = await post(strict.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456', webhook_url: 'https://hooks.example.com/nexo?otp=1' });
+    expect(sent.status).toBe(200);
+  });
+});

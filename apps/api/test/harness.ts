@@ -14,9 +14,20 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
+/**
+ * Webhook endpoints in these tests listen on loopback, which the service refuses by default
+ * (`NEXO_WEBHOOK_PRIVATE_ADDRESSES=deny`): the harness allows them unless a test says otherwise.
+ */
 export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'nexo-api-'));
-  const config = loadConfig({ NEXO_DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1', NEXO_SIGNUPS_PER_HOUR: '100000', ...env });
+  const config = loadConfig({
+    NEXO_DATA_DIR: dataDir,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    NEXO_SIGNUPS_PER_HOUR: '100000',
+    NEXO_WEBHOOK_PRIVATE_ADDRESSES: 'allow',
+    ...env,
+  });
   const logs: string[] = [];
   const sink = linesInto(logs);
   const running = await createApp(config, createLogger({ level: env.LOG_LEVEL ?? 'info', destination: sink }));

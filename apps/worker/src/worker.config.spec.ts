@@ -37,6 +37,7 @@ describe('worker configuration', () => {
       relay: false,
       expiryMs: 600_000,
       port: 3001,
+      webhookPrivateAddresses: 'deny',
     });
     expect(Object.keys(c.cipherKeys)).toEqual(['k2', 'k1']);
     expect(loadWorkerConfig({ ...complete, NEXO_RELAY: 'true' }).relay).toBe(true);

@@ -33,6 +33,8 @@ const EnvSchema = z.object({
   NEXO_RELAY: z.enum(['true', 'false']).default('false'),
   NEXO_EXPIRY_SECONDS: int(600, 1),
   NEXO_CARRIERS: CarriersConfigEnvSchema,
+  /** `deny`: webhook URLs must be public addresses (signup is open to anyone); `allow`: development and tests on one machine. */
+  NEXO_WEBHOOK_PRIVATE_ADDRESSES: z.enum(['deny', 'allow']).default('deny'),
 });
 
 export interface WorkerConfig {
@@ -48,6 +50,8 @@ export interface WorkerConfig {
   relay: boolean;
   expiryMs: number;
   carriers: CarriersConfigInput;
+  /** Whether webhook URLs may point at private, loopback or link-local addresses. */
+  webhookPrivateAddresses: 'deny' | 'allow';
 }
 
 export class WorkerConfigError extends Error {}
@@ -73,5 +77,6 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     relay: e.NEXO_RELAY === 'true',
     expiryMs: e.NEXO_EXPIRY_SECONDS * 1000,
     carriers: e.NEXO_CARRIERS as CarriersConfigInput,
+    webhookPrivateAddresses: e.NEXO_WEBHOOK_PRIVATE_ADDRESSES,
   };
 }

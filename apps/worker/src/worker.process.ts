@@ -126,7 +126,7 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
         metrics: workerMetrics(metrics, db, clock),
       },
       lookupsOn(db),
-      { relay: config.relay, ...options.workers },
+      { relay: config.relay, webhooks: { privateAddresses: config.webhookPrivateAddresses }, ...options.workers },
     );
   } catch (error) {
     await stop().catch(() => undefined);

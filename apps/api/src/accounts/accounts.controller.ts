@@ -3,7 +3,7 @@ import { CommandBus } from '@nestjs/cqrs';
 import { DomainError, formatUsd } from '#domain';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
 import { EmptyBody, IdempotencyKeyHeader, IdParam, requestHash, SignupBody, WebhookBody } from '../http/schemas.js';
-import { parseInput } from '../http/validation.js';
+import { checkWebhookUrl, parseInput } from '../http/validation.js';
 import { rateLimited } from '../otp/send-otp.handler.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -50,6 +50,7 @@ export class AccountsController {
   @UseGuards(ApiKeyGuard)
   configureWebhook(@Auth() auth: AuthContext, @Body() body: unknown) {
     const { url } = parseInput(WebhookBody, body);
+    checkWebhookUrl('url', url, this.core.config.webhookPrivateAddresses);
     return this.commands.execute(new ConfigureWebhook(auth.accountId, url));
   }
 

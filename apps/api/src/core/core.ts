@@ -98,6 +98,7 @@ export class Core {
             logLevel: config.logLevel,
             logger: this.logger,
             metrics,
+            options: { privateAddresses: config.webhookPrivateAddresses },
           })
         : undefined;
     const deps = {
@@ -112,7 +113,10 @@ export class Core {
       expiryMs: config.expiryMs,
       metrics,
     };
-    this.workers = await startWorkers(deps, lookupsOn(this.readDb), { webhookSender: this.webhookThread });
+    this.workers = await startWorkers(deps, lookupsOn(this.readDb), {
+      webhookSender: this.webhookThread,
+      webhooks: { privateAddresses: config.webhookPrivateAddresses },
+    });
   }
 
   /** Upstream first: workers stop feeding the store, then projections, bus and store close. */

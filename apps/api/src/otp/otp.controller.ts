@@ -2,7 +2,7 @@ import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, U
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
 import { FeedbackBody, IdParam, IdempotencyKeyHeader, ListQuery, requestHash, SendOtpBody } from '../http/schemas.js';
-import { parseInput } from '../http/validation.js';
+import { checkWebhookUrl, parseInput } from '../http/validation.js';
 import { SendOtp } from './send-otp.handler.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -22,6 +22,7 @@ export class OtpController {
   @HttpCode(200)
   send(@Auth() auth: AuthContext, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     const input = parseInput(SendOtpBody, body);
+    checkWebhookUrl('webhook_url', input.webhook_url, this.core.config.webhookPrivateAddresses);
     const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
     return this.commands.execute(
       new SendOtp(

@@ -144,7 +144,8 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
     const sender = await startWebhooks(
       { db: on.db, bus: on.bus, cipher, logger, clock, metrics: { webhookAttempt: (o) => outcomes.push(o) } },
       directory,
-      { pollMs: POLL_MS, timeoutMs: 2_000, baseDelayMs: 100, ...options },
+      // The endpoints listen on loopback, which the sender refuses unless told otherwise.
+      { pollMs: POLL_MS, timeoutMs: 2_000, baseDelayMs: 100, privateAddresses: 'allow', ...options },
     );
     let stopping: Promise<void> | undefined;
     const once = { ...sender, stop: () => (stopping ??= sender.stop()) };
@@ -649,4 +650,25 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       expect(b.posts).toHaveLength(2);
     });
   });
+
+  describe('endpoints must be public addresses unless allowed (signup is open to anyone)', () => {
+    it('refuses a loopback endpoint before connecting, records why, and retries it like any failed attempt', async () => {
+      const ep = await endpoint(() => 204);
+      account('acc_a', ep.url);
+      const viaName = event('acc_a', { type: 'otp.routed' });
+      const literal = event('acc_a');
+      // A per-send URL naming localhost: refused by name before any lookup.
+      await publish(literal, { kind: 'target', otpId: viaName.otpId, accountId: 'acc_a', url: ep.url.replace('127.0.0.1', 'localhost') }, viaName);
+      await start({ privateAddresses: 'deny' });
+      await attempt(literal.eventId, 1);
+      await attempt(viaName.eventId, 1);
+      await scans();
+      expect(ep.posts).toHaveLength(0);
+      expect(ep.connections).toBe(0);
+      expect(row(literal.eventId)).toMatchObject({ status: 'pending', attempts: 1, last_code: null, last_error: expect.stringMatching(/must be a public address, not 127\.0\.0\.1/) });
+      expect(row(viaName.eventId)!.last_error).toMatch(/public address/);
+      expect(outcomes).toEqual(['network', 'network']);
+    });
+  });
+
 });

@@ -7,6 +7,7 @@
 import { Agent, errors } from 'undici';
 import { type ConsumedMessage, InProcessMessageBus, TOPICS, type Consumer } from '#bus';
 import { formatUsd } from '#domain';
+import { publicOnlyLookup, webhookUrlProblem } from '#security';
 import { WebhookMessage } from '../messages.js';
 import type { WorkerDeps } from '../worker.deps.js';
 import { type DeliveryRow, type DueCursor, openDeliveries, otpIdsBefore, SCAN_ROWS } from './deliveries.table.js';
@@ -30,6 +31,12 @@ export interface WebhookOptions {
   pollMs?: number;
   /** Delivered and failed rows are deleted once their OTP is this old; older events are not sent (default 7 days). */
   retainMs?: number;
+  /**
+   * `deny` (the default): endpoints must be public addresses, checked on the URL and on every
+   * address DNS gives at connect time (see `#security` public-address); `allow`: development and
+   * tests on one machine (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`).
+   */
+  privateAddresses?: 'deny' | 'allow';
 }
 
 type Row = DeliveryRow;
@@ -85,7 +92,13 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   const queued = new Set<string>();
   // undici: keep-alive connections per origin, capped like the queues; less CPU per POST than
   // node:http's client (measured), and at load the webhook thread's CPU is its latency.
-  const agent = new Agent({ connections: perEndpoint, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, connect: { timeout: timeoutMs } });
+  const publicOnly = options.privateAddresses !== 'allow';
+  const agent = new Agent({
+    connections: perEndpoint,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    connect: { timeout: timeoutMs, ...(publicOnly ? { lookup: publicOnlyLookup } : {}) },
+  });
   /** Opened secrets by their sealed form: one AES-GCM open per account, not per POST. */
   const secrets = new Map<string, string>();
   /**
@@ -115,6 +128,9 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       try {
         const parsed = new URL(url);
         if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`unsupported protocol ${parsed.protocol}`);
+        // A literal address never reaches the lookup; a URL stored before this check existed is refused here.
+        const problem = publicOnly ? webhookUrlProblem(url) : undefined;
+        if (problem) throw new Error(`webhook URL ${problem} (NEXO_WEBHOOK_PRIVATE_ADDRESSES=deny)`);
         e = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
       } catch (error) {
         e = { origin: url, error: error instanceof Error ? error : new Error(String(error)) };
