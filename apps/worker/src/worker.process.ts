@@ -126,7 +126,11 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
         metrics: workerMetrics(metrics, db, clock),
       },
       lookupsOn(db),
-      { relay: config.relay, webhooks: { privateAddresses: config.webhookPrivateAddresses }, ...options.workers },
+      {
+        relay: config.relay,
+        ...options.workers,
+        webhooks: { privateAddresses: config.webhookPrivateAddresses, ...options.workers?.webhooks },
+      },
     );
   } catch (error) {
     await stop().catch(() => undefined);
