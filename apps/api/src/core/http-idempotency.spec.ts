@@ -1,6 +1,10 @@
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { AesGcmCipher } from '#security';
+import { recordCommitLevels } from '#testing';
 import { HttpIdempotency } from './http-idempotency.js';
 
 describe('HttpIdempotency', () => {
@@ -17,6 +21,24 @@ describe('HttpIdempotency', () => {
     const first = await idem.run('signup', 'k', 'h', async () => ({ api_key: 'nxo_live_secret' }));
     expect(stored().join()).not.toContain('nxo_live_secret');
     expect(await idem.run('signup', 'k', 'h', async () => ({ api_key: 'other' }))).toEqual(first);
+  });
+
+  it('stores the answer durably on a NORMAL file: its commit fsyncs the WAL (a power loss must not forget an account the log keeps)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexo-idem-'));
+    const file = new Database(join(dir, 'state.db'));
+    try {
+      file.pragma('journal_mode = WAL');
+      file.pragma('synchronous = NORMAL');
+      const idem = new HttpIdempotency(file, cipher);
+      const commits = recordCommitLevels(file);
+      await idem.run('signup', 'k', 'h', async () => ({ api_key: 'nxo_live_secret' }));
+      commits.restore();
+      expect(commits.levels).toEqual([2]);
+      expect(file.pragma('synchronous', { simple: true })).toBe(1);
+    } finally {
+      file.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('seals answers an older version stored in clear, once, at start; replays still answer them', async () => {

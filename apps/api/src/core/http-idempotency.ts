@@ -7,9 +7,14 @@
  *
  * The stored answers hold secrets (a new API key is shown once, in them), so
  * they are sealed with the service's cipher like every other secret at rest (I9).
+ * An answer is stored durably (`commitDurably`) before it is returned: the
+ * state file runs `synchronous = NORMAL`, and a power loss must not forget an
+ * answer whose effect (the account, the key) the log keeps, or a retry with
+ * the same key would create a second one.
  */
 import type Database from 'better-sqlite3';
 import { DomainError } from '#domain';
+import { commitDurably } from '#eventstore';
 import type { Cipher } from '#security';
 
 const RETENTION_MS = 48 * 3600 * 1000;
@@ -26,7 +31,7 @@ export class HttpIdempotency {
   private readonly running = new Map<string, Promise<unknown>>();
 
   constructor(
-    db: Database.Database,
+    private readonly db: Database.Database,
     private readonly cipher: Cipher,
     private readonly now: () => number = Date.now,
   ) {
@@ -62,7 +67,8 @@ export class HttpIdempotency {
     const attempt = (async () => {
       try {
         const result = await work();
-        this.complete.run(this.cipher.seal(JSON.stringify(result)), scope, key);
+        const sealed = this.cipher.seal(JSON.stringify(result));
+        commitDurably(this.db, () => this.complete.run(sealed, scope, key));
         return result;
       } catch (error) {
         this.release.run(scope, key);

@@ -1,9 +1,8 @@
-import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { until } from '#testing';
+import { recordCommitLevels, until } from '#testing';
 import { describeMessageBusContract } from '../testing/message-bus.contract.js';
 import type { ConsumedMessage } from '../message-bus.port.js';
 import { InProcessMessageBus, type InProcessBusOptions } from './in-process.message-bus.js';
@@ -103,31 +102,14 @@ describe('in-process bus only', () => {
   it('publish commits with synchronous = FULL on a NORMAL connection (the WAL is fsynced before it resolves), then restores NORMAL', async () => {
     const d = tempDb();
     d.db.pragma('synchronous = NORMAL');
-    const level = () => Database.prototype.pragma.call(d.db, 'synchronous', { simple: true }) as number;
-    const atCommit: number[] = [];
-    const transaction = d.db.transaction.bind(d.db);
-    jest.spyOn(d.db, 'transaction').mockImplementation(((fn: () => void) => {
-      const tx = transaction(fn);
-      return () => {
-        tx();
-        atCommit.push(level());
-      };
-    }) as never);
     const normal = new InProcessMessageBus(d.db, fast);
+    const commits = recordCommitLevels(d.db);
     try {
       await normal.publish('durable.topic', [{ key: 'k', value: { n: 1 } }]);
-      expect(atCommit).toEqual([2]);
-      expect(level()).toBe(1);
-      // A connection that is FULL already is left as it is.
-      d.db.pragma('synchronous = FULL');
-      const full = new InProcessMessageBus(d.db, fast);
-      const pragma = jest.spyOn(d.db, 'pragma');
-      await full.publish('durable.topic', [{ key: 'k', value: { n: 2 } }]);
-      expect(pragma).not.toHaveBeenCalled();
-      expect(atCommit).toEqual([2, 2]);
-      await full.close();
+      expect(commits.levels).toEqual([2]);
+      expect(d.db.pragma('synchronous', { simple: true })).toBe(1);
     } finally {
-      jest.restoreAllMocks();
+      commits.restore();
       await normal.close();
       d.remove();
     }

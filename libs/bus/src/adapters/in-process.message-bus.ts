@@ -25,8 +25,8 @@
  * its checkpoint), which survives a process crash but may lose the last
  * transactions to a power loss. `publish` is how input that exists nowhere
  * else enters the bus (carrier receipts, acknowledged to the carrier once it
- * resolves), so its transaction commits with `synchronous = FULL`: the WAL is
- * fsynced before it resolves, as Kafka's acks=all would have it replicated.
+ * resolves), so its transaction commits durably (`commitDurably`: the WAL is
+ * fsynced before it resolves, as Kafka's acks=all would have it replicated).
  * Callers that publish often gather first (the receipt publisher takes one
  * turn's receipts into one publish, so one fsync).
  *
@@ -35,6 +35,7 @@
  * partitions between them instead; this bus has one partition).
  */
 import type Database from 'better-sqlite3';
+import { commitDurably } from '#eventstore';
 import { type BatchHandler, BusError, type ConsumedMessage, type Consumer, type ConsumeOptions, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
 
 interface Row {
@@ -78,14 +79,11 @@ export class InProcessMessageBus implements MessageBus {
   private readonly wakers = new Map<string, Set<() => void>>();
   private readonly consumers = new Map<string, Consumer>();
   private closed = false;
-  /** The connection's own `synchronous` level, restored after each durable publish. */
-  private readonly synchronous: number;
 
   constructor(
     private readonly db: Database.Database,
     private readonly options: InProcessBusOptions = {},
   ) {
-    this.synchronous = Number(db.pragma('synchronous', { simple: true }));
     db.exec(`CREATE TABLE IF NOT EXISTS bus_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL, committed INTEGER NOT NULL,
       PRIMARY KEY (grp, topic)) WITHOUT ROWID`);
     db.exec(`CREATE TABLE IF NOT EXISTS bus_held (grp TEXT NOT NULL, topic TEXT NOT NULL, offset INTEGER NOT NULL, key TEXT NOT NULL,
@@ -133,14 +131,7 @@ export class InProcessMessageBus implements MessageBus {
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     if (this.closed) throw new BusError('closed', 'bus is closed');
     if (messages.length === 0) return;
-    // FULL (2) fsyncs the WAL at this commit, which makes every earlier commit durable too.
-    const raise = this.synchronous < 2;
-    if (raise) this.db.pragma('synchronous = FULL');
-    try {
-      this.db.transaction(() => this.insert(topic, messages))();
-    } finally {
-      if (raise) this.db.pragma(`synchronous = ${this.synchronous}`);
-    }
+    commitDurably(this.db, () => this.insert(topic, messages));
     this.wake(topic);
   }
 
