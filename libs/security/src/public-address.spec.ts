@@ -1,3 +1,6 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
 import { isPublicAddress, publicOnlyLookup, webhookUrlProblem } from './public-address.js';
 
 describe('webhook endpoints: public addresses only', () => {
@@ -81,5 +84,25 @@ describe('webhook endpoints: public addresses only', () => {
     // A literal public address needs no DNS: both shapes net.connect asks for.
     expect(await lookup('8.8.8.8', {})).toEqual({ error: null, address: '8.8.8.8', family: 4 });
     expect(await lookup('8.8.8.8', { all: true })).toEqual({ error: null, address: [{ address: '8.8.8.8', family: 4 }], family: undefined });
+  });
+
+  it('as undici connect option (how the webhook sender uses it), a name resolving to loopback never gets a connection', async () => {
+    let connections = 0;
+    const server = createServer((_, res) => res.end('ok')).on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const origin = `http://localhost:${(server.address() as AddressInfo).port}`;
+    const guarded = new Agent({ connect: { timeout: 2_000, lookup: publicOnlyLookup } });
+    const plain = new Agent({ connect: { timeout: 2_000 } });
+    try {
+      await expect(guarded.request({ origin, path: '/', method: 'GET' })).rejects.toMatchObject({ code: 'ENOTPUBLIC' });
+      expect(connections).toBe(0);
+      // The same request without the guard does connect: the refusal above is the lookup's.
+      const res = await plain.request({ origin, path: '/', method: 'GET' });
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+    } finally {
+      await Promise.all([guarded.close(), plain.close()]);
+      await new Promise((r) => server.close(r));
+    }
   });
 });
