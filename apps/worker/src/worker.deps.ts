@@ -11,7 +11,7 @@ export interface WorkerMetrics {
   submitted?(provider: string, seconds: number, errorCode?: string): void;
   /** An OTP settled (counted where the event is appended, once). */
   settled?(otpId: string, outcome: { type: 'Delivered'; via: string } | { type: 'Refunded'; reason: string }): void;
-  webhookAttempt?(outcome: 'success' | 'http_4xx' | 'http_5xx' | 'timeout' | 'network'): void;
+  webhookAttempt?(outcome: 'success' | 'http_4xx' | 'http_5xx' | 'timeout' | 'network' | 'refused'): void;
 }
 
 export interface WorkerDeps {

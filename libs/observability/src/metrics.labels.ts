@@ -110,8 +110,12 @@ export const BUS_TOPICS = ['nexo.otp.dispatch', 'nexo.otp.receipts', 'nexo.webho
 
 export const SUBMIT_OUTCOMES = ['ok', 'error'] as const;
 
-/** `success` is any 2xx; 3xx is recorded as `other` because the sender does not follow redirects. */
-export const WEBHOOK_OUTCOMES = ['success', 'http_4xx', 'http_5xx', 'timeout', 'network'] as const;
+/**
+ * `success` is any 2xx; any other answer is `http_5xx` when ≥ 500, else `http_4xx` (3xx included: the
+ * sender does not follow redirects); `refused`: the endpoint is not a public address, so no connection
+ * was made (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`).
+ */
+export const WEBHOOK_OUTCOMES = ['success', 'http_4xx', 'http_5xx', 'timeout', 'network', 'refused'] as const;
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 

@@ -84,6 +84,9 @@ export function webhookUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
+/** The error code of a connection refused because its address is not public. */
+export const NOT_PUBLIC = 'ENOTPUBLIC';
+
 type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
 /**
@@ -96,7 +99,7 @@ export function publicOnlyLookup(hostname: string, options: LookupOptions, callb
     const refused = addresses.find((a) => !isPublicAddress(a.address));
     if (refused) {
       const e: NodeJS.ErrnoException = new Error(`${hostname} resolves to ${refused.address}, not a public address (NEXO_WEBHOOK_PRIVATE_ADDRESSES=deny)`);
-      e.code = 'ENOTPUBLIC';
+      e.code = NOT_PUBLIC;
       return callback(e, []);
     }
     if (options.all) return callback(null, addresses);

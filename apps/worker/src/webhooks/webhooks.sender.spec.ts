@@ -21,10 +21,11 @@ import type { WebhookMessage } from '../messages.js';
 import { SCAN_ROWS } from './deliveries.table.js';
 import { SIGNATURE_HEADER, verifyWebhook } from './signature.js';
 import { startWebhooks, type WebhookDirectory, type WebhookOptions } from './webhooks.worker.js';
+import type { WebhookOutcome } from './webhooks-thread.js';
 
 type WebhookEvent = Extract<WebhookMessage, { kind: 'event' }>;
 type Sender = Awaited<ReturnType<typeof startWebhooks>>;
-type Outcome = 'success' | 'http_4xx' | 'http_5xx' | 'timeout' | 'network';
+type Outcome = WebhookOutcome;
 
 /** The sender's scan interval in every test: short, so "not sent again" is seen within a few of them. */
 const POLL_MS = 10;
@@ -667,7 +668,8 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       expect(ep.connections).toBe(0);
       expect(row(literal.eventId)).toMatchObject({ status: 'pending', attempts: 1, last_code: null, last_error: expect.stringMatching(/must be a public address, not 127\.0\.0\.1/) });
       expect(row(viaName.eventId)!.last_error).toMatch(/public address/);
-      expect(outcomes).toEqual(['network', 'network']);
+      expect(outcomes).toEqual(['refused', 'refused']);
+      expect(logs.filter((l) => l.includes('webhook endpoint refused')).map((l) => JSON.parse(l).accountId)).toEqual(['acc_a', 'acc_a']);
     });
   });
 

@@ -7,7 +7,7 @@
 import { Agent, errors } from 'undici';
 import { type ConsumedMessage, InProcessMessageBus, TOPICS, type Consumer } from '#bus';
 import { formatUsd } from '#domain';
-import { publicOnlyLookup, webhookUrlProblem } from '#security';
+import { NOT_PUBLIC, publicOnlyLookup, webhookUrlProblem } from '#security';
 import { WebhookMessage } from '../messages.js';
 import type { WorkerDeps } from '../worker.deps.js';
 import { type DeliveryRow, type DueCursor, openDeliveries, otpIdsBefore, SCAN_ROWS } from './deliveries.table.js';
@@ -130,7 +130,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
         if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error(`unsupported protocol ${parsed.protocol}`);
         // A literal address never reaches the lookup; a URL stored before this check existed is refused here.
         const problem = publicOnly ? webhookUrlProblem(url) : undefined;
-        if (problem) throw new Error(`webhook URL ${problem} (NEXO_WEBHOOK_PRIVATE_ADDRESSES=deny)`);
+        if (problem) throw Object.assign(new Error(`webhook URL ${problem} (NEXO_WEBHOOK_PRIVATE_ADDRESSES=deny)`), { code: NOT_PUBLIC });
         e = { origin: parsed.origin, path: `${parsed.pathname}${parsed.search}` };
       } catch (error) {
         e = { origin: url, error: error instanceof Error ? error : new Error(String(error)) };
@@ -303,8 +303,11 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       deps.metrics?.webhookAttempt?.(code >= 500 ? 'http_5xx' : 'http_4xx');
     } catch (e) {
       const timedOut = e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError || e instanceof errors.ConnectTimeoutError;
+      const refused = (e as { code?: unknown }).code === NOT_PUBLIC;
       error = timedOut ? 'timeout' : failureText(e);
-      deps.metrics?.webhookAttempt?.(timedOut ? 'timeout' : 'network');
+      deps.metrics?.webhookAttempt?.(timedOut ? 'timeout' : refused ? 'refused' : 'network');
+      // A misconfiguration or someone probing our network through the sender: operators should know whose.
+      if (refused) logger.warn({ accountId: row.account_id, eventId: row.event_id, error }, 'webhook endpoint refused: not a public address');
     }
     const attempts = row.attempts + 1;
     // Exponential backoff, capped, each delay drawn from [½, 1) of its step (jitter), counted from the
