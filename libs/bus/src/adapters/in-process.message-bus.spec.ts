@@ -1,4 +1,6 @@
+import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -99,19 +101,38 @@ describe('in-process bus only', () => {
     await next.stop();
   });
 
-  it('publish commits with synchronous = FULL on a NORMAL connection (the WAL is fsynced before it resolves), then restores NORMAL', async () => {
+  it('publish resolves once its WAL is fdatasync\'ed (off the event loop; the connection stays NORMAL); without a WAL it commits with FULL', async () => {
     const d = tempDb();
     d.db.pragma('synchronous = NORMAL');
-    const normal = new InProcessMessageBus(d.db, fast);
+    const probe = await open(d.file, 'r');
+    const datasync = jest.spyOn(Object.getPrototypeOf(probe) as { datasync(): Promise<void> }, 'datasync');
+    await probe.close();
     const commits = recordCommitLevels(d.db);
+    const durable = new InProcessMessageBus(d.db, fast);
     try {
-      await normal.publish('durable.topic', [{ key: 'k', value: { n: 1 } }]);
-      expect(commits.levels).toEqual([2]);
-      expect(d.db.pragma('synchronous', { simple: true })).toBe(1);
+      await durable.publish('durable.topic', [{ key: 'k', value: { n: 1 } }]);
+      expect(datasync).toHaveBeenCalledTimes(1);
+      expect(commits.levels).toEqual([1]);
+      // Overlapping publishes share fsyncs: at most one running and one queued behind it.
+      await Promise.all(Array.from({ length: 10 }, (_, n) => durable.publish('durable.topic', [{ key: `k${n}`, value: { n } }])));
+      expect(datasync.mock.calls.length).toBeLessThanOrEqual(3);
     } finally {
       commits.restore();
-      await normal.close();
+      datasync.mockRestore();
+      await durable.close();
       d.remove();
+    }
+
+    const rollback = new Database(':memory:');
+    const levels = recordCommitLevels(rollback);
+    const plain = new InProcessMessageBus(rollback, fast);
+    try {
+      await plain.publish('durable.topic', [{ key: 'k', value: { n: 1 } }]);
+      // Memory has no WAL to sync: the commit itself is FULL.
+      expect(levels.levels).toEqual([2]);
+    } finally {
+      await plain.close();
+      rollback.close();
     }
   });
 

@@ -25,17 +25,19 @@
  * its checkpoint), which survives a process crash but may lose the last
  * transactions to a power loss. `publish` is how input that exists nowhere
  * else enters the bus (carrier receipts, acknowledged to the carrier once it
- * resolves), so its transaction commits durably (`commitDurably`: the WAL is
- * fsynced before it resolves, as Kafka's acks=all would have it replicated).
- * Callers that publish often gather first (the receipt publisher takes one
- * turn's receipts into one publish, so one fsync).
+ * resolves), so it resolves only once its messages are on disk, as Kafka's
+ * acks=all would have them replicated: the WAL is fdatasync'ed on libuv's
+ * thread pool (`WalSync`), so the event loop never waits on the disk, and
+ * publishes that overlap share one fsync. Consumers may take the messages
+ * before that fsync ends; only the publisher's answer waits for it. (A
+ * connection without a WAL file commits with FULL instead.)
  *
  * One consumer per group and topic per bus: a second one would read from the
  * same committed offset and handle everything twice (Kafka would split the
  * partitions between them instead; this bus has one partition).
  */
 import type Database from 'better-sqlite3';
-import { commitDurably } from '#eventstore';
+import { commitDurably, WalSync } from '#eventstore';
 import { type BatchHandler, BusError, type ConsumedMessage, type Consumer, type ConsumeOptions, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
 
 interface Row {
@@ -79,11 +81,14 @@ export class InProcessMessageBus implements MessageBus {
   private readonly wakers = new Map<string, Set<() => void>>();
   private readonly consumers = new Map<string, Consumer>();
   private closed = false;
+  /** Syncs the connection's WAL after a publish; undefined without a WAL file. */
+  private readonly walSync: WalSync | undefined;
 
   constructor(
     private readonly db: Database.Database,
     private readonly options: InProcessBusOptions = {},
   ) {
+    this.walSync = WalSync.forConnection(db);
     db.exec(`CREATE TABLE IF NOT EXISTS bus_offsets (grp TEXT NOT NULL, topic TEXT NOT NULL, committed INTEGER NOT NULL,
       PRIMARY KEY (grp, topic)) WITHOUT ROWID`);
     db.exec(`CREATE TABLE IF NOT EXISTS bus_held (grp TEXT NOT NULL, topic TEXT NOT NULL, offset INTEGER NOT NULL, key TEXT NOT NULL,
@@ -131,8 +136,17 @@ export class InProcessMessageBus implements MessageBus {
   async publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void> {
     if (this.closed) throw new BusError('closed', 'bus is closed');
     if (messages.length === 0) return;
-    commitDurably(this.db, () => this.insert(topic, messages));
+    if (!this.walSync) {
+      commitDurably(this.db, () => this.insert(topic, messages));
+      this.wake(topic);
+      return;
+    }
+    this.db.transaction(() => this.insert(topic, messages))();
+    // Consumers may start on the messages before the fsync ends: what they do is durable in its
+    // own right, and after a power loss that took these rows the publisher, never answered, sends
+    // them again (consumers are idempotent). Only the answer to the publisher waits for the disk.
     this.wake(topic);
+    await this.walSync.sync();
   }
 
   /**
@@ -389,5 +403,6 @@ export class InProcessMessageBus implements MessageBus {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all([...this.consumers.values()].map((c) => c.stop()));
+    await this.walSync?.close();
   }
 }
