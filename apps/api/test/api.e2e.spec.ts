@@ -284,6 +284,13 @@ describe('webhook URLs must be public addresses (the default: signup is open to 
     expect(ok.status).toBe(200);
   });
 
+  it('the OpenAPI document tells customers so, on both fields', async () => {
+    const doc = await (await get(strict.base, '/openapi.json')).json();
+    const field = (path: string, method: string, name: string) => doc.paths[path][method].requestBody.content['application/json'].schema.properties[name].description;
+    expect(field('/api/v1/webhook', 'put', 'url')).toMatch(/must reach a public address/);
+    expect(field('/api/v1/send-otp', 'post', 'webhook_url')).toMatch(/must reach a public address/);
+  });
+
   it('send-otp refuses an internal webhook_url before charging anything', async () => {
     const { api_key } = await signup(strict.base);
     const head = await strict.running.core.store.headPosition();

@@ -4,16 +4,22 @@ import { z } from 'zod';
 
 export const IdempotencyKeyHeader = z.string().min(1).max(255).optional();
 
+/** A customer's endpoint; whether its address is public is checked beside the schema (`checkWebhookUrl`), as it depends on config. */
+const WebhookUrl = z
+  .url({ protocol: /^https?$/ })
+  .max(2048)
+  .describe('http(s) URL of your endpoint. It must reach a public address: private, loopback and link-local addresses (and localhost) are refused, also when a name resolves to one.');
+
 export const SendOtpBody = z.strictObject({
   phone: z.string().min(1).max(256),
   code: z.string().regex(/^\d{4,10}$/, 'code must be 4-10 digits'),
   channel: z.enum(['auto', 'sms', 'voice']).default('auto'),
-  webhook_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  webhook_url: WebhookUrl.optional(),
 });
 
 export const SignupBody = z.strictObject({ name: z.string().max(200).optional() }).default({});
 export const EmptyBody = z.strictObject({}).optional();
-export const WebhookBody = z.strictObject({ url: z.url({ protocol: /^https?$/ }).max(2048) });
+export const WebhookBody = z.strictObject({ url: WebhookUrl });
 export const FeedbackBody = z.strictObject({ verified: z.boolean() });
 export const IdParam = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
 /** Page size of list endpoints; small, since each page is re-read by the polling dashboard. */
