@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { parseUsd } from '#domain';
 import { CarriersConfigEnvSchema, type CarriersConfigInput } from '#carriers';
 import { type ChainConfig, deriveDepositAddress } from '#chain';
+import type { PrivateAddressPolicy } from '#security';
 import { chainsFromEnv } from '../../chain-listener/src/chains.config.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
@@ -93,7 +94,7 @@ export interface AppConfig {
   expiryMs: number;
   trustProxy: boolean;
   /** Whether webhook URLs may point at private, loopback or link-local addresses (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`). */
-  webhookPrivateAddresses: 'deny' | 'allow';
+  webhookPrivateAddresses: PrivateAddressPolicy;
   carriers: CarriersConfigInput;
   workers: 'embedded' | 'off';
   kafkaBrokers: string[] | undefined;

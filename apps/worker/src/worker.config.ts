@@ -7,6 +7,7 @@
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CarriersConfigEnvSchema, type CarriersConfigInput } from '#carriers';
+import type { PrivateAddressPolicy } from '#security';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max).default(def);
 
@@ -51,7 +52,7 @@ export interface WorkerConfig {
   expiryMs: number;
   carriers: CarriersConfigInput;
   /** Whether webhook URLs may point at private, loopback or link-local addresses. */
-  webhookPrivateAddresses: 'deny' | 'allow';
+  webhookPrivateAddresses: PrivateAddressPolicy;
 }
 
 export class WorkerConfigError extends Error {}

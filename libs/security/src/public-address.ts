@@ -2,9 +2,8 @@
  * Which addresses a customer's webhook may point at. Signup is free and needs
  * no KYC, so a webhook URL is attacker input: without this, `PUT /webhook`
  * with `http://169.254.169.254/…` or `http://127.0.0.1:3000/…` would make the
- * sender POST to the cloud's metadata service or the service's own internals,
- * and the attempt history of `GET /otp/:id` would report what answered (a
- * port scanner). Only public unicast addresses are allowed (RFC 6890's
+ * sender POST to the cloud's metadata service or the service's own internals
+ * with a path of the attacker's choosing. Only public unicast addresses are allowed (RFC 6890's
  * special-purpose registries); `allow` mode (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`)
  * is for development and tests on one machine.
  *
@@ -14,6 +13,9 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
+
+/** `deny`: webhook endpoints must be public addresses; `allow`: any address (development, tests). */
+export type PrivateAddressPolicy = 'deny' | 'allow';
 
 const blocked = new BlockList();
 for (const [net, prefix] of [
@@ -58,9 +60,12 @@ function embeddedIpv4(ip: string): string | undefined {
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
+/** `[::1]`, as a URL writes an IPv6 host, is `::1`. */
+const unbracketed = (host: string) => (host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host);
+
 /** True for a public unicast IP address; false for private, loopback, link-local, reserved ones and non-addresses. */
 export function isPublicAddress(ip: string): boolean {
-  const bare = ip.startsWith('[') && ip.endsWith(']') ? ip.slice(1, -1) : ip;
+  const bare = unbracketed(ip);
   const version = isIP(bare);
   if (version === 4) return !blocked.check(bare, 'ipv4');
   if (version !== 6) return false;
@@ -80,7 +85,7 @@ export function webhookUrlProblem(url: string): string | undefined {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return 'must be http or https';
   const host = parsed.hostname.toLowerCase().replace(/\.$/, '');
   if (host === 'localhost' || host.endsWith('.localhost')) return 'must be a public address, not localhost';
-  if (isIP(host.replace(/^\[|\]$/g, '')) !== 0 && !isPublicAddress(host)) return `must be a public address, not ${parsed.hostname}`;
+  if (isIP(unbracketed(host)) !== 0 && !isPublicAddress(host)) return `must be a public address, not ${parsed.hostname}`;
   return undefined;
 }
 

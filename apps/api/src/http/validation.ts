@@ -1,7 +1,7 @@
 /** zod at the HTTP edge: every failure becomes `invalid_request` with the offending fields named. */
 import type { z } from 'zod';
 import { DomainError } from '#domain';
-import { webhookUrlProblem } from '#security';
+import { type PrivateAddressPolicy, webhookUrlProblem } from '#security';
 
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
   const r = schema.safeParse(value);
@@ -16,7 +16,7 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.in
  * (`NEXO_WEBHOOK_PRIVATE_ADDRESSES=allow`). Names that resolve to such addresses are caught by the
  * sender at connect time.
  */
-export function checkWebhookUrl(field: string, url: string | undefined, privateAddresses: 'deny' | 'allow'): void {
+export function checkWebhookUrl(field: string, url: string | undefined, privateAddresses: PrivateAddressPolicy): void {
   if (url === undefined || privateAddresses === 'allow') return;
   const problem = webhookUrlProblem(url);
   if (problem) throw new DomainError('invalid_request', `${field}: ${problem}`);

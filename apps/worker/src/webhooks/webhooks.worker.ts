@@ -7,7 +7,7 @@
 import { Agent, errors } from 'undici';
 import { type ConsumedMessage, InProcessMessageBus, TOPICS, type Consumer } from '#bus';
 import { formatUsd } from '#domain';
-import { NOT_PUBLIC, publicOnlyLookup, webhookUrlProblem } from '#security';
+import { NOT_PUBLIC, type PrivateAddressPolicy, publicOnlyLookup, webhookUrlProblem } from '#security';
 import { WebhookMessage } from '../messages.js';
 import type { WorkerDeps } from '../worker.deps.js';
 import { type DeliveryRow, type DueCursor, openDeliveries, otpIdsBefore, SCAN_ROWS } from './deliveries.table.js';
@@ -36,7 +36,7 @@ export interface WebhookOptions {
    * address DNS gives at connect time (see `#security` public-address); `allow`: development and
    * tests on one machine (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`).
    */
-  privateAddresses?: 'deny' | 'allow';
+  privateAddresses?: PrivateAddressPolicy;
 }
 
 type Row = DeliveryRow;
