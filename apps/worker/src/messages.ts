@@ -24,7 +24,9 @@ export const ReceiptMessage = z.object({
   status: z.enum(RECEIPT_STATUSES),
   raw: z.string().max(1000),
   at: IsoTime,
+  /** The OTP and attempt the receipt names (an HTTP upstream's echo of our reference, an adapter's memory): checked against the OTP's routes. */
   otpId: Id.optional(),
+  attempt: z.number().int().min(1).optional(),
 });
 export type ReceiptMessage = z.infer<typeof ReceiptMessage>;
 

@@ -8,7 +8,7 @@
  */
 import type Database from 'better-sqlite3';
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
-import { otpDecider, otpStream } from '#domain';
+import { DomainError, otpDecider, otpStream } from '#domain';
 import { ReceiptMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
 
@@ -78,23 +78,35 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
     return undefined;
   }
 
-  /** Returns false when the receipt cannot be matched yet. */
-  async function record(r: ReceiptMessage): Promise<boolean> {
+  /**
+   * `unmatched` when the receipt cannot be matched yet; `refused` when it names an OTP that went
+   * through another upstream (see the OTP decider's receipt claim): logged, never recorded.
+   */
+  async function record(r: ReceiptMessage): Promise<'recorded' | 'unmatched' | 'refused'> {
     const route = r.otpId ? { otpId: r.otpId, accountId: await accountOf(r.otpId) } : lookup.find(r.provider, r.providerMessageId);
-    if (!route?.accountId) return false;
-    await runner.handle(
-      otpStream(route.otpId),
-      otpDecider,
-      { type: 'RecordReceipt', providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at },
-      { accountId: route.accountId, provider: r.provider },
-    );
-    return true;
+    if (!route?.accountId) return 'unmatched';
+    // Found by its message id, the route already belongs to this provider; named by the receipt, it must be checked.
+    const claim = r.otpId ? { provider: r.provider, ...(r.attempt !== undefined ? { attempt: r.attempt } : {}) } : undefined;
+    try {
+      await runner.handle(
+        otpStream(route.otpId),
+        otpDecider,
+        { type: 'RecordReceipt', providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(claim ? { claim } : {}) },
+        { accountId: route.accountId, provider: r.provider },
+      );
+    } catch (error) {
+      if (!(error instanceof DomainError && error.details.reason === 'receipt_claim')) throw error;
+      logger.warn({ provider: r.provider, providerMessageId: r.providerMessageId, otpId: route.otpId, attempt: r.attempt, reason: error.message }, 'receipt refused: it names an OTP sent through another upstream');
+      return 'refused';
+    }
+    return 'recorded';
   }
 
   async function retry(row: KeptRow, now: number): Promise<boolean> {
-    if (await record(ReceiptMessage.parse(JSON.parse(row.body)))) {
+    const outcome = await record(ReceiptMessage.parse(JSON.parse(row.body)));
+    if (outcome !== 'unmatched') {
       forget.run(row.provider, row.provider_message_id, row.status);
-      return true;
+      return outcome === 'recorded';
     }
     if (now - row.received_ms > UNMATCHED_TTL_MS) {
       logger.warn({ provider: row.provider, providerMessageId: row.provider_message_id }, 'receipt never matched an OTP; discarded');
@@ -125,7 +137,7 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
   const consumer = await deps.bus.consume<unknown>('nexo-receipts', TOPICS.receipts, (batch) =>
     forEachKeyInOrder(batch, async (msg) => {
       const r = ReceiptMessage.parse(msg.value);
-      if (await record(r)) return;
+      if ((await record(r)) !== 'unmatched') return;
       const now = clock().getTime();
       keep.run(r.provider, r.providerMessageId, r.status, JSON.stringify(r), now, now + FIRST_RETRY_MS);
     }),

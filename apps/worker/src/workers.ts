@@ -65,7 +65,7 @@ export function receiptPublisher(deps: Pick<WorkerDeps, 'bus'>): (receipt: Recei
     new Promise<void>((resolve, reject) => {
       const message = {
         key: r.providerMessageId,
-        value: { provider: r.provider, providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(r.otpId ? { otpId: r.otpId } : {}) },
+        value: { provider: r.provider, providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(r.otpId ? { otpId: r.otpId } : {}), ...(r.otpId && r.attempt ? { attempt: r.attempt } : {}) },
       };
       if (pending.push({ message, resolve, reject }) === 1) setImmediate(flush);
     });

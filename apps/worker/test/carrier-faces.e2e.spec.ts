@@ -11,6 +11,7 @@ import { until } from '#testing';
 import { freshPhone, get, post, signup, startServer, type TestServer } from '../../api/test/harness.js';
 
 const SECRET = 'aggregator-shared-secret-0123456789';
+const OTHER_SECRET = 'another-aggregator-secret-9876543210';
 const SMS_ONLY = (provider: string) => ({
   viettel: { sms: [provider] },
   vinaphone: { sms: [provider] },
@@ -94,7 +95,11 @@ describe('through the HTTP face', () => {
     aggregator = await HttpSimulator.start({ secret: SECRET, config: FAST });
     server = await startServer({
       NEXO_CARRIERS: JSON.stringify({
-        providers: [{ kind: 'http', name: 'aggr', baseUrl: aggregator.url, secret: SECRET, timeoutMs: 2_000 }],
+        providers: [
+          { kind: 'http', name: 'aggr', baseUrl: aggregator.url, secret: SECRET, timeoutMs: 2_000 },
+          // Configured, in no route: it never gets an OTP, but can call back.
+          { kind: 'http', name: 'other', baseUrl: aggregator.url, secret: OTHER_SECRET, timeoutMs: 2_000 },
+        ],
         routes: SMS_ONLY('aggr'),
       }),
     });
@@ -143,5 +148,43 @@ describe('through the HTTP face', () => {
     const accepted = await fetch(callback, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': `t=${t},v1=${good}` }, body });
     expect(accepted.status).toBe(200);
     expect(forgedOnBus()).toBe(1);
+  });
+
+  it('refuses a signed receipt from another upstream that names an OTP routed through this one, and takes the genuine one', async () => {
+    const [target] = await sendMany(server, 1, ['090']);
+    await allDelivered(server, [target]);
+    const events = async () => {
+      const out: { type: string; data: Record<string, unknown> }[] = [];
+      for await (const e of server.running.core.store.readStream(`otp-${target.id}`)) out.push({ type: e.type, data: e.data as Record<string, unknown> });
+      return out;
+    };
+    const routed = (await events()).find((e) => e.type === 'Routed')!.data as { providerMessageId: string; provider: string; attempt: number };
+    expect(routed).toMatchObject({ provider: 'aggr', attempt: 1 });
+    const callBack = async (provider: string, secret: string, receipt: object) => {
+      const body = JSON.stringify(receipt);
+      const t = Math.floor(Date.now() / 1000);
+      const signature = `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
+      const res = await fetch(`${server.base}/api/v1/carriers/${provider}/receipts`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': signature }, body });
+      expect(res.status).toBe(200);
+    };
+    const reference = `${target.id}:${routed.attempt}`;
+    // Another upstream, correctly signed with its own secret: the routed message's id, then one of its own.
+    await callBack('other', OTHER_SECRET, { message_id: routed.providerMessageId, reference, status: 'UNDELIV' });
+    await callBack('other', OTHER_SECRET, { message_id: 'other-1', reference, status: 'DELIVRD' });
+    // The upstream the OTP went through, with a status it had not sent yet: recorded.
+    await callBack('aggr', SECRET, { message_id: routed.providerMessageId, reference, status: 'ACCEPTD' });
+
+    const refusals = () => server.logs.filter((l) => l.includes('receipt refused') && l.includes(target.id));
+    await until('both refusals logged and the genuine receipt recorded', async () =>
+      refusals().length === 2 && (await events()).some((e) => e.type === 'ReceiptReceived' && e.data.status === 'accepted') ? true : undefined,
+    );
+    const receipts = (await events()).filter((e) => e.type === 'ReceiptReceived').map((e) => `${e.data.providerMessageId}|${e.data.status}`);
+    expect(receipts).toContain(`${routed.providerMessageId}|accepted`);
+    expect(receipts).not.toContain(`${routed.providerMessageId}|undelivered`);
+    expect(receipts).not.toContain('other-1|delivered');
+    for (const line of refusals()) expect(JSON.parse(line)).toMatchObject({ level: 40, provider: 'other', otpId: target.id });
+    expect(((await (await get(server.base, `/api/v1/otp/${target.id}`, target.key)).json()) as { status: string }).status).toBe('delivered');
+    // Refused, not failing: nothing is kept for a retry or held aside.
+    expect(server.running.core.readDb.prepare<[], { n: number }>('SELECT count(*) AS n FROM unmatched_receipts').get()!.n).toBe(0);
   });
 });

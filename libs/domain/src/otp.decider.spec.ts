@@ -130,6 +130,48 @@ describe('receipts', () => {
   });
 });
 
+describe('receipts that name their OTP (an upstream echoing our reference): checked against its routes', () => {
+  const claimed = (id: string, status: ReceiptStatus, provider: string, attempt?: number): OtpCommand => ({
+    ...recordReceipt(id, status),
+    claim: attempt === undefined ? { provider } : { provider, attempt },
+  } as OtpCommand);
+  const failedVia = (attempt: number, provider: string): OtpEvent => ({ type: 'RouteFailed', data: failedData(attempt, true, provider) });
+
+  it('records a receipt from the provider and attempt the message was routed through; the claim is not stored', () => {
+    given([routed(1, 'acme')]).when(claimed('acme-msg-1', 'delivered', 'acme', 1)).then([receipt('acme-msg-1', 'delivered')]);
+    given([routed(1, 'acme')]).when(claimed('acme-msg-1', 'delivered', 'acme')).then([receipt('acme-msg-1', 'delivered')]);
+  });
+
+  it('records a receipt that raced its Routed (the attempt is not recorded yet), as before', () => {
+    given([]).when(claimed('acme-msg-1', 'delivered', 'acme', 1)).then([receipt('acme-msg-1', 'delivered')]);
+    given([routeFailed(1)]).when(claimed('acme-msg-2', 'delivered', 'acme', 2)).then([receipt('acme-msg-2', 'delivered')]);
+  });
+
+  it('records a late delivery for an attempt that failed ambiguously through the same provider (a timed-out submit may still deliver)', () => {
+    given([failedVia(1, 'acme'), routed(2, 'backup')]).when(claimed('acme-x', 'delivered', 'acme', 1)).then([receipt('acme-x', 'delivered')]);
+  });
+
+  it('refuses a message id routed through another provider, whatever attempt it claims', () => {
+    const e = given([routed(1, 'acme')]).when(claimed('acme-msg-1', 'delivered', 'evil', 1)).then('invalid_command');
+    expect(e.details).toMatchObject({ reason: 'receipt_claim', provider: 'evil', providerMessageId: 'acme-msg-1' });
+    given([routed(1, 'acme')]).when(claimed('acme-msg-1', 'delivered', 'evil')).then('invalid_command');
+  });
+
+  it('refuses an attempt recorded as made through another provider, routed or failed', () => {
+    given([routed(1, 'acme')]).when(claimed('evil-1', 'delivered', 'evil', 1)).then('invalid_command');
+    given([failedVia(1, 'acme'), routed(2, 'backup')]).when(claimed('evil-1', 'delivered', 'evil', 1)).then('invalid_command');
+  });
+
+  it('refuses an attempt routed under another message id, and a message id that is another attempt', () => {
+    given([routed(1, 'acme')]).when(claimed('acme-other', 'delivered', 'acme', 1)).then('invalid_command');
+    given([routed(1, 'acme'), routed(2, 'acme')]).when(claimed('acme-msg-1', 'delivered', 'acme', 2)).then('invalid_command');
+  });
+
+  it('a duplicate of a recorded receipt stays a no-op', () => {
+    given([routed(1, 'acme'), receipt('acme-msg-1', 'delivered')]).when(claimed('acme-msg-1', 'delivered', 'acme', 1)).then([]);
+  });
+});
+
 describe('expiry', () => {
   it('expires once', () => {
     const state = given([routed(1)]).when(expire()).then([expired()]);

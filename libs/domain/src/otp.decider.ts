@@ -11,13 +11,25 @@ type Data<T extends OtpEvent['type']> = OtpEventOf<T>['data'];
 export type OtpCommand =
   | ({ type: 'RecordRouted' } & Data<'Routed'>)
   | ({ type: 'RecordRouteFailed' } & Data<'RouteFailed'>)
-  | ({ type: 'RecordReceipt' } & Data<'ReceiptReceived'>)
+  | ({ type: 'RecordReceipt'; claim?: ReceiptClaim } & Data<'ReceiptReceived'>)
   | ({ type: 'Expire' } & Data<'Expired'>);
+
+/**
+ * Who a receipt says it comes from, when the OTP it names was not found from the message id but
+ * given with the receipt (an HTTP upstream's echo of our `reference`, an adapter's memory of its
+ * submission): the upstream it came in from and, when known, the attempt it answers.
+ */
+export interface ReceiptClaim {
+  provider: string;
+  attempt?: number;
+}
 
 export interface OtpState {
   /** Highest attempt recorded, routed or failed. */
   lastAttempt: number;
   routed: Map<string, { attempt: number; provider: string }>;
+  /** The provider of every attempt recorded, routed or failed. */
+  attempts: Map<number, string>;
   failures: number;
   /** The dispatcher gave up: no provider left (settlement refunds). */
   finalFailure: boolean;
@@ -28,7 +40,7 @@ export interface OtpState {
 }
 
 export function initialOtpState(): OtpState {
-  return { lastAttempt: 0, routed: new Map(), failures: 0, finalFailure: false, receipts: new Set(), lastReceipt: undefined, expired: false };
+  return { lastAttempt: 0, routed: new Map(), attempts: new Map(), failures: 0, finalFailure: false, receipts: new Set(), lastReceipt: undefined, expired: false };
 }
 
 function checkAttempt(state: OtpState, attempt: number): 'new' | 'seen' {
@@ -54,7 +66,8 @@ export function decideOtp(cmd: OtpCommand, state: OtpState): OtpEvent[] {
     case 'RecordReceipt': {
       // Receipts after expiry or refund are still recorded (they are facts); settlement decides what they mean.
       if (state.receipts.has(`${cmd.providerMessageId}|${cmd.status}`)) return [];
-      const { type: _, ...data } = cmd;
+      const { type: _, claim, ...data } = cmd;
+      if (claim) checkClaim(state, claim, cmd.providerMessageId);
       return [{ type: 'ReceiptReceived', data }];
     }
     case 'Expire':
@@ -62,13 +75,40 @@ export function decideOtp(cmd: OtpCommand, state: OtpState): OtpEvent[] {
   }
 }
 
+/**
+ * A receipt that names its OTP counts only for a submission this OTP made through the upstream it
+ * came from: one upstream (or a bug in its echo of our reference) must not deliver, and so charge,
+ * or refund an OTP that went through another. Refused: a message id this OTP was routed with by
+ * another provider, or an attempt recorded as made through another provider or under another
+ * message id. Allowed: an attempt not recorded yet (the receipt raced the submit's answer), and
+ * one recorded as failed through the same provider (a timed-out submit may still deliver).
+ */
+function checkClaim(state: OtpState, claim: ReceiptClaim, providerMessageId: string): void {
+  const refuse = (why: string) => {
+    throw new DomainError('invalid_command', `receipt from ${claim.provider} refused: ${why}`, { reason: 'receipt_claim', provider: claim.provider, providerMessageId });
+  };
+  const routed = state.routed.get(providerMessageId);
+  if (routed) {
+    if (routed.provider !== claim.provider) refuse(`message ${providerMessageId} was routed through ${routed.provider}`);
+    if (claim.attempt !== undefined && claim.attempt !== routed.attempt) refuse(`message ${providerMessageId} is attempt ${routed.attempt}, not ${claim.attempt}`);
+    return;
+  }
+  if (claim.attempt === undefined) return;
+  const madeBy = state.attempts.get(claim.attempt);
+  if (madeBy === undefined) return;
+  if (madeBy !== claim.provider) refuse(`attempt ${claim.attempt} went through ${madeBy}`);
+  for (const r of state.routed.values()) if (r.attempt === claim.attempt) refuse(`attempt ${claim.attempt} was routed under another message id`);
+}
+
 export function evolveOtp(state: OtpState, event: OtpEvent): OtpState {
   switch (event.type) {
     case 'Routed':
       state.lastAttempt = Math.max(state.lastAttempt, event.data.attempt);
       state.routed.set(event.data.providerMessageId, { attempt: event.data.attempt, provider: event.data.provider });
+      if (!state.attempts.has(event.data.attempt)) state.attempts.set(event.data.attempt, event.data.provider);
       break;
     case 'RouteFailed':
+      if (!state.attempts.has(event.data.attempt)) state.attempts.set(event.data.attempt, event.data.provider);
       state.lastAttempt = Math.max(state.lastAttempt, event.data.attempt);
       state.failures += 1;
       if (event.data.final) state.finalFailure = true;
