@@ -72,6 +72,10 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && /^[\w-]{1,64}$/.test(given) ? given : randomUUID();
     },
+    // Ids longer than Fastify's default limit (100) reach their route, which answers not_found like any unknown id.
+    routerOptions: { maxParamLength: 1024 },
+    // What the router refuses itself (a malformed percent-encoding, a longer path parameter) answers in the API's error shape too.
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendError(reply, request, error, logger),
   });
   const app = await NestFactory.create<NestFastifyApplication>(ApiModule.register(core), adapter, {
     logger: new PinoNestLogger(logger),
@@ -93,6 +97,9 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     );
   });
   await app.init();
+  // JSON in and out (API.md): Nest registers a form-encoded parser, which would read `phone=…&code=…`
+  // as a body, and Fastify a text one. Without them such bodies are refused as not JSON (400 invalid_request).
+  fastify.removeContentTypeParser(['application/x-www-form-urlencoded', 'text/plain']);
 
   let closing: Promise<void> | undefined;
   return {

@@ -58,6 +58,38 @@ describe('signup and accounts', () => {
     expect((await get(BASE, '/api/v1/balance', api_key)).status).toBe(200);
   });
 
+  it("lists the account's keys by id and prefix, so signup's key can be found and revoked", async () => {
+    const { api_key } = await signup(BASE);
+    const extra = await (await post(BASE, '/api/v1/keys', api_key, {})).json();
+    const listed = await (await get(BASE, '/api/v1/keys', extra.api_key)).json();
+    expect(listed).toEqual({
+      ok: true,
+      keys: [
+        { key_id: expect.stringMatching(/^key_/), prefix: api_key.slice(0, 13), revoked: false },
+        { key_id: extra.key_id, prefix: extra.api_key.slice(0, 13), revoked: false },
+      ],
+    });
+    expect(JSON.stringify(listed)).not.toContain(api_key.slice(13));
+    const first = listed.keys[0].key_id;
+    expect((await fetch(`${BASE}/api/v1/keys/${first}`, { method: 'DELETE', headers: { Authorization: `Bearer ${extra.api_key}` } })).status).toBe(200);
+    expect((await get(BASE, '/api/v1/balance', api_key)).status).toBe(401);
+    expect((await (await get(BASE, '/api/v1/keys', extra.api_key)).json()).keys[0]).toMatchObject({ key_id: first, revoked: true });
+    expect((await get(BASE, '/api/v1/keys')).status).toBe(401);
+  });
+
+  it('a per-send webhook_url needs the secret PUT /api/v1/webhook creates: refused before it, charging nothing; taken after', async () => {
+    const { api_key } = await signup(BASE);
+    const head = await server.running.core.store.headPosition();
+    const refused = await post(BASE, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456', webhook_url: 'https://example.test/per-send' });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({ ok: false, error: 'invalid_request', message: expect.stringMatching(/^webhook_url: .*PUT \/api\/v1\/webhook/) });
+    expect(await server.running.core.store.headPosition()).toBe(head);
+    expect((await (await get(BASE, '/api/v1/balance', api_key)).json()).test_credits).toBe(5);
+    await fetch(`${BASE}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: 'https://example.test/hooks' }) });
+    const taken = await post(BASE, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456', webhook_url: 'https://example.test/per-send' });
+    expect(taken.status).toBe(200);
+  });
+
   it('configures a webhook and returns its secret', async () => {
     const { api_key } = await signup(BASE);
     const res = await fetch(`${BASE}/api/v1/webhook`, {
@@ -127,6 +159,22 @@ describe('send-otp', () => {
     expect(bal.test_credits).toBe(4);
   });
 
+  it('I7: the same body is the same JSON value: whitespace and field order do not make it another request', async () => {
+    const { api_key } = await signup(BASE);
+    const phone = freshPhone();
+    const send = (raw: string) =>
+      fetch(`${BASE}/api/v1/send-otp`, { method: 'POST', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json', 'Idempotency-Key': 'order-1' }, body: raw });
+    const firstText = await (await send(`{"phone":"${phone}","code":"135790"}`)).text();
+    for (const raw of [`{ "phone" : "${phone}",\n  "code": "135790" }`, `{"code":"135790","phone":"${phone}"}`]) {
+      const again = await send(raw);
+      expect(again.status).toBe(200);
+      expect(await again.text()).toBe(firstText);
+    }
+    const other = await send(`{"code":"135791","phone":"${phone}"}`);
+    expect(other.status).toBe(409);
+    expect((await (await get(BASE, '/api/v1/balance', api_key)).json()).test_credits).toBe(4);
+  });
+
   it('I8: one send per phone per 30 s, with retry_after and Retry-After', async () => {
     const { api_key } = await signup(BASE);
     const phone = freshPhone();
@@ -175,6 +223,15 @@ describe('error codes of API.md with their status', () => {
     ['Itelecom', () => post(BASE, '/api/v1/send-otp', key, { phone: '0871234567', code: '123456', channel: 'sms' }), 422, 'no_route'],
     ['Reddi', () => post(BASE, '/api/v1/send-otp', key, { phone: '0551234567', code: '123456' }), 422, 'no_route'],
     ['unknown route', () => get(BASE, '/api/v1/nothing-here', key), 404, 'not_found'],
+    // Edges the table implies.
+    ['form-encoded body (curl -d)', () => fetch(`${BASE}/api/v1/send-otp`, { method: 'POST', headers: { Authorization: `Bearer ${key}` }, body: new URLSearchParams({ phone: '0961234568', code: '1234' }) }), 400, 'invalid_request'],
+    ['empty phone', () => post(BASE, '/api/v1/send-otp', key, { phone: '', code: '123456' }), 422, 'invalid_phone'],
+    ['an id longer than any of ours', () => get(BASE, `/api/v1/otp/${'x'.repeat(150)}`, key), 404, 'not_found'],
+    ['an id with characters ours never have', () => get(BASE, '/api/v1/otp/%F0%9F%9A%80', key), 404, 'not_found'],
+    ['feedback for such an id', () => post(BASE, `/api/v1/otp/${'x'.repeat(150)}/feedback`, key, { verified: true }), 404, 'not_found'],
+    ['a key id longer than any of ours', () => fetch(`${BASE}/api/v1/keys/${'y'.repeat(150)}`, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } }), 404, 'not_found'],
+    ['a malformed URL', () => get(BASE, '/api/v1/otp/%zz', key), 400, 'invalid_request'],
+    ['a path segment past 1 KiB', () => get(BASE, `/api/v1/otp/${'x'.repeat(1100)}`, key), 400, 'invalid_request'],
   ];
 
   it.each(cases.map(([name, call, status, code]) => [`${name} → ${status} ${code}`, call, status, code] as const))('%s', async (_name, call, status, code) => {
@@ -304,6 +361,8 @@ describe('webhook URLs must be public addresses (the default: signup is open to 
     }
     expect(await strict.running.core.store.headPosition()).toBe(head);
     expect((await (await get(strict.base, '/api/v1/balance', api_key)).json()).test_credits).toBe(5);
+    const put = await fetch(`${strict.base}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: 'https://hooks.example.com/nexo' }) });
+    expect(put.status).toBe(200);
     const sent = await post(strict.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '123456', webhook_url: 'https://hooks.example.com/nexo?otp=1' });
     expect(sent.status).toBe(200);
   });

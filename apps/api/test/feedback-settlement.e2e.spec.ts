@@ -90,10 +90,20 @@ describe('feedback and settlement', () => {
     expect((await log()).get(id)!.settlements.map((e) => e.type)).toEqual(['Refunded']);
   });
 
+  /** `nexo_otp_delivered_total` for SMS via Viettel (what `send` sends), by proof. */
+  const deliveredCounter = async (via: string) => {
+    const text = await (await fetch(`${server.base}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('nexo_otp_delivered_total{') && l.includes('carrier="viettel"') && l.includes('channel="sms"') && l.includes(`via="${via}"`));
+    return Number(line?.split(' ').pop() ?? 0);
+  };
+
   it('verified:true twice delivers once: one Delivered (via feedback), one otp.delivered webhook, the credit spent once, expiry refunds nothing', async () => {
     const key = await customer();
     const id = await send(key);
+    const countedBefore = await deliveredCounter('feedback');
     const [a, b] = [await feedback(key, id, true), await feedback(key, id, true)];
+    // SREs see it where every delivery is counted, once (the second confirmation appends nothing).
+    expect(await deliveredCounter('feedback')).toBe(countedBefore + 1);
     expect(a).toEqual({ status: 200, body: { ok: true, id, status: 'delivered' } });
     expect(b).toEqual({ status: 200, body: { ok: true, id, status: 'delivered' } });
     // Past the expiry deadline: the expiry worker has had its chance to refund.

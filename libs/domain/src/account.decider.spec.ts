@@ -111,6 +111,17 @@ describe('webhook', () => {
       .then([configured('https://ex.example/v2', 'k2:bmV3', at(HOUR))]);
     expect(state.webhook).toEqual({ url: 'https://ex.example/v2', secret: 'k2:bmV3' });
   });
+
+  it('refuses a per-send webhook URL before any webhook secret exists (nothing could sign it), and charges nothing', () => {
+    const e = given([opened(5)]).when(sendOtp('otp_1', PRICE, { webhookUrl: 'https://ex.example/per-send' })).then('invalid_request');
+    expect(e.message).toMatch(/^webhook_url: .*PUT \/api\/v1\/webhook/);
+  });
+
+  it('takes a per-send webhook URL once the account has a secret', () => {
+    given([opened(5), configured('https://ex.example/hook', 'k1:b2xk')])
+      .when(sendOtp('otp_1', PRICE, { webhookUrl: 'https://ex.example/per-send' }))
+      .then(sent('otp_1', PRICE, 'test_credit', { webhookUrl: 'https://ex.example/per-send' }));
+  });
 });
 
 describe('deposit address', () => {

@@ -124,6 +124,11 @@ function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: Ac
     throw new DomainError('already_exists', `otp ${otp.otpId} is already charged`);
   }
   if (price < 0n) throw new DomainError('invalid_command', 'price must not be negative');
+  // Webhooks are signed with the account's secret, which only PUT /api/v1/webhook creates (and shows):
+  // a per-send URL without one could never be signed, so it is refused before anything is charged.
+  if (otp.webhookUrl !== undefined && state.webhook === undefined) {
+    throw new DomainError('invalid_request', 'webhook_url: this account has no webhook secret to sign with yet; PUT /api/v1/webhook once (its secret signs per-send URLs too)');
+  }
   let fundedBy: FundedBy;
   // I3: a negative balance (left by a deposit reversal) refuses every send until topped up.
   if (state.balance < 0n) throw new DomainError('insufficient_balance', 'balance is negative; top up to send');

@@ -2,8 +2,8 @@ import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Ip, Param, Po
 import { CommandBus } from '@nestjs/cqrs';
 import { DomainError, formatUsd } from '#domain';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
-import { EmptyBody, IdempotencyKeyHeader, IdParam, requestHash, SignupBody, WebhookBody } from '../http/schemas.js';
-import { checkWebhookUrl, parseInput } from '../http/validation.js';
+import { EmptyBody, IdempotencyKeyHeader, requestHash, SIGNUP_FIELDS, SignupBody, WebhookBody } from '../http/schemas.js';
+import { checkWebhookUrl, parseIdParam, parseInput } from '../http/validation.js';
 import { rateLimited } from '../otp/send-otp.handler.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -21,7 +21,7 @@ export class AccountsController {
   signup(@Body() body: unknown, @Ip() ip: string, @Headers('idempotency-key') key: string | undefined) {
     const { name } = parseInput(SignupBody, body ?? {});
     const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
-    return this.core.httpIdempotency.run(`signup:${ip}`, idempotencyKey, requestHash(body), () => {
+    return this.core.httpIdempotency.run(`signup:${ip}`, idempotencyKey, requestHash(body, SIGNUP_FIELDS), () => {
       const wait = this.core.signupBuckets.take(ip);
       if (wait > 0) throw rateLimited(wait, 'too many signups from this address');
       return this.commands.execute(new Signup(name ?? ''));
@@ -39,11 +39,21 @@ export class AccountsController {
     );
   }
 
+  /**
+   * The account's keys: how a customer finds the id of the key that signup gave (signup answers
+   * with the key, not its id) to revoke it. Each key shows its first characters only.
+   */
+  @Get('keys')
+  @UseGuards(ApiKeyGuard)
+  async listKeys(@Auth() auth: AuthContext) {
+    await this.core.caughtUp();
+    return { ok: true as const, keys: this.core.reads.apiKeys(auth.accountId).map((k) => ({ key_id: k.keyId, prefix: k.prefix, revoked: k.revoked })) };
+  }
+
   @Delete('keys/:key_id')
   @UseGuards(ApiKeyGuard)
   revokeKey(@Auth() auth: AuthContext, @Param('key_id') keyId: string) {
-    if (!IdParam.safeParse(keyId).success) throw new DomainError('not_found', 'no such key');
-    return this.commands.execute(new RevokeKey(auth.accountId, keyId));
+    return this.commands.execute(new RevokeKey(auth.accountId, parseIdParam(keyId, 'key')));
   }
 
   @Put('webhook')

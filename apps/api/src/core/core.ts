@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
-import { lookupsOn, receiptPublisher, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers } from '#worker';
+import { lookupsOn, receiptPublisher, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers, type WorkerMetrics } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
 import { openLocalDb, type ProjectionProgress } from '#projections';
@@ -29,6 +29,7 @@ export class Core {
   readonly signupBuckets: TokenBuckets;
   readonly httpIdempotency: HttpIdempotency;
   metrics!: NexoMetrics;
+  private pipeline: WorkerMetrics | undefined;
 
   constructor(
     readonly config: AppConfig,
@@ -48,6 +49,14 @@ export class Core {
     this.keyBuckets = new TokenBuckets(config.keyRatePerSecond / 1000, config.keyBurst);
     this.signupBuckets = new TokenBuckets(config.signupsPerHour / 3_600_000, config.signupsPerHour);
     this.httpIdempotency = new HttpIdempotency(readDb, cipher);
+  }
+
+  /**
+   * The pipeline's metric hooks on this process's registry. A settlement counts where it is
+   * appended: the settlement worker, or the feedback endpoint (`via="feedback"`).
+   */
+  get pipelineMetrics(): WorkerMetrics {
+    return (this.pipeline ??= workerMetrics(this.metrics, this.readDb, this.clock));
   }
 
   /** Read-your-writes: waits until the read models reflect everything appended before this call. */
@@ -85,7 +94,7 @@ export class Core {
    * webhook sender runs on a thread of its own (see WebhooksThread); the other consumers here.
    */
   async startWorkers(): Promise<void> {
-    const metrics = workerMetrics(this.metrics, this.readDb, this.clock);
+    const metrics = this.pipelineMetrics;
     const { config } = this;
     this.webhookThread =
       this.store instanceof SqliteEventStore && !config.kafkaBrokers

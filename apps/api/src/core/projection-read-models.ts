@@ -7,6 +7,7 @@ import {
   findAccountByKeyHash,
   getBalance,
   getOtp,
+  listApiKeys,
   monthlyStats,
   type ProjectionProgress,
   Projector,
@@ -20,6 +21,7 @@ import type { ProjectionStatus, ReadModels } from './read-models.js';
 export function readModelsOn(db: Db): ReadModels {
   return {
     apiKey: (hash) => findAccountByKeyHash(db, hash),
+    apiKeys: (accountId) => listApiKeys(db, accountId),
     balance: (accountId) => getBalance(db, accountId),
     otp: (accountId, otpId) => getOtp(db, accountId, otpId),
     recentOtps: (accountId, limit) => recentOtps(db, accountId, limit),

@@ -26,6 +26,8 @@ export interface StatementLine {
 
 export interface ReadModels {
   apiKey(keyHash: string): { keyId: string; accountId: string; revoked: boolean } | undefined;
+  /** The account's keys, oldest first: ids and the visible prefix only (the key itself is never stored). */
+  apiKeys(accountId: string): { keyId: string; prefix: string; revoked: boolean }[];
   balance(accountId: string): { balance: bigint; testCreditsLeft: number; pending: bigint } | undefined;
   otp(accountId: string, otpId: string): OtpView | undefined;
   /** The account's newest OTPs, newest first. */

@@ -34,8 +34,11 @@ export function openApiDocument(): Record<string, unknown> {
       },
     },
     paths: {
-      '/api/v1/signup': { post: { summary: 'Open an account with 5 test OTPs', parameters: [idem], requestBody: { content: json(SignupBody) }, responses: { '201': ok('account, api_key (shown once)'), ...errors(400, 429) } } },
-      '/api/v1/keys': { post: { summary: 'Issue another API key', security: bearer, parameters: [idem], responses: { '201': ok('key_id, api_key'), ...errors(401) } } },
+      '/api/v1/signup': { post: { summary: 'Open an account with 5 test OTPs', parameters: [idem], requestBody: { content: json(SignupBody) }, responses: { '201': ok('account, api_key (shown once)'), ...errors(400, 409, 429) } } },
+      '/api/v1/keys': {
+        get: { summary: "This account's keys, oldest first: key_id, prefix (the key's first characters), revoked. How to find the id of signup's key", security: bearer, responses: { '200': ok('keys'), ...errors(401) } },
+        post: { summary: 'Issue another API key', security: bearer, parameters: [idem], responses: { '201': ok('key_id, api_key'), ...errors(400, 401, 409) } },
+      },
       '/api/v1/keys/{key_id}': { delete: { summary: 'Revoke a key at once', security: bearer, parameters: [{ ...idParam, name: 'key_id' }], responses: { '200': ok('revoked'), ...errors(401, 404) } } },
       '/api/v1/balance': { get: { summary: 'Balance, test credits and pending charges', security: bearer, responses: { '200': ok('balance'), ...errors(401) } } },
       '/api/v1/send-otp': {

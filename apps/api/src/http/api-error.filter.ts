@@ -19,7 +19,8 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
   const status = error instanceof HttpException ? error.getStatus() : httpStatusOf(error);
   if (status !== undefined && status >= 400 && status < 500) {
     const code: ErrorCode = status === 404 ? 'not_found' : status === 401 ? 'unauthorized' : 'invalid_request';
-    const message = status === 404 ? 'no such route' : status === 413 ? 'request body is larger than 16 KiB' : clientMessage(error);
+    const message =
+      status === 404 ? 'no such route' : status === 413 ? 'request body is larger than 16 KiB' : status === 415 ? 'Content-Type must be application/json' : clientMessage(error);
     return { status: code === 'invalid_request' ? 400 : status, body: { ok: false, error: code, message } };
   }
   return { status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } };
@@ -34,6 +35,8 @@ function clientMessage(error: unknown): string {
   const code = (error as { code?: string }).code;
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return 'Content-Type must be application/json';
   if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'body is empty';
+  if (code === 'FST_ERR_BAD_URL') return 'malformed URL';
+  if (code === 'FST_ERR_MAX_PARAM_LENGTH') return 'URL path segment too long';
   if (error instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'body is not valid JSON';
   return 'malformed request';
 }

@@ -11,10 +11,13 @@ const WebhookUrl = z
   .describe('http(s) URL of your endpoint. It must reach a public address: private, loopback and link-local addresses (and localhost) are refused, also when a name resolves to one.');
 
 export const SendOtpBody = z.strictObject({
-  phone: z.string().min(1).max(256),
+  // An empty phone is a number that is not Vietnamese (invalid_phone, 422), not a malformed request.
+  phone: z.string().max(256),
   code: z.string().regex(/^\d{4,10}$/, 'code must be 4-10 digits'),
   channel: z.enum(['auto', 'sms', 'voice']).default('auto'),
-  webhook_url: WebhookUrl.optional(),
+  webhook_url: WebhookUrl.describe(
+    `${WebhookUrl.description} Overrides the account's webhook for this OTP, signed with the account's secret: PUT /api/v1/webhook once before (400 otherwise).`,
+  ).optional(),
 });
 
 export const SignupBody = z.strictObject({ name: z.string().max(200).optional() }).default({});
@@ -31,10 +34,28 @@ export const MonthQuery = z.strictObject({
     .optional(),
 });
 
-/** Hash of a request body for Idempotency-Key matching: same key, same body ↔ same hash. */
-export function requestHash(body: unknown): string {
-  return createHash('sha256').update(JSON.stringify(body ?? null)).digest('hex');
+/**
+ * Hash of a request body for Idempotency-Key matching: same key, same body ↔ same hash. The same
+ * body is the same JSON value: whitespace and the order of its fields do not matter. Fields are
+ * hashed in the schema's order (`fieldOrder`), then any others by name, so a body sent in that order
+ * (API.md's sample) hashes as it did when the order sent was hashed, and keys stored then still match.
+ */
+export function requestHash(body: unknown, fieldOrder: readonly string[] = []): string {
+  const rank = (k: string) => {
+    const i = fieldOrder.indexOf(k);
+    return i < 0 ? fieldOrder.length : i;
+  };
+  const canonical = JSON.stringify(body ?? null, (_key, value: unknown) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+    const entries = Object.entries(value).sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+    return Object.fromEntries(entries);
+  });
+  return createHash('sha256').update(canonical).digest('hex');
 }
+
+/** The field order `requestHash` follows for each body. */
+export const SEND_OTP_FIELDS = Object.keys(SendOtpBody.shape);
+export const SIGNUP_FIELDS = ['name'];
 
 export function currentMonth(now: Date): string {
   return now.toISOString().slice(0, 7);

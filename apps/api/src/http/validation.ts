@@ -2,6 +2,7 @@
 import type { z } from 'zod';
 import { DomainError } from '#domain';
 import { type PrivateAddressPolicy, webhookUrlProblem } from '#security';
+import { IdParam } from './schemas.js';
 
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
   const r = schema.safeParse(value);
@@ -20,4 +21,13 @@ export function checkWebhookUrl(field: string, url: string | undefined, privateA
   if (url === undefined || privateAddresses === 'allow') return;
   const problem = webhookUrlProblem(url);
   if (problem) throw new DomainError('invalid_request', `${field}: ${problem}`);
+}
+
+/**
+ * An id in a path. One that cannot be any of ours (wrong characters, too long) is unknown to this
+ * account, which API.md answers with `not_found`, like any other unknown id.
+ */
+export function parseIdParam(value: string, what: string): string {
+  if (!IdParam.safeParse(value).success) throw new DomainError('not_found', `no ${what} with this id`);
+  return value;
 }

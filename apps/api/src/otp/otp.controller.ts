@@ -1,8 +1,8 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
-import { FeedbackBody, IdParam, IdempotencyKeyHeader, ListQuery, requestHash, SendOtpBody } from '../http/schemas.js';
-import { checkWebhookUrl, parseInput } from '../http/validation.js';
+import { FeedbackBody, IdempotencyKeyHeader, ListQuery, requestHash, SEND_OTP_FIELDS, SendOtpBody } from '../http/schemas.js';
+import { checkWebhookUrl, parseIdParam, parseInput } from '../http/validation.js';
 import { SendOtp } from './send-otp.handler.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -29,7 +29,7 @@ export class OtpController {
         auth,
         { phone: input.phone, code: input.code, channel: input.channel, webhookUrl: input.webhook_url },
         idempotencyKey,
-        idempotencyKey === undefined ? undefined : requestHash(body),
+        idempotencyKey === undefined ? undefined : requestHash(body, SEND_OTP_FIELDS),
       ),
     );
   }
@@ -41,13 +41,14 @@ export class OtpController {
 
   @Get('otp/:id')
   get(@Auth() auth: AuthContext, @Param('id') id: string) {
-    return this.queries.execute(new GetOtp(auth.accountId, parseInput(IdParam, id)));
+    return this.queries.execute(new GetOtp(auth.accountId, parseIdParam(id, 'OTP')));
   }
 
   @Post('otp/:id/feedback')
   @HttpCode(200)
   feedback(@Auth() auth: AuthContext, @Param('id') id: string, @Body() body: unknown) {
+    const otpId = parseIdParam(id, 'OTP');
     const { verified } = parseInput(FeedbackBody, body);
-    return this.commands.execute(new RecordFeedback(auth.accountId, parseInput(IdParam, id), verified));
+    return this.commands.execute(new RecordFeedback(auth.accountId, otpId, verified));
   }
 }

@@ -65,6 +65,7 @@ export interface OtpOptions {
   at?: string;
   idempotencyKey?: string;
   requestHash?: string;
+  webhookUrl?: string;
 }
 
 export const otpData = (otpId: string, opts: OtpOptions = {}): Data<'OtpRequested'> => ({
@@ -77,6 +78,7 @@ export const otpData = (otpId: string, opts: OtpOptions = {}): Data<'OtpRequeste
   code: 'k1:c2VhbGVkLWNvZGU',
   ...(opts.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
   ...(opts.requestHash === undefined ? {} : { requestHash: opts.requestHash }),
+  ...(opts.webhookUrl === undefined ? {} : { webhookUrl: opts.webhookUrl }),
   at: opts.at ?? T0,
 });
 
