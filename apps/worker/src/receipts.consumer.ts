@@ -96,7 +96,7 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
       );
     } catch (error) {
       if (!(error instanceof DomainError && error.details.reason === 'receipt_claim')) throw error;
-      logger.warn({ provider: r.provider, providerMessageId: r.providerMessageId, otpId: route.otpId, attempt: r.attempt, reason: error.message }, 'receipt refused: it names an OTP sent through another upstream');
+      logger.warn({ provider: r.provider, providerMessageId: r.providerMessageId, otpId: route.otpId, attempt: r.attempt, reason: error.message }, 'receipt refused: the OTP it names was not sent that way (another upstream, attempt or message id)');
       return 'refused';
     }
     return 'recorded';
