@@ -9,8 +9,8 @@ import Database from 'better-sqlite3';
 import { accountStream } from '#domain';
 import { createTables, type LedgerStatement, moneyProjection, nextMonth, readCheckpoint, statement } from '#projections';
 import { usd } from './format.js';
-import type { LedgerContext } from './ledger-context.js';
-import { UsageError } from './replay.command.js';
+import { type LedgerContext, requireAccount } from './ledger-context.js';
+import { UsageError } from './errors.js';
 
 export type ExportFormat = 'csv' | 'json';
 
@@ -63,6 +63,7 @@ export async function exportCommand(
   if (options.month === undefined || !/^\d{4}-(0[1-9]|1[0-2])$/.test(options.month)) throw new UsageError('export needs --month YYYY-MM');
   const format = options.format ?? 'csv';
   if (format !== 'csv' && format !== 'json') throw new UsageError(`--format must be csv or json, not ${format}`);
+  await requireAccount(ctx, options.account);
   const live = readCheckpoint(ctx.db, moneyProjection.name);
   const s =
     live !== undefined && live.version === moneyProjection.version

@@ -1,5 +1,5 @@
 /**
- * An independent check of invariants I1-I5 over the whole log, for `ledger
+ * An independent check of invariants I1-I6 and of the log's continuity, for `ledger
  * verify`. It shares no code with the account decider or the projections on
  * purpose: a bug there must not hide itself here. It folds the events as
  * stored (validated by the domain's schemas, the only thing it borrows) and
@@ -15,7 +15,14 @@
 import { AccountEvent, OtpEvent } from '#domain';
 import type { RecordedEvent } from '#eventstore';
 
-export type InvariantId = 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'schema';
+export type InvariantId = 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'I6' | 'log' | 'schema';
+
+export interface CheckerOptions {
+  /** The SQLite log numbers its events 1, 2, 3…, so a gap is a deleted event (EventStoreDB's positions are byte offsets). */
+  densePositions?: boolean;
+  /** I6: an OTP still unsettled this long after its charge, by the time of the log's last event, is reported. */
+  settleWithinMs?: number;
+}
 
 export interface Violation {
   invariant: InvariantId;
@@ -27,6 +34,8 @@ export interface Violation {
 
 interface Charge {
   amount: bigint;
+  atMs: number;
+  position: bigint;
   fundedBy: 'balance' | 'test_credit';
   settled: 'delivered' | 'refunded' | undefined;
   streamId: string;
@@ -62,6 +71,12 @@ export class InvariantChecker {
   private readonly requested = new Map<string, { otpId: string; revision: bigint; position: bigint }>();
   readonly violations: Violation[] = [];
   events = 0;
+  /** Each stream's next revision (numbers: revisions stay far below 2^53, and a million streams cost less so). */
+  private readonly nextRevision = new Map<string, number>();
+  private lastPosition = 0n;
+  private lastCreated: string | undefined;
+
+  constructor(private readonly options: CheckerOptions = {}) {}
 
   private report(e: RecordedEvent, invariant: InvariantId, message: string): void {
     this.violations.push({ invariant, streamId: e.streamId, revision: e.revision, position: e.position, message });
@@ -78,11 +93,30 @@ export class InvariantChecker {
 
   check(e: RecordedEvent): void {
     this.events++;
+    this.checkContinuity(e);
     if (e.streamId.startsWith(ACCOUNT)) this.checkAccountEvent(e, e.streamId.slice(ACCOUNT.length));
     else if (e.streamId.startsWith(OTP)) {
       const parsed = OtpEvent.safeParse({ type: e.type, data: e.data });
       if (!parsed.success) this.report(e, 'schema', `not a valid ${e.type} event: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     }
+  }
+
+  /**
+   * The log's continuity: every stream's revisions run 0, 1, 2… and, on SQLite, positions 1, 2, 3…
+   * An event deleted from the log leaves a gap here even when the money still adds up.
+   */
+  private checkContinuity(e: RecordedEvent): void {
+    const expected = this.nextRevision.get(e.streamId) ?? 0;
+    const revision = Number(e.revision);
+    if (revision > expected) this.report(e, 'log', `revision${revision - expected > 1 ? `s ${expected}-${revision - 1}` : ` ${expected}`} of this stream missing from the log`);
+    else if (revision < expected) this.report(e, 'log', `revision ${revision} of this stream appears again`);
+    this.nextRevision.set(e.streamId, Math.max(expected, revision + 1));
+    if (this.options.densePositions === true && e.position !== this.lastPosition + 1n) {
+      const from = this.lastPosition + 1n;
+      this.report(e, 'log', e.position > from ? `position${e.position - from > 1n ? `s ${from}-${e.position - 1n}` : ` ${from}`} missing from the log` : `position ${e.position} out of order`);
+    }
+    if (e.position > this.lastPosition) this.lastPosition = e.position;
+    this.lastCreated = e.created;
   }
 
   private checkAccountEvent(e: RecordedEvent, accountId: string): void {
@@ -167,7 +201,8 @@ export class InvariantChecker {
           }
           a.testCreditsUsed += 1;
         }
-        this.charges.set(otpId, { amount, fundedBy, settled: undefined, streamId: e.streamId, revision: e.revision });
+        // Recorded times on both sides of I6 (the store's clock), as the log's end is one.
+        this.charges.set(otpId, { amount, atMs: Date.parse(e.created), position: e.position, fundedBy, settled: undefined, streamId: e.streamId, revision: e.revision });
         return;
       }
       case 'Delivered':
@@ -205,11 +240,29 @@ export class InvariantChecker {
     }
   }
 
-  /** Reports requests still waiting for their charge at the end of the log. */
+  /**
+   * Reports requests still waiting for their charge at the end of the log and (I6) charges left
+   * unsettled for longer than `settleWithinMs` before the log's last event: expiry refunds an OTP
+   * by its deadline, across restarts, so only a lost settlement leaves one open that long.
+   */
   finish(): void {
     for (const [streamId, w] of this.requested) {
       this.violations.push({ invariant: 'I2', streamId, revision: w.revision, position: w.position, message: `otp ${w.otpId} requested but never charged` });
     }
     this.requested.clear();
+    const within = this.options.settleWithinMs;
+    if (within === undefined || this.lastCreated === undefined) return;
+    const lastMs = Date.parse(this.lastCreated);
+    for (const [otpId, c] of this.charges) {
+      if (c.settled !== undefined || lastMs - c.atMs <= within) continue;
+      const at = new Date(c.atMs).toISOString();
+      this.violations.push({
+        invariant: 'I6',
+        streamId: c.streamId,
+        revision: c.revision,
+        position: c.position,
+        message: `otp ${otpId} charged (recorded ${at}) is neither delivered nor refunded ${Math.round((lastMs - c.atMs) / 1000)} s later (the log ends at ${this.lastCreated})`,
+      });
+    }
   }
 }

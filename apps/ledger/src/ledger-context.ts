@@ -8,8 +8,10 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import { accountStream } from '#domain';
 import { type EventStore, openEventStore, SqliteEventStore } from '#eventstore';
 import type { Db } from '#projections';
+import { NotFoundError } from './errors.js';
 
 export interface LedgerContext {
   store: EventStore;
@@ -59,7 +61,17 @@ export async function openLedgerContext(options: SourceOptions, out: (text: stri
   const sibling = join(dirname(file), 'read-models.db');
   // Without a read-model file beside it, the read models are in the log's own file (one-file layouts: tests, harnesses).
   const readModels = named ?? (existsSync(sibling) ? sibling : file);
-  const store = SqliteEventStore.open(file, { readonly: true });
+  let store: SqliteEventStore;
+  try {
+    store = SqliteEventStore.open(file, { readonly: true });
+  } catch (error) {
+    throw new Error(`the log at ${file} (--db): ${(error as Error).message}`);
+  }
+  // Only a one-file layout (tests) keeps read models in the log's file: never create them there.
+  if (options.writable === true && readModels === file && store.db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'projection_checkpoints'").get() === undefined) {
+    await store.close();
+    throw new Error(`no read-model file beside ${file}, and rebuild never writes into the log's own file: name one with --read-models <file>`);
+  }
   let db: Db;
   try {
     // Rebuild writes tables through its own connection, so the store's read-only one never writes.
@@ -94,4 +106,9 @@ function openDb(file: string, writable: boolean): Db {
 /** Keeps credentials in a connection string out of the output. */
 function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** An account the log never opened: a mistyped id must not read as a genuine empty statement. */
+export async function requireAccount(ctx: LedgerContext, accountId: string): Promise<void> {
+  if ((await ctx.store.streamRevision(accountStream(accountId))) === undefined) throw new NotFoundError(`no account ${accountId} in ${ctx.source}`);
 }

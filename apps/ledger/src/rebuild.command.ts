@@ -5,7 +5,7 @@
  */
 import { defaultProjections, projectionByName, rebuildProjection } from '#projections';
 import type { LedgerContext } from './ledger-context.js';
-import { UsageError } from './replay.command.js';
+import { UsageError } from './errors.js';
 
 export async function rebuildCommand(ctx: LedgerContext, name: string | undefined, options: { expiryMs?: number } = {}): Promise<void> {
   const names = defaultProjections().map((p) => p.name);

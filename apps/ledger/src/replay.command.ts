@@ -21,8 +21,9 @@ import {
   pageReader,
   readCheckpoint,
 } from '#projections';
+import { UsageError } from './errors.js';
 import { table, usd } from './format.js';
-import type { LedgerContext } from './ledger-context.js';
+import { type LedgerContext, requireAccount } from './ledger-context.js';
 
 export interface ReplayOptions {
   until?: string;
@@ -93,9 +94,15 @@ export async function replayBalances(
   }
 }
 
+/** A date, or a date and time with an optional zone: what `--until` takes (Date.parse alone reads `1` as 2001). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
 export async function replayCommand(ctx: LedgerContext, options: ReplayOptions): Promise<ReplayResult> {
   const untilMs = options.until === undefined ? undefined : Date.parse(options.until);
-  if (untilMs !== undefined && Number.isNaN(untilMs)) throw new UsageError(`--until is not an ISO time: ${options.until}`);
+  if (options.until !== undefined && (!ISO_TIME.test(options.until) || Number.isNaN(untilMs))) {
+    throw new UsageError(`--until is not an ISO time (2026-11-30 or 2026-11-30T23:59:59Z): ${options.until}`);
+  }
+  if (options.account !== undefined) await requireAccount(ctx, options.account);
   const started = performance.now();
   const live = liveSnapshot(ctx, options.account);
   const limit = live?.position ?? (await ctx.store.headPosition());
@@ -142,9 +149,4 @@ export async function replayCommand(ctx: LedgerContext, options: ReplayOptions):
   ctx.out(table(['account', 'balance', 'test credits', 'pending', live === undefined ? '' : liveHeader, ''], rows));
   ctx.out(`${ids.size} accounts, ${differences} differing\n`);
   return { position: replayed.position, events: replayed.events, seconds, balances: replayed.balances, differences, compared: live !== undefined };
-}
-
-/** A mistake in the command line: exit 2 with the message. */
-export class UsageError extends Error {
-  override name = 'UsageError';
 }

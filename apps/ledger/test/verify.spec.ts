@@ -37,6 +37,40 @@ describe('ledger verify', () => {
     expect(r.out).toMatch(/1 violation$/m);
   });
 
+  it("the log's continuity: an event deleted from the file leaves a gap in positions and in its stream's revisions", async () => {
+    await t.put(acct('A'), opened('A', 1), credited(1, 100_000n, day('01')), sent('o1', day('02')), sent('o2', day('02'), { fundedBy: 'test_credit' }));
+    await t.put(acct('A'), delivered('o2', day('03')), delivered('o1', day('03')));
+    await project(t);
+    // The test credit's delivery: the money still adds up without it, only the gap tells.
+    t.store.db.prepare("DELETE FROM events WHERE stream_id = 'account-A' AND revision = 6").run();
+    const r = await ledger('verify', '--db', t.file);
+    expect(r.code).toBe(1);
+    expect(r.out.split('\n').filter((l) => /^(I\d|log)/.test(l))).toEqual([
+      'log account-A@7 (position 8): revision 6 of this stream missing from the log',
+      'log account-A@7 (position 8): position 7 missing from the log',
+    ]);
+  });
+
+  it('I6: an OTP neither delivered nor refunded long past the expiry window, by the log\'s own clock; one still in its window is fine', async () => {
+    await t.put(acct('A'), opened('A', 2), sent('lost', day('02'), { fundedBy: 'test_credit' }));
+    await t.put(acct('A'), sent('fresh', day('02'), { fundedBy: 'test_credit' }));
+    // Recorded 20 minutes before the rest of the log (expiry 10 min + 5 min of grace by default).
+    t.store.db.prepare("UPDATE events SET created = created - 1200000 WHERE stream_id = 'account-A' AND revision IN (1, 2)").run();
+    const r = await ledger('verify', '--db', t.file);
+    expect(r.code).toBe(1);
+    const lines = r.out.split('\n').filter((l) => /^I\d/.test(l));
+    expect(lines).toEqual([expect.stringMatching(/^I6 account-A@2 \(position 3\): otp lost charged \(recorded .*\) is neither delivered nor refunded 1200 s later/)]);
+  });
+
+  it('an event that is not JSON any more is named by position, in one line, and verify could not run (exit 2)', async () => {
+    await t.put(acct('A'), opened('A', 1), sent('o1', day('02'), { fundedBy: 'test_credit' }));
+    t.store.db.prepare("UPDATE events SET data = '{not json' WHERE position = 2").run();
+    const r = await ledger('verify', '--db', t.file);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^ledger verify could not run: event at position 2 \(account-A@1\) cannot be read: .*\n$/);
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
   it('I1: catches a live read model that drifted from the log', async () => {
     await t.put(acct('A'), opened('A'), credited(1, 100_000n, day('01')), sent('o1', day('02')));
     await project(t);

@@ -97,16 +97,21 @@ function serialize(events: readonly EventData[]): SerializedEvent[] {
 }
 
 function toRecorded(row: EventRow): RecordedEvent {
-  return {
-    streamId: row.stream_id,
-    revision: BigInt(row.revision),
-    position: BigInt(row.position),
-    id: row.id,
-    type: row.type,
-    data: JSON.parse(row.data),
-    metadata: row.metadata === null ? undefined : JSON.parse(row.metadata),
-    created: new Date(row.created).toISOString(),
-  };
+  try {
+    return {
+      streamId: row.stream_id,
+      revision: BigInt(row.revision),
+      position: BigInt(row.position),
+      id: row.id,
+      type: row.type,
+      data: JSON.parse(row.data),
+      metadata: row.metadata === null ? undefined : JSON.parse(row.metadata),
+      created: new Date(row.created).toISOString(),
+    };
+  } catch (error) {
+    // Only a file changed outside the store gets here: say which event, for whoever has to look.
+    throw new Error(`event at position ${row.position} (${row.stream_id}@${row.revision}) cannot be read: ${(error as Error).message}`, { cause: error });
+  }
 }
 
 
