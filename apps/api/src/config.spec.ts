@@ -33,6 +33,8 @@ describe('configuration from the environment', () => {
     ['NEXO_PRICE_USD', '-1'],
     ['NEXO_CIPHER_KEYS', 'k1:abc'],
     ['NEXO_CARRIERS', '{not json'],
+    ['NEXO_CARRIERS', '{"routes":{"viettel":{"sms":["nobody"]}}}'],
+    ['NEXO_CARRIERS', '{"routes":{"mobifone":{"voice":["simulator"]}}}'],
     ['NEXO_WORKERS', 'sometimes'],
     ['NEXO_WEBHOOK_PRIVATE_ADDRESSES', 'yes'],
     ['ESDB_URL', 'http://localhost:2113'],

@@ -85,4 +85,28 @@ describe('graceful shutdown (SIGTERM of a real process)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+
+  it('a start that fails (the port taken) exits 1 after one JSON line saying why, with the code as a field', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexo-start-fail-'));
+    const taken = createServer().listen(0, '127.0.0.1');
+    await new Promise((r) => taken.once('listening', r));
+    try {
+      const port = (taken.address() as { port: number }).port;
+      const child = spawn(process.execPath, [join(repoRoot, 'dist/apps/api/src/main.js')], {
+        env: { ...process.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      const lines = output.trim().split('\n');
+      for (const line of lines) expect(() => JSON.parse(line)).not.toThrow();
+      expect(JSON.parse(lines[lines.length - 1]!)).toMatchObject({ level: 60, msg: expect.stringMatching(/could not start: .*EADDRINUSE/), err: { error_code: 'EADDRINUSE' } });
+    } finally {
+      taken.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -36,10 +36,12 @@ export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
     // A failure receipt refunds only when no routed attempt of the OTP can still deliver (a late one
     // for an attempt it failed over from must not refund the attempt in flight).
     if (m.kind === 'receipt' && command.type === 'RefundOtp' && mayStillDeliver((await deps.runner.peek(otpStream(m.otpId), otpDecider)).state)) return;
-    const { events } = await deps.runner.handle(accountStream(m.accountId), accountDecider, command);
+    const stream = accountStream(m.accountId);
+    const charge = deps.runner.cached(stream, accountDecider)?.open.get(m.otpId);
+    const { events } = await deps.runner.handle(stream, accountDecider, command);
     for (const e of events) {
-      if (e.type === 'Delivered') deps.metrics?.settled?.(m.otpId, { type: 'Delivered', via: e.data.via });
-      else if (e.type === 'Refunded') deps.metrics?.settled?.(m.otpId, { type: 'Refunded', reason: e.data.reason });
+      if (e.type === 'Delivered') deps.metrics?.settled?.(m.otpId, { type: 'Delivered', via: e.data.via }, charge);
+      else if (e.type === 'Refunded') deps.metrics?.settled?.(m.otpId, { type: 'Refunded', reason: e.data.reason }, charge);
     }
   };
   return deps.bus.consume<unknown>('nexo-settlement', TOPICS.settlement, (batch) => {

@@ -25,8 +25,13 @@ export function workerMetrics(metrics: NexoMetrics, db: Db, clock: () => Date): 
       metrics.carrierSubmitSeconds.observe({ provider, outcome: errorCode ? 'error' : 'ok' }, seconds);
       if (errorCode) metrics.carrierSubmitErrors.inc({ provider, code: errorCode });
     },
-    settled(otpId, outcome) {
-      const facts = otpCarrierFacts(db, otpId);
+    settled(otpId, outcome, charge) {
+      // From the charge itself: a refund soon after the send (every provider refused it) comes
+      // before the read models have the OTP, and would otherwise count under carrier "other".
+      const facts =
+        charge?.carrier !== undefined && charge.channel !== undefined && charge.requestedAt !== undefined
+          ? { carrier: charge.carrier, channel: charge.channel, createdAt: charge.requestedAt }
+          : otpCarrierFacts(db, otpId);
       const labels = { carrier: facts?.carrier ?? 'other', channel: facts?.channel ?? 'other' };
       if (outcome.type === 'Delivered') {
         metrics.otpDelivered.inc({ ...labels, via: outcome.via });

@@ -36,6 +36,9 @@ describe('carriers config', () => {
   it('refuses routes to unknown providers, duplicate names and weak secrets', () => {
     const sink = (): void => undefined;
     expect(() => createCarriers({ routes: { viettel: { sms: ['ghost'] } } }, { sink })).toThrow(/ghost/);
+    // Refused by the schema itself, so a service's config check names NEXO_CARRIERS at start.
+    expect(CarriersConfigSchema.safeParse({ routes: { viettel: { sms: ['ghost'] } } }).error?.issues[0]).toMatchObject({ path: ['routes'], message: expect.stringMatching(/unknown provider "ghost"/) });
+    expect(CarriersConfigSchema.safeParse({ routes: { mobifone: { voice: ['simulator'] } } }).error?.issues[0]?.message).toMatch(/mobifone has no voice/);
     const sim = { kind: 'simulator', name: 'a' };
     expect(CarriersConfigSchema.safeParse({ providers: [sim, sim] }).success).toBe(false);
     expect(CarriersConfigSchema.safeParse({ providers: [{ kind: 'http', name: 'h', baseUrl: 'http://x', secret: 'short' }] }).success).toBe(false);

@@ -54,7 +54,16 @@ export const CarriersConfigSchema = z
     /** Defaults to every route through the first provider. */
     routes: RoutingConfigSchema.optional(),
   })
-  .strict();
+  .strict()
+  // The routing table's own rules (a route to a provider nobody configured, voice to Mobifone) fail
+  // the config at start, naming the variable, instead of the process later.
+  .superRefine((config, ctx) => {
+    try {
+      RoutingTable.fromConfig(config.routes ?? defaultRoutingConfig(config.providers[0]!.name), config.providers.map((p) => p.name));
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', path: ['routes'], message: (error as Error).message });
+    }
+  });
 export type CarriersConfigInput = z.input<typeof CarriersConfigSchema>;
 
 export interface Carriers {

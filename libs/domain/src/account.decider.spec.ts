@@ -186,7 +186,8 @@ describe('I2 each otpId is charged once, then delivered or refunded once', () =>
 
   it('charges in the same decision that records the request', () => {
     const state = given(funded).when(sendOtp('otp_1', PRICE, { at: at(5) })).then(sent('otp_1', PRICE, 'balance', { at: at(5) }));
-    expect(state.open.get('otp_1')).toEqual({ amount: PRICE, fundedBy: 'balance' });
+    // With what the OTP was sent as, for whoever counts its settlement.
+    expect(state.open.get('otp_1')).toEqual({ amount: PRICE, fundedBy: 'balance', carrier: 'vinaphone', channel: 'sms', requestedAt: at(5) });
   });
 
   it('refuses to charge an otpId that is still open', () => {

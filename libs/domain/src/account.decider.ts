@@ -10,6 +10,7 @@ import type { Decider } from './decider.js';
 import { DomainError } from './errors.js';
 import type { AccountEvent, AccountEventOf, DeliveryProof, FundedBy, RefundReason } from './account.events.js';
 import { type Micros, microsFromDigits, microsToDigits } from './money.js';
+import type { Carrier, Channel } from './phone.js';
 
 type Data<T extends AccountEvent['type']> = AccountEventOf<T>['data'];
 
@@ -28,6 +29,10 @@ export type AccountCommand =
 export interface OpenCharge {
   amount: Micros;
   fundedBy: FundedBy;
+  /** What the OTP was sent as (its OtpRequested, appended with the charge): what settlement counts it under. */
+  carrier?: Carrier;
+  channel?: Channel;
+  requestedAt?: string;
 }
 
 export interface IdempotencyRecord {
@@ -61,6 +66,8 @@ export interface AccountState {
    */
   settled: Set<string>;
   idempotency: Map<string, IdempotencyRecord>;
+  /** The OtpRequested just folded, for the Charged that follows it in the same append. */
+  requesting: { otpId: string; carrier: Carrier; channel: Channel; at: string } | undefined;
 }
 
 /** Idempotency keys are honoured for at least 24 h (API.md); they are pruned after 48 h. */
@@ -92,6 +99,7 @@ export function initialAccountState(): AccountState {
     open: new Map(),
     settled: new Set(),
     idempotency: new Map(),
+    requesting: undefined,
   };
 }
 
@@ -254,6 +262,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
     }
     case 'OtpRequested': {
       const { idempotencyKey, requestHash, otpId, at } = event.data;
+      state.requesting = { otpId, carrier: event.data.carrier, channel: event.data.channel, at };
       if (idempotencyKey !== undefined) {
         const atMs = Date.parse(at);
         state.idempotency.set(idempotencyKey, { requestHash, otpId, atMs });
@@ -263,7 +272,9 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
     }
     case 'Charged': {
       const amount = microsFromDigits(event.data.amount);
-      state.open.set(event.data.otpId, { amount, fundedBy: event.data.fundedBy });
+      const r = state.requesting?.otpId === event.data.otpId ? state.requesting : undefined;
+      state.requesting = undefined;
+      state.open.set(event.data.otpId, r ? { amount, fundedBy: event.data.fundedBy, carrier: r.carrier, channel: r.channel, requestedAt: r.at } : { amount, fundedBy: event.data.fundedBy });
       if (event.data.fundedBy === 'test_credit') state.testCreditsLeft -= 1;
       else {
         state.balance -= amount;

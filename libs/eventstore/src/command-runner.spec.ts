@@ -39,6 +39,17 @@ describe('command path on one account stream', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('cached: the folded state at once, without queueing behind commands; nothing for a stream it does not hold or another decider', async () => {
+    const runner = new CommandRunner(store);
+    const stream = accountStream('acc1');
+    expect(runner.cached(stream, accountDecider)).toBeUndefined();
+    await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId: 'acc1', name: 'x', testCredits: 5, at: AT });
+    await runner.handle(stream, accountDecider, sendOtp(1));
+    expect(runner.cached(stream, accountDecider)?.open.get('otp1')).toMatchObject({ amount: 22_000n, carrier: 'vinaphone', channel: 'sms', requestedAt: AT });
+    const other = { ...accountDecider };
+    expect(runner.cached(stream, other)).toBeUndefined();
+  });
+
   it('I3: 10,000 concurrent sends against a balance covering 5,000 charge exactly 5,000 and leave 0', async () => {
     const runner = new CommandRunner(store);
     const stream = accountStream('acc1');

@@ -117,6 +117,16 @@ export class CommandRunner {
     return this.enqueue(streamId, decider, { peek: true });
   }
 
+  /**
+   * The stream's state as last folded, if it is cached, at once: unlike `peek` it does not queue
+   * behind the commands in flight (nor wait for their commit), so it may be a batch behind. For
+   * reads that tolerate that, such as labelling a metric; never for a decision.
+   */
+  cached<C, E extends DomainEventLike, S>(streamId: string, decider: Decider<C, E, S>): S | undefined {
+    const slot = this.slots.get(streamId);
+    return slot !== undefined && slot.decider === decider ? (slot.state as S | undefined) : undefined;
+  }
+
   private evict(): void {
     if (this.slots.size <= this.cacheSize) return;
     for (const [id, slot] of this.slots) {

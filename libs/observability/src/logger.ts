@@ -44,11 +44,27 @@ export function createLogger(options: { level?: string; name?: string; destinati
       name: options.name ?? 'nexo',
       level: options.level ?? 'info',
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      serializers: { err: serializeError },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
     options.destination ?? pino.destination({ fd: 1, sync: false }),
   );
+}
+
+/**
+ * Errors as pino serializes them, with a system or library error code (`EADDRINUSE`,
+ * `ECONNREFUSED`, `SQLITE_BUSY`) kept as `error_code`: every `code` field is redacted, since an
+ * OTP's code must never reach a log, and an operator needs the error's. Only names in capitals
+ * pass, so digits never do.
+ */
+function serializeError(error: unknown): unknown {
+  const serialized = pino.stdSerializers.err(error as Error) as unknown as Record<string, unknown> | undefined;
+  if (serialized === undefined || serialized === null || typeof serialized !== 'object') return serialized;
+  const code = (error as { code?: unknown } | null)?.code;
+  delete serialized.code;
+  if (typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,40}$/.test(code)) serialized.error_code = code;
+  return serialized;
 }
 
 /** Nest's own messages (module init, route mapping) through the same pino logger. */

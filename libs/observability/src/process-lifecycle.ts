@@ -1,8 +1,8 @@
 /**
  * How every NEXO ROUTE process starts and stops: a configuration error exits
  * 78 (EX_CONFIG) with the message naming the variable; SIGTERM/SIGINT drain
- * within 20 s and exit 0, or exit 1 if draining hangs; anything unexpected at
- * start exits 1 with its stack.
+ * within 20 s and exit 0, or exit 1 if draining hangs; a start that fails
+ * exits 1 after one JSON log line naming why (its stack a field of it).
  */
 import { createLogger, type Logger } from './logger.js';
 
@@ -33,7 +33,16 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
       throw error;
     }
     const logger = createLogger({ level: spec.logLevel(config), name: spec.name });
-    const running = await spec.start(config, logger);
+    let running: Awaited<ReturnType<ProcessSpec<C>['start']>>;
+    try {
+      running = await spec.start(config, logger);
+    } catch (error) {
+      // A start that fails (the port taken, the host unknown, a file that cannot be opened) is one
+      // JSON line like every other, with the error's code and stack as fields.
+      logger.fatal({ err: error }, `NEXO ROUTE ${spec.name} could not start: ${error instanceof Error ? error.message : String(error)}`);
+      logger.flush();
+      process.exit(1);
+    }
     logger.info(running.fields, `NEXO ROUTE ${spec.name} running`);
 
     const shutdown = async (signal: string) => {

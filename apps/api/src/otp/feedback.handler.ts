@@ -25,13 +25,14 @@ export class RecordFeedbackHandler implements ICommandHandler<RecordFeedback> {
     if (!otp) throw new DomainError('not_found', 'no OTP with this id');
     // `verified: false` proves nothing either way (the user may type late); only a confirmation settles.
     if (verified) {
+      const charge = this.core.runner.cached(accountStream(accountId), accountDecider)?.open.get(otpId);
       const { events } = await this.core.runner.handle(accountStream(accountId), accountDecider, {
         type: 'MarkDelivered',
         otpId,
         via: 'feedback',
         at: this.core.clock().toISOString(),
       });
-      for (const e of events) if (e.type === 'Delivered') this.core.pipelineMetrics.settled?.(otpId, { type: 'Delivered', via: e.data.via });
+      for (const e of events) if (e.type === 'Delivered') this.core.pipelineMetrics.settled?.(otpId, { type: 'Delivered', via: e.data.via }, charge);
       await this.core.caughtUp();
     }
     return { ok: true, id: otpId, status: this.core.reads.otp(accountId, otpId)?.status ?? otp.status };
