@@ -75,7 +75,11 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     // Ids longer than Fastify's default limit (100) reach their route, which answers not_found like any unknown id.
     routerOptions: { maxParamLength: 1024 },
     // What the router refuses itself (a malformed percent-encoding, a longer path parameter) answers in the API's error shape too.
-    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => sendError(reply, request, error, logger),
+    frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      sendError(reply, request, error, logger);
+      // These answers skip Fastify's hooks, the metrics' onResponse among them: count them here.
+      core.metrics.httpRequestSeconds.observe({ method: request.method, route: 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(ApiModule.register(core), adapter, {
     logger: new PinoNestLogger(logger),

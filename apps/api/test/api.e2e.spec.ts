@@ -244,6 +244,19 @@ describe('error codes of API.md with their status', () => {
   });
 });
 
+describe("the router's own refusals", () => {
+  it('count in nexo_http_request_duration_seconds like every other answer', async () => {
+    const count = async () => {
+      const line = (await (await fetch(`${BASE}/metrics`)).text()).split('\n').find((l) => l.startsWith('nexo_http_request_duration_seconds_count{method="GET",route="other",status="400"}'));
+      return Number(line?.split(' ').pop() ?? 0);
+    };
+    const before = await count();
+    expect((await fetch(`${BASE}/api/v1/otp/%E0%A4%A`)).status).toBe(400);
+    expect((await fetch(`${BASE}/api/v1/otp/${'x'.repeat(1100)}`)).status).toBe(400);
+    expect(await count()).toBe(before + 2);
+  });
+});
+
 describe('hostile input', () => {
   const nasty = [
     '',

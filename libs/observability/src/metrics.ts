@@ -158,7 +158,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
 
     eventstoreAppendSeconds: new Histogram({
       name: 'nexo_eventstore_append_seconds',
-      help: 'Duration of one append to the event store as its caller sees it, group-commit wait included.',
+      help: 'Duration of one group commit of the event store (transaction and fsync), once per commit.',
       buckets: EVENTSTORE_APPEND_BUCKETS,
       registers,
     }),

@@ -374,6 +374,10 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       }
       expect(JSON.parse(ep.posts[0].body).event_id).toBe(e.eventId);
       expect(outcomes).toEqual(['http_5xx', 'http_5xx', 'http_4xx', 'http_5xx', 'http_5xx', 'success']);
+      // Operators see the account's failures in the log: one line a minute at most, never the URL.
+      const lines = logs.filter((l) => l.includes('webhook attempt failed')).map((l) => JSON.parse(l));
+      expect(lines).toEqual([expect.objectContaining({ level: 40, accountId: 'acc_a', eventId: e.eventId, attempts: 1, error: 'http 500', failedSinceLastLine: 0 })]);
+      expect(logs.join('')).not.toContain(ep.url);
     });
   });
 

@@ -50,6 +50,9 @@ const GROUP = 'nexo-webhooks';
 /** Retention passes: one per scan while there is something to delete, else this often. */
 const PRUNE_EVERY_MS = 60_000;
 
+/** A failing account's attempts are logged at most this often (see logFailure). */
+const FAILURE_LOG_EVERY_MS = 60_000;
+
 /** Rows held in memory for sending; beyond this, new ones wait in the table for the scan. */
 const MAX_QUEUED = 10_000;
 
@@ -286,11 +289,30 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     return res.statusCode;
   }
 
+  /**
+   * Failed attempts reach the log at most once a minute per account (a customer's endpoint down for
+   * a day would otherwise write a line per retry of every event), each line saying how many failed
+   * since the one before. They name the account and the event, never the URL or the secret.
+   */
+  const lastFailureLogged = new Map<string, { at: number; since: number }>();
+  function logFailure(row: Row, attempts: number, error: string | null): void {
+    const at = clock().getTime();
+    const last = lastFailureLogged.get(row.account_id);
+    if (last !== undefined && at - last.at < FAILURE_LOG_EVERY_MS) {
+      last.since += 1;
+      return;
+    }
+    if (lastFailureLogged.size >= 10_000) lastFailureLogged.clear();
+    lastFailureLogged.set(row.account_id, { at, since: 0 });
+    logger.warn({ accountId: row.account_id, eventId: row.event_id, attempts, error, failedSinceLastLine: last?.since ?? 0 }, 'webhook attempt failed; retried with backoff');
+  }
+
   async function deliver(row: Row): Promise<void> {
     const configured = accountWebhook(row.account_id);
     const now = clock().getTime();
     let code: number | null = null;
     let error: string | null = null;
+    let refused = false;
     try {
       if (!configured) throw new Error('no webhook secret: PUT /api/v1/webhook first');
       code = await post(row.url, row.body, signWebhook(open(configured.secret), row.body, Math.floor(now / 1000)));
@@ -303,13 +325,15 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       deps.metrics?.webhookAttempt?.(code >= 500 ? 'http_5xx' : 'http_4xx');
     } catch (e) {
       const timedOut = e instanceof errors.HeadersTimeoutError || e instanceof errors.BodyTimeoutError || e instanceof errors.ConnectTimeoutError;
-      const refused = (e as { code?: unknown }).code === NOT_PUBLIC;
+      refused = (e as { code?: unknown }).code === NOT_PUBLIC;
       error = timedOut ? 'timeout' : failureText(e);
       deps.metrics?.webhookAttempt?.(timedOut ? 'timeout' : refused ? 'refused' : 'network');
       // A misconfiguration or someone probing our network through the sender: operators should know whose.
       if (refused) logger.warn({ accountId: row.account_id, eventId: row.event_id, error }, 'webhook endpoint refused: not a public address');
     }
     const attempts = row.attempts + 1;
+    // Refusals (not a public address) have a line of their own, each time.
+    if (!refused) logFailure(row, attempts, error);
     // Exponential backoff, capped, each delay drawn from [½, 1) of its step (jitter), counted from the
     // attempt's end (a timed-out one took timeoutMs); stops once past the retry window.
     const delay = Math.min(maxDelay, baseDelay * 2 ** Math.min(attempts - 1, 30)) * (0.5 + Math.random() / 2);
