@@ -4,7 +4,10 @@
  * every documented operation answers errors in API.md's shape and status.
  * The route table is Fastify's own, as printed by the running app.
  */
-import { get, post, signup, startServer, type TestServer } from './harness.js';
+import type { z } from 'zod';
+import { accountDecider, accountStream } from '#domain';
+import * as R from '../src/http/responses.js';
+import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
 let server: TestServer;
 let BASE: string;
@@ -66,6 +69,13 @@ async function expectError(res: Response, status: number, error: string, what = 
   expect({ what, status: res.status, type: res.headers.get('content-type') }).toEqual({ what, status, type: expect.stringMatching(/^application\/json/) });
   const body = JSON.parse(text);
   expect(body).toMatchObject({ ok: false, error, message: expect.any(String) });
+  expectShape(R.ErrorResponse, body, what);
+}
+
+/** The answer has exactly its documented shape (`src/http/responses.ts`, what /openapi.json shows). */
+function expectShape(schema: z.ZodType, body: unknown, what: string): void {
+  const r = schema.safeParse(body);
+  expect({ what, issues: r.success ? [] : r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`) }).toEqual({ what, issues: [] });
 }
 
 describe('OpenAPI document against the route table', () => {
@@ -164,5 +174,50 @@ describe("every documented operation's errors have API.md's shape and status", (
     const res = await fetch(`${BASE}/api/v1/keys`, { method: 'POST', headers: { Authorization: `Bearer ${key}` } });
     expect(res.status).toBe(201);
     expect(await res.json()).toMatchObject({ ok: true, key_id: expect.any(String), api_key: expect.any(String) });
+  });
+});
+
+describe('every answer has the shape the OpenAPI document gives it', () => {
+  it("a customer's whole session, answer by answer", async () => {
+    const json = async (res: Response | Promise<Response>, schema: z.ZodType, what: string) => {
+      const r = await res;
+      expect({ what, status: r.status }).toEqual({ what, status: expect.any(Number) });
+      const body = await r.json();
+      expectShape(schema, body, what);
+      return body;
+    };
+    const auth = (key: string) => ({ Authorization: `Bearer ${key}` });
+    const { api_key: key, account_id } = await json(post(BASE, '/api/v1/signup', undefined, {}), R.SignupResponse, 'signup');
+    // A deposit, so the statement and the deposits list have lines to check (a made-up USDT transfer on chain 1).
+    const hex = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
+    await server.running.core.runner.handle(accountStream(account_id), accountDecider, {
+      type: 'CreditDeposit',
+      chainId: 1,
+      token: '0xdac17f958d2ee523a2206206994597c13d831ec7',
+      txHash: hex(process.pid),
+      logIndex: 0,
+      blockNumber: 7,
+      blockHash: hex(7),
+      amount: '1000000',
+      at: new Date().toISOString(),
+    });
+    const extra = await json(post(BASE, '/api/v1/keys', key, {}), R.KeyIssuedResponse, 'POST /keys');
+    await json(get(BASE, '/api/v1/keys', key), R.KeysResponse, 'GET /keys');
+    await json(fetch(`${BASE}/api/v1/keys/${extra.key_id}`, { method: 'DELETE', headers: auth(key) }), R.KeyRevokedResponse, 'DELETE /keys');
+    await json(fetch(`${BASE}/api/v1/webhook`, { method: 'PUT', headers: { ...auth(key), 'Content-Type': 'application/json' }, body: JSON.stringify({ url: 'https://example.test/h' }) }), R.WebhookResponse, 'PUT /webhook');
+    const sent = await json(post(BASE, '/api/v1/send-otp', key, { phone: freshPhone(), code: '123456' }), R.SendOtpResponse, 'send-otp');
+    await json(get(BASE, `/api/v1/otp/${sent.id}`, key), R.OtpResponse, 'GET /otp/:id');
+    await json(post(BASE, `/api/v1/otp/${sent.id}/feedback`, key, { verified: true }), R.FeedbackResponse, 'feedback');
+    await json(get(BASE, `/api/v1/otp/${sent.id}`, key), R.OtpResponse, 'GET /otp/:id delivered');
+    await json(get(BASE, '/api/v1/otp?limit=5', key), R.OtpListResponse, 'GET /otp');
+    await json(get(BASE, '/api/v1/balance', key), R.BalanceResponse, 'balance');
+    await json(get(BASE, '/api/v1/stats', key), R.StatsResponse, 'stats');
+    await json(get(BASE, '/api/v1/stats/public'), R.StatsResponse, 'stats/public');
+    await json(get(BASE, '/api/v1/stats?month=2020-01', key), R.StatsResponse, 'stats of an empty month');
+    expect((await json(get(BASE, '/api/v1/ledger', key), R.LedgerResponse, 'ledger')).lines.length).toBeGreaterThan(0);
+    expect((await json(get(BASE, '/api/v1/deposits', key), R.DepositsResponse, 'deposits')).deposits.length).toBe(1);
+    await json(get(BASE, '/api/v1/deposit-address?chain=ethereum', key), R.DepositAddressResponse, 'deposit-address');
+    await json(get(BASE, '/health/live'), R.LiveResponse, 'live');
+    await json(get(BASE, '/health/ready'), R.ReadyResponse, 'ready');
   });
 });

@@ -3,12 +3,15 @@
  * so the docs cannot drift from what the server accepts.
  */
 import { z } from 'zod';
+import * as R from '../http/responses.js';
 import { FeedbackBody, SendOtpBody, SignupBody, WebhookBody } from '../http/schemas.js';
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } });
 const errorRef = { $ref: '#/components/schemas/Error' };
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: errorRef } } }]));
-const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object', properties: { ok: { type: 'boolean' } } } } } });
+/** An answer and its schema (`../http/responses.ts`, which the contract test checks real answers against). */
+const ok = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) } } });
+const withCsv = (answer: ReturnType<typeof ok>) => ({ ...answer, content: { ...answer.content, 'text/csv': { schema: { type: 'string', description: 'header at,type,amount,balance_after,ref' } } } });
 const bearer = [{ bearer: [] }];
 const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 } };
 const month = { name: 'month', in: 'query', required: false, schema: { type: 'string', pattern: '^\\d{4}-\\d{2}$' } };
@@ -26,40 +29,36 @@ export function openApiDocument(): Record<string, unknown> {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
-        Error: {
-          type: 'object',
-          required: ['ok', 'error', 'message'],
-          properties: { ok: { const: false }, error: { type: 'string' }, message: { type: 'string' }, retry_after: { type: 'integer' } },
-        },
+        Error: z.toJSONSchema(R.ErrorResponse, { io: 'output' }),
       },
     },
     paths: {
-      '/api/v1/signup': { post: { summary: 'Open an account with 5 test OTPs', parameters: [idem], requestBody: { content: json(SignupBody) }, responses: { '201': ok('account, api_key (shown once)'), ...errors(400, 409, 429) } } },
+      '/api/v1/signup': { post: { summary: 'Open an account with 5 test OTPs', parameters: [idem], requestBody: { content: json(SignupBody) }, responses: { '201': ok(R.SignupResponse, 'account, api_key (shown once)'), ...errors(400, 409, 429) } } },
       '/api/v1/keys': {
-        get: { summary: "This account's keys, oldest first: key_id, prefix (the key's first characters), revoked. How to find the id of signup's key", security: bearer, responses: { '200': ok('keys'), ...errors(401) } },
-        post: { summary: 'Issue another API key', security: bearer, parameters: [idem], responses: { '201': ok('key_id, api_key'), ...errors(400, 401, 409) } },
+        get: { summary: "This account's keys, oldest first: key_id, prefix (the key's first characters), revoked. How to find the id of signup's key", security: bearer, responses: { '200': ok(R.KeysResponse, 'keys'), ...errors(401) } },
+        post: { summary: 'Issue another API key', security: bearer, parameters: [idem], responses: { '201': ok(R.KeyIssuedResponse, 'key_id, api_key'), ...errors(400, 401, 409) } },
       },
-      '/api/v1/keys/{key_id}': { delete: { summary: 'Revoke a key at once', security: bearer, parameters: [{ ...idParam, name: 'key_id' }], responses: { '200': ok('revoked'), ...errors(401, 404) } } },
-      '/api/v1/balance': { get: { summary: 'Balance, test credits and pending charges', security: bearer, responses: { '200': ok('balance'), ...errors(401) } } },
+      '/api/v1/keys/{key_id}': { delete: { summary: 'Revoke a key at once', security: bearer, parameters: [{ ...idParam, name: 'key_id' }], responses: { '200': ok(R.KeyRevokedResponse, 'revoked'), ...errors(401, 404) } } },
+      '/api/v1/balance': { get: { summary: 'Balance, test credits and pending charges', security: bearer, responses: { '200': ok(R.BalanceResponse, 'balance'), ...errors(401) } } },
       '/api/v1/send-otp': {
         post: {
           summary: 'Send a code; charged now, refunded if it does not reach the user',
           security: bearer,
           parameters: [idem],
           requestBody: { required: true, content: json(SendOtpBody) },
-          responses: { '200': ok('queued'), ...errors(400, 401, 402, 409, 422, 429) },
+          responses: { '200': ok(R.SendOtpResponse, 'queued'), ...errors(400, 401, 402, 409, 422, 429) },
         },
       },
-      '/api/v1/otp': { get: { summary: "This account's newest OTPs, newest first, each as GET /api/v1/otp/{id}", security: bearer, parameters: [limit], responses: { '200': ok('otps'), ...errors(400, 401) } } },
-      '/api/v1/otp/{id}': { get: { summary: 'Status and history of one OTP', security: bearer, parameters: [idParam], responses: { '200': ok('otp'), ...errors(401, 404) } } },
-      '/api/v1/otp/{id}/feedback': { post: { summary: 'The user typed the right code', security: bearer, parameters: [idParam], requestBody: { content: json(FeedbackBody) }, responses: { '200': ok('recorded'), ...errors(400, 401, 404) } } },
-      '/api/v1/webhook': { put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok('url, secret'), ...errors(400, 401) } } },
+      '/api/v1/otp': { get: { summary: "This account's newest OTPs, newest first, each as GET /api/v1/otp/{id}", security: bearer, parameters: [limit], responses: { '200': ok(R.OtpListResponse, 'otps'), ...errors(400, 401) } } },
+      '/api/v1/otp/{id}': { get: { summary: 'Status and history of one OTP', security: bearer, parameters: [idParam], responses: { '200': ok(R.OtpResponse, 'otp'), ...errors(401, 404) } } },
+      '/api/v1/otp/{id}/feedback': { post: { summary: 'The user typed the right code', security: bearer, parameters: [idParam], requestBody: { content: json(FeedbackBody) }, responses: { '200': ok(R.FeedbackResponse, 'recorded'), ...errors(400, 401, 404) } } },
+      '/api/v1/webhook': { put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok(R.WebhookResponse, 'url, secret'), ...errors(400, 401) } } },
       '/api/v1/deposit-address': {
         get: {
           summary: "This account's deposit address on a chain (one address serves every EVM chain), the tokens credited there and the confirmations awaited; assigned on first call",
           security: bearer,
           parameters: [{ name: 'chain', in: 'query', required: true, schema: { type: 'string', examples: ['ethereum', 'bsc', 'polygon', 'arbitrum', 'base'] } }],
-          responses: { '200': ok('chain, address, tokens [{ symbol, contract, decimals }], confirmations'), ...errors(400, 401) },
+          responses: { '200': ok(R.DepositAddressResponse, 'chain, address, tokens, confirmations'), ...errors(400, 401) },
         },
       },
       '/api/v1/deposits': {
@@ -67,14 +66,14 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Stablecoin deposits credited to this account, newest first; status credited or reversed (the block left the chain)',
           security: bearer,
           parameters: [{ name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } }],
-          responses: { '200': ok('deposits [{ chain, token, tx_hash, amount, status, block_number, credited_at, reversed_at? }]'), ...errors(400, 401) },
+          responses: { '200': ok(R.DepositsResponse, 'deposits'), ...errors(400, 401) },
         },
       },
-      '/api/v1/stats': { get: { summary: "This account's monthly delivery stats", security: bearer, parameters: [month], responses: { '200': ok('stats'), ...errors(400, 401) } } },
-      '/api/v1/stats/public': { get: { summary: 'Monthly delivery stats over all traffic', parameters: [month], responses: { '200': ok('stats'), ...errors(400) } } },
-      '/api/v1/ledger': { get: { summary: 'Monthly statement (JSON, or CSV with Accept: text/csv)', security: bearer, parameters: [month], responses: { '200': ok('lines'), ...errors(400, 401) } } },
-      '/health/live': { get: { summary: 'Process is up', responses: { '200': ok('live') } } },
-      '/health/ready': { get: { summary: 'Store answers and projections caught up', responses: { '200': ok('ready'), '503': ok('not ready') } } },
+      '/api/v1/stats': { get: { summary: "This account's monthly delivery stats", security: bearer, parameters: [month], responses: { '200': ok(R.StatsResponse, 'stats'), ...errors(400, 401) } } },
+      '/api/v1/stats/public': { get: { summary: 'Monthly delivery stats over all traffic', parameters: [month], responses: { '200': ok(R.StatsResponse, 'stats'), ...errors(400) } } },
+      '/api/v1/ledger': { get: { summary: 'Monthly statement (JSON, or CSV with Accept: text/csv)', security: bearer, parameters: [month], responses: { '200': withCsv(ok(R.LedgerResponse, 'lines')), ...errors(400, 401) } } },
+      '/health/live': { get: { summary: 'Process is up', responses: { '200': ok(R.LiveResponse, 'live') } } },
+      '/health/ready': { get: { summary: 'Store answers and projections caught up', responses: { '200': ok(R.ReadyResponse, 'ready'), '503': ok(R.ReadyResponse, 'not ready') } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text format' } } } },
     },
   };

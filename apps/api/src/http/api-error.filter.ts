@@ -12,8 +12,9 @@ import { type ErrorBody, STATUS_BY_CODE } from './api-error.js';
 export function toErrorBody(error: unknown): { status: number; body: ErrorBody; headers?: Record<string, string> } {
   if (error instanceof DomainError) {
     const status = STATUS_BY_CODE[error.code] ?? 500;
-    const body: ErrorBody = { ok: false, error: error.code, message: error.message, ...error.details };
+    // API.md names one field beside error and message (retry_after); other details are for logs and code, not the answer.
     const retry = error.details.retry_after;
+    const body: ErrorBody = { ok: false, error: error.code, message: error.message, ...(typeof retry === 'number' ? { retry_after: retry } : {}) };
     return { status, body, headers: typeof retry === 'number' ? { 'retry-after': String(retry) } : undefined };
   }
   const status = error instanceof HttpException ? error.getStatus() : httpStatusOf(error);

@@ -22,5 +22,6 @@ export interface ErrorBody {
   ok: false;
   error: ErrorCode;
   message: string;
-  [extra: string]: unknown;
+  /** rate_limited: seconds until a retry can succeed (also the Retry-After header). */
+  retry_after?: number;
 }

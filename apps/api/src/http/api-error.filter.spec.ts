@@ -1,0 +1,27 @@
+import { HttpException } from '@nestjs/common';
+import { DomainError } from '#domain';
+import { toErrorBody } from './api-error.filter.js';
+
+describe('toErrorBody: every error as API.md shapes it', () => {
+  it("answers a domain error with its code and status, and of its details only API.md's retry_after", () => {
+    expect(toErrorBody(new DomainError('idempotency_conflict', 'used with a different request', { otpId: 'otp_1' }))).toEqual({
+      status: 409,
+      body: { ok: false, error: 'idempotency_conflict', message: 'used with a different request' },
+    });
+    expect(toErrorBody(new DomainError('rate_limited', 'slow down', { retry_after: 12 }))).toEqual({
+      status: 429,
+      body: { ok: false, error: 'rate_limited', message: 'slow down', retry_after: 12 },
+      headers: { 'retry-after': '12' },
+    });
+  });
+
+  it('answers what the framework refuses as invalid_request or not_found, and anything else as internal without its text', () => {
+    expect(toErrorBody(new HttpException('Unsupported Media Type', 415))).toEqual({ status: 400, body: { ok: false, error: 'invalid_request', message: 'Content-Type must be application/json' } });
+    expect(toErrorBody(Object.assign(new Error("'/x' is exceeding the max param length"), { statusCode: 414, code: 'FST_ERR_MAX_PARAM_LENGTH' }))).toEqual({
+      status: 400,
+      body: { ok: false, error: 'invalid_request', message: 'URL path segment too long' },
+    });
+    expect(toErrorBody(new HttpException('Not Found', 404)).body).toEqual({ ok: false, error: 'not_found', message: 'no such route' });
+    expect(toErrorBody(new Error('SQLITE_CORRUPT at /secret/path'))).toEqual({ status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } });
+  });
+});
