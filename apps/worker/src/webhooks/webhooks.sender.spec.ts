@@ -339,6 +339,24 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
     });
   });
 
+  describe('accounts without a webhook (customers who poll)', () => {
+    it('make no delivery row, even with a per-send target (nothing could sign it); once the log configures one, the events after it are sent', async () => {
+      const ep = await endpoint(() => 204);
+      await start();
+      const polled = event('acc_p');
+      await publish({ kind: 'target', otpId: polled.otpId, accountId: 'acc_p', url: ep.url }, polled, event('acc_p'));
+      await scans();
+      expect(rowCount()).toBe(0);
+
+      const secret = newWebhookSecret();
+      const after = event('acc_p');
+      await publish({ kind: 'account', accountId: 'acc_p', url: ep.url, secret: cipher.seal(secret) }, after);
+      expect(await delivered(after.eventId)).toMatchObject({ url: ep.url });
+      expect(ep.posts).toHaveLength(1);
+      expect(signedBy(secret, ep.posts[0])).toBe(true);
+    });
+  });
+
   describe('non-2xx answers are retried with exponential backoff and jitter', () => {
     it('sends the same event_id and body each time, counts attempts in the row, and waits [½, 1) × min(maxDelayMs, baseDelayMs · 2^(n−1)) after attempt n', async () => {
       const failures = [500, 503, 404, 500, 502];

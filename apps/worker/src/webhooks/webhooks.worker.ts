@@ -110,16 +110,21 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
    * its endpoint even while the read models lag. The read models answer only for accounts configured
    * before this file followed the log.
    */
-  const accounts = new Map<string, { url: string; secret: string }>();
+  const accounts = new Map<string, { url: string; secret: string } | null>();
+  /**
+   * `null` is remembered too: most status changes of an account without a webhook (a customer who
+   * polls) then cost one map lookup, not two reads. The account's first `WebhookConfigured`
+   * reaches `remember` through the relay before any event sent after it.
+   */
   function accountWebhook(accountId: string): { url: string; secret: string } | undefined {
     let w = accounts.get(accountId);
     if (w === undefined) {
-      w = table.account.get(accountId);
-      if (w !== undefined) remember(accountId, w);
+      w = table.account.get(accountId) ?? directory.accountWebhook(accountId) ?? null;
+      remember(accountId, w);
     }
-    return w ?? directory.accountWebhook(accountId);
+    return w ?? undefined;
   }
-  function remember(accountId: string, w: { url: string; secret: string }): void {
+  function remember(accountId: string, w: { url: string; secret: string } | null): void {
     if (accounts.size >= 10_000) accounts.clear();
     accounts.set(accountId, w);
   }
@@ -237,9 +242,10 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     }
     // Past retention its row may be gone already: a relay replaying the log that far back must not send it again.
     if (m.otpId < otpIdsBefore(now - retainMs)) return undefined;
+    // Without the account's secret nothing can be signed: a per-send URL needs one too (the send refuses it otherwise).
     const configured = accountWebhook(m.accountId);
-    const url = table.target.get(m.otpId)?.url ?? configured?.url;
-    if (!url) return undefined;
+    if (configured === undefined) return undefined;
+    const url = table.target.get(m.otpId)?.url ?? configured.url;
     const facts = m.carrier && m.channel ? { carrier: m.carrier, channel: m.channel } : directory.otpFacts(m.otpId);
     const extra: Record<string, string> = { ...m.extra };
     if (extra.amount !== undefined) extra.amount = formatUsd(BigInt(extra.amount));
