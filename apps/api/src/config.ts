@@ -64,7 +64,7 @@ const EnvSchema = z.object({
   NEXO_WORKERS: z.enum(['embedded', 'off']).default('embedded'),
   /** Account-level extended public key (m/44'/60'/0'/0) deposit addresses derive from; never an xprv. */
   NEXO_DEPOSIT_XPUB: z.string().trim().min(1).optional(),
-  /** Chains taking deposits, as JSON or a JSON file (libs/chain's parseChainsConfig); unset: no listener runs. */
+  /** Chains taking deposits, as JSON or a JSON file (libs/chain's parseChainsConfig); unset: none (no deposit address is answered, no listener runs). */
   NEXO_CHAINS: z.string().optional(),
   NEXO_CHAINS_FILE: z.string().optional(),
 });

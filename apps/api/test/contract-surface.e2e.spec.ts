@@ -13,7 +13,8 @@ let server: TestServer;
 let BASE: string;
 
 beforeAll(async () => {
-  server = await startServer({ NEXO_WORKERS: 'off' });
+  // A chain that takes deposits (no listener runs with the workers off; the RPC is never called).
+  server = await startServer({ NEXO_WORKERS: 'off', NEXO_CHAINS: JSON.stringify([{ slug: 'ethereum', rpcUrls: ['http://127.0.0.1:9'] }]) });
   BASE = server.base;
 });
 afterAll(async () => server.stop());

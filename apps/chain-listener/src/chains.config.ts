@@ -9,7 +9,7 @@
  * with a `startBlock` at or before them.
  */
 import { readFileSync } from 'node:fs';
-import { type ChainConfig, KNOWN_CHAINS, parseChainsConfig } from '#chain';
+import { type ChainConfig, parseChainsConfig } from '#chain';
 
 export class ChainsConfigError extends Error {}
 
@@ -53,21 +53,13 @@ export interface DepositChain {
   chainId: number;
   tokens: Array<{ symbol: string; contract: string; decimals: number }>;
   confirmations: number;
-  /** Whether a listener credits transfers on it in this deployment. */
-  watched: boolean;
 }
 
-/** The configured chains; without any, the documented defaults (unwatched). */
+/**
+ * The chains a deposit address is answered for: the configured ones, which a listener watches. None
+ * configured means none: an address on a chain nobody watches would take a customer's transfer and
+ * never credit it.
+ */
 export function depositChains(configured: readonly ChainConfig[]): Map<string, DepositChain> {
-  const out = new Map<string, DepositChain>();
-  if (configured.length > 0) {
-    for (const c of configured) {
-      out.set(c.slug, { slug: c.slug, chainId: c.chainId, tokens: c.tokens.map((t) => ({ ...t })), confirmations: c.confirmations, watched: true });
-    }
-    return out;
-  }
-  for (const c of Object.values(KNOWN_CHAINS)) {
-    out.set(c.slug, { slug: c.slug, chainId: c.chainId, tokens: c.tokens.map((t) => ({ ...t })), confirmations: 1, watched: false });
-  }
-  return out;
+  return new Map(configured.map((c) => [c.slug, { slug: c.slug, chainId: c.chainId, tokens: c.tokens.map((t) => ({ ...t })), confirmations: c.confirmations }]));
 }

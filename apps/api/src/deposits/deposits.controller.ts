@@ -33,7 +33,14 @@ export class DepositsController {
   async depositAddress(@Auth() auth: AuthContext, @Query() query: unknown) {
     const { chain: slug } = parseInput(DepositAddressQuery, query);
     const chain = this.chains.get(slug);
-    if (!chain) throw new DomainError('invalid_request', `chain must be one of: ${[...this.chains.keys()].join(', ')}`);
+    if (!chain) {
+      throw new DomainError(
+        'invalid_request',
+        this.chains.size === 0
+          ? 'no chain takes deposits on this instance (NEXO_CHAINS is not set): an address here would never be credited'
+          : `chain must be one of: ${[...this.chains.keys()].join(', ')}`,
+      );
+    }
     const { address } = await this.commands.execute(new AssignDepositAddress(auth.accountId));
     return {
       ok: true,
