@@ -231,6 +231,8 @@ describe('error codes of API.md with their status', () => {
     ['feedback for such an id', () => post(BASE, `/api/v1/otp/${'x'.repeat(150)}/feedback`, key, { verified: true }), 404, 'not_found'],
     ['a key id longer than any of ours', () => fetch(`${BASE}/api/v1/keys/${'y'.repeat(150)}`, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } }), 404, 'not_found'],
     ['a malformed URL', () => get(BASE, '/api/v1/otp/%zz', key), 400, 'invalid_request'],
+    // This server has no NEXO_CHAINS: an address nobody watches would never be credited.
+    ['a deposit address where no chain takes deposits', () => get(BASE, '/api/v1/deposit-address?chain=ethereum', key), 400, 'invalid_request'],
     ['a path segment past 1 KiB', () => get(BASE, `/api/v1/otp/${'x'.repeat(1100)}`, key), 400, 'invalid_request'],
   ];
 

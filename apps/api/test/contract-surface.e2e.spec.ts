@@ -218,6 +218,10 @@ describe('every answer has the shape the OpenAPI document gives it', () => {
     expect((await json(get(BASE, '/api/v1/ledger', key), R.LedgerResponse, 'ledger')).lines.length).toBeGreaterThan(0);
     expect((await json(get(BASE, '/api/v1/deposits', key), R.DepositsResponse, 'deposits')).deposits.length).toBe(1);
     await json(get(BASE, '/api/v1/deposit-address?chain=ethereum', key), R.DepositAddressResponse, 'deposit-address');
+    // The document names the chains this instance takes deposits on, and the API refuses the others.
+    const doc = await (await get(BASE, '/openapi.json')).json();
+    expect(doc.paths['/api/v1/deposit-address'].get.parameters.find((p: { name: string }) => p.name === 'chain').schema.enum).toEqual(['ethereum']);
+    await expectError(await get(BASE, '/api/v1/deposit-address?chain=bsc', key), 400, 'invalid_request', 'an unconfigured chain');
     await json(get(BASE, '/health/live'), R.LiveResponse, 'live');
     await json(get(BASE, '/health/ready'), R.ReadyResponse, 'ready');
   });

@@ -270,6 +270,8 @@ describe('customer dashboard, headless Chromium', () => {
     await page.waitForFunction("(() => { const q = document.getElementById('qr'); return !q.hidden && q.complete && q.naturalWidth > 0; })()");
     expect(await text(page, '#address')).toBe(address);
     expect(await page.getAttribute('#qr', 'src')).toBe(`/dashboard/qr.svg?address=${address}`);
+    // The chains offered are the instance's (what /openapi.json lists from NEXO_CHAINS), not a fixed list.
+    expect(await page.locator('#chain option').allTextContents()).toEqual(['Ethereum']);
 
     // Every row state the page shows, with the wall-clock time it appeared.
     await page.evaluate(`(() => {

@@ -206,6 +206,25 @@ export const DASHBOARD_JS = String.raw`(() => {
     byId('deposits-empty').hidden = rows.length > 0;
   }
 
+  /**
+   * The chains this instance takes deposits on, as its OpenAPI document lists them: the select then
+   * offers exactly those (a dev chain too), in the document's order. Without a list the select keeps
+   * its options, and the API's answer says why no address is given.
+   */
+  const CHAIN_NAMES = { ethereum: 'Ethereum', bsc: 'BNB Smart Chain', polygon: 'Polygon', arbitrum: 'Arbitrum One', base: 'Base', local: 'Local test chain' };
+  async function loadChains() {
+    try {
+      const res = await fetch('/openapi.json', { cache: 'no-store', credentials: 'omit' });
+      const doc = await res.json();
+      const params = doc.paths['/api/v1/deposit-address'].get.parameters;
+      const slugs = params.find((p) => p.name === 'chain').schema.enum;
+      if (!Array.isArray(slugs) || slugs.length === 0) return;
+      byId('chain').replaceChildren(...slugs.map((slug) => el('option', { value: String(slug), text: CHAIN_NAMES[slug] || String(slug) })));
+    } catch {
+      // Keep the page's own list.
+    }
+  }
+
   async function loadDepositAddress(gen) {
     const select = byId('chain');
     const chain = select.value;
@@ -365,7 +384,7 @@ export const DASHBOARD_JS = String.raw`(() => {
     show('ready');
     setLive(true);
     performance.mark('dashboard-ready');
-    loadDepositAddress(gen);
+    loadChains().then(() => loadDepositAddress(gen));
     schedule(gen);
   }
 

@@ -5,8 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { Controller, Get, Header, NotFoundException, Param, Res } from '@nestjs/common';
+import { Controller, Get, Header, Inject, NotFoundException, Param, Res } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import type { Core } from '../core/core.js';
+import { CORE } from '../core/tokens.js';
 import { openApiDocument } from './openapi.js';
 
 const ASSETS: Record<string, string> = {
@@ -30,7 +32,11 @@ const PAGE = `<!doctype html>
 
 @Controller()
 export class DocsController {
-  private readonly document = JSON.stringify(openApiDocument());
+  private readonly document: string;
+
+  constructor(@Inject(CORE) core: Core) {
+    this.document = JSON.stringify(openApiDocument(core.config.chains.map((c) => c.slug)));
+  }
 
   @Get('openapi.json')
   @Header('content-type', 'application/json; charset=utf-8')

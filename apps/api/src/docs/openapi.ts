@@ -18,7 +18,12 @@ const month = { name: 'month', in: 'query', required: false, schema: { type: 'st
 const limit = { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
-export function openApiDocument(): Record<string, unknown> {
+/** `chains`: the slugs that take deposits on this instance (`NEXO_CHAINS`); the deposit-address parameter lists them, and the dashboard reads them from here. */
+export function openApiDocument(chains: readonly string[] = []): Record<string, unknown> {
+  const chain =
+    chains.length > 0
+      ? { type: 'string', enum: [...chains] }
+      : { type: 'string', description: 'no chain takes deposits on this instance (NEXO_CHAINS is not set): every value is 400', examples: ['ethereum'] };
   return {
     openapi: '3.1.0',
     info: {
@@ -57,7 +62,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           summary: "This account's deposit address on a chain (one address serves every EVM chain), the tokens credited there and the confirmations awaited; assigned on first call",
           security: bearer,
-          parameters: [{ name: 'chain', in: 'query', required: true, schema: { type: 'string', examples: ['ethereum', 'bsc', 'polygon', 'arbitrum', 'base'] } }],
+          parameters: [{ name: 'chain', in: 'query', required: true, schema: chain }],
           responses: { '200': ok(R.DepositAddressResponse, 'chain, address, tokens, confirmations'), ...errors(400, 401) },
         },
       },
