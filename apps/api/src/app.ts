@@ -66,7 +66,8 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
   const core = await createCore(config, logger);
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
-    trustProxy: config.trustProxy,
+    // The socket's peer and the next n-1 hops are our proxies; the address before them is the client's.
+    trustProxy: config.trustProxy > 0 ? (_address: string, hop: number) => hop < config.trustProxy : false,
     logger: false,
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
       const given = req.headers['x-request-id'];

@@ -37,6 +37,8 @@ describe('configuration from the environment', () => {
     ['NEXO_CARRIERS', '{"routes":{"mobifone":{"voice":["simulator"]}}}'],
     ['NEXO_WORKERS', 'sometimes'],
     ['NEXO_WEBHOOK_PRIVATE_ADDRESSES', 'yes'],
+    ['NEXO_TRUST_PROXY', 'yes'],
+    ['NEXO_TRUST_PROXY', '10'],
     ['ESDB_URL', 'http://localhost:2113'],
   ])('refuses a bad %s with an error naming it', (name, value) => {
     let error: unknown;
@@ -47,5 +49,12 @@ describe('configuration from the environment', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toContain(name);
+  });
+
+  it('NEXO_TRUST_PROXY counts the proxies in front: true is one, false none', () => {
+    expect(loadConfig({ NEXO_DATA_DIR: dir }).trustProxy).toBe(0);
+    expect(loadConfig({ NEXO_DATA_DIR: dir, NEXO_TRUST_PROXY: 'true' }).trustProxy).toBe(1);
+    expect(loadConfig({ NEXO_DATA_DIR: dir, NEXO_TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ NEXO_DATA_DIR: dir, NEXO_TRUST_PROXY: 'false' }).trustProxy).toBe(0);
   });
 });

@@ -50,7 +50,12 @@ const EnvSchema = z.object({
   NEXO_KEY_BURST: int(2000, 1),
   NEXO_SIGNUPS_PER_HOUR: int(20, 1),
   NEXO_EXPIRY_SECONDS: int(600, 1),
-  NEXO_TRUST_PROXY: z.enum(['true', 'false']).default('false'),
+  // How many proxies in front set X-Forwarded-For: the client is the address the outermost one saw.
+  // `true` means one; trusting every hop would let a client name its own address (and its signup bucket).
+  NEXO_TRUST_PROXY: z
+    .union([z.enum(['true', 'false']), z.string().regex(/^[0-9]$/, 'a number of proxies (0-9), true (one) or false')])
+    .default('false')
+    .transform((v) => (v === 'true' ? 1 : v === 'false' ? 0 : Number(v))),
   /** `deny`: webhook URLs must be public addresses (signup is open to anyone); `allow`: development and tests on one machine. */
   NEXO_WEBHOOK_PRIVATE_ADDRESSES: z.enum(['deny', 'allow']).default('deny'),
   /** Upstreams and routes as JSON (see README); unset: the built-in carrier simulator. */
@@ -92,7 +97,8 @@ export interface AppConfig {
   keyBurst: number;
   signupsPerHour: number;
   expiryMs: number;
-  trustProxy: boolean;
+  /** Proxies in front (0: none): Fastify takes the client address that many hops from the socket. */
+  trustProxy: number;
   /** Whether webhook URLs may point at private, loopback or link-local addresses (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`). */
   webhookPrivateAddresses: PrivateAddressPolicy;
   carriers: CarriersConfigInput;
@@ -181,7 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     keyBurst: e.NEXO_KEY_BURST,
     signupsPerHour: e.NEXO_SIGNUPS_PER_HOUR,
     expiryMs: e.NEXO_EXPIRY_SECONDS * 1000,
-    trustProxy: e.NEXO_TRUST_PROXY === 'true',
+    trustProxy: e.NEXO_TRUST_PROXY,
     webhookPrivateAddresses: e.NEXO_WEBHOOK_PRIVATE_ADDRESSES,
     carriers: e.NEXO_CARRIERS as CarriersConfigInput,
     workers: e.NEXO_WORKERS,

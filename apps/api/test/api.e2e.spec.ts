@@ -246,6 +246,38 @@ describe('error codes of API.md with their status', () => {
   });
 });
 
+describe('what a free account cannot do (from a security review)', () => {
+  it('learns nothing about a phone another customer just sent to, while it cannot pay: 402 before the per-phone 429', async () => {
+    const phone = freshPhone();
+    const payer = (await signup(BASE)).api_key;
+    expect((await post(BASE, '/api/v1/send-otp', payer, { phone, code: '123456' })).status).toBe(200);
+    const { api_key: prober } = await signup(BASE);
+    for (let i = 0; i < 5; i++) expect((await post(BASE, '/api/v1/send-otp', prober, { phone: freshPhone(), code: '123456' })).status).toBe(200);
+    const probe = await post(BASE, '/api/v1/send-otp', prober, { phone, code: '123456' });
+    expect(probe.status).toBe(402);
+    expect((await probe.json()).error).toBe('insufficient_balance');
+    // A customer who can pay is told the phone's own limit, as API.md says.
+    expect((await post(BASE, '/api/v1/send-otp', (await signup(BASE)).api_key, { phone, code: '123456' })).status).toBe(429);
+  });
+
+  it('cannot read a docs asset by a prototype name (it was a 500 and a stack in the log)', async () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) expect({ name, status: (await get(BASE, `/docs/${name}`)).status }).toEqual({ name, status: 404 });
+  });
+
+  it('behind one proxy (NEXO_TRUST_PROXY=true) cannot choose its signup bucket with X-Forwarded-For: the address the proxy appended counts', async () => {
+    const proxied = await startServer({ NEXO_TRUST_PROXY: 'true', NEXO_SIGNUPS_PER_HOUR: '3', NEXO_WORKERS: 'off' });
+    try {
+      const signupFrom = (xff: string) => post(proxied.base, '/api/v1/signup', undefined, {}, { 'X-Forwarded-For': xff });
+      const statuses: number[] = [];
+      for (let i = 1; i <= 5; i++) statuses.push((await signupFrom(`10.0.0.${i}, 198.51.100.7`)).status);
+      expect(statuses).toEqual([201, 201, 201, 429, 429]);
+      expect((await signupFrom('198.51.100.8')).status).toBe(201);
+    } finally {
+      await proxied.stop();
+    }
+  });
+});
+
 describe("the router's own refusals", () => {
   it('count in nexo_http_request_duration_seconds like every other answer', async () => {
     const count = async () => {

@@ -1,4 +1,4 @@
-import { type AccountCommand, accountDecider, IDEMPOTENCY_RETENTION_MS } from './account.decider.js';
+import { type AccountCommand, accountDecider, IDEMPOTENCY_RETENTION_MS, TEST_ATTEMPTS_PER_CREDIT } from './account.decider.js';
 import type { AccountEvent } from './account.events.js';
 import { AccountEvent as AccountEventSchema } from './account.events.js';
 import {
@@ -373,6 +373,15 @@ describe('I5 an account spends at most its test credits on test-funded charges, 
   it('a refunded test send gives its credit back for the next send', () => {
     const history = [opened(1), ...sent('otp_1', PRICE, 'test_credit'), refunded('otp_1', PRICE, 'test_credit')];
     given(history).when(sendOtp('otp_2', PRICE)).then(sent('otp_2', PRICE, 'test_credit'));
+  });
+
+  it(`but test credits pay for at most ${TEST_ATTEMPTS_PER_CREDIT} sends each, refunded ones included: a free account whose sends keep failing cannot send for ever`, () => {
+    const failed = (i: number) => [...sent(`otp_${i}`, PRICE, 'test_credit'), refunded(`otp_${i}`, PRICE, 'test_credit')];
+    const history = [opened(1), ...Array.from({ length: TEST_ATTEMPTS_PER_CREDIT }, (_, i) => failed(i)).flat()];
+    const e = given(history).when(sendOtp('otp_next', PRICE)).then('insufficient_balance');
+    expect(e.message).toMatch(new RegExp(`at most ${TEST_ATTEMPTS_PER_CREDIT} sends`));
+    // The credit is still there (I5, net of refunds): a top-up pays the next send from the balance.
+    given([...history, credited({ tx: 1 }, 1_000_000n)]).when(sendOtp('otp_next', PRICE)).then(sent('otp_next', PRICE, 'balance'));
   });
 });
 

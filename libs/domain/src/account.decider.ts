@@ -47,6 +47,8 @@ export interface AccountState {
   balance: Micros;
   testCreditsGranted: number;
   testCreditsLeft: number;
+  /** Sends charged to a test credit, refunded ones included (see TEST_ATTEMPTS_PER_CREDIT). */
+  testCharges: number;
   /** Balance-funded charges of OTPs not yet delivered or refunded. */
   pending: Micros;
   keys: Map<string, { revoked: boolean }>;
@@ -70,6 +72,13 @@ export interface AccountState {
   requesting: { otpId: string; carrier: Carrier; channel: Channel; at: string } | undefined;
 }
 
+/**
+ * A refunded send gives its test credit back (I2, I5), so a free account whose sends keep failing
+ * (a number that never answers) could send for ever: test credits pay for at most this many sends
+ * each, refunded ones included. Delivered codes still use up a credit each.
+ */
+export const TEST_ATTEMPTS_PER_CREDIT = 3;
+
 /** Idempotency keys are honoured for at least 24 h (API.md); they are pruned after 48 h. */
 export const IDEMPOTENCY_RETENTION_MS = 48 * 3600 * 1000;
 
@@ -91,6 +100,7 @@ export function initialAccountState(): AccountState {
     balance: 0n,
     testCreditsGranted: 0,
     testCreditsLeft: 0,
+    testCharges: 0,
     pending: 0n,
     keys: new Map(),
     webhook: undefined,
@@ -120,6 +130,24 @@ function requireOpen(state: AccountState): void {
   if (!state.opened) throw new DomainError('account_not_open', 'account does not exist');
 }
 
+/**
+ * What would pay for one send at `price`: test credits first, then the balance. Refuses with
+ * `insufficient_balance` when neither does, or while the balance is negative (I3: a deposit
+ * reversal left it so; sends wait for a top-up).
+ */
+export function fundingOf(state: AccountState, price: Micros): FundedBy {
+  if (state.balance < 0n) throw new DomainError('insufficient_balance', 'balance is negative; top up to send');
+  const attemptsLeft = state.testCreditsGranted * TEST_ATTEMPTS_PER_CREDIT - state.testCharges;
+  if (state.testCreditsLeft > 0 && attemptsLeft > 0) return 'test_credit';
+  if (state.balance >= price) return 'balance';
+  throw new DomainError(
+    'insufficient_balance',
+    state.testCreditsLeft > 0
+      ? `test credits pay for at most ${state.testCreditsGranted * TEST_ATTEMPTS_PER_CREDIT} sends (a refund gives the credit back, not the send); top up to send`
+      : 'neither test credits nor balance cover the price',
+  );
+}
+
 function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: AccountState): AccountEvent[] {
   requireOpen(state);
   const { otp, price } = cmd;
@@ -137,12 +165,7 @@ function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: Ac
   if (otp.webhookUrl !== undefined && state.webhook === undefined) {
     throw new DomainError('invalid_request', 'webhook_url: this account has no webhook secret to sign with yet; PUT /api/v1/webhook once (its secret signs per-send URLs too)');
   }
-  let fundedBy: FundedBy;
-  // I3: a negative balance (left by a deposit reversal) refuses every send until topped up.
-  if (state.balance < 0n) throw new DomainError('insufficient_balance', 'balance is negative; top up to send');
-  if (state.testCreditsLeft > 0) fundedBy = 'test_credit';
-  else if (state.balance >= price) fundedBy = 'balance';
-  else throw new DomainError('insufficient_balance', 'neither test credits nor balance cover the price');
+  const fundedBy = fundingOf(state, price);
   return [
     { type: 'OtpRequested', data: otp },
     { type: 'Charged', data: { otpId: otp.otpId, amount: microsToDigits(price), fundedBy, at: otp.at } },
@@ -275,8 +298,10 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       const r = state.requesting?.otpId === event.data.otpId ? state.requesting : undefined;
       state.requesting = undefined;
       state.open.set(event.data.otpId, r ? { amount, fundedBy: event.data.fundedBy, carrier: r.carrier, channel: r.channel, requestedAt: r.at } : { amount, fundedBy: event.data.fundedBy });
-      if (event.data.fundedBy === 'test_credit') state.testCreditsLeft -= 1;
-      else {
+      if (event.data.fundedBy === 'test_credit') {
+        state.testCreditsLeft -= 1;
+        state.testCharges += 1;
+      } else {
         state.balance -= amount;
         state.pending += amount;
       }

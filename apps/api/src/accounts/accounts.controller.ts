@@ -5,6 +5,7 @@ import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
 import { EmptyBody, IdempotencyKeyHeader, requestHash, SIGNUP_FIELDS, SignupBody, WebhookBody } from '../http/schemas.js';
 import { checkWebhookUrl, parseIdParam, parseInput } from '../http/validation.js';
 import { rateLimited } from '../otp/send-otp.handler.js';
+import { addressBucket } from '../http/rate-limiter.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
 import { ConfigureWebhook, IssueKey, RevokeKey, Signup } from './accounts.handlers.js';
@@ -22,7 +23,7 @@ export class AccountsController {
     const { name } = parseInput(SignupBody, body ?? {});
     const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
     return this.core.httpIdempotency.run(`signup:${ip}`, idempotencyKey, requestHash(body, SIGNUP_FIELDS), () => {
-      const wait = this.core.signupBuckets.take(ip);
+      const wait = this.core.signupBuckets.take(addressBucket(ip));
       if (wait > 0) throw rateLimited(wait, 'too many signups from this address');
       return this.commands.execute(new Signup(name ?? ''));
     });

@@ -52,7 +52,8 @@ export class DocsController {
 
   @Get('docs/:asset')
   asset(@Param('asset') name: string, @Res() reply: FastifyReply): void {
-    const type = ASSETS[name];
+    // Own keys only: `constructor` or `__proto__` must be an unknown asset, not a file read.
+    const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
     if (!type) throw new NotFoundException();
     let body = assetCache.get(name);
     if (!body) {

@@ -10,6 +10,7 @@ import {
   accountStream,
   DomainError,
   formatUsd,
+  fundingOf,
   idempotencyMatch,
   maskPhone,
   parseVnMobile,
@@ -87,7 +88,13 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
 
     const hash = phoneHash(core.config.phonePepper, mobile.e164);
     const slot = core.phoneLimiter.tryAcquire(hash);
-    if (!slot.allowed) throw rateLimited(slot.retryAfterMs, 'this phone was sent a code less than 30 s ago (upstream rule)');
+    if (!slot.allowed) {
+      // An account that could not pay learns nothing about the phone: the per-phone limit is global, and
+      // answering it first would tell a free account, for nothing, when another customer sent to a number.
+      const cached = core.runner.cached(stream, accountDecider);
+      if (cached !== undefined) fundingOf(cached, core.config.priceMicros);
+      throw rateLimited(slot.retryAfterMs, 'this phone was sent a code less than 30 s ago (upstream rule)');
+    }
 
     const otpId = newId('otp');
     try {

@@ -296,12 +296,12 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   }
 
   /**
-   * Failed attempts reach the log at most once a minute per account (a customer's endpoint down for
-   * a day would otherwise write a line per retry of every event), each line saying how many failed
-   * since the one before. They name the account and the event, never the URL or the secret.
+   * Failed attempts, refusals included, reach the log at most once a minute per account (a customer's
+   * endpoint down for a day would otherwise write a line per retry of every event), each line saying
+   * how many failed since the one before. They name the account and the event, never the URL or the secret.
    */
   const lastFailureLogged = new Map<string, { at: number; since: number }>();
-  function logFailure(row: Row, attempts: number, error: string | null): void {
+  function logFailure(row: Row, attempts: number, error: string | null, refused: boolean): void {
     const at = clock().getTime();
     const last = lastFailureLogged.get(row.account_id);
     if (last !== undefined && at - last.at < FAILURE_LOG_EVERY_MS) {
@@ -310,7 +310,9 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     }
     if (lastFailureLogged.size >= 10_000) lastFailureLogged.clear();
     lastFailureLogged.set(row.account_id, { at, since: 0 });
-    logger.warn({ accountId: row.account_id, eventId: row.event_id, attempts, error, failedSinceLastLine: last?.since ?? 0 }, 'webhook attempt failed; retried with backoff');
+    // A refusal is a misconfiguration, or someone probing our network through the sender: operators should know whose.
+    const message = refused ? 'webhook endpoint refused: not a public address' : 'webhook attempt failed; retried with backoff';
+    logger.warn({ accountId: row.account_id, eventId: row.event_id, attempts, error, failedSinceLastLine: last?.since ?? 0 }, message);
   }
 
   async function deliver(row: Row): Promise<void> {
@@ -334,12 +336,10 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       refused = (e as { code?: unknown }).code === NOT_PUBLIC;
       error = timedOut ? 'timeout' : failureText(e);
       deps.metrics?.webhookAttempt?.(timedOut ? 'timeout' : refused ? 'refused' : 'network');
-      // A misconfiguration or someone probing our network through the sender: operators should know whose.
-      if (refused) logger.warn({ accountId: row.account_id, eventId: row.event_id, error }, 'webhook endpoint refused: not a public address');
+
     }
     const attempts = row.attempts + 1;
-    // Refusals (not a public address) have a line of their own, each time.
-    if (!refused) logFailure(row, attempts, error);
+    logFailure(row, attempts, error, refused);
     // Exponential backoff, capped, each delay drawn from [½, 1) of its step (jitter), counted from the
     // attempt's end (a timed-out one took timeoutMs); stops once past the retry window.
     const delay = Math.min(maxDelay, baseDelay * 2 ** Math.min(attempts - 1, 30)) * (0.5 + Math.random() / 2);
