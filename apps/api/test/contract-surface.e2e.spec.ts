@@ -6,6 +6,7 @@
  */
 import type { z } from 'zod';
 import { accountDecider, accountStream } from '#domain';
+import { testDeposit } from '../../../libs/eventstore/src/testing/seed-accounts.js';
 import * as R from '../src/http/responses.js';
 import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
@@ -190,18 +191,7 @@ describe('every answer has the shape the OpenAPI document gives it', () => {
     const auth = (key: string) => ({ Authorization: `Bearer ${key}` });
     const { api_key: key, account_id } = await json(post(BASE, '/api/v1/signup', undefined, {}), R.SignupResponse, 'signup');
     // A deposit, so the statement and the deposits list have lines to check (a made-up USDT transfer on chain 1).
-    const hex = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
-    await server.running.core.runner.handle(accountStream(account_id), accountDecider, {
-      type: 'CreditDeposit',
-      chainId: 1,
-      token: '0xdac17f958d2ee523a2206206994597c13d831ec7',
-      txHash: hex(process.pid),
-      logIndex: 0,
-      blockNumber: 7,
-      blockHash: hex(7),
-      amount: '1000000',
-      at: new Date().toISOString(),
-    });
+    await server.running.core.runner.handle(accountStream(account_id), accountDecider, testDeposit(1_000_000n, new Date().toISOString()));
     const extra = await json(post(BASE, '/api/v1/keys', key, {}), R.KeyIssuedResponse, 'POST /keys');
     await json(get(BASE, '/api/v1/keys', key), R.KeysResponse, 'GET /keys');
     await json(fetch(`${BASE}/api/v1/keys/${extra.key_id}`, { method: 'DELETE', headers: auth(key) }), R.KeyRevokedResponse, 'DELETE /keys');

@@ -69,7 +69,7 @@ export interface AccountState {
   settled: Set<string>;
   idempotency: Map<string, IdempotencyRecord>;
   /** The OtpRequested just folded, for the Charged that follows it in the same append. */
-  requesting: { otpId: string; carrier: Carrier; channel: Channel; at: string } | undefined;
+  requesting: Data<'OtpRequested'> | undefined;
 }
 
 /**
@@ -285,7 +285,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
     }
     case 'OtpRequested': {
       const { idempotencyKey, requestHash, otpId, at } = event.data;
-      state.requesting = { otpId, carrier: event.data.carrier, channel: event.data.channel, at };
+      state.requesting = event.data;
       if (idempotencyKey !== undefined) {
         const atMs = Date.parse(at);
         state.idempotency.set(idempotencyKey, { requestHash, otpId, atMs });
