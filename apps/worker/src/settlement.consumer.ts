@@ -6,10 +6,10 @@
  * in the command path and go as one append to its stream. The account decider
  * makes every repeat a no-op (I2), and a receipt after a refund moves no money.
  * A failure receipt waits while another routed attempt of the OTP may still
- * deliver: that attempt's receipt, or expiry, settles it.
+ * deliver, or has: that attempt's receipt, or expiry, settles it.
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
-import { type AccountCommand, accountDecider, accountStream, mayStillDeliver, otpDecider, otpStream, type ReceiptStatus } from '#domain';
+import { type AccountCommand, accountDecider, accountStream, otpDecider, refundWaits, otpStream, type ReceiptStatus } from '#domain';
 import { SettlementMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
 
@@ -33,9 +33,9 @@ export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
   const settle = async (m: SettlementMessage) => {
     const command = commandFor(m);
     if (!command) return;
-    // A failure receipt refunds only when no routed attempt of the OTP can still deliver (a late one
-    // for an attempt it failed over from must not refund the attempt in flight).
-    if (m.kind === 'receipt' && command.type === 'RefundOtp' && mayStillDeliver((await deps.runner.peek(otpStream(m.otpId), otpDecider)).state)) return;
+    // A failure receipt refunds only when no routed attempt of the OTP can still deliver, or has
+    // (see refundWaits).
+    if (m.kind === 'receipt' && command.type === 'RefundOtp' && refundWaits((await deps.runner.peek(otpStream(m.otpId), otpDecider)).state)) return;
     const stream = accountStream(m.accountId);
     const charge = deps.runner.cached(stream, accountDecider)?.open.get(m.otpId);
     const { events } = await deps.runner.handle(stream, accountDecider, command);

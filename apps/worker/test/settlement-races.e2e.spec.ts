@@ -175,7 +175,7 @@ describe('settlement edges, embedded pipeline', () => {
     },
   );
 
-  it('conflicting receipts in one batch settle by their order on the stream, never both ways', async () => {
+  it('conflicting receipts in one batch settle one way only: delivered if it comes first, or if it is recorded before settlement reads the failure', async () => {
     const acc = await account();
     const { otpId } = await p.send(acc, nextPhone(['098']), { channel: 'sms' });
     const r = await routed(otpId);
@@ -186,8 +186,11 @@ describe('settlement edges, embedded pipeline', () => {
     const f = (await p.ledger()).get(otpId)!;
     expect(f.settlements).toHaveLength(1);
     const first = receipts(f0)[0];
-    expect(settlements(f)).toEqual([first === 'delivered' ? { type: 'Delivered', via: 'receipt' } : refund('undelivered')]);
-    await balanceIs(acc, first === 'delivered' ? charged : refunded);
+    // A failure read by settlement after the delivered receipt was recorded waits for it (refundWaits).
+    const outcome = settlements(f)[0];
+    if (first === 'delivered') expect(outcome).toEqual({ type: 'Delivered', via: 'receipt' });
+    else expect([{ type: 'Delivered', via: 'receipt' }, refund('undelivered')]).toContainEqual(outcome);
+    await balanceIs(acc, outcome.type === 'Delivered' ? charged : refunded);
   });
 
   it('voice: answered delivers via voice_answer; unanswered refunds as undelivered', async () => {
@@ -325,6 +328,24 @@ describe('settlement edges, embedded pipeline', () => {
     await recorded(otpId, ['undelivered']);
     await quiet();
     await receipt(r.provider, r.providerMessageId, 'delivered');
+    await recorded(otpId, ['undelivered', 'delivered']);
+    await quiet();
+    expect(settlements((await p.ledger()).get(otpId)!)).toEqual([{ type: 'Delivered', via: 'receipt' }]);
+    await balanceIs(acc, charged);
+  });
+
+  it('a failure receipt of the earlier attempt, read by settlement after the routed attempt delivered, does not refund: Delivered once', async () => {
+    const acc = await account();
+    const { otpId } = await p.send(acc, nextPhone(['091']), { channel: 'sms' });
+    const r = await routed(otpId);
+    // Both receipts in one append, the failure first: settlement reads the failure with the delivery already on the stream.
+    const at = new Date().toISOString();
+    const receiptEvent = (provider: string, providerMessageId: string, status: ReceiptStatus) => ({
+      type: 'ReceiptReceived',
+      data: { providerMessageId, status, raw: `id:${providerMessageId} stat:${status}`, at },
+      metadata: { accountId: acc, provider },
+    });
+    await p.store.append(otpStream(otpId), [receiptEvent('flaky', 'flaky-attempt-1', 'undelivered'), receiptEvent(r.provider, r.providerMessageId, 'delivered')], 'stream_exists');
     await recorded(otpId, ['undelivered', 'delivered']);
     await quiet();
     expect(settlements((await p.ledger()).get(otpId)!)).toEqual([{ type: 'Delivered', via: 'receipt' }]);

@@ -1,4 +1,4 @@
-import { mayStillDeliver, type OtpCommand, otpDecider } from './otp.decider.js';
+import { refundWaits, type OtpCommand, otpDecider } from './otp.decider.js';
 import type { OtpEvent } from './otp.events.js';
 import { OtpEvent as OtpEventSchema } from './otp.events.js';
 import type { ReceiptStatus } from './otp.events.js';
@@ -188,15 +188,18 @@ describe('expiry', () => {
   });
 });
 
-describe('mayStillDeliver: whether a failure receipt may refund', () => {
+describe('refundWaits: whether a failure receipt may refund', () => {
   const stateOf = (events: OtpEvent[]) => events.reduce(otpDecider.evolve, otpDecider.initialState());
-  it('is false with nothing routed, and once the routed message has a final receipt', () => {
-    expect(mayStillDeliver(stateOf([]))).toBe(false);
-    expect(mayStillDeliver(stateOf([routed(1), receipt('sim-msg-1', 'undelivered')]))).toBe(false);
-    expect(mayStillDeliver(stateOf([routed(1), receipt('sim-msg-1', 'delivered')]))).toBe(false);
+  it('is false with nothing routed, and once every routed message failed for good', () => {
+    expect(refundWaits(stateOf([]))).toBe(false);
+    expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'undelivered')]))).toBe(false);
   });
   it('is true while the routed message has no final receipt: a late failure of an attempt failed over from, or only `accepted`', () => {
-    expect(mayStillDeliver(stateOf([routeFailed(1), routed(2), receipt('sim-msg-1', 'undelivered')]))).toBe(true);
-    expect(mayStillDeliver(stateOf([routed(1), receipt('sim-msg-1', 'accepted')]))).toBe(true);
+    expect(refundWaits(stateOf([routeFailed(1), routed(2), receipt('sim-msg-1', 'undelivered')]))).toBe(true);
+    expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'accepted')]))).toBe(true);
+  });
+  it('is true once a message reached the user, whichever receipt settlement takes first', () => {
+    expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'delivered')]))).toBe(true);
+    expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'delivered'), receipt('sim-msg-1', 'undelivered')]))).toBe(true);
   });
 });

@@ -133,15 +133,21 @@ export const otpDecider: Decider<OtpCommand, OtpEvent, OtpState> = {
 /** Receipt statuses that end a message's story: nothing more will come of it. */
 const FINAL_RECEIPTS: readonly ReceiptStatus[] = RECEIPT_STATUSES.filter((s) => s !== 'accepted');
 
+/** Receipt statuses that prove the code reached the user. */
+const DELIVERING_RECEIPTS: readonly ReceiptStatus[] = ['delivered', 'answered'];
+
 /**
- * True while some routed message of this OTP has no final receipt yet, so it may still reach the
- * handset. A failure receipt for one attempt (a late one for an attempt the OTP failed over from)
- * must not refund while another can still deliver: that one's receipt, or expiry, settles it.
- * The failure receipt itself is recorded before settlement reads this, so it does not count.
+ * Whether a failure receipt must leave the OTP unsettled. True while some routed message of this
+ * OTP has no final receipt yet, so it may still reach the handset (a late failure of an attempt
+ * the OTP failed over from must not refund the attempt in flight: that one's receipt, or expiry,
+ * settles it). True too once some message's receipt says it reached the user: that receipt
+ * delivers, whichever of the two settlement takes first. The failure receipt itself is recorded
+ * before settlement reads this, so it does not count.
  */
-export function mayStillDeliver(state: OtpState): boolean {
+export function refundWaits(state: OtpState): boolean {
   for (const id of state.routed.keys()) {
     if (!FINAL_RECEIPTS.some((status) => state.receipts.has(`${id}|${status}`))) return true;
+    if (DELIVERING_RECEIPTS.some((status) => state.receipts.has(`${id}|${status}`))) return true;
   }
   return false;
 }
