@@ -13,8 +13,13 @@
  * survives reconnects. A submit already written when the link drops fails
  * with `connection_lost` (retryable, ambiguous): it is not re-sent blindly.
  * A submit_sm_resp overdue by `responseTimeoutMs` fails its submit as an
- * ambiguous `timeout` and drops the link, so the window and the one-per-phone
- * rule hold on the wire too. The socket runs with TCP_NODELAY: a burst leaves
+ * ambiguous `timeout`; nothing more is sent on that link (the SMSC still holds
+ * the submit, so the window and the one-per-phone rule must hold on the wire).
+ * The other submits in flight get their own answers; the overdue one gets
+ * another `responseTimeoutMs` to answer late (its message id is then kept, so
+ * the receipt is still tied to the OTP). Once everything is answered the link
+ * goes on; if an overdue answer never comes, the link is dropped and bound
+ * again, with nothing outstanding. The socket runs with TCP_NODELAY: a burst leaves
  * at once instead of behind Nagle's wait for the first acknowledgement.
  */
 import smpp from 'smpp';
@@ -49,6 +54,12 @@ interface Item {
   timer?: NodeJS.Timeout;
 }
 
+/** A submit failed as overdue, still unanswered on the link: a late answer is kept until `timer` drops the link. */
+interface Overdue {
+  item: Item;
+  timer: NodeJS.Timeout;
+}
+
 export class SmppCarrierGateway implements CarrierGateway {
   readonly provider: string;
   private readonly o: SmppSettings;
@@ -61,6 +72,8 @@ export class SmppCarrierGateway implements CarrierGateway {
   private linkState: SmppLinkState = 'connecting';
   private readonly queue: Item[] = [];
   private readonly inflight = new Set<Item>();
+  /** Submits failed as overdue whose answer may still come on this link: nothing is sent while there are any. */
+  private readonly overdue = new Map<Item, Overdue>();
   /** Called whenever a submit leaves `inflight` (answered, timed out, link dropped). */
   private readonly inflightWatchers = new Set<() => void>();
   private readonly busyDests = new Set<string>();
@@ -176,7 +189,7 @@ export class SmppCarrierGateway implements CarrierGateway {
   }
 
   private pump(): void {
-    if (!this.bound || this.closing || !this.session) return;
+    if (!this.bound || this.closing || !this.session || this.overdue.size > 0) return;
     const wait = this.throttleUntil - this.o.now();
     if (wait > 0) {
       if (!this.pumpTimer) {
@@ -254,7 +267,9 @@ export class SmppCarrierGateway implements CarrierGateway {
   }
 
   private onSubmitResp(item: Item, epoch: number, pdu: smpp.PDU): void {
-    if (epoch !== this.epoch || !this.inflight.has(item)) return;
+    if (epoch !== this.epoch) return;
+    if (this.overdue.has(item)) return this.onLateResp(item, pdu);
+    if (!this.inflight.has(item)) return;
     this.release(item);
     const status = pdu.command_status;
     const log = { provider: this.provider, otpId: item.req.otpId, attempt: item.req.attempt, phone: maskPhone(item.req.phoneE164) };
@@ -288,17 +303,46 @@ export class SmppCarrierGateway implements CarrierGateway {
   }
 
   /**
-   * An overdue submit_sm_resp: the submit fails as an ambiguous timeout and the link is dropped (as
-   * Kannel does by default). Freeing its slot on the same link would break the window and the
-   * one-per-phone rule on the wire, since the SMSC still holds the submit unanswered; a new bind
-   * starts with nothing outstanding. The others in flight fail as `connection_lost` on close.
+   * An overdue submit_sm_resp: the submit fails as an ambiguous timeout (the dispatcher keeps the
+   * phone's window before failing over). Its slot is not reused on this link: the SMSC still holds
+   * the submit unanswered, and sending more would break the window and the one-per-phone rule on
+   * the wire. So nothing more is sent; the other submits in flight are left to their own answers
+   * (dropping the link at once would fail every one of them as `connection_lost`, though the SMSC
+   * took them, and each would fail over: a second SMS to each user). The overdue submit gets one
+   * more `responseTimeoutMs` to answer late; without that answer the link is dropped, and a new
+   * bind starts with nothing outstanding.
    */
   private onResponseTimeout(item: Item): void {
     if (!this.inflight.has(item)) return;
     this.release(item);
+    this.busyDests.add(item.dest);
+    const timer = setTimeout(() => {
+      if (!this.overdue.has(item)) return;
+      this.logger.warn({ provider: this.provider, otpId: item.req.otpId }, 'smpp submit_sm_resp never came; dropping the link');
+      this.session?.destroy();
+    }, this.o.responseTimeoutMs);
+    this.overdue.set(item, { item, timer });
     item.reject(new CarrierError(this.provider, 'timeout', true, `no submit_sm_resp within ${this.o.responseTimeoutMs} ms`, 'response_timeout'));
-    this.logger.warn({ provider: this.provider, otpId: item.req.otpId }, 'smpp submit_sm_resp overdue; dropping the link');
-    this.session?.destroy();
+    this.logger.warn({ provider: this.provider, otpId: item.req.otpId }, 'smpp submit_sm_resp overdue; sending nothing more on this link until it is answered');
+  }
+
+  /**
+   * The answer to a submit already failed as overdue. Its message id is kept, so the receipt is tied
+   * to the OTP (and the dispatcher, seeing it on the stream, does not fail over). Once nothing is
+   * outstanding the link goes on.
+   */
+  private onLateResp(item: Item, pdu: smpp.PDU): void {
+    const o = this.overdue.get(item)!;
+    clearTimeout(o.timer);
+    this.overdue.delete(item);
+    this.busyDests.delete(item.dest);
+    const id = pdu.command_status === E.ESME_ROK ? String(pdu.message_id ?? '').trim() : '';
+    if (id) this.sent.remember(id, item.req.otpId, item.req.attempt);
+    this.logger.info(
+      { provider: this.provider, otpId: item.req.otpId, status: smppErrorName(pdu.command_status), messageId: id || undefined },
+      'smpp submit_sm_resp came late; its receipt will be tied to the OTP',
+    );
+    this.pump();
   }
 
   // ---- link -------------------------------------------------------------
@@ -386,6 +430,11 @@ export class SmppCarrierGateway implements CarrierGateway {
   private onClosed(): void {
     this.session = null;
     this.bound = false;
+    for (const o of this.overdue.values()) {
+      clearTimeout(o.timer);
+      this.busyDests.delete(o.item.dest);
+    }
+    this.overdue.clear();
     clearInterval(this.keepAlive);
     clearTimeout(this.stableTimer);
     clearTimeout(this.enquireDeadline);

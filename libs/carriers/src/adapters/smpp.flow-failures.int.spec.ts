@@ -152,7 +152,7 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     await Promise.all(all);
   });
 
-  it('a submit_sm never answered fails as timeout/response_timeout after responseTimeoutMs and drops the link; the next goes out on a new bind', async () => {
+  it('a submit_sm never answered fails as timeout/response_timeout after responseTimeoutMs; the link is dropped once it is overdue twice over, and the next goes out on a new bind', async () => {
     link.smsc.onSubmit = (seen) => (seen.n === 0 ? 'ignore' : {});
     const g = link.start({ window: 1, responseTimeoutMs: 150 });
     await g.whenBound();
@@ -190,6 +190,27 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     expect(results.every((r) => !r.ok)).toBe(true); // all four timed out on our side
     expect(link.smsc.maxOutstanding).toBeLessThanOrEqual(2);
     expect(link.smsc.maxOutstandingToDest).toBe(1);
+  });
+
+  // Found by an audit, fixed 2026-11-26: one overdue submit_sm_resp dropped the link at once, so every other submit in
+  // flight failed as `connection_lost` though the SMSC had taken it, and each failed over: a second SMS to each user.
+  it('one overdue submit_sm_resp fails only its own submit: the others in flight are answered, the late answer keeps its id for the receipt, and the link stays up', async () => {
+    // Answered after its 200 ms timeout, within the 200 ms more it is given.
+    link.smsc.onSubmit = (seen) => (seen.n === 0 ? { delayMs: 300, messageId: 'late01' } : {});
+    const { lines, logger } = recordingLogger();
+    const g = link.start({ window: 4, responseTimeoutMs: 200, logger });
+    await g.whenBound();
+    const results = await Promise.all([0, 1, 2, 3].map((i) => settle(g.submit(sms(i)))));
+    expect(results[0]).toMatchObject({ ok: false, error: { code: 'timeout', detail: 'response_timeout' } });
+    expect(results.slice(1).every((r) => r.ok)).toBe(true);
+    await until('the late answer', () => lines.some((l) => l.msg.startsWith('smpp submit_sm_resp came late')), { timeoutMs: 5_000, everyMs: 5 });
+    // Sending goes on, on the same bind.
+    expect(await settle(g.submit(sms(4)))).toMatchObject({ ok: true });
+    expect(link.smsc.binds).toHaveLength(1);
+    const [s] = link.smsc.boundSessions();
+    await expect(link.smsc.deliver(s!, dlr('late01'))).resolves.toMatchObject({ command_status: E.ESME_ROK });
+    await until('the receipt', () => receipts.length === 1, { timeoutMs: 5_000, everyMs: 5 });
+    expect(receipts[0]).toMatchObject({ providerMessageId: 'late01', otpId: 'otp0', attempt: 1, status: 'delivered' });
   });
 
   it('a deliver_sm that arrives before its submit_sm_resp waits for that answer, then reaches the sink with its OTP and is acknowledged', async () => {
