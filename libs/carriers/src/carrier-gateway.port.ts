@@ -60,6 +60,8 @@ export interface CarrierGateway {
  * Stable error codes. `timeout` and `connection_lost` are ambiguous: the
  * upstream may have taken the message, so failing over may send it twice
  * (`CarrierError.ambiguous`; detail `not_sent` marks one that never left).
+ * So is `invalid_response` to an accepted submit (a 2xx or ESME_ROK whose
+ * message id cannot be read).
  */
 export type CarrierErrorCode =
   | 'timeout'

@@ -45,5 +45,11 @@ describe('carriers config', () => {
     const smpp = { kind: 'smpp', name: 's', host: 'smsc', port: 2775, systemId: 'nexo', password: 'pw', sourceAddr: 'NEXO' };
     expect(CarriersConfigSchema.safeParse({ providers: [smpp] }).success).toBe(true);
     expect(CarriersConfigSchema.safeParse({ providers: [{ ...smpp, password: 'longer-than-nine' }] }).success).toBe(false);
+    // SMPP 3.4's field sizes count the terminating NUL: 15, 8 and 12 characters at most.
+    const fits = { ...smpp, systemId: 's'.repeat(15), password: 'p'.repeat(8), systemType: 't'.repeat(12) };
+    expect(CarriersConfigSchema.safeParse({ providers: [fits] }).success).toBe(true);
+    for (const over of [{ systemId: 's'.repeat(16) }, { password: 'p'.repeat(9) }, { systemType: 't'.repeat(13) }]) {
+      expect(CarriersConfigSchema.safeParse({ providers: [{ ...fits, ...over }] }).success).toBe(false);
+    }
   });
 });

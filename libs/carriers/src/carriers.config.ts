@@ -31,9 +31,10 @@ export const ProviderConfigSchema = z.discriminatedUnion('kind', [
       name: ProviderNameSchema,
       host: z.string().min(1),
       port: z.number().int().min(1).max(65535),
-      systemId: z.string().min(1).max(16),
-      password: z.string().max(9),
-      systemType: z.string().max(13).optional(),
+      // SMPP 3.4 sizes these C-strings with their terminating NUL (16, 9 and 13 octets).
+      systemId: z.string().min(1).max(15),
+      password: z.string().max(8),
+      systemType: z.string().max(12).optional(),
       sourceAddr: z.string().min(1).max(20),
       window: z.number().int().min(1).max(100).optional(),
       enquireLinkMs: Ms.optional(),

@@ -20,9 +20,22 @@ describe('delivery receipt text', () => {
     ]);
     expect(['ANSWERED', 'NOANSWER', 'BUSY', 'DELETED'].map(statToStatus)).toEqual(['answered', 'unanswered', 'unanswered', 'undelivered']);
     expect(statToStatus('ENROUTE')).toBeNull();
-    expect(statToStatus('WHATEVER')).toBeNull();
+    expect(statToStatus('WHATEVER')).toBeUndefined();
+    expect(statToStatus('constructor')).toBeUndefined();
     expect(MESSAGE_STATE_TO_STATUS[2]).toBe('delivered');
     expect(MESSAGE_STATE_TO_STATUS[8]).toBe('rejected');
+  });
+
+  it('maps the spelled-out words SMSCs and aggregators also send', () => {
+    expect(['DELIVERED', 'delivered', 'UNDELIVERED', 'UNDELIVERABLE', 'FAILED', 'REJECTED', 'ACCEPTED'].map(statToStatus)).toEqual([
+      'delivered',
+      'delivered',
+      'undelivered',
+      'undelivered',
+      'undelivered',
+      'rejected',
+      'accepted',
+    ]);
   });
 
   it('formats what it parses', () => {

@@ -5,13 +5,23 @@
  */
 import type { ReceiptStatus } from '#domain';
 
-/** Upstream status words → ours. Words mapped to null are intermediate or meaningless: acknowledged, not recorded. */
+/**
+ * Upstream status words → ours: SMPP 3.4's seven-letter words, the spelled-out forms SMSCs and
+ * aggregators also send, and the voice outcomes. Words mapped to null are intermediate or
+ * meaningless: acknowledged, not recorded. Any other word is unknown (see `statToStatus`).
+ */
 export const STAT_TO_STATUS: Readonly<Record<string, ReceiptStatus | null>> = {
   DELIVRD: 'delivered',
+  DELIVERED: 'delivered',
   UNDELIV: 'undelivered',
+  UNDELIVERED: 'undelivered',
+  UNDELIVERABLE: 'undelivered',
+  FAILED: 'undelivered',
   REJECTD: 'rejected',
+  REJECTED: 'rejected',
   EXPIRED: 'expired',
   ACCEPTD: 'accepted',
+  ACCEPTED: 'accepted',
   // A message deleted in the SMSC never reached the handset.
   DELETED: 'undelivered',
   ANSWERED: 'answered',
@@ -51,8 +61,10 @@ export const STATUS_TO_MESSAGE_STATE: Readonly<Partial<Record<ReceiptStatus, num
   rejected: 8,
 };
 
-export function statToStatus(stat: string): ReceiptStatus | null {
-  return STAT_TO_STATUS[stat.trim().toUpperCase()] ?? null;
+/** Ours for an upstream word; null for an intermediate one; undefined for a word not in the vocabulary. */
+export function statToStatus(stat: string): ReceiptStatus | null | undefined {
+  const word = stat.trim().toUpperCase();
+  return Object.hasOwn(STAT_TO_STATUS, word) ? STAT_TO_STATUS[word] : undefined;
 }
 
 export interface DlrText {

@@ -34,6 +34,7 @@ export class CarrierReceiptsController {
         ? new DomainError('unauthorized', 'bad or missing receipt signature')
         : new DomainError('invalid_request', 'receipt body is not valid');
     }
+    if (result.unknownStatus !== undefined) this.core.logger.warn({ provider, status: result.unknownStatus }, 'receipt with a status word we do not know; acknowledged and dropped');
     if (result.receipt) await this.publish(result.receipt);
     return { ok: true };
   }

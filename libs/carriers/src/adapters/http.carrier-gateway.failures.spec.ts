@@ -282,10 +282,10 @@ describe('http adapter against a scripted upstream', () => {
       ['no message_id', '{"status":"accepted"}'],
       ['an empty message_id', '{"message_id":""}'],
       ['a numeric message_id', '{"message_id":42}'],
-    ])('a 2xx with %s is `invalid_response`, final, and not retried (the upstream may have taken it)', async (_what, body) => {
+    ])('a 2xx with %s is `invalid_response`, final, not retried, and ambiguous: the phone’s window is kept (the upstream may have taken it)', async (_what, body) => {
       const { up, gw } = await start([{ status: 202, body }]);
       const e = await failure(gw.submit(sms('otp_garbled')));
-      expect(e).toMatchObject({ code: 'invalid_response', retryable: false, detail: 'http_202' });
+      expect(e).toMatchObject({ code: 'invalid_response', retryable: false, detail: 'http_202', ambiguous: true });
       await new Promise((r) => setTimeout(r, 60));
       expect(up.seen).toHaveLength(1);
     });
@@ -303,7 +303,7 @@ describe('http adapter against a scripted upstream', () => {
       const huge = JSON.stringify({ message_id: 'm-big', status: 'accepted', pad: 'x'.repeat(MAX_BODY_BYTES + 1_024) });
       const { up, gw } = await start([{ status: 202, body: huge }, { status: 202, body: huge }, { status: 202, body: huge }]);
       const e = await failure(gw.submit(sms('otp_huge')));
-      expect(e).toMatchObject({ code: 'invalid_response', retryable: false });
+      expect(e).toMatchObject({ code: 'invalid_response', retryable: false, ambiguous: true });
       expect(up.seen).toHaveLength(1);
     });
   });

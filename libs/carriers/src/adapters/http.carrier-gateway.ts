@@ -150,8 +150,11 @@ export class HttpCarrierGateway implements CarrierGateway {
     const detail = `http_${status}`;
     if (status >= 200 && status < 300) {
       const parsed = SubmitResponseSchema.safeParse(safeJson(answer.body));
-      // Not retryable: the aggregator may have taken it, and a second provider would send it twice.
-      if (!parsed.success) return { ok: false, retry: false, error: new CarrierError(this.provider, 'invalid_response', false, 'unreadable 2xx body', detail) };
+      // Not retryable: the aggregator may have taken it, and a second provider would send it twice. For
+      // the same reason ambiguous: the phone's window is kept (I8).
+      if (!parsed.success) {
+        return { ok: false, retry: false, error: new CarrierError(this.provider, 'invalid_response', false, 'unreadable 2xx body', detail, undefined, true) };
+      }
       return { ok: true, result: { providerMessageId: parsed.data.message_id } };
     }
     const upstream = ErrorBodySchema.safeParse(safeJson(answer.body));

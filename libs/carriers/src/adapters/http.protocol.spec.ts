@@ -50,6 +50,8 @@ describe('receipt callback parsing', () => {
 
   it('acknowledges intermediate statuses without a receipt, and refuses bad signatures and bodies', () => {
     expect(parse({ message_id: 'm1', status: 'ENROUTE' })).toEqual({ ok: true, receipt: null });
+    expect(parse({ message_id: 'm1', status: 'WEIRD' })).toEqual({ ok: true, receipt: null, unknownStatus: 'WEIRD' });
+    expect(parse({ message_id: 'm1', status: 'FAILED' })).toMatchObject({ ok: true, receipt: { status: 'undelivered' } });
     expect(parse({ message_id: 'm1', status: 'DELIVRD' }, false)).toEqual({ ok: false, reason: 'bad_signature' });
     expect(parse({ status: 'DELIVRD' })).toEqual({ ok: false, reason: 'invalid_body' });
     const raw = 'not json';

@@ -103,7 +103,8 @@ export function verifyReceiptSignature(
 }
 
 export type ReceiptCallbackResult =
-  | { ok: true; receipt: Receipt | null }
+  /** `unknownStatus`: the status word is not in the vocabulary (delivery-receipt.codec): acknowledged, not recorded; the caller logs it. */
+  | { ok: true; receipt: Receipt | null; unknownStatus?: string }
   | { ok: false; reason: 'bad_signature' | 'invalid_body' };
 
 /**
@@ -128,6 +129,7 @@ export function parseReceiptCallback(
   const body = ReceiptBodySchema.safeParse(json);
   if (!body.success) return { ok: false, reason: 'invalid_body' };
   const status = statToStatus(body.data.status);
+  if (status === undefined) return { ok: true, receipt: null, unknownStatus: body.data.status.slice(0, 32) };
   if (!status) return { ok: true, receipt: null };
   const { message_id, reference: ref, status: stat, error_code, done_at } = body.data;
   const raw = scrubRaw(JSON.stringify({ message_id, status: stat, error_code, done_at }));

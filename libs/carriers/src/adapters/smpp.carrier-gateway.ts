@@ -40,8 +40,26 @@ import { smppErrorName } from './smpp.pdu.js';
 import { SentMessages, readDeliverSm } from './smpp.receipts.js';
 
 const E = smpp.errors;
-/** Worth another try elsewhere; any other error status is about the message itself. */
-const RETRYABLE = new Set([E.ESME_RSYSERR, E.ESME_RX_T_APPN, E.ESME_RSUBMITFAIL, E.ESME_RUNKNOWNERR, E.ESME_RINVBNDSTS]);
+/**
+ * Worth another try elsewhere: the SMSC's own trouble, and refusals of how this provider is set up
+ * rather than of the message (a sender name or source address not registered with this SMSC,
+ * service type, account), which another provider may well take. Any other error status is about
+ * the message itself.
+ */
+const RETRYABLE = new Set([
+  E.ESME_RSYSERR,
+  E.ESME_RX_T_APPN,
+  E.ESME_RSUBMITFAIL,
+  E.ESME_RUNKNOWNERR,
+  E.ESME_RINVBNDSTS,
+  E.ESME_RINVSRCADR,
+  E.ESME_RINVSRCTON,
+  E.ESME_RINVSRCNPI,
+  E.ESME_RINVSERTYP,
+  E.ESME_RINVSYSID,
+  E.ESME_RINVPASWD,
+  E.ESME_RX_R_APPN,
+]);
 const SLOW_DOWN = new Set([E.ESME_RTHROTTLED, E.ESME_RMSGQFUL]);
 
 interface Item {
@@ -276,7 +294,8 @@ export class SmppCarrierGateway implements CarrierGateway {
     if (status === E.ESME_ROK && pdu.command === 'submit_sm_resp') {
       const id = String(pdu.message_id ?? '').trim();
       if (!id) {
-        item.reject(new CarrierError(this.provider, 'invalid_response', false, 'submit_sm_resp without message_id'));
+        // Accepted, so the SMSC may send it: ambiguous, the phone's window is kept (I8).
+        item.reject(new CarrierError(this.provider, 'invalid_response', false, 'submit_sm_resp without message_id', undefined, undefined, true));
       } else {
         this.sent.remember(id, item.req.otpId, item.req.attempt);
         this.throttleStreak = 0;
@@ -491,6 +510,7 @@ export class SmppCarrierGateway implements CarrierGateway {
     }
     if (reading.kind === 'ignore') {
       if (reading.reason === 'unreadable') this.logger.warn({ provider: this.provider }, 'smpp receipt unreadable; acknowledged and dropped');
+      if (reading.reason === 'unknown_stat') this.logger.warn({ provider: this.provider, stat: reading.stat }, 'smpp receipt with a status word we do not know; acknowledged and dropped');
       return void s.send(pdu.response());
     }
     try {

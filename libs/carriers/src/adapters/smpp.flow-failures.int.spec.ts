@@ -213,6 +213,14 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     expect(receipts[0]).toMatchObject({ providerMessageId: 'late01', otpId: 'otp0', attempt: 1, status: 'delivered' });
   });
 
+  it('a refusal of how this provider is set up (sender not registered with this SMSC) is retryable, so the plan fails over; a refusal of the number is final', async () => {
+    link.smsc.onSubmit = (seen) => ({ status: seen.n === 0 ? E.ESME_RINVSRCADR! : E.ESME_RINVDSTADR! });
+    const g = link.start();
+    await g.whenBound();
+    expect(await settle(g.submit(sms(1)))).toMatchObject({ ok: false, error: { code: 'unavailable', retryable: true, detail: 'ESME_RINVSRCADR' } });
+    expect(await settle(g.submit(sms(2)))).toMatchObject({ ok: false, error: { code: 'rejected', retryable: false, detail: 'ESME_RINVDSTADR' } });
+  });
+
   it('a deliver_sm that arrives before its submit_sm_resp waits for that answer, then reaches the sink with its OTP and is acknowledged', async () => {
     const acks: Promise<smpp.PDU>[] = [];
     link.smsc.onSubmit = () => ({ messageId: '0ab12cd', before: (s, id) => acks.push(link.smsc.deliver(s, dlr(id))) });

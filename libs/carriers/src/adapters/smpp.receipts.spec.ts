@@ -53,6 +53,15 @@ describe('reading deliver_sm receipts', () => {
     expect(readDeliverSm('smsc', wire({ esm_class: 0x04, short_message: 'id:1 stat:ENROUTE' }), sent, NOW)).toEqual({ kind: 'ignore', reason: 'intermediate' });
     expect(readDeliverSm('smsc', wire({ esm_class: 0x04, short_message: 'hello' }), sent, NOW)).toEqual({ kind: 'ignore', reason: 'unreadable' });
   });
+
+  it('reads spelled-out status words, and names a word it does not know (the gateway logs it)', () => {
+    const failed = readDeliverSm('smsc', wire({ esm_class: 0x04, short_message: 'id:1 stat:FAILED err:001' }), sent, NOW);
+    expect(failed).toMatchObject({ kind: 'receipt', receipt: { status: 'undelivered' } });
+    expect(readDeliverSm('smsc', wire({ esm_class: 0x04, short_message: 'id:1 stat:DELIVERED' }), sent, NOW)).toMatchObject({ kind: 'receipt', receipt: { status: 'delivered' } });
+    expect(readDeliverSm('smsc', wire({ esm_class: 0x04, short_message: 'id:1 stat:WEIRD' }), sent, NOW)).toEqual({ kind: 'ignore', reason: 'unknown_stat', stat: 'WEIRD' });
+    // The message_state TLV still answers when the word is unknown.
+    expect(readDeliverSm('smsc', wire({ esm_class: 0x04, short_message: 'id:1 stat:WEIRD', message_state: 2 }), sent, NOW)).toMatchObject({ kind: 'receipt', receipt: { status: 'delivered' } });
+  });
 });
 
 describe('remembered message ids', () => {

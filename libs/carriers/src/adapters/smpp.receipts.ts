@@ -53,7 +53,9 @@ export class SentMessages {
 export type DeliverSmReading =
   | { kind: 'receipt'; receipt: Receipt }
   /** Acknowledge and drop: `not_receipt` (mobile-originated), `intermediate` (ENROUTE...), `unreadable`. */
-  | { kind: 'ignore'; reason: 'not_receipt' | 'intermediate' | 'unreadable' };
+  | { kind: 'ignore'; reason: 'not_receipt' | 'intermediate' | 'unreadable' }
+  /** Acknowledged and dropped too (the SMSC would send it again for ever), but logged: a status word we do not know. */
+  | { kind: 'ignore'; reason: 'unknown_stat'; stat: string };
 
 /**
  * The DLR text's `stat:` wins when present (it has the specific word); the
@@ -68,8 +70,9 @@ export function readDeliverSm(provider: string, pdu: smpp.PDU, sent: SentMessage
   const dlr = parseDlrText(text);
   const id = tlvId || dlr?.id;
   if (!id || (!dlr && state === undefined)) return { kind: 'ignore', reason: 'unreadable' };
-  const status = (dlr && statToStatus(dlr.stat)) ?? (state !== undefined ? (MESSAGE_STATE_TO_STATUS[state] ?? null) : null);
-  if (!status) return { kind: 'ignore', reason: 'intermediate' };
+  const word = dlr ? statToStatus(dlr.stat) : undefined;
+  const status = word ?? (state !== undefined ? (MESSAGE_STATE_TO_STATUS[state] ?? null) : null);
+  if (!status) return dlr && word === undefined && state === undefined ? { kind: 'ignore', reason: 'unknown_stat', stat: dlr.stat.slice(0, 32) } : { kind: 'ignore', reason: 'intermediate' };
   const match = sent.find(id);
   const raw = scrubRaw([text, tlvId && `receipted_message_id:${tlvId}`, state !== undefined && `message_state:${state}`].filter(Boolean).join(' '));
   return {
