@@ -65,6 +65,24 @@ describe('reading deliver_sm receipts', () => {
 });
 
 describe('remembered message ids', () => {
+  it('belong to the newest message when the SMSC hands an id out again (its counter started over)', () => {
+    const sent = new SentMessages(10);
+    sent.remember('1000', 'otpOld', 1);
+    sent.remember('2000', 'otpOther', 1);
+    sent.remember('1000', 'otpNew', 2);
+    expect(sent.find('1000')).toMatchObject({ otpId: 'otpNew', attempt: 2 });
+    expect(sent.find('2000')?.otpId).toBe('otpOther');
+    expect(sent.size).toBe(2);
+    // The reused id is now the newest: bounded eviction takes the others first.
+    const small = new SentMessages(2);
+    small.remember('a1', 'o1', 1);
+    small.remember('b2', 'o2', 1);
+    small.remember('a1', 'o3', 1);
+    small.remember('c3', 'o4', 1);
+    expect(small.find('a1')?.otpId).toBe('o3');
+    expect(small.find('b2')).toBeUndefined();
+  });
+
   it('forget the oldest beyond their bound', () => {
     const sent = new SentMessages(2);
     sent.remember('a1', 'o1', 1);

@@ -24,12 +24,23 @@ export class SentMessages {
   private readonly order = new Map<string, string[]>();
   constructor(private readonly max: number) {}
 
+  /**
+   * The newest message holds an id and its keys: an SMSC whose counter started over (a restart)
+   * hands out ids it gave before, and a receipt for one of them is the new message's.
+   */
   remember(providerMessageId: string, otpId: string, attempt: number): void {
-    if (this.order.has(providerMessageId)) return;
+    this.order.delete(providerMessageId);
     const entry = { providerMessageId, otpId, attempt };
-    const owned = messageIdKeys(providerMessageId).filter((k) => !this.byKey.has(k));
-    for (const k of owned) this.byKey.set(k, entry);
-    this.order.set(providerMessageId, owned);
+    const keys = messageIdKeys(providerMessageId);
+    for (const k of keys) {
+      const before = this.byKey.get(k);
+      if (before !== undefined && before.providerMessageId !== providerMessageId) {
+        const owned = this.order.get(before.providerMessageId);
+        if (owned) this.order.set(before.providerMessageId, owned.filter((x) => x !== k));
+      }
+      this.byKey.set(k, entry);
+    }
+    this.order.set(providerMessageId, keys);
     for (const [id, keys] of this.order) {
       if (this.order.size <= this.max) break;
       for (const k of keys) this.byKey.delete(k);

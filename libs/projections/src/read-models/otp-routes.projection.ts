@@ -17,8 +17,9 @@ CREATE TABLE IF NOT EXISTS otp_routes${s} (
 CREATE INDEX IF NOT EXISTS otp_routes${s}_by_otp ON otp_routes${s} (otp_id);`;
 
 function writer(db: Db, s: string): ProjectionWriter {
+  // The newest route holds a message id: an upstream whose counter started over hands out ids it gave before.
   const put = db.prepare<[string, string, string, string]>(
-    `INSERT OR IGNORE INTO otp_routes${s} (provider, provider_message_id, otp_id, account_id) VALUES (?, ?, ?, ?)`,
+    `INSERT OR REPLACE INTO otp_routes${s} (provider, provider_message_id, otp_id, account_id) VALUES (?, ?, ?, ?)`,
   );
   return {
     apply(e: RecordedEvent): void {
