@@ -9,6 +9,8 @@ import { CqrsModule } from '@nestjs/cqrs';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { type Logger, PinoNestLogger } from '#observability';
 import type { AppConfig } from './config.js';
 import { type Core, createCore } from './core/core.js';
@@ -75,6 +77,9 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     },
     // Ids longer than Fastify's default limit (100) reach their route, which answers not_found like any unknown id.
     routerOptions: { maxParamLength: 1024 },
+    // What Node's HTTP parser refuses before any route runs (headers over its limit, garbage, a slow
+    // request) answers in the API's error shape too, as Fastify's own handler would with its shape.
+    clientErrorHandler: clientErrorInApiShape,
     // What the router refuses itself (a malformed percent-encoding, a longer path parameter) answers in the API's error shape too.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
       sendError(reply, request, error, logger);
@@ -124,4 +129,20 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
         await core.close();
       })()),
   };
+}
+
+/** Node's `clientError` (see Fastify's defaultClientErrorHandler), answered with `{ ok:false, error, message }`. */
+function clientErrorInApiShape(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'request not received in time']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'request headers too large']
+        : [400, 'malformed HTTP request'];
+  const body = JSON.stringify({ ok: false, error: 'invalid_request', message });
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
 }

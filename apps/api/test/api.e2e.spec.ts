@@ -75,6 +75,11 @@ describe('signup and accounts', () => {
     expect((await get(BASE, '/api/v1/balance', api_key)).status).toBe(401);
     expect((await (await get(BASE, '/api/v1/keys', extra.api_key)).json()).keys[0]).toMatchObject({ key_id: first, revoked: true });
     expect((await get(BASE, '/api/v1/keys')).status).toBe(401);
+    // The last active key stays: revoking it would leave no way into the account.
+    const last = await fetch(`${BASE}/api/v1/keys/${extra.key_id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${extra.api_key}` } });
+    expect(last.status).toBe(400);
+    expect(await last.json()).toEqual({ ok: false, error: 'invalid_request', message: expect.stringMatching(/last active key/) });
+    expect((await get(BASE, '/api/v1/balance', extra.api_key)).status).toBe(200);
   });
 
   it('a per-send webhook_url needs the secret PUT /api/v1/webhook creates: refused before it, charging nothing; taken after', async () => {
@@ -98,7 +103,18 @@ describe('signup and accounts', () => {
       body: JSON.stringify({ url: 'https://example.test/hooks/nexo' }),
     });
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ ok: true, url: 'https://example.test/hooks/nexo', secret: expect.stringMatching(/^whsec_/) });
+    const first = (await res.json()) as { secret: string };
+    expect(first).toEqual({ ok: true, url: 'https://example.test/hooks/nexo', secret: expect.stringMatching(/^whsec_/) });
+    // PUT again with the same URL (a retry, a config re-applied): the secret in use stays.
+    const put = (url: string) =>
+      fetch(`${BASE}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url }) }).then(
+        async (r) => (await r.json()) as { secret: string },
+      );
+    expect(await put('https://example.test/hooks/nexo')).toEqual(first);
+    // Another URL gets a new secret.
+    const moved = await put('https://example.test/hooks/v2');
+    expect(moved.secret).toMatch(/^whsec_/);
+    expect(moved.secret).not.toBe(first.secret);
   });
 });
 
@@ -234,6 +250,14 @@ describe('error codes of API.md with their status', () => {
     // This server has no NEXO_CHAINS: an address nobody watches would never be credited.
     ['a deposit address where no chain takes deposits', () => get(BASE, '/api/v1/deposit-address?chain=ethereum', key), 400, 'invalid_request'],
     ['a path segment past 1 KiB', () => get(BASE, `/api/v1/otp/${'x'.repeat(1100)}`, key), 400, 'invalid_request'],
+    // Node's parser refuses these before any route: the API's shape all the same.
+    ['request headers past the server limit', () => fetch(`${BASE}/api/v1/balance`, { headers: { Authorization: `Bearer ${key}`, 'X-Big': 'h'.repeat(20_000) } }), 431, 'invalid_request'],
+    [
+      'a webhook URL carrying a user name and password',
+      () => fetch(`${BASE}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: 'https://u:p@example.test/hook' }) }),
+      400,
+      'invalid_request',
+    ],
   ];
 
   it.each(cases.map(([name, call, status, code]) => [`${name} → ${status} ${code}`, call, status, code] as const))('%s', async (_name, call, status, code) => {

@@ -83,10 +83,19 @@ describe('API keys', () => {
     given([opened(), issuedEvent, revokedEvent]).when(issue).then('already_exists');
   });
 
+  const other: AccountEvent = { type: 'ApiKeyIssued', data: { keyId: 'key_2', keyHash: hex64('2'), prefix: 'nx_live_cd', at: T0 } };
+
   it('revokes a key once; revoking again changes nothing', () => {
-    const state = given([opened(), issuedEvent]).when(revoke).then([revokedEvent]);
+    const state = given([opened(), issuedEvent, other]).when(revoke).then([revokedEvent]);
     expect(state.keys.get('key_1')).toEqual({ revoked: true });
-    given([opened(), issuedEvent, revokedEvent]).when(revoke).then([]);
+    given([opened(), issuedEvent, other, revokedEvent]).when(revoke).then([]);
+  });
+
+  it("refuses to revoke the account's last active key (keys are the only way in)", () => {
+    const e = given([opened(), issuedEvent]).when(revoke).then('invalid_request');
+    expect(e.message).toMatch(/last active key/);
+    const revoke2: AccountCommand = { type: 'RevokeApiKey', keyId: 'key_2', at: at(HOUR) };
+    given([opened(), issuedEvent, other, revokedEvent]).when(revoke2).then('invalid_request');
   });
 
   it('refuses to revoke an unknown key', () => {
@@ -110,6 +119,12 @@ describe('webhook', () => {
       .when(configure('https://ex.example/v2', 'k2:bmV3', at(HOUR)))
       .then([configured('https://ex.example/v2', 'k2:bmV3', at(HOUR))]);
     expect(state.webhook).toEqual({ url: 'https://ex.example/v2', secret: 'k2:bmV3' });
+  });
+
+  it('keeps the secret when the same URL is configured again (a retried PUT): no event', () => {
+    given([opened(), configured('https://ex.example/hook', 'k1:b2xk')])
+      .when(configure('https://ex.example/hook', 'k2:bmV3', at(HOUR)))
+      .then([]);
   });
 
   it('refuses a per-send webhook URL before any webhook secret exists (nothing could sign it), and charges nothing', () => {

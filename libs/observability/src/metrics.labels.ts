@@ -129,6 +129,7 @@ export const DEFAULT_ROUTES = [
   '/api/v1/keys/:key_id',
   '/api/v1/balance',
   '/api/v1/send-otp',
+  '/api/v1/otp',
   '/api/v1/otp/:id',
   '/api/v1/otp/:id/feedback',
   '/api/v1/webhook',
@@ -144,6 +145,8 @@ export const DEFAULT_ROUTES = [
   '/docs',
   '/openapi.json',
   '/dashboard',
+  '/dashboard/qr.svg',
+  '/dashboard/:asset',
 ] as const;
 
 export const DEFAULT_PROJECTIONS = ['money', 'otps', 'directory'] as const;

@@ -199,7 +199,8 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
   });
   metricsRef.current = core.metrics;
   if (config.workers === 'embedded') await core.startWorkers();
-  if (config.depositXpubGenerated) {
+  // Only where a chain takes deposits: with none, no deposit address is ever handed out.
+  if (config.depositXpubGenerated && config.chains.length > 0) {
     logger.warn(
       { dataDir: config.dataDir },
       'NEXO_DEPOSIT_XPUB is not set: deposit addresses derive from a development xpub generated into secrets.json whose private key was never kept; funds sent to them are unrecoverable. Set NEXO_DEPOSIT_XPUB in production.',

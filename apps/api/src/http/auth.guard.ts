@@ -22,7 +22,8 @@ export interface AuthContext {
 
 type AuthedRequest = FastifyRequest & { auth?: AuthContext };
 
-const BEARER = /^Bearer ([A-Za-z0-9_-]{16,200})$/;
+// The scheme name is case-insensitive (RFC 9110 §11.1).
+const BEARER = /^Bearer ([A-Za-z0-9_-]{16,200})$/i;
 const CACHE_MS = 1_000;
 const CACHE_MAX = 10_000;
 

@@ -8,6 +8,12 @@ export const IdempotencyKeyHeader = z.string().min(1).max(255).optional();
 const WebhookUrl = z
   .url({ protocol: /^https?$/ })
   .max(2048)
+  // Credentials in the URL would be stored, shown back and sent in clear: the signature authenticates us instead.
+  .refine((u) => {
+    // zod runs this even when the URL check failed: that check's issue is the answer then.
+    const parsed = URL.parse(u);
+    return parsed === null || (parsed.username === '' && parsed.password === '');
+  }, 'must not carry a user name or password (the Nexo-Signature header authenticates us)')
   .describe('http(s) URL of your endpoint. It must reach a public address: private, loopback and link-local addresses (and localhost) are refused, also when a name resolves to one.');
 
 export const SendOtpBody = z.strictObject({
