@@ -4,8 +4,15 @@
  * error after its append (read models not caught up within 5 s). The retry
  * with the same key and body gets the answer the first would have given (the
  * same account, the same API key) and creates nothing more; another body is
- * still 409. Real HTTP on ephemeral ports, a temp data dir, a restart on it.
+ * still 409. Real HTTP on ephemeral ports, a temp data dir, a restart on it,
+ * and a real process SIGKILLed with signups in flight.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SqliteEventStore } from '#eventstore';
+import { ensureBuilt } from '../../../libs/eventstore/src/testing/ensure-built.js';
+import { freePort, ready, startApiProcess, stopApiProcess } from './api-process.js';
 import { SIGNUP_FIELDS, requestHash } from '../src/http/schemas.js';
 import { planSignup, Signup, SignupHandler, type SignupPlan } from '../src/accounts/accounts.handlers.js';
 import { get, post, startServer, type TestServer } from './harness.js';
@@ -140,4 +147,73 @@ describe('I7: a request that failed after its append (read models not caught up 
     expect(await server.running.core.store.headPosition()).toBe(head);
     expect((await signupWith(server, 'plain-1', { name: 'plain2' })).status).toBe(409);
   });
+});
+
+describe('I7: SIGKILL of a real process with signups in flight (the audit\'s run, smaller)', () => {
+  beforeAll(() => ensureBuilt(), 180_000);
+
+  // With a claim left unanswered refused as before (409), each run tried had 1 to 4 retries refused.
+  it('after a restart every retry with its key and body gets 201; answered ones byte for byte; one account per key, each with its key', async () => {
+    const CLIENTS = 8;
+    const KILL_AFTER = 40;
+    const dir = mkdtempSync(join(tmpdir(), 'nexo-idem-kill-'));
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const attempt = (i: number) =>
+      answer(post(base, '/api/v1/signup', undefined, { name: `exchange ${i}` }, { 'Idempotency-Key': `kill-${i}` })).catch(() => undefined);
+    let child = startApiProcess(dir, port);
+    try {
+      await ready(base);
+      // Clients that each keep one signup in flight: at the kill, CLIENTS of them are unanswered, at any stage.
+      const first: (Answer | undefined)[] = [];
+      let answered = 0;
+      let killed = false;
+      let kill!: () => void;
+      const killNow = new Promise<void>((r) => (kill = r));
+      const clients = Array.from({ length: CLIENTS }, async () => {
+        while (!killed) {
+          const i = first.length;
+          first.push(undefined);
+          first[i] = await attempt(i);
+          if (first[i]?.status === 201 && ++answered === KILL_AFTER) kill();
+        }
+      });
+      await killNow;
+      killed = true;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      await Promise.all(clients);
+      const SIGNUPS = first.length;
+      expect(first.filter((a) => a !== undefined && a.status !== 201)).toEqual([]);
+      expect(first.filter((a) => a === undefined).length).toBeGreaterThan(0);
+
+      child = startApiProcess(dir, port);
+      await ready(base);
+      const retries = await Promise.all(Array.from({ length: SIGNUPS }, (_, i) => attempt(i)));
+      expect(retries.map((a) => a?.status)).toEqual(Array(SIGNUPS).fill(201));
+      const accounts = retries.map((a) => a!.body.account_id as string);
+      expect(new Set(accounts).size).toBe(SIGNUPS);
+      for (const [i, a] of first.entries()) {
+        if (a) expect(retries[i]!.text).toBe(a.text);
+        // The key of a signup the client first heard of now opens its account.
+        else expect((await answer(get(base, '/api/v1/balance', retries[i]!.body.api_key))).body).toMatchObject({ ok: true, test_credits: 5 });
+      }
+      await stopApiProcess(child);
+
+      const store = SqliteEventStore.open(join(dir, 'nexo.db'), { readonly: true });
+      const opened: string[] = [];
+      const keyed = new Set<string>();
+      for await (const e of store.readAll()) {
+        if (e.type === 'AccountOpened') opened.push((e.data as { accountId: string }).accountId);
+        if (e.type === 'ApiKeyIssued') keyed.add(e.streamId);
+      }
+      await store.close();
+      expect(opened.sort()).toEqual([...accounts].sort());
+      expect(opened.filter((id) => !keyed.has(`account-${id}`))).toEqual([]);
+    } finally {
+      await stopApiProcess(child);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
