@@ -3,42 +3,15 @@
  * answers what is in flight, flushes the store and exits 0; every OTP it
  * accepted is in the log after a restart.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteEventStore } from '#eventstore';
 import { ensureBuilt, repoRoot } from '../../../libs/eventstore/src/testing/ensure-built.js';
+import { freePort, ready, startApiProcess as start, stopApiProcess } from './api-process.js';
 import { freshPhone, post, signup } from './harness.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function start(dir: string, port: number): ChildProcess {
-  return spawn(process.execPath, [join(repoRoot, 'dist/apps/api/src/main.js')], {
-    env: { ...process.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_SIGNUPS_PER_HOUR: '100000' },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-}
-
-async function ready(base: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${base}/health/ready`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('server did not start');
-}
 
 describe('graceful shutdown (SIGTERM of a real process)', () => {
   beforeAll(() => ensureBuilt(), 180_000);
@@ -78,10 +51,7 @@ describe('graceful shutdown (SIGTERM of a real process)', () => {
       child = start(dir, port);
       await ready(base);
     } finally {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
+      await stopApiProcess(child);
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);

@@ -52,6 +52,27 @@ describe('open account', () => {
     given([opened()]).when(openAccount()).then('account_exists');
   });
 
+  describe('I7: a signup opens with its first key in one append, and its retry (same account, same key) is done', () => {
+    const firstKey = { keyId: 'key_1', keyHash: hex64('1'), prefix: 'nx_live_ab' };
+    const signup = openAccount(5, firstKey);
+    const keyIssued: AccountEvent = { type: 'ApiKeyIssued', data: { ...firstKey, at: T0 } };
+
+    it('opens the account and issues the key together', () => {
+      const state = given([]).when(signup).then([opened(5), keyIssued]);
+      expect(state.keys.get('key_1')).toEqual({ keyHash: hex64('1'), revoked: false });
+    });
+
+    it('answers the same opening again with no new events', () => {
+      given([opened(5), keyIssued]).when(signup).then([]);
+    });
+
+    it('still refuses an opening with another key, or without one', () => {
+      given([opened(5), keyIssued]).when(openAccount(5, { ...firstKey, keyId: 'key_2' })).then('account_exists');
+      given([opened(5), keyIssued]).when(openAccount(5, { ...firstKey, keyHash: hex64('2') })).then('account_exists');
+      given([opened(5), keyIssued]).when(openAccount(5)).then('account_exists');
+    });
+  });
+
   it.each<[string, AccountCommand]>([
     ['IssueApiKey', { type: 'IssueApiKey', keyId: 'key_1', keyHash: hex64('1'), prefix: 'nx_live_ab', at: T0 }],
     ['RevokeApiKey', { type: 'RevokeApiKey', keyId: 'key_1', at: T0 }],
@@ -75,19 +96,25 @@ describe('API keys', () => {
 
   it('issues a key by its hash only', () => {
     const state = given([opened()]).when(issue).then([issuedEvent]);
-    expect(state.keys.get('key_1')).toEqual({ revoked: false });
+    expect(state.keys.get('key_1')).toEqual({ keyHash: hex64('1'), revoked: false });
   });
 
-  it('refuses a second key with the same id, even once revoked', () => {
-    given([opened(), issuedEvent]).when(issue).then('already_exists');
-    given([opened(), issuedEvent, revokedEvent]).when(issue).then('already_exists');
+  it('I7: issuing the same key again (same id, same hash) is a retry and changes nothing, even once revoked', () => {
+    given([opened(), issuedEvent]).when(issue).then([]);
+    given([opened(), issuedEvent, revokedEvent]).when(issue).then([]);
+  });
+
+  it('refuses another key with an id already issued, even once revoked', () => {
+    const clash: AccountCommand = { type: 'IssueApiKey', keyId: 'key_1', keyHash: hex64('2'), prefix: 'nx_live_ab', at: T0 };
+    given([opened(), issuedEvent]).when(clash).then('already_exists');
+    given([opened(), issuedEvent, revokedEvent]).when(clash).then('already_exists');
   });
 
   const other: AccountEvent = { type: 'ApiKeyIssued', data: { keyId: 'key_2', keyHash: hex64('2'), prefix: 'nx_live_cd', at: T0 } };
 
   it('revokes a key once; revoking again changes nothing', () => {
     const state = given([opened(), issuedEvent, other]).when(revoke).then([revokedEvent]);
-    expect(state.keys.get('key_1')).toEqual({ revoked: true });
+    expect(state.keys.get('key_1')).toEqual({ keyHash: hex64('1'), revoked: true });
     given([opened(), issuedEvent, other, revokedEvent]).when(revoke).then([]);
   });
 

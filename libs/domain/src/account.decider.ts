@@ -15,7 +15,7 @@ import type { Carrier, Channel } from './phone.js';
 type Data<T extends AccountEvent['type']> = AccountEventOf<T>['data'];
 
 export type AccountCommand =
-  | ({ type: 'OpenAccount' } & Data<'AccountOpened'>)
+  | ({ type: 'OpenAccount'; firstKey?: FirstKey } & Data<'AccountOpened'>)
   | ({ type: 'IssueApiKey' } & Data<'ApiKeyIssued'>)
   | ({ type: 'RevokeApiKey' } & Data<'ApiKeyRevoked'>)
   | ({ type: 'ConfigureWebhook' } & Data<'WebhookConfigured'>)
@@ -25,6 +25,13 @@ export type AccountCommand =
   | { type: 'SendOtp'; otp: Data<'OtpRequested'>; price: Micros }
   | { type: 'MarkDelivered'; otpId: string; via: DeliveryProof; at: string }
   | { type: 'RefundOtp'; otpId: string; reason: RefundReason; at: string };
+
+/**
+ * The key a signup opens its account with, issued in the same append (an account never exists
+ * without the key its customer was shown). A repeat of the same opening, same account and same
+ * key, is a retry of a signup whose answer was lost: it counts as done.
+ */
+export type FirstKey = Omit<Data<'ApiKeyIssued'>, 'at'>;
 
 export interface OpenCharge {
   amount: Micros;
@@ -51,7 +58,8 @@ export interface AccountState {
   testCharges: number;
   /** Balance-funded charges of OTPs not yet delivered or refunded. */
   pending: Micros;
-  keys: Map<string, { revoked: boolean }>;
+  /** By key id; the hash tells a retry of an issue (same id, same key) from a clash. */
+  keys: Map<string, { keyHash: string; revoked: boolean }>;
   webhook: { url: string; secret: string } | undefined;
   depositAddresses: Map<string, { address: string; index: number }>;
   /** Keyed by `depositKey`; I4. */
@@ -175,13 +183,20 @@ function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: Ac
 export function decideAccount(cmd: AccountCommand, state: AccountState): AccountEvent[] {
   switch (cmd.type) {
     case 'OpenAccount': {
-      if (state.opened) throw new DomainError('account_exists', 'account is already open');
-      const { type: _, ...data } = cmd;
-      return [{ type: 'AccountOpened', data }];
+      const { type: _, firstKey, ...data } = cmd;
+      if (state.opened) {
+        if (firstKey !== undefined && state.accountId === cmd.accountId && state.keys.get(firstKey.keyId)?.keyHash === firstKey.keyHash) return [];
+        throw new DomainError('account_exists', 'account is already open');
+      }
+      const opened: AccountEvent = { type: 'AccountOpened', data };
+      return firstKey === undefined ? [opened] : [opened, { type: 'ApiKeyIssued', data: { ...firstKey, at: cmd.at } }];
     }
     case 'IssueApiKey': {
       requireOpen(state);
-      if (state.keys.has(cmd.keyId)) throw new DomainError('already_exists', 'key id already issued');
+      // The same key again is a retry whose answer was lost (its id and key were planned before the first try).
+      const issued = state.keys.get(cmd.keyId);
+      if (issued?.keyHash === cmd.keyHash) return [];
+      if (issued) throw new DomainError('already_exists', 'key id already issued');
       const { type: _, ...data } = cmd;
       return [{ type: 'ApiKeyIssued', data }];
     }
@@ -263,7 +278,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       state.testCreditsLeft += event.data.testCredits;
       break;
     case 'ApiKeyIssued':
-      state.keys.set(event.data.keyId, { revoked: false });
+      state.keys.set(event.data.keyId, { keyHash: event.data.keyHash, revoked: false });
       break;
     case 'ApiKeyRevoked': {
       const key = state.keys.get(event.data.keyId);

@@ -8,7 +8,7 @@ import { rateLimited } from '../otp/send-otp.handler.js';
 import { addressBucket } from '../http/rate-limiter.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
-import { ConfigureWebhook, IssueKey, RevokeKey, Signup } from './accounts.handlers.js';
+import { ConfigureWebhook, IssueKey, planKey, planSignup, RevokeKey, Signup } from './accounts.handlers.js';
 
 @Controller('api/v1')
 export class AccountsController {
@@ -22,10 +22,13 @@ export class AccountsController {
   signup(@Body() body: unknown, @Ip() ip: string, @Headers('idempotency-key') key: string | undefined) {
     const { name } = parseInput(SignupBody, body ?? {});
     const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
-    return this.core.httpIdempotency.run(`signup:${ip}`, idempotencyKey, requestHash(body, SIGNUP_FIELDS), () => {
-      const wait = this.core.signupBuckets.take(addressBucket(ip));
-      if (wait > 0) throw rateLimited(wait, 'too many signups from this address');
-      return this.commands.execute(new Signup(name ?? ''));
+    return this.core.httpIdempotency.run(`signup:${ip}`, idempotencyKey, requestHash(body, SIGNUP_FIELDS), {
+      admit: () => {
+        const wait = this.core.signupBuckets.take(addressBucket(ip));
+        if (wait > 0) throw rateLimited(wait, 'too many signups from this address');
+      },
+      plan: () => planSignup(this.core, name ?? ''),
+      perform: (plan) => this.commands.execute(new Signup(plan)),
     });
   }
 
@@ -35,9 +38,10 @@ export class AccountsController {
   issueKey(@Auth() auth: AuthContext, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
     parseInput(EmptyBody, body ?? undefined);
     const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
-    return this.core.httpIdempotency.run(`keys:${auth.accountId}`, idempotencyKey, requestHash(body), () =>
-      this.commands.execute(new IssueKey(auth.accountId)),
-    );
+    return this.core.httpIdempotency.run(`keys:${auth.accountId}`, idempotencyKey, requestHash(body), {
+      plan: () => planKey(this.core),
+      perform: (plan) => this.commands.execute(new IssueKey(auth.accountId, plan)),
+    });
   }
 
   /**

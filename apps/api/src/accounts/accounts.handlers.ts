@@ -6,53 +6,81 @@ import { newApiKey, newId, newWebhookSecret } from '#security';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
 
+/** A new API key as planned before the request's work: the key itself (shown once), its prefix and hash. */
+export type PlannedKey = ReturnType<typeof newApiKey>;
+
+/**
+ * What a signup will create, decided before anything is appended: a request with an
+ * Idempotency-Key stores it first, so a retry after a crash opens the same account with the same key.
+ */
+export interface SignupPlan {
+  accountId: string;
+  keyId: string;
+  key: PlannedKey;
+  name: string;
+  testCredits: number;
+  at: string;
+}
+
+export function planSignup(core: Core, name: string): SignupPlan {
+  return { accountId: newId('acc'), keyId: newId('key'), key: newApiKey(), name, testCredits: core.config.testCredits, at: core.clock().toISOString() };
+}
+
 export class Signup extends Command<{ ok: true; account_id: string; api_key: string; test_credits: number }> {
-  constructor(readonly name: string) {
+  constructor(readonly plan: SignupPlan) {
     super();
   }
 }
 
+/** Idempotent on the plan: an account already opened with the plan's key is answered again, nothing appended. */
 @CommandHandler(Signup)
 export class SignupHandler implements ICommandHandler<Signup> {
   constructor(@Inject(CORE) private readonly core: Core) {}
 
-  async execute({ name }: Signup) {
+  async execute({ plan }: Signup) {
     const { core } = this;
-    const accountId = newId('acc');
-    const key = newApiKey();
-    const at = core.clock().toISOString();
-    const stream = accountStream(accountId);
-    const testCredits = core.config.testCredits;
-    // Queued together on one stream, the two commands are appended as one write.
-    await Promise.all([
-      core.runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name, testCredits, at }),
-      core.runner.handle(stream, accountDecider, { type: 'IssueApiKey', keyId: newId('key'), keyHash: key.hash, prefix: key.prefix, at }),
-    ]);
+    const { accountId, keyId, key, name, testCredits, at } = plan;
+    // One command, one append: the account and the key its customer is shown exist together or not at all.
+    await core.runner.handle(accountStream(accountId), accountDecider, {
+      type: 'OpenAccount',
+      accountId,
+      name,
+      testCredits,
+      at,
+      firstKey: { keyId, keyHash: key.hash, prefix: key.prefix },
+    });
     await core.caughtUp();
     return { ok: true as const, account_id: accountId, api_key: key.key, test_credits: testCredits };
   }
 }
 
+/** What POST /keys will issue, decided (and, with an Idempotency-Key, stored) before it is appended. */
+export interface KeyPlan {
+  keyId: string;
+  key: PlannedKey;
+  at: string;
+}
+
+export function planKey(core: Core): KeyPlan {
+  return { keyId: newId('key'), key: newApiKey(), at: core.clock().toISOString() };
+}
+
 export class IssueKey extends Command<{ ok: true; key_id: string; api_key: string }> {
-  constructor(readonly accountId: string) {
+  constructor(
+    readonly accountId: string,
+    readonly plan: KeyPlan,
+  ) {
     super();
   }
 }
 
+/** Idempotent on the plan: a key id already issued with the plan's key is answered again. */
 @CommandHandler(IssueKey)
 export class IssueKeyHandler implements ICommandHandler<IssueKey> {
   constructor(@Inject(CORE) private readonly core: Core) {}
 
-  async execute({ accountId }: IssueKey) {
-    const key = newApiKey();
-    const keyId = newId('key');
-    await this.core.runner.handle(accountStream(accountId), accountDecider, {
-      type: 'IssueApiKey',
-      keyId,
-      keyHash: key.hash,
-      prefix: key.prefix,
-      at: this.core.clock().toISOString(),
-    });
+  async execute({ accountId, plan: { keyId, key, at } }: IssueKey) {
+    await this.core.runner.handle(accountStream(accountId), accountDecider, { type: 'IssueApiKey', keyId, keyHash: key.hash, prefix: key.prefix, at });
     await this.core.caughtUp();
     return { ok: true as const, key_id: keyId, api_key: key.key };
   }

@@ -1,16 +1,21 @@
 /**
- * Idempotency-Key for POSTs outside the send path (signup, extra keys). The
- * key is claimed before the work and the answer stored after it; a replay
- * with the same body gets the stored answer, another body is a conflict. A
- * replay that arrives while the first is still running waits for its answer.
+ * Idempotency-Key for POSTs outside the send path (signup, extra keys). A
+ * replay with the same body gets the first answer, another body is a conflict.
  * (send-otp keeps its keys on the account stream instead, atomically with the charge.)
  *
- * The stored answers hold secrets (a new API key is shown once, in them), so
+ * Crash safety: the claim holds the request's plan (the ids and the API key the
+ * work will use) and is committed durably (`commitDurably`: the state file runs
+ * `synchronous = NORMAL`) before any work starts, and the work is idempotent
+ * on those ids (the account decider answers a repeat with no events). So a
+ * claim without an answer that no request of this process holds (one cut
+ * short by a crash, a restart or an error) is finished by the next request
+ * with the same key and body: it runs the stored plan again and answers as the
+ * first would have. A claim is never released once its work has started: the
+ * append may have happened, and a fresh plan would open a second account.
+ * The answer is stored durably too before it is returned.
+ *
+ * Plans and answers hold secrets (a new API key is shown once, in them), so
  * they are sealed with the service's cipher like every other secret at rest (I9).
- * An answer is stored durably (`commitDurably`) before it is returned: the
- * state file runs `synchronous = NORMAL`, and a power loss must not forget an
- * answer whose effect (the account, the key) the log keeps, or a retry with
- * the same key would create a second one.
  */
 import type Database from 'better-sqlite3';
 import { DomainError } from '#domain';
@@ -22,11 +27,19 @@ const RETENTION_MS = 48 * 3600 * 1000;
 /** Answers stored before they were sealed are JSON text; sealed ones are `<keyId>:<base64url>`. */
 const isPlain = (body: string) => body.startsWith('{') || body.startsWith('[');
 
+/** One idempotent request: what it will do, decided before it starts (`plan`: JSON data), and doing it. */
+export interface IdempotentJob<P, T> {
+  /** Checks that may refuse a new request before it claims its key (a rate limit); not run for a replay or a resumed plan. */
+  admit?(): void;
+  plan(): P;
+  /** Must be idempotent: it may run again with the same plan after a crash or an error. */
+  perform(plan: P): Promise<T>;
+}
+
 export class HttpIdempotency {
-  private readonly claim: Database.Statement<[string, string, string, number]>;
-  private readonly find: Database.Statement<[string, string], { request_hash: string; body: string | null }>;
+  private readonly claim: Database.Statement<[string, string, string, string, number]>;
+  private readonly find: Database.Statement<[string, string], { request_hash: string; body: string | null; plan: string | null }>;
   private readonly complete: Database.Statement<[string, string, string]>;
-  private readonly release: Database.Statement<[string, string]>;
   /** Requests running in this process, by scope and key: a concurrent replay waits for the first's answer. */
   private readonly running = new Map<string, Promise<unknown>>();
 
@@ -36,44 +49,58 @@ export class HttpIdempotency {
     private readonly now: () => number = Date.now,
   ) {
     db.exec(`CREATE TABLE IF NOT EXISTS http_idempotency (
-      scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, body TEXT, created_at INTEGER NOT NULL,
+      scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, body TEXT, created_at INTEGER NOT NULL, plan TEXT,
       PRIMARY KEY (scope, key)) WITHOUT ROWID`);
+    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(http_idempotency)').all();
+    if (!columns.some((c) => c.name === 'plan')) db.exec('ALTER TABLE http_idempotency ADD COLUMN plan TEXT');
     db.prepare('DELETE FROM http_idempotency WHERE created_at < ?').run(now() - RETENTION_MS);
-    this.claim = db.prepare('INSERT OR IGNORE INTO http_idempotency (scope, key, request_hash, created_at) VALUES (?, ?, ?, ?)');
-    this.find = db.prepare('SELECT request_hash, body FROM http_idempotency WHERE scope = ? AND key = ?');
-    this.complete = db.prepare('UPDATE http_idempotency SET body = ? WHERE scope = ? AND key = ?');
-    this.release = db.prepare('DELETE FROM http_idempotency WHERE scope = ? AND key = ? AND body IS NULL');
+    this.claim = db.prepare('INSERT OR IGNORE INTO http_idempotency (scope, key, request_hash, plan, created_at) VALUES (?, ?, ?, ?, ?)');
+    this.find = db.prepare('SELECT request_hash, body, plan FROM http_idempotency WHERE scope = ? AND key = ?');
+    // The answer holds everything the plan did: the plan's copy of the key is dropped.
+    this.complete = db.prepare('UPDATE http_idempotency SET body = ?, plan = NULL WHERE scope = ? AND key = ?');
     // Answers an older version stored in clear (API keys among them) are sealed once, at start.
     const plain = db.prepare<[], { scope: string; key: string; body: string }>("SELECT scope, key, body FROM http_idempotency WHERE body LIKE '{%' OR body LIKE '[%'").all();
     if (plain.length > 0) db.transaction(() => plain.forEach((r) => this.complete.run(cipher.seal(r.body), r.scope, r.key)))();
   }
 
-  async run<T>(scope: string, key: string | undefined, requestHash: string, work: () => Promise<T>): Promise<T> {
-    if (key === undefined) return work();
-    const id = `${scope}\u0000${key}`;
-    if (this.claim.run(scope, key, requestHash, this.now()).changes === 0) {
-      const row = this.find.get(scope, key)!;
-      if (row.request_hash !== requestHash) throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
-      if (row.body !== null) return JSON.parse(isPlain(row.body) ? row.body : this.cipher.open(row.body)) as T;
-      const first = this.running.get(id);
-      // Claimed by no request of this process (one cut short by a restart): its outcome is unknown.
-      if (!first) throw new DomainError('idempotency_conflict', 'a request with this Idempotency-Key is still in progress');
-      // The same request again while the first runs: its answer, or, if it failed, a try of our own.
-      return first.then(
-        () => this.run(scope, key, requestHash, work),
-        () => this.run(scope, key, requestHash, work),
-      );
+  async run<P, T>(scope: string, key: string | undefined, requestHash: string, job: IdempotentJob<P, T>): Promise<T> {
+    if (key === undefined) {
+      job.admit?.();
+      return job.perform(job.plan());
     }
+    const row = this.find.get(scope, key);
+    if (row === undefined) return this.claimAndPerform(scope, key, requestHash, job);
+    if (row.request_hash !== requestHash) throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
+    if (row.body !== null) return JSON.parse(isPlain(row.body) ? row.body : this.cipher.open(row.body)) as T;
+    const first = this.running.get(`${scope}\u0000${key}`);
+    // The same request again while the first runs: its answer, or, if it failed, its plan again.
+    if (first) {
+      const again = () => this.run(scope, key, requestHash, job);
+      return first.then(again, again);
+    }
+    // Claimed by an older version, which kept no plan: what that request did is unknown.
+    if (row.plan === null) throw new DomainError('idempotency_conflict', 'a request with this Idempotency-Key was cut short before it answered; use another key');
+    return this.perform(scope, key, JSON.parse(this.cipher.open(row.plan)) as P, job);
+  }
+
+  private claimAndPerform<P, T>(scope: string, key: string, requestHash: string, job: IdempotentJob<P, T>): Promise<T> {
+    job.admit?.();
+    const plan = job.plan();
+    const sealed = this.cipher.seal(JSON.stringify(plan));
+    // On disk before the work starts: a claim lost to a power loss would let a retry plan anew.
+    const claimed = commitDurably(this.db, () => this.claim.run(scope, key, requestHash, sealed, this.now()).changes === 1);
+    // Another connection to the file claimed it first: answer as a replay of that one.
+    if (!claimed) return this.run(scope, key, requestHash, job);
+    return this.perform(scope, key, plan, job);
+  }
+
+  private async perform<P, T>(scope: string, key: string, plan: P, job: IdempotentJob<P, T>): Promise<T> {
+    const id = `${scope}\u0000${key}`;
     const attempt = (async () => {
-      try {
-        const result = await work();
-        const sealed = this.cipher.seal(JSON.stringify(result));
-        commitDurably(this.db, () => this.complete.run(sealed, scope, key));
-        return result;
-      } catch (error) {
-        this.release.run(scope, key);
-        throw error;
-      }
+      const result = await job.perform(plan);
+      const sealed = this.cipher.seal(JSON.stringify(result));
+      commitDurably(this.db, () => this.complete.run(sealed, scope, key));
+      return result;
     })();
     this.running.set(id, attempt);
     try {

@@ -2,7 +2,7 @@
  * Builders for account commands and the events they should produce. Every value
  * passes the zod schemas of account.events.ts, so tests exercise stored shapes.
  */
-import type { AccountCommand } from '../account.decider.js';
+import type { AccountCommand, FirstKey } from '../account.decider.js';
 import type { AccountEvent, AccountEventOf, DeliveryProof, FundedBy, RefundReason } from '../account.events.js';
 import type { Micros } from '../money.js';
 
@@ -24,7 +24,7 @@ export const CHAIN_ID = 56;
 
 const openedData = (testCredits: number): Data<'AccountOpened'> => ({ accountId: ACCOUNT_ID, name: 'Exchange One', testCredits, at: T0 });
 export const opened = (testCredits = 0): AccountEvent => ({ type: 'AccountOpened', data: openedData(testCredits) });
-export const openAccount = (testCredits = 0): AccountCommand => ({ type: 'OpenAccount', ...openedData(testCredits) });
+export const openAccount = (testCredits = 0, firstKey?: FirstKey): AccountCommand => ({ type: 'OpenAccount', ...openedData(testCredits), ...(firstKey && { firstKey }) });
 
 export interface DepositRef {
   tx: number;

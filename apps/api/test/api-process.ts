@@ -1,0 +1,42 @@
+/** The compiled API as a child process (`node dist/apps/api/src/main.js`), for tests that signal or kill it. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { repoRoot } from '../../../libs/eventstore/src/testing/ensure-built.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function startApiProcess(dir: string, port: number): ChildProcess {
+  return spawn(process.execPath, [join(repoRoot, 'dist/apps/api/src/main.js')], {
+    env: { ...process.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_SIGNUPS_PER_HOUR: '100000' },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/** Resolves once `/health/ready` answers 200 (the store answers and projections caught up). */
+export async function ready(base: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(`${base}/health/ready`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('server did not start');
+}
+
+/** Stops a child still running (SIGTERM) and waits for its exit. */
+export async function stopApiProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
