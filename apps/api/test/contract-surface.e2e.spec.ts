@@ -166,7 +166,7 @@ describe("every documented operation's errors have API.md's shape and status", (
   it('a body over 16 KiB is 400 invalid_request on every JSON POST and PUT, with nothing appended', async () => {
     const head = await server.running.core.store.headPosition();
     const big = JSON.stringify({ name: 'x'.repeat(17 * 1024) });
-    for (const [path, method, auth] of [['/api/v1/signup', 'POST', false], ['/api/v1/keys', 'POST', true], ['/api/v1/webhook', 'PUT', true], ['/api/v1/otp/zz_unknown/feedback', 'POST', true]] as const) {
+    for (const [path, method, auth] of [['/api/v1/signup', 'POST', false], ['/api/v1/keys', 'POST', true], ['/api/v1/webhook', 'PUT', true], ['/api/v1/template', 'PUT', true], ['/api/v1/otp/zz_unknown/feedback', 'POST', true]] as const) {
       const res = await fetch(`${BASE}${path}`, { method, headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: `Bearer ${key}` } : {}) }, body: big });
       await expectError(res, 400, 'invalid_request');
     }
@@ -197,6 +197,9 @@ describe('every answer has the shape the OpenAPI document gives it', () => {
     await json(get(BASE, '/api/v1/keys', key), R.KeysResponse, 'GET /keys');
     await json(fetch(`${BASE}/api/v1/keys/${extra.key_id}`, { method: 'DELETE', headers: auth(key) }), R.KeyRevokedResponse, 'DELETE /keys');
     await json(fetch(`${BASE}/api/v1/webhook`, { method: 'PUT', headers: { ...auth(key), 'Content-Type': 'application/json' }, body: JSON.stringify({ url: 'https://example.test/h' }) }), R.WebhookResponse, 'PUT /webhook');
+    await json(get(BASE, '/api/v1/template', key), R.TemplateResponse, 'GET /template');
+    const template = { sms: 'ACME: ma xac thuc {code}', voice: null };
+    await json(fetch(`${BASE}/api/v1/template`, { method: 'PUT', headers: { ...auth(key), 'Content-Type': 'application/json' }, body: JSON.stringify(template) }), R.TemplateResponse, 'PUT /template');
     const sent = await json(post(BASE, '/api/v1/send-otp', key, { phone: freshPhone(), code: '123456' }), R.SendOtpResponse, 'send-otp');
     await json(get(BASE, `/api/v1/otp/${sent.id}`, key), R.OtpResponse, 'GET /otp/:id');
     await json(post(BASE, `/api/v1/otp/${sent.id}/feedback`, key, { verified: true }), R.FeedbackResponse, 'feedback');

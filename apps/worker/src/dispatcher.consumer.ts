@@ -117,7 +117,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       const later = await takeWindow(m.phoneHash);
       if (later !== undefined) return later;
       opened ??= { code: cipher.open(m.code), phoneE164: cipher.open(m.phone) };
-      const request = { otpId: m.otpId, attempt, phoneE164: opened.phoneE164, carrier: m.carrier, ...renderMessage(channel, opened.code) } as SubmitRequest;
+      const request = { otpId: m.otpId, attempt, phoneE164: opened.phoneE164, carrier: m.carrier, ...renderMessage(channel, opened.code, m.template) } as SubmitRequest;
       const started = performance.now();
       let providerMessageId: string | undefined;
       let failure: CarrierError | undefined;

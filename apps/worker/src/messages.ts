@@ -3,7 +3,7 @@
  * what receipt sources publish. zod checks every one at the consumer's edge.
  */
 import { z } from 'zod';
-import { CarrierSchema, ChannelSchema, Id, IsoTime, RECEIPT_STATUSES, Sealed } from '#domain';
+import { CarrierSchema, ChannelSchema, Id, IsoTime, MessageTemplateSchema, RECEIPT_STATUSES, Sealed } from '#domain';
 
 export const DispatchMessage = z.object({
   otpId: Id,
@@ -14,6 +14,8 @@ export const DispatchMessage = z.object({
   channel: ChannelSchema,
   auto: z.boolean(),
   code: Sealed,
+  /** The account's templates from the OTP's request; absent: the default text. */
+  template: MessageTemplateSchema.optional(),
   at: IsoTime,
 });
 export type DispatchMessage = z.infer<typeof DispatchMessage>;

@@ -28,4 +28,12 @@ describe('relay routing', () => {
     const route = createRelayRoute(new Set([TOPICS.dispatch, TOPICS.settlement]));
     expect(route(recorded('account-acc_1', 'WebhookConfigured', { url: 'https://hooks.example/x', secret: 'k1:sealed', at: '2026-11-26T09:00:00.000Z' }, 1n))).toEqual([]);
   });
+
+  it("puts the account's templates from the OTP's request on its dispatch, and none when the request has none", () => {
+    const route = createRelayRoute(new Set([TOPICS.dispatch]));
+    const request = { otpId: 'otp_1', phone: 'k1:p', phoneHash: 'a'.repeat(64), phoneMasked: '+8491****678', carrier: 'vinaphone', channel: 'sms', code: 'k1:c', at: '2026-11-26T09:00:00.000Z' };
+    const dispatched = (data: object) => route(recorded('account-acc_1', 'OtpRequested', data, 1n)).map((p) => (p.message.value as { template?: unknown }).template);
+    expect(dispatched({ ...request, template: { sms: 'ACME {code}' } })).toEqual([{ sms: 'ACME {code}' }]);
+    expect(dispatched(request)).toEqual([undefined]);
+  });
 });

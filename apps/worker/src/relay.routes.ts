@@ -67,6 +67,7 @@ function relayRoute(
         channel: d.channel,
         auto: d.auto ?? false,
         code: d.code,
+        template: d.template,
         at: d.at,
       };
       const out: Publication[] = [{ topic: TOPICS.dispatch, message: { key: d.phoneHash, value: dispatch } }];

@@ -35,6 +35,8 @@ describe('fixtures', () => {
       credited({ tx: 1 }, 1_000_000n),
       reversed({ tx: 1 }),
       ...sent('otp_1', PRICE, 'balance', { idempotencyKey: 'k', requestHash: HASH_A }),
+      { type: 'MessageTemplateSet', data: { sms: 'ACME {code}', at: T0 } },
+      ...sent('otp_2', PRICE, 'balance', { template: { sms: 'ACME {code}' } }),
       delivered('otp_1'),
       refunded('otp_1', PRICE, 'test_credit', 'expired'),
     ];
@@ -77,6 +79,7 @@ describe('open account', () => {
     ['IssueApiKey', { type: 'IssueApiKey', keyId: 'key_1', keyHash: hex64('1'), prefix: 'nx_live_ab', at: T0 }],
     ['RevokeApiKey', { type: 'RevokeApiKey', keyId: 'key_1', at: T0 }],
     ['ConfigureWebhook', { type: 'ConfigureWebhook', url: 'https://ex.example/hook', secret: 'k1:c2VjcmV0', at: T0 }],
+    ['SetMessageTemplate', { type: 'SetMessageTemplate', sms: 'ACME {code}', at: T0 }],
     ['AssignDepositAddress', { type: 'AssignDepositAddress', chain: 'bsc', address: `0x${'a'.repeat(40)}`, index: 0, at: T0 }],
     ['CreditDeposit', creditDeposit({ tx: 1 }, 1_000_000n)],
     ['ReverseDeposit', reverseDeposit({ tx: 1 })],
@@ -163,6 +166,56 @@ describe('webhook', () => {
     given([opened(5), configured('https://ex.example/hook', 'k1:b2xk')])
       .when(sendOtp('otp_1', PRICE, { webhookUrl: 'https://ex.example/per-send' }))
       .then(sent('otp_1', PRICE, 'test_credit', { webhookUrl: 'https://ex.example/per-send' }));
+  });
+});
+
+describe('message templates: an account sets its own text, refused when carriers would filter it or it does not fit', () => {
+  const SMS = 'ACME: ma xac thuc cua ban la {code}';
+  const VOICE = 'ACME xin chào. Mã của bạn là {code}.';
+  const set = (fields: { sms?: string | null; voice?: string | null }): AccountCommand => ({ type: 'SetMessageTemplate', ...fields, at: T0 });
+  const templateSet = (data: { sms?: string; voice?: string }): AccountEvent => ({ type: 'MessageTemplateSet', data: { ...data, at: T0 } });
+
+  it('sets one channel, then the other, keeping the first', () => {
+    given([opened()]).when(set({ sms: SMS })).then([templateSet({ sms: SMS })]);
+    const state = given([opened(), templateSet({ sms: SMS })]).when(set({ voice: VOICE })).then([templateSet({ sms: SMS, voice: VOICE })]);
+    expect(state.template).toEqual({ sms: SMS, voice: VOICE });
+  });
+
+  it('null puts a channel back to its default; with none left the account has no template', () => {
+    const state = given([opened(), templateSet({ sms: SMS, voice: VOICE })]).when(set({ sms: null })).then([templateSet({ voice: VOICE })]);
+    expect(state.template).toEqual({ voice: VOICE });
+    expect(given([opened(), templateSet({ voice: VOICE })]).when(set({ voice: null })).then([templateSet({})]).template).toBeUndefined();
+  });
+
+  it('records nothing when nothing changes', () => {
+    given([opened(), templateSet({ sms: SMS })]).when(set({ sms: SMS })).then([]);
+    given([opened()]).when(set({ sms: null, voice: null })).then([]);
+    given([opened()]).when(set({})).then([]);
+  });
+
+  it.each([
+    ['sms', 'Ma xac thuc cua ban', 'sms: template must contain {code}'],
+    ['sms', 'Crypto wallet code {code}', 'sms: carriers filter messages containing "crypto"; carriers filter messages containing "wallet"'],
+    ['sms', 'Ma {code} tren sàn', 'sms: carriers filter messages containing "sàn"'],
+    ['sms', '{code} {name}', 'sms: unknown placeholder {name}; only {code} is supported'],
+    ['sms', 'Ma\u0007 {code}', 'sms: control characters are not allowed'],
+    ['sms', `{code} ${'x'.repeat(150)}`, 'sms: does not fit one SMS with a 10-digit code (161/160)'],
+    ['sms', 'Mã xác thực của bạn tại ACME là {code}. Vui lòng không chia sẻ mã này.', 'sms: does not fit one SMS with a 10-digit code (74/70)'],
+    ['voice', '{code}, {code}', 'voice: {code} must appear once: the call reads the code a second time by itself'],
+    ['voice', 'Mã exchange {code}', 'voice: carriers filter messages containing "exchange"'],
+    ['voice', `{code} ${'a'.repeat(194)}`, 'voice: longer than 200 characters (201)'],
+  ] as const)('refuses a %s template %j, saying why', (channel, template, message) => {
+    const e = given([opened(), templateSet({ sms: SMS })]).when(set({ [channel]: template })).then('invalid_request');
+    expect(e.message).toBe(message);
+  });
+
+  it('refuses the whole command when one channel is refused: the other is not set either', () => {
+    given([opened()]).when(set({ sms: SMS, voice: 'no code' })).then('invalid_request');
+  });
+
+  it("an OTP carries the account's templates as they are when it is decided, and none once reset", () => {
+    given([opened(5), templateSet({ sms: SMS })]).when(sendOtp('otp_1', PRICE)).then(sent('otp_1', PRICE, 'test_credit', { template: { sms: SMS } }));
+    given([opened(5), templateSet({ sms: SMS }), templateSet({})]).when(sendOtp('otp_1', PRICE)).then(sent('otp_1', PRICE, 'test_credit'));
   });
 });
 

@@ -9,6 +9,7 @@
 import type { Decider } from './decider.js';
 import { DomainError } from './errors.js';
 import type { AccountEvent, AccountEventOf, DeliveryProof, FundedBy, RefundReason } from './account.events.js';
+import { checkTemplate, describeTemplateProblem, type MessageTemplate } from './message-template.js';
 import { type Micros, microsFromDigits, microsToDigits } from './money.js';
 import type { Carrier, Channel } from './phone.js';
 
@@ -19,10 +20,13 @@ export type AccountCommand =
   | ({ type: 'IssueApiKey' } & Data<'ApiKeyIssued'>)
   | ({ type: 'RevokeApiKey' } & Data<'ApiKeyRevoked'>)
   | ({ type: 'ConfigureWebhook' } & Data<'WebhookConfigured'>)
+  /** Per channel: a template sets it, `null` puts the default back, absent leaves it as it is. */
+  | { type: 'SetMessageTemplate'; sms?: string | null; voice?: string | null; at: string }
   | ({ type: 'AssignDepositAddress' } & Data<'DepositAddressAssigned'>)
   | ({ type: 'CreditDeposit' } & Data<'DepositCredited'>)
   | ({ type: 'ReverseDeposit' } & Data<'DepositReversed'>)
-  | { type: 'SendOtp'; otp: Data<'OtpRequested'>; price: Micros }
+  /** The OTP's `template` is the account's, added by the decider. */
+  | { type: 'SendOtp'; otp: Omit<Data<'OtpRequested'>, 'template'>; price: Micros }
   | { type: 'MarkDelivered'; otpId: string; via: DeliveryProof; at: string }
   | { type: 'RefundOtp'; otpId: string; reason: RefundReason; at: string };
 
@@ -61,6 +65,8 @@ export interface AccountState {
   /** By key id; the hash tells a retry of an issue (same id, same key) from a clash. */
   keys: Map<string, { keyHash: string; revoked: boolean }>;
   webhook: { url: string; secret: string } | undefined;
+  /** The account's own message text; undefined while both channels use the defaults. */
+  template: MessageTemplate | undefined;
   depositAddresses: Map<string, { address: string; index: number }>;
   /** Keyed by `depositKey`; I4. */
   deposits: Map<string, { amount: Micros; reversed: boolean }>;
@@ -112,6 +118,7 @@ export function initialAccountState(): AccountState {
     pending: 0n,
     keys: new Map(),
     webhook: undefined,
+    template: undefined,
     depositAddresses: new Map(),
     deposits: new Map(),
     open: new Map(),
@@ -175,9 +182,27 @@ function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: Ac
   }
   const fundedBy = fundingOf(state, price);
   return [
-    { type: 'OtpRequested', data: otp },
+    // The account's templates ride on the request, so the OTP goes out in the text it was decided with.
+    { type: 'OtpRequested', data: state.template === undefined ? otp : { ...otp, template: state.template } },
     { type: 'Charged', data: { otpId: otp.otpId, amount: microsToDigits(price), fundedBy, at: otp.at } },
   ];
+}
+
+/** One channel's template after the command: the new one, the default again (undefined), or the current one. */
+function nextTemplate(channel: 'sms' | 'voice', given: string | null | undefined, current: MessageTemplate | undefined): string | undefined {
+  if (given === undefined) return current?.[channel];
+  if (given === null) return undefined;
+  const problems = checkTemplate(channel, given);
+  if (problems.length > 0) throw new DomainError('invalid_request', `${channel}: ${problems.map((p) => describeTemplateProblem(channel, p)).join('; ')}`);
+  return given;
+}
+
+function decideTemplate(cmd: Extract<AccountCommand, { type: 'SetMessageTemplate' }>, state: AccountState): AccountEvent[] {
+  requireOpen(state);
+  const sms = nextTemplate('sms', cmd.sms, state.template);
+  const voice = nextTemplate('voice', cmd.voice, state.template);
+  if (sms === state.template?.sms && voice === state.template?.voice) return [];
+  return [{ type: 'MessageTemplateSet', data: { ...(sms !== undefined ? { sms } : {}), ...(voice !== undefined ? { voice } : {}), at: cmd.at } }];
 }
 
 export function decideAccount(cmd: AccountCommand, state: AccountState): AccountEvent[] {
@@ -218,6 +243,8 @@ export function decideAccount(cmd: AccountCommand, state: AccountState): Account
       const { type: _, ...data } = cmd;
       return [{ type: 'WebhookConfigured', data }];
     }
+    case 'SetMessageTemplate':
+      return decideTemplate(cmd, state);
     case 'AssignDepositAddress': {
       requireOpen(state);
       if (state.depositAddresses.has(cmd.chain)) return [];
@@ -288,6 +315,11 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
     case 'WebhookConfigured':
       state.webhook = { url: event.data.url, secret: event.data.secret };
       break;
+    case 'MessageTemplateSet': {
+      const { at: _, ...template } = event.data;
+      state.template = template.sms !== undefined || template.voice !== undefined ? template : undefined;
+      break;
+    }
     case 'DepositAddressAssigned':
       state.depositAddresses.set(event.data.chain, { address: event.data.address, index: event.data.index });
       break;

@@ -29,6 +29,15 @@ export const ApiKeyIssued = ev('ApiKeyIssued', {
   at: IsoTime,
 });
 export const ApiKeyRevoked = ev('ApiKeyRevoked', { keyId: Id, at: IsoTime });
+/**
+ * An account's own message text (message-template.ts); a channel left out uses the default. The
+ * decider checks templates before it records them; the stored shape only bounds them, so a rule
+ * tightened later leaves the events already stored valid.
+ */
+const templateShape = { sms: z.string().min(1).max(1000).optional(), voice: z.string().min(1).max(1000).optional() };
+export const MessageTemplateSchema = z.object(templateShape).strict();
+/** The account's templates after this event, both channels: a channel left out is back to its default. */
+export const MessageTemplateSet = ev('MessageTemplateSet', { ...templateShape, at: IsoTime });
 export const WebhookConfigured = ev('WebhookConfigured', { url: z.string().url().max(2048), secret: Sealed, at: IsoTime });
 export const DepositAddressAssigned = ev('DepositAddressAssigned', {
   chain: z.string().min(1).max(32),
@@ -68,6 +77,11 @@ export const OtpRequested = ev('OtpRequested', {
   code: Sealed,
   webhookUrl: z.string().url().max(2048).optional(),
   idempotencyKey: z.string().min(1).max(255).optional(),
+  /**
+   * The account's templates when it has any, as they were when this OTP was decided: the OTP goes
+   * out in them whatever the account sets later, and the dispatcher needs no read of the account.
+   */
+  template: MessageTemplateSchema.optional(),
   /** SHA-256 of the request body that carried the Idempotency-Key (I7). */
   requestHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   at: IsoTime,
@@ -92,6 +106,7 @@ export const AccountEvent = z.discriminatedUnion('type', [
   ApiKeyIssued,
   ApiKeyRevoked,
   WebhookConfigured,
+  MessageTemplateSet,
   DepositAddressAssigned,
   DepositCredited,
   DepositReversed,

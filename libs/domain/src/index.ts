@@ -9,3 +9,4 @@ export * from './otp.events.js';
 export * from './otp.decider.js';
 export * from './deposit-index.events.js';
 export * from './deposit-index.decider.js';
+export * from './message-template.js';

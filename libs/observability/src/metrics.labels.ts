@@ -122,7 +122,7 @@ export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'O
 /** The statuses this API answers with (API.md's error table plus the usual successes and proxies' 5xx). */
 export const HTTP_STATUSES = [200, 201, 204, 301, 302, 304, 400, 401, 402, 403, 404, 405, 406, 409, 413, 415, 422, 429, 500, 502, 503, 504].map(String);
 
-/** Route templates from API.md; Fastify's registered routes can be added with `allow` at start. */
+/** Route templates from API.md and the README's endpoints beyond it; Fastify's registered routes can be added with `allow` at start. */
 export const DEFAULT_ROUTES = [
   '/api/v1/signup',
   '/api/v1/keys',
@@ -133,6 +133,7 @@ export const DEFAULT_ROUTES = [
   '/api/v1/otp/:id',
   '/api/v1/otp/:id/feedback',
   '/api/v1/webhook',
+  '/api/v1/template',
   '/api/v1/deposit-address',
   '/api/v1/deposits',
   '/api/v1/stats',

@@ -1,14 +1,14 @@
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Ip, Param, Post, Put, UseGuards } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
-import { DomainError, formatUsd } from '#domain';
+import { DomainError, effectiveTemplate, formatUsd } from '#domain';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
-import { EmptyBody, IdempotencyKeyHeader, requestHash, SIGNUP_FIELDS, SignupBody, WebhookBody } from '../http/schemas.js';
+import { EmptyBody, IdempotencyKeyHeader, requestHash, SIGNUP_FIELDS, SignupBody, TemplateBody, WebhookBody } from '../http/schemas.js';
 import { checkWebhookUrl, parseIdParam, parseInput } from '../http/validation.js';
 import { rateLimited } from '../otp/send-otp.handler.js';
 import { addressBucket } from '../http/rate-limiter.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
-import { ConfigureWebhook, IssueKey, planKey, planSignup, RevokeKey, Signup } from './accounts.handlers.js';
+import { ConfigureWebhook, IssueKey, planKey, planSignup, RevokeKey, SetMessageTemplate, Signup } from './accounts.handlers.js';
 
 @Controller('api/v1')
 export class AccountsController {
@@ -67,6 +67,21 @@ export class AccountsController {
     const { url } = parseInput(WebhookBody, body);
     checkWebhookUrl('url', url, this.core.config.webhookPrivateAddresses);
     return this.commands.execute(new ConfigureWebhook(auth.accountId, url));
+  }
+
+  /** Beyond API.md, like GET /keys: the account's own message text, for OTPs sent after the answer. */
+  @Put('template')
+  @UseGuards(ApiKeyGuard)
+  setTemplate(@Auth() auth: AuthContext, @Body() body: unknown) {
+    const { sms, voice } = parseInput(TemplateBody, body);
+    return this.commands.execute(new SetMessageTemplate(auth.accountId, sms, voice));
+  }
+
+  @Get('template')
+  @UseGuards(ApiKeyGuard)
+  async template(@Auth() auth: AuthContext) {
+    await this.core.caughtUp();
+    return { ok: true as const, ...effectiveTemplate(this.core.reads.messageTemplate(auth.accountId)) };
   }
 
   @Get('balance')

@@ -1,7 +1,7 @@
-/** Account commands: signup, keys, webhook configuration. Each answers after its events are durable and projected. */
+/** Account commands: signup, keys, webhook configuration, message templates. Each answers after its events are durable and projected. */
 import { Inject } from '@nestjs/common';
 import { Command, CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { accountDecider, accountStream } from '#domain';
+import { accountDecider, accountStream, effectiveTemplate } from '#domain';
 import { newApiKey, newId, newWebhookSecret } from '#security';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -133,5 +133,29 @@ export class ConfigureWebhookHandler implements ICommandHandler<ConfigureWebhook
     if (events.length === 0 && state.webhook) return { ok: true as const, url, secret: this.core.cipher.open(state.webhook.secret) };
     await this.core.caughtUp();
     return { ok: true as const, url, secret };
+  }
+}
+
+export class SetMessageTemplate extends Command<{ ok: true; sms: string; voice: string }> {
+  constructor(
+    readonly accountId: string,
+    readonly sms: string | null | undefined,
+    readonly voice: string | null | undefined,
+  ) {
+    super();
+  }
+}
+
+@CommandHandler(SetMessageTemplate)
+export class SetMessageTemplateHandler implements ICommandHandler<SetMessageTemplate> {
+  constructor(@Inject(CORE) private readonly core: Core) {}
+
+  async execute({ accountId, sms, voice }: SetMessageTemplate) {
+    const at = this.core.clock().toISOString();
+    const { state } = await this.core.runner.handle(accountStream(accountId), accountDecider, { type: 'SetMessageTemplate', sms, voice, at });
+    // Read before the next await (the runner's state moves on); answered once GET shows it too.
+    const effective = effectiveTemplate(state.template);
+    await this.core.caughtUp();
+    return { ok: true as const, ...effective };
   }
 }

@@ -6,6 +6,7 @@ import {
   defaultProjections,
   findAccountByKeyHash,
   getBalance,
+  getMessageTemplate,
   getOtp,
   listApiKeys,
   monthlyStats,
@@ -22,6 +23,7 @@ export function readModelsOn(db: Db): ReadModels {
   return {
     apiKey: (hash) => findAccountByKeyHash(db, hash),
     apiKeys: (accountId) => listApiKeys(db, accountId),
+    messageTemplate: (accountId) => getMessageTemplate(db, accountId),
     balance: (accountId) => getBalance(db, accountId),
     otp: (accountId, otpId) => getOtp(db, accountId, otpId),
     recentOtps: (accountId, limit) => recentOtps(db, accountId, limit),

@@ -1,5 +1,5 @@
 /** What the HTTP layer reads: the read models behind one narrow interface. */
-import type { Carrier, Channel, FundedBy } from '#domain';
+import type { Carrier, Channel, FundedBy, MessageTemplate } from '#domain';
 
 export interface OtpView {
   id: string;
@@ -28,6 +28,8 @@ export interface ReadModels {
   apiKey(keyHash: string): { keyId: string; accountId: string; revoked: boolean } | undefined;
   /** The account's keys, oldest first: ids and the visible prefix only (the key itself is never stored). */
   apiKeys(accountId: string): { keyId: string; prefix: string; revoked: boolean }[];
+  /** The account's own message templates; undefined while it uses the defaults. */
+  messageTemplate(accountId: string): MessageTemplate | undefined;
   balance(accountId: string): { balance: bigint; testCreditsLeft: number; pending: bigint } | undefined;
   otp(accountId: string, otpId: string): OtpView | undefined;
   /** The account's newest OTPs, newest first. */

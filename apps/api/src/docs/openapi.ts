@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import * as R from '../http/responses.js';
-import { FeedbackBody, SendOtpBody, SignupBody, WebhookBody } from '../http/schemas.js';
+import { FeedbackBody, SendOtpBody, SignupBody, TemplateBody, WebhookBody } from '../http/schemas.js';
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } });
 const errorRef = { $ref: '#/components/schemas/Error' };
@@ -58,6 +58,15 @@ export function openApiDocument(chains: readonly string[] = []): Record<string, 
       '/api/v1/otp/{id}': { get: { summary: 'Status and history of one OTP', security: bearer, parameters: [idParam], responses: { '200': ok(R.OtpResponse, 'otp'), ...errors(401, 404) } } },
       '/api/v1/otp/{id}/feedback': { post: { summary: 'The user typed the right code', security: bearer, parameters: [idParam], requestBody: { content: json(FeedbackBody) }, responses: { '200': ok(R.FeedbackResponse, 'recorded'), ...errors(400, 401, 404) } } },
       '/api/v1/webhook': { put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok(R.WebhookResponse, 'url, secret'), ...errors(400, 401) } } },
+      '/api/v1/template': {
+        get: { summary: "The message text of this account's OTPs, SMS and voice: its own templates or the defaults", security: bearer, responses: { '200': ok(R.TemplateResponse, 'sms, voice'), ...errors(401) } },
+        put: {
+          summary: "Set this account's SMS and/or voice template (null: back to the default); applies to OTPs sent after the answer",
+          security: bearer,
+          requestBody: { required: true, content: json(TemplateBody) },
+          responses: { '200': ok(R.TemplateResponse, 'the templates now in force'), ...errors(400, 401) },
+        },
+      },
       '/api/v1/deposit-address': {
         get: {
           summary: "This account's deposit address on a chain (one address serves every EVM chain), the tokens credited there and the confirmations awaited; assigned on first call",

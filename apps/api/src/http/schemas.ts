@@ -1,6 +1,7 @@
 /** zod schemas of the public API's inputs (API.md); unknown fields are refused everywhere. */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { SmsTemplateSchema, VoiceTemplateSchema } from '#domain';
 
 export const IdempotencyKeyHeader = z.string().min(1).max(255).optional();
 
@@ -29,6 +30,14 @@ export const SendOtpBody = z.strictObject({
 export const SignupBody = z.strictObject({ name: z.string().max(200).optional() }).default({});
 export const EmptyBody = z.strictObject({}).optional();
 export const WebhookBody = z.strictObject({ url: WebhookUrl });
+export const TemplateBody = z.strictObject({
+  sms: SmsTemplateSchema.nullable()
+    .optional()
+    .describe('SMS text with {code} where the code goes. It must fit one SMS with a 10-digit code (160 GSM-7 characters, 70 with Vietnamese accents) and avoid words carrier filters flag (crypto, wallet, exchange, ví, sàn, …). null: back to the default; absent: unchanged.'),
+  voice: VoiceTemplateSchema.nullable()
+    .optional()
+    .describe('The words of the call around {code} (once, at most 200 characters), same words refused; the call reads the digits one by one, then once more. null: back to the default; absent: unchanged.'),
+});
 export const FeedbackBody = z.strictObject({ verified: z.boolean() });
 export const IdParam = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
 /** Page size of list endpoints; small, since each page is re-read by the polling dashboard. */

@@ -23,7 +23,7 @@
  * at once instead of behind Nagle's wait for the first acknowledgement.
  */
 import smpp from 'smpp';
-import { maskPhone } from '#domain';
+import { maskPhone, smsSize } from '#domain';
 import { backoffDelay } from '../backoff.js';
 import {
   CarrierError,
@@ -34,7 +34,6 @@ import {
   type SubmitRequest,
   type SubmitResult,
 } from '../carrier-gateway.port.js';
-import { smsSize } from '../message-text.js';
 import { resolveSmppSettings, type SmppSettings, type SmppCarrierGatewayOptions, type SmppLinkState } from './smpp.options.js';
 import { smppErrorName } from './smpp.pdu.js';
 import { SentMessages, readDeliverSm } from './smpp.receipts.js';

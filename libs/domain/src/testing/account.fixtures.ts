@@ -66,6 +66,8 @@ export interface OtpOptions {
   idempotencyKey?: string;
   requestHash?: string;
   webhookUrl?: string;
+  /** The account's templates, which the decider puts on the OtpRequested (not on the command). */
+  template?: { sms?: string; voice?: string };
 }
 
 export const otpData = (otpId: string, opts: OtpOptions = {}): Data<'OtpRequested'> => ({
@@ -79,12 +81,13 @@ export const otpData = (otpId: string, opts: OtpOptions = {}): Data<'OtpRequeste
   ...(opts.idempotencyKey === undefined ? {} : { idempotencyKey: opts.idempotencyKey }),
   ...(opts.requestHash === undefined ? {} : { requestHash: opts.requestHash }),
   ...(opts.webhookUrl === undefined ? {} : { webhookUrl: opts.webhookUrl }),
+  ...(opts.template === undefined ? {} : { template: opts.template }),
   at: opts.at ?? T0,
 });
 
 export const sendOtp = (otpId: string, price: Micros, opts: OtpOptions = {}): AccountCommand => ({
   type: 'SendOtp',
-  otp: otpData(otpId, opts),
+  otp: otpData(otpId, { ...opts, template: undefined }),
   price,
 });
 

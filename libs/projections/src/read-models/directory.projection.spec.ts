@@ -6,6 +6,7 @@ import {
   findAccountByDepositAddress,
   findAccountByKeyHash,
   getAccount,
+  getMessageTemplate,
   getWebhook,
   listApiKeys,
 } from './directory.projection.js';
@@ -27,6 +28,8 @@ describe('directory projection: API keys by hash, webhooks, deposit addresses', 
       { type: 'WebhookConfigured', data: { url: 'https://a.example/hook', secret: 'k1:c2VjcmV0', at: AT } },
       { type: 'WebhookConfigured', data: { url: 'https://a.example/hook2', secret: 'k1:c2VjcmV0Mg', at: AT } },
       { type: 'DepositAddressAssigned', data: { chain: 'bsc', address: ADDRESS, index: 7, at: AT } },
+      { type: 'MessageTemplateSet', data: { sms: 'A {code}', voice: 'A noi {code}', at: AT } },
+      { type: 'MessageTemplateSet', data: { voice: 'A noi {code}', at: AT } },
     );
     // Key ids are per account: B's k1 is another key, untouched by A's revocation.
     await t.put(acct('B'), opened('B'), { type: 'ApiKeyIssued', data: { keyId: 'k1', keyHash: hex64('cc'), prefix: 'nx_live_ef', at: AT } });
@@ -45,6 +48,11 @@ describe('directory projection: API keys by hash, webhooks, deposit addresses', 
   it('keeps the latest webhook, with its secret still sealed', () => {
     expect(getWebhook(t.store.db, 'A')).toEqual({ url: 'https://a.example/hook2', secretSealed: 'k1:c2VjcmV0Mg' });
     expect(getWebhook(t.store.db, 'B')).toBeUndefined();
+  });
+
+  it("keeps the account's latest templates; a channel reset is absent, and an account with none has none", () => {
+    expect(getMessageTemplate(t.store.db, 'A')).toEqual({ voice: 'A noi {code}' });
+    expect(getMessageTemplate(t.store.db, 'B')).toBeUndefined();
   });
 
   it('maps a deposit address to its account whatever the letter case', () => {

@@ -1,7 +1,7 @@
 /**
  * The directory: who an API key, a deposit address or a webhook belongs to,
  * so the API authenticates and the chain listener credits without reading
- * streams. Keys are stored by their SHA-256 only; webhook secrets only sealed
+ * streams, and each account's message templates, for it to read back. Keys are stored by their SHA-256 only; webhook secrets only sealed
  * by the Cipher (I9).
  */
 import type { RecordedEvent } from '#eventstore';
@@ -28,6 +28,12 @@ CREATE TABLE IF NOT EXISTS webhooks${s} (
   secret_sealed TEXT NOT NULL,
   configured_at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS message_templates${s} (
+  account_id TEXT PRIMARY KEY,
+  sms        TEXT,
+  voice      TEXT,
+  set_at     TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deposit_addresses${s} (
   chain         TEXT    NOT NULL,
   address       TEXT    NOT NULL,
@@ -48,6 +54,8 @@ interface Data {
   chain: string;
   address: string;
   index: number;
+  sms?: string;
+  voice?: string;
   at: string;
 }
 
@@ -60,6 +68,9 @@ function writer(db: Db, s: string): ProjectionWriter {
     revoke: db.prepare<[string, string]>(`UPDATE api_keys${s} SET revoked = 1 WHERE account_id = ? AND key_id = ?`),
     webhook: db.prepare<[string, string, string, string]>(
       `INSERT OR REPLACE INTO webhooks${s} (account_id, url, secret_sealed, configured_at) VALUES (?, ?, ?, ?)`,
+    ),
+    template: db.prepare<[string, string | null, string | null, string]>(
+      `INSERT OR REPLACE INTO message_templates${s} (account_id, sms, voice, set_at) VALUES (?, ?, ?, ?)`,
     ),
     address: db.prepare<[string, string, string, number]>(
       `INSERT OR REPLACE INTO deposit_addresses${s} (chain, address, account_id, address_index) VALUES (?, ?, ?, ?)`,
@@ -82,6 +93,9 @@ function writer(db: Db, s: string): ProjectionWriter {
         case 'WebhookConfigured':
           st.webhook.run(accountId, d.url, d.secret, d.at);
           return;
+        case 'MessageTemplateSet':
+          st.template.run(accountId, d.sms ?? null, d.voice ?? null, d.at);
+          return;
         case 'DepositAddressAssigned':
           st.address.run(d.chain, d.address.toLowerCase(), accountId, d.index);
           return;
@@ -94,9 +108,9 @@ function writer(db: Db, s: string): ProjectionWriter {
 
 export const directoryProjection: Projection = {
   name: 'directory',
-  version: 1,
-  handles: ['AccountOpened', 'ApiKeyIssued', 'ApiKeyRevoked', 'WebhookConfigured', 'DepositAddressAssigned'],
-  tables: ['accounts', 'api_keys', 'webhooks', 'deposit_addresses'],
+  version: 2,
+  handles: ['AccountOpened', 'ApiKeyIssued', 'ApiKeyRevoked', 'WebhookConfigured', 'MessageTemplateSet', 'DepositAddressAssigned'],
+  tables: ['accounts', 'api_keys', 'webhooks', 'message_templates', 'deposit_addresses'],
   ddl,
   writer,
 };
@@ -124,6 +138,7 @@ const statements = memoPerDb((db) => ({
     'SELECT key_id, account_id, prefix, revoked FROM api_keys WHERE account_id = ? ORDER BY issued_at, key_id',
   ),
   webhook: db.prepare<[string], { url: string; secret_sealed: string }>('SELECT url, secret_sealed FROM webhooks WHERE account_id = ?'),
+  template: db.prepare<[string], { sms: string | null; voice: string | null }>('SELECT sms, voice FROM message_templates WHERE account_id = ?'),
   byAddress: db.prepare<[string, string], { chain: string; address: string; account_id: string; address_index: number }>(
     'SELECT * FROM deposit_addresses WHERE chain = ? AND address = ?',
   ),
@@ -162,6 +177,13 @@ export function listApiKeys(db: Db, accountId: string): ApiKeyView[] {
 export function getWebhook(db: Db, accountId: string): { url: string; secretSealed: string } | undefined {
   const r = statements(db).webhook.get(accountId);
   return r === undefined ? undefined : { url: r.url, secretSealed: r.secret_sealed };
+}
+
+/** The account's own templates, a channel absent where it uses the default; undefined when it has none. */
+export function getMessageTemplate(db: Db, accountId: string): { sms?: string; voice?: string } | undefined {
+  const r = statements(db).template.get(accountId);
+  if (r === undefined || (r.sms === null && r.voice === null)) return undefined;
+  return { ...(r.sms !== null ? { sms: r.sms } : {}), ...(r.voice !== null ? { voice: r.voice } : {}) };
 }
 
 export function findAccountByDepositAddress(db: Db, chain: string, address: string): DepositAddressView | undefined {

@@ -1,0 +1,67 @@
+/**
+ * PUT and GET /api/v1/template (beyond API.md, like GET /api/v1/keys): an
+ * account's own SMS and voice text, refused with 400 invalid_request naming
+ * the field when carriers would filter it or it would not fit one SMS.
+ */
+import { DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE } from '#domain';
+import { get, signup, startServer, type TestServer } from './harness.js';
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startServer({ NEXO_WORKERS: 'off' });
+});
+afterAll(async () => server.stop());
+
+const put = (key: string, body: unknown) =>
+  fetch(`${server.base}/api/v1/template`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+const answer = async (res: Response | Promise<Response>) => {
+  const r = await res;
+  return { status: r.status, body: await r.json() };
+};
+
+const SMS = 'ACME: ma dang nhap cua ban la {code}';
+const VOICE = 'ACME xin chào. Mã đăng nhập của bạn là {code}.';
+const DEFAULTS = { ok: true, sms: DEFAULT_SMS_TEMPLATE, voice: DEFAULT_VOICE_TEMPLATE };
+
+describe('message templates over HTTP', () => {
+  it('answers the defaults until set; a set template shows in GET, for this account only; null resets it', async () => {
+    const { api_key: key } = await signup(server.base);
+    const { api_key: other } = await signup(server.base);
+    expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: DEFAULTS });
+
+    expect(await answer(put(key, { sms: SMS }))).toEqual({ status: 200, body: { ok: true, sms: SMS, voice: DEFAULT_VOICE_TEMPLATE } });
+    expect(await answer(put(key, { voice: VOICE }))).toEqual({ status: 200, body: { ok: true, sms: SMS, voice: VOICE } });
+    expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: { ok: true, sms: SMS, voice: VOICE } });
+    expect(await answer(get(server.base, '/api/v1/template', other))).toEqual({ status: 200, body: DEFAULTS });
+
+    expect(await answer(put(key, { sms: null }))).toEqual({ status: 200, body: { ok: true, sms: DEFAULT_SMS_TEMPLATE, voice: VOICE } });
+    expect(await answer(put(key, { voice: null }))).toEqual({ status: 200, body: DEFAULTS });
+    expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: DEFAULTS });
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['no {code}', { sms: 'Ma xac thuc cua ban' }, /^sms: template must contain \{code\}/],
+    ['a flagged word', { sms: 'Ma {code} cho vi crypto cua ban' }, /^sms: carriers filter messages containing "crypto"/],
+    ['a flagged Vietnamese word', { voice: 'Mã ví của bạn là {code}' }, /^voice: carriers filter messages containing "ví"/],
+    ['more than one SMS', { sms: `{code} ${'x'.repeat(150)}` }, /^sms: does not fit one SMS with a 10-digit code \(161\/160\)/],
+    ['a control character', { sms: 'Ma {code}\u0007' }, /^sms: control characters are not allowed/],
+    ['{code} twice in a call', { voice: '{code} {code}' }, /^voice: \{code\} must appear once/],
+    ['not a string', { sms: 1234 }, /^sms: /],
+    ['an empty template', { voice: '' }, /^voice: /],
+    ['an unknown field', { sms: SMS, text: 'x' }, /text/],
+  ])('refuses %s with 400 invalid_request naming the field, and records nothing', async (_what, body, message) => {
+    const { api_key: key } = await signup(server.base);
+    const head = await server.running.core.store.headPosition();
+    expect(await answer(put(key, body))).toEqual({ status: 400, body: { ok: false, error: 'invalid_request', message: expect.stringMatching(message) } });
+    expect(await server.running.core.store.headPosition()).toBe(head);
+    expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: DEFAULTS });
+  });
+
+  it('needs a key', async () => {
+    expect(await answer(fetch(`${server.base}/api/v1/template`))).toMatchObject({ status: 401, body: { ok: false, error: 'unauthorized' } });
+  });
+});

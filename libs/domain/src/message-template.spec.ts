@@ -1,0 +1,89 @@
+import {
+  checkSmsTemplate,
+  checkVoiceTemplate,
+  DEFAULT_SMS_TEMPLATE,
+  DEFAULT_VOICE_TEMPLATE,
+  effectiveTemplate,
+  findFlaggedWords,
+  SmsTemplateSchema,
+  smsSize,
+  VoiceTemplateSchema,
+} from './message-template.js';
+
+describe('the default templates', () => {
+  it('fit one GSM-7 segment with the longest code and pass their own checks', () => {
+    expect(smsSize(DEFAULT_SMS_TEMPLATE.replace('{code}', '0000000000'))).toEqual({ encoding: 'gsm7', used: 70, limit: 160 });
+    expect(checkSmsTemplate(DEFAULT_SMS_TEMPLATE)).toEqual([]);
+    expect(checkVoiceTemplate(DEFAULT_VOICE_TEMPLATE)).toEqual([]);
+  });
+
+  it('stand in for each channel the account has no template of', () => {
+    expect(effectiveTemplate(undefined)).toEqual({ sms: DEFAULT_SMS_TEMPLATE, voice: DEFAULT_VOICE_TEMPLATE });
+    expect(effectiveTemplate({ sms: 'ACME {code}' })).toEqual({ sms: 'ACME {code}', voice: DEFAULT_VOICE_TEMPLATE });
+  });
+});
+
+describe('SMS template validation', () => {
+  it('refuses a template without {code}', () => {
+    expect(checkSmsTemplate('Ma cua ban')).toEqual([{ code: 'missing_code' }]);
+  });
+
+  it('refuses words carrier filters flag, in any case or Unicode form', () => {
+    const flagged = (t: string) => checkSmsTemplate(t).filter((p) => p.code === 'flagged_word');
+    expect(flagged('Nap tien vao ví {code}')).toEqual([{ code: 'flagged_word', word: 'ví' }]);
+    expect(flagged('Ma {code} cho SÀN cua ban')).toEqual([{ code: 'flagged_word', word: 'sàn' }]);
+    expect(flagged('Ma {code} tiền ảo'.normalize('NFD'))).toEqual([{ code: 'flagged_word', word: 'tiền ảo' }]);
+    expect(flagged('Your Crypto Wallet code {code}').map((p) => 'word' in p && p.word)).toEqual(['crypto', 'wallet']);
+    expect(flagged('Exchange code {code}')).toHaveLength(1);
+    expect(flagged('Cryptocurrency {code}')).toHaveLength(1);
+    expect(flagged('{code} USDT')).toHaveLength(1);
+  });
+
+  it('does not flag innocent words that merely contain a flagged one', () => {
+    expect(findFlaggedWords('vì vậy, vi phạm, sản phẩm, Ethan, method, bitcoinless')).toEqual(['bitcoin']);
+    expect(findFlaggedWords('Xin vui long nhap ma {code} vao ung dung')).toEqual([]);
+  });
+
+  it('refuses other placeholders, control characters and templates that would not fit one segment', () => {
+    expect(checkSmsTemplate('{code} {name}')).toEqual([{ code: 'unknown_placeholder', placeholder: '{name}' }]);
+    expect(checkSmsTemplate('{code}\u0007')).toEqual([{ code: 'control_characters' }]);
+    expect(checkSmsTemplate(`{code} ${'x'.repeat(150)}`)).toEqual([{ code: 'too_long', used: 161, limit: 160 }]);
+    // Diacritics switch the message to UCS-2, 70 characters a segment.
+    expect(checkSmsTemplate('Mã xác thực của bạn tại ACME là {code}. Vui lòng không chia sẻ mã này với bất kỳ ai.')).toEqual([
+      { code: 'too_long', used: 88, limit: 70 },
+    ]);
+    // Exactly 70 with a 10-digit code: the accented default wording still fits.
+    expect(checkSmsTemplate('Mã xác thực của bạn là {code}. Không chia sẻ mã này với bất kỳ ai.')).toEqual([]);
+  });
+
+  it('exposes the same rules as a zod schema for the API edge', () => {
+    expect(SmsTemplateSchema.safeParse('Ma {code}').success).toBe(true);
+    const bad = SmsTemplateSchema.safeParse('Nap vi {code} san');
+    expect(bad.success).toBe(true); // unaccented "vi"/"san" alone are ordinary words
+    const worse = SmsTemplateSchema.safeParse('Ví của bạn');
+    expect(worse.success).toBe(false);
+    expect(worse.error?.issues.map((i) => i.message)).toEqual([
+      'template must contain {code}',
+      'carriers filter messages containing "ví"',
+    ]);
+  });
+});
+
+describe('voice template validation', () => {
+  it('takes words around one {code}', () => {
+    expect(checkVoiceTemplate('ACME xin chào. Mã của bạn là {code}.')).toEqual([]);
+  });
+
+  it('refuses {code} twice (the call repeats the digits itself), none, flagged words and control characters', () => {
+    expect(checkVoiceTemplate('{code} {code}')).toEqual([{ code: 'repeated_code' }]);
+    expect(checkVoiceTemplate('Mã của bạn')).toEqual([{ code: 'missing_code' }]);
+    expect(checkVoiceTemplate('Mã ví của bạn là {code}')).toEqual([{ code: 'flagged_word', word: 'ví' }]);
+    expect(checkVoiceTemplate('{code}\u0000')).toEqual([{ code: 'control_characters' }]);
+  });
+
+  it('counts characters, not SMS segments: accents cost nothing more', () => {
+    expect(checkVoiceTemplate(`{code} ${'â'.repeat(193)}`)).toEqual([]);
+    expect(checkVoiceTemplate(`{code} ${'â'.repeat(194)}`)).toEqual([{ code: 'too_long', used: 201, limit: 200 }]);
+    expect(VoiceTemplateSchema.safeParse(`{code} ${'a'.repeat(194)}`).error?.issues.map((i) => i.message)).toEqual(['Too big: expected string to have <=200 characters', 'longer than 200 characters (201)']);
+  });
+});

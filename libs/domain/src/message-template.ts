@@ -1,0 +1,172 @@
+/**
+ * What an account may have its users read or hear. Carrier filters in Vietnam drop messages that
+ * mention virtual currency, wallets or exchanges (REFERENCE.md), so a template is checked against
+ * those words, and against the size of one SMS segment, before the account decider takes it.
+ * Rendering for a carrier lives in libs/carriers; these are the rules of what may be stored.
+ */
+import { z } from 'zod';
+import type { Channel } from './phone.js';
+
+export const CODE_PLACEHOLDER = '{code}';
+
+/**
+ * Without diacritics on purpose: plain ASCII stays in GSM-7 (160 chars per
+ * segment instead of 70 in UCS-2), and unaccented brandname OTPs are the norm.
+ * "Your verification code is {code}. Do not share this code with anyone."
+ */
+export const DEFAULT_SMS_TEMPLATE = 'Ma xac thuc cua ban la {code}. Khong chia se ma nay voi bat ky ai.';
+/**
+ * The words around the first reading of the digits; the call always reads them a second time after
+ * them ("Xin nhắc lại: …"). With accents: a TTS engine mispronounces unaccented Vietnamese.
+ */
+export const DEFAULT_VOICE_TEMPLATE = 'Mã xác thực của bạn là: {code}.';
+/** Characters of a voice template: the call should reach the digits within a few seconds. */
+export const VOICE_TEMPLATE_MAX = 200;
+/** An account's own templates; a channel left out uses its default. */
+export interface MessageTemplate {
+  sms?: string;
+  voice?: string;
+}
+
+/** What the account's users get: its own templates, the defaults where it has none. */
+export const effectiveTemplate = (t: MessageTemplate | undefined): Required<MessageTemplate> => ({
+  sms: t?.sms ?? DEFAULT_SMS_TEMPLATE,
+  voice: t?.voice ?? DEFAULT_VOICE_TEMPLATE,
+});
+
+/** Characters of an SMS template before the segment check (which is what really limits it). */
+export const SMS_TEMPLATE_MAX = 320;
+
+const WORST_CODE = '0000000000';
+
+/** `prefix: true` also matches longer words starting with it (crypto → cryptocurrency). */
+const FLAGGED: readonly { word: string; prefix?: boolean }[] = [
+  { word: 'crypto', prefix: true },
+  { word: 'bitcoin', prefix: true },
+  { word: 'btc' },
+  { word: 'eth' },
+  { word: 'ethereum' },
+  { word: 'usdt' },
+  { word: 'usdc' },
+  { word: 'coin', prefix: true },
+  { word: 'wallet', prefix: true },
+  { word: 'exchange', prefix: true },
+  { word: 'binance' },
+  { word: 'blockchain', prefix: true },
+  { word: 'nft', prefix: true },
+  { word: 'airdrop', prefix: true },
+  { word: 'ví' },
+  { word: 'sàn' },
+  { word: 'tiền ảo' },
+  { word: 'tien ao' },
+  { word: 'tiền điện tử' },
+  { word: 'tien dien tu' },
+  { word: 'tiền mã hóa' },
+  { word: 'tiền mã hoá' },
+  { word: 'tien ma hoa' },
+  { word: 'ví điện tử' },
+  { word: 'vi dien tu' },
+  { word: 'san giao dich' },
+];
+export const FLAGGED_WORDS: readonly string[] = FLAGGED.map((f) => f.word);
+
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const FLAGGED_RE = FLAGGED.map((f) => ({
+  word: f.word,
+  // \p{L}\p{N} boundaries, not \b: \b treats "í" in "ví" as a non-word character.
+  re: new RegExp(`(?<![\\p{L}\\p{N}])${escape(f.word).replace(/ /g, '\\s+')}${f.prefix ? '' : '(?![\\p{L}\\p{N}])'}`, 'u'),
+}));
+
+/** Flagged words found in a text, compared NFC-normalized and lower-cased so decomposed accents do not slip through. */
+export function findFlaggedWords(text: string): string[] {
+  const t = text.normalize('NFC').toLowerCase();
+  return FLAGGED_RE.filter((f) => f.re.test(t)).map((f) => f.word);
+}
+
+// GSM 03.38 basic set; the extension set costs two septets.
+const GSM7_BASIC = /^[@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&'()*+,\-./0-9:;<=>?¡A-ZÄÖÑÜ§¿a-zäöñüà]$/;
+const GSM7_EXT = /^[\f^{}\\[~\]|€]$/;
+
+/** Characters or septets one SMS segment carries, and what this text uses. */
+export function smsSize(text: string): { encoding: 'gsm7' | 'ucs2'; used: number; limit: number } {
+  let septets = 0;
+  for (const ch of text) {
+    if (GSM7_BASIC.test(ch)) septets += 1;
+    else if (GSM7_EXT.test(ch)) septets += 2;
+    else return { encoding: 'ucs2', used: [...text].reduce((n, c) => n + (c.codePointAt(0)! > 0xffff ? 2 : 1), 0), limit: 70 };
+  }
+  return { encoding: 'gsm7', used: septets, limit: 160 };
+}
+
+// split/join rather than String.replace: a replacement string would give `$&` and friends a meaning.
+export const fillTemplate = (template: string, code: string): string => template.split(CODE_PLACEHOLDER).join(code);
+
+export type TemplateProblem =
+  | { code: 'missing_code' }
+  | { code: 'repeated_code' }
+  | { code: 'unknown_placeholder'; placeholder: string }
+  | { code: 'flagged_word'; word: string }
+  | { code: 'too_long'; used: number; limit: number }
+  | { code: 'control_characters' };
+
+/** What both channels refuse: no code, another placeholder, a flagged word, a control character. */
+function commonProblems(template: string): TemplateProblem[] {
+  const problems: TemplateProblem[] = [];
+  if (!template.includes(CODE_PLACEHOLDER)) problems.push({ code: 'missing_code' });
+  for (const m of template.matchAll(/\{[^}]*\}/g)) {
+    if (m[0] !== CODE_PLACEHOLDER) problems.push({ code: 'unknown_placeholder', placeholder: m[0].slice(0, 32) });
+  }
+  for (const word of findFlaggedWords(template)) problems.push({ code: 'flagged_word', word });
+  if (/[\u0000-\u0009\u000b-\u001f\u007f]/.test(template)) problems.push({ code: 'control_characters' });
+  return problems;
+}
+
+/** Empty when the template is usable. It must fit one segment with a 10-digit code: split OTPs arrive late or in pieces. */
+export function checkSmsTemplate(template: string): TemplateProblem[] {
+  const problems = commonProblems(template);
+  const size = smsSize(fillTemplate(template, WORST_CODE));
+  if (size.used > size.limit) problems.push({ code: 'too_long', used: size.used, limit: size.limit });
+  return problems;
+}
+
+/** Empty when the template is usable. `{code}` exactly once: the call reads the digits a second time by itself. */
+export function checkVoiceTemplate(template: string): TemplateProblem[] {
+  const problems = commonProblems(template);
+  if (template.split(CODE_PLACEHOLDER).length > 2) problems.push({ code: 'repeated_code' });
+  const used = [...template].length;
+  if (used > VOICE_TEMPLATE_MAX) problems.push({ code: 'too_long', used, limit: VOICE_TEMPLATE_MAX });
+  return problems;
+}
+
+export const checkTemplate = (channel: Channel, template: string): TemplateProblem[] =>
+  channel === 'sms' ? checkSmsTemplate(template) : checkVoiceTemplate(template);
+
+export function describeTemplateProblem(channel: Channel, p: TemplateProblem): string {
+  switch (p.code) {
+    case 'missing_code':
+      return `template must contain ${CODE_PLACEHOLDER}`;
+    case 'repeated_code':
+      return `${CODE_PLACEHOLDER} must appear once: the call reads the code a second time by itself`;
+    case 'unknown_placeholder':
+      return `unknown placeholder ${p.placeholder}; only ${CODE_PLACEHOLDER} is supported`;
+    case 'flagged_word':
+      return `carriers filter messages containing "${p.word}"`;
+    case 'too_long':
+      return channel === 'sms' ? `does not fit one SMS with a 10-digit code (${p.used}/${p.limit})` : `longer than ${p.limit} characters (${p.used})`;
+    case 'control_characters':
+      return 'control characters are not allowed';
+  }
+}
+
+const templateSchema = (channel: Channel, max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .superRefine((t, ctx) => {
+      for (const p of checkTemplate(channel, t)) ctx.addIssue({ code: 'custom', message: describeTemplateProblem(channel, p), params: p });
+    });
+
+/** For the API edge (per-account templates): refuse what the checks refuse, with the same words as the account decider. */
+export const SmsTemplateSchema = templateSchema('sms', SMS_TEMPLATE_MAX);
+export const VoiceTemplateSchema = templateSchema('voice', VOICE_TEMPLATE_MAX);
