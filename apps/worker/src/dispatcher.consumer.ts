@@ -57,6 +57,20 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   // A literal LIMIT: a bound one makes SQLite prepare the statement again at every scan.
   const due = db.prepare<[number], ParkedRow>('SELECT otp_id, phone_hash, body FROM dispatch_parked WHERE due_ms <= ? ORDER BY due_ms, rowid LIMIT 512');
   /** Phones with parked messages: a newer message to such a phone queues behind them. */
+  // Each phone's open window, on disk as well as in the limiter: a restarted dispatcher (a crash, a
+  // deploy) would otherwise forget them and submit to a phone again within its 30 s (I8).
+  db.exec(`CREATE TABLE IF NOT EXISTS phone_windows (phone_hash TEXT PRIMARY KEY, since_ms INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS phone_windows_since ON phone_windows (since_ms)`);
+  const openWindow = db.prepare<[string, number]>('INSERT OR REPLACE INTO phone_windows (phone_hash, since_ms) VALUES (?, ?)');
+  const closeWindow = db.prepare<[string]>('DELETE FROM phone_windows WHERE phone_hash = ?');
+  const pruneWindows = db.prepare<[number]>('DELETE FROM phone_windows WHERE since_ms <= ?');
+  const windowMs = limiter.windowLengthMs;
+  pruneWindows.run(nowMs() - windowMs);
+  for (const w of db.prepare<[], { phone_hash: string; since_ms: number }>('SELECT phone_hash, since_ms FROM phone_windows ORDER BY since_ms').all()) {
+    limiter.restore(w.phone_hash, w.since_ms);
+  }
+  let nextWindowPrune = nowMs() + windowMs;
+
   const parkedPhones = new Map<string, number>();
   for (const r of db.prepare<[], { phone_hash: string; n: number }>('SELECT phone_hash, count(*) AS n FROM dispatch_parked GROUP BY phone_hash').all()) {
     parkedPhones.set(r.phone_hash, r.n);
@@ -73,7 +87,10 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   async function takeWindow(phoneHash: string): Promise<number | undefined> {
     for (;;) {
       const d = limiter.tryAcquire(phoneHash);
-      if (d.allowed) return undefined;
+      if (d.allowed) {
+        openWindow.run(phoneHash, nowMs());
+        return undefined;
+      }
       if (d.retryAfterMs > maxInlineWait) return nowMs() + d.retryAfterMs;
       await new Promise((r) => setTimeout(r, d.retryAfterMs));
     }
@@ -144,7 +161,10 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       const e = failure ?? new CarrierError(provider, 'network', true, 'submit failed');
       deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
       // The window stays taken when the upstream may have the message (CarrierError.ambiguous).
-      if (!e.ambiguous) limiter.release(m.phoneHash);
+      if (!e.ambiguous) {
+        limiter.release(m.phoneHash);
+        closeWindow.run(m.phoneHash);
+      }
       const next = nextStepIndex(plan, step, e.retryable);
       logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
       await runner.handle(
@@ -191,6 +211,10 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const loop = (async () => {
     while (running) {
       try {
+        if (nowMs() >= nextWindowPrune) {
+          pruneWindows.run(nowMs() - windowMs);
+          nextWindowPrune = nowMs() + windowMs;
+        }
         const rows = parkedPhones.size === 0 ? [] : due.all(nowMs());
         const lanes = new Map<string, ParkedRow[]>();
         for (const r of rows) lanes.set(r.phone_hash, [...(lanes.get(r.phone_hash) ?? []), r]);

@@ -85,7 +85,9 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
 
   try {
     store = await openEventStore({ kind: 'esdb', url: config.esdbUrl });
-    db = openLocalDb(config.dbFile);
+    // FULL: parked dispatches, unmatched receipts and webhook rows exist nowhere else once their Kafka
+    // offset is committed (in the embedded default the bus offsets share the file and roll back with them).
+    db = openLocalDb(config.dbFile, { durable: true });
     projector = new Projector({
       store,
       db,

@@ -121,3 +121,50 @@ describe('a dispatch parked across a restart', () => {
     expect(second.workers.waiting().parkedDispatches).toBe(0);
   });
 });
+
+// Found by an audit, fixed 2026-11-26: the dispatcher's windows lived in memory only, so a restart
+// (a crash, a deploy) forgot them and the next OTP to a phone went out at once, within its 30 s (I8).
+describe("a phone's window across a restart", () => {
+  const WINDOW_MS = 2_000;
+  let first: Pipeline | undefined;
+  let second: Pipeline | undefined;
+  let dir: string | undefined;
+
+  afterAll(async () => {
+    await first?.stop();
+    await second?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('holds: the next OTP to the phone is submitted only once the window the last run opened has passed', async () => {
+    const options = (dir?: string, secrets?: Pipeline['secrets']) => ({
+      dir,
+      secrets,
+      carriers: { providers: [{ kind: 'simulator', name: 'sim', simulator: { ...NO_RECEIPTS, lostReceiptRate: 0 } }] },
+      workers: { dispatcher: { phoneWindowMs: WINDOW_MS, parkedPollMs: 50 } },
+    });
+    dir = mkdtempSync(join(tmpdir(), 'nexo-window-'));
+    first = await startPipeline(options(dir));
+    const account = await first.openAccount({ deposit: 1_000_000n });
+    const phone = nextPhone(['091']);
+    const a = await first.send(account, phone);
+    const routedAt = async (p: Pipeline, otpId: string) =>
+      until(
+        `${otpId} routed`,
+        async () => {
+          const r = (await p.ledger()).get(otpId)?.otpEvents.find((e) => e.type === 'Routed');
+          return r ? Date.parse((r.data as { at: string }).at) : undefined;
+        },
+        { timeoutMs: 10_000, everyMs: 25 },
+      );
+    const firstAt = await routedAt(first, a.otpId);
+    await first.stop();
+    const secrets = first.secrets;
+    first = undefined;
+
+    second = await startPipeline(options(dir, secrets));
+    const b = await second.send(account, phone);
+    const secondAt = await routedAt(second, b.otpId);
+    expect(secondAt - firstAt).toBeGreaterThanOrEqual(WINDOW_MS - 50);
+  });
+});

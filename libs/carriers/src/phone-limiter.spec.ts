@@ -20,6 +20,17 @@ describe('I8 per-phone limit', () => {
     expect(l.tryAcquire('a')).toEqual({ allowed: true });
   });
 
+  it('restore() takes back a window an earlier run opened, until it ends; an ended one is skipped', () => {
+    const l = new PhoneLimiter({ now });
+    l.restore('gone', t - 30_000);
+    l.restore('a', t - 25_000);
+    expect(l.size).toBe(1);
+    expect(l.tryAcquire('a')).toEqual({ allowed: false, retryAfterMs: 5_000 });
+    expect(l.tryAcquire('gone')).toEqual({ allowed: true });
+    t += 5_000;
+    expect(l.tryAcquire('a')).toEqual({ allowed: true });
+  });
+
   it('check() does not record a submission', () => {
     const l = new PhoneLimiter({ now });
     expect(l.check('a')).toEqual({ allowed: true });

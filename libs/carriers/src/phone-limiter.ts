@@ -1,7 +1,8 @@
 /**
  * I8: at most one carrier submission per phone per 30 s (the upstream's rule).
  * Keyed by the phone hash, never the number. Kafka partitions by phoneHash, so
- * one worker owns each phone and an in-memory table is enough.
+ * one worker owns each phone; the owner keeps its windows on disk too and
+ * `restore`s them at start, so a restart does not forget them.
  *
  * Every entry lives for the same window, so the Map's insertion order is also
  * expiry order (an entry is re-inserted when renewed): expired entries are
@@ -59,6 +60,20 @@ export class PhoneLimiter {
       return { allowed: false, retryAfterMs: Math.max(1, oldest + this.windowMs - t) };
     }
     return { allowed: true };
+  }
+
+  /**
+   * A window opened before this process started (kept on disk by its owner): restored windows must
+   * come oldest first, so insertion order stays expiry order. Already-expired ones are skipped.
+   */
+  restore(key: string, since: number): void {
+    if (this.now() - since >= this.windowMs) return;
+    this.last.delete(key);
+    this.last.set(key, since);
+  }
+
+  get windowLengthMs(): number {
+    return this.windowMs;
   }
 
   /** Forget a key, for a submission that provably never reached an upstream (e.g. connection refused). */
