@@ -476,8 +476,13 @@ export class SmppCarrierGateway implements CarrierGateway {
   private onPdu(s: smpp.Session, pdu: smpp.PDU): void {
     if (pdu.isResponse()) return; // answered through the send callbacks
     switch (pdu.command) {
+      // SMPP 3.4 lets an SMSC send a receipt as data_sm (esm_class 0x04, often TLVs only): read and acknowledged alike.
       case 'deliver_sm':
+      case 'data_sm':
         return void this.onDeliver(s, pdu);
+      // An alert_notification takes no response at all (SMPP 3.4 §4.12): answering it, even with a nack, breaks the protocol.
+      case 'alert_notification':
+        return;
       case 'enquire_link':
         return void s.send(pdu.response());
       case 'unbind':
@@ -492,7 +497,8 @@ export class SmppCarrierGateway implements CarrierGateway {
   }
 
   /**
-   * Receipts are acknowledged only after the sink took them; a failing sink
+   * A deliver_sm or data_sm: it is answered with its own response (deliver_sm_resp, or data_sm_resp
+   * with an empty message_id, smpp@0.5's default). Receipts are acknowledged only after the sink took them; a failing sink
    * answers ESME_RX_T_APPN so the SMSC delivers the receipt again later.
    * Anything we can never use (MO messages, intermediate states, garbage) is
    * acknowledged, or the SMSC would redeliver it forever.

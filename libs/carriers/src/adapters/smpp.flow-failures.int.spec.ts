@@ -25,6 +25,15 @@ const dlr = (id: string, stat = 'DELIVRD') => ({
   message_state: stat === 'DELIVRD' ? 2 : 5,
 });
 
+/** A data_sm receipt as some SMSCs send it: esm_class 0x04 and the TLVs only, no text. */
+const dataSmReceipt = (id: string, state = 2) => ({
+  esm_class: smpp.consts.ESM_CLASS.MC_DELIVERY_RECEIPT,
+  source_addr: '84912300001',
+  destination_addr: 'NEXO',
+  receipted_message_id: id,
+  message_state: state,
+});
+
 function expectPerDestinationOrder(seen: { dest: string; text: string }[]): void {
   for (const dest of new Set(seen.map((s) => s.dest))) {
     const order = seen.filter((s) => s.dest === dest).map((s) => smsIndex(s.text));
@@ -263,5 +272,53 @@ describe('smpp adapter: window, throttling and receipts under failure (scripted 
     const { providerMessageId } = await g.submit(sms(1));
     await until('the early receipt', () => receipts.length === 1, { timeoutMs: 5_000, everyMs: 5 });
     expect(receipts[0]!.providerMessageId).toBe(providerMessageId);
+  });
+
+  // Found by an audit, fixed 2026-11-27: data_sm was answered generic_nack ESME_RINVCMDID, so an SMSC that sends
+  // receipts as data_sm never had one taken: the delivered OTPs were refunded at expiry.
+  it('a data_sm receipt with only TLVs reaches the sink tied to its OTP and is answered data_sm_resp ROK', async () => {
+    link.smsc.onSubmit = () => ({ messageId: '5f00a1' });
+    const g = link.start();
+    await g.whenBound();
+    const { providerMessageId } = await g.submit(sms(1));
+    const [s] = link.smsc.boundSessions();
+    const resp = await link.smsc.request(s!, 'data_sm', dataSmReceipt(providerMessageId, 5));
+    expect(resp).toMatchObject({ command: 'data_sm_resp', command_status: E.ESME_ROK, message_id: '' });
+    // data_sm_resp leaves after the sink returned.
+    expect(receipts).toEqual([
+      expect.objectContaining({ provider: 'smsc', providerMessageId, otpId: 'otp1', attempt: 1, status: 'undelivered', raw: `receipted_message_id:${providerMessageId} message_state:5` }),
+    ]);
+  });
+
+  it('a data_sm receipt that arrives before its submit_sm_resp waits for that answer, then reaches the sink with its OTP', async () => {
+    const acks: Promise<smpp.PDU>[] = [];
+    link.smsc.onSubmit = () => ({ messageId: 'c0ffee', before: (s, id) => acks.push(link.smsc.request(s, 'data_sm', dataSmReceipt(BigInt(`0x${id}`).toString(10)))) });
+    const g = link.start();
+    await g.whenBound();
+    const { providerMessageId } = await g.submit(sms(1));
+    expect(await acks[0]!).toMatchObject({ command: 'data_sm_resp', command_status: E.ESME_ROK });
+    expect(receipts).toEqual([expect.objectContaining({ providerMessageId: 'c0ffee', otpId: 'otp1', attempt: 1, status: 'delivered' })]);
+    expect(providerMessageId).toBe('c0ffee');
+  });
+
+  it('a data_sm receipt the sink cannot take is answered ESME_RX_T_APPN (the SMSC redelivers), and taken when redelivered', async () => {
+    let fail = true;
+    const { lines, logger } = recordingLogger();
+    const g = link.start({
+      logger,
+      sink: (r) => {
+        if (fail) throw new Error('store down');
+        receipts.push(r);
+      },
+    });
+    await g.whenBound();
+    const { providerMessageId } = await g.submit(sms(1));
+    const [s] = link.smsc.boundSessions();
+    await expect(link.smsc.request(s!, 'data_sm', dataSmReceipt(providerMessageId))).resolves.toMatchObject({ command: 'data_sm_resp', command_status: E.ESME_RX_T_APPN });
+    expect(lines.some((l) => l.msg === 'receipt sink failed; asking the SMSC to redeliver' && l.fields.otpId === 'otp1')).toBe(true);
+    fail = false;
+    await expect(link.smsc.request(s!, 'data_sm', dataSmReceipt(providerMessageId))).resolves.toMatchObject({ command: 'data_sm_resp', command_status: E.ESME_ROK });
+    expect(receipts).toEqual([expect.objectContaining({ providerMessageId, otpId: 'otp1', status: 'delivered' })]);
+    expect(g.state).toBe('bound');
   });
 });

@@ -144,6 +144,24 @@ describe('smpp adapter: the link under failure (scripted SMSC)', () => {
     expect(link.smsc.connections).toHaveLength(1);
   });
 
+  // Found by an audit, fixed 2026-11-27: alert_notification was answered generic_nack ESME_RINVCMDID, though it takes no response.
+  it('gives an alert_notification no answer at all, and the link stays up: bound, answering, and sending', async () => {
+    link.start();
+    await link.gw!.whenBound();
+    const [s] = link.smsc.boundSessions();
+    const answers: smpp.PDU[] = [];
+    s!.on('pdu', (p: smpp.PDU) => void (p.isResponse() && answers.push(p)));
+    const alert = new smpp.PDU('alert_notification', { source_addr: '84912300001', esme_addr: 'NEXO', ms_availability_status: 0 });
+    expect(s!.send(alert)).toBe(true);
+    // The adapter reads in order and answers at once: the enquire_link_resp comes after any answer to the alert.
+    await expect(link.smsc.request(s!, 'enquire_link')).resolves.toMatchObject({ command: 'enquire_link_resp', command_status: E.ESME_ROK });
+    expect(answers.map((p) => p.command)).toEqual(['enquire_link_resp']);
+    expect(answers.some((p) => p.sequence_number === alert.sequence_number)).toBe(false);
+    await expect(link.gw!.submit(sms(1))).resolves.toEqual({ providerMessageId: expect.any(String) });
+    expect(link.gw!.state).toBe('bound');
+    expect(link.smsc.connections).toHaveLength(1);
+  });
+
   it('drops a link whose enquire_link goes unanswered (though submits are answered) within enquireLinkMs + enquireLinkTimeoutMs, then rebinds', async () => {
     link.smsc.answerEnquireLink = false;
     const { lines, logger } = recordingLogger();

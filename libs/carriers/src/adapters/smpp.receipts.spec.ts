@@ -3,9 +3,9 @@ import { SentMessages, readDeliverSm } from './smpp.receipts.js';
 
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);
 
-/** A deliver_sm as it comes off the wire: encoded, then parsed back by smpp@0.5. */
-function wire(fields: Record<string, unknown>): smpp.PDU {
-  const pdu = new smpp.PDU('deliver_sm', { sequence_number: 1, ...fields });
+/** A deliver_sm (or `command`) as it comes off the wire: encoded, then parsed back by smpp@0.5. */
+function wire(fields: Record<string, unknown>, command = 'deliver_sm'): smpp.PDU {
+  const pdu = new smpp.PDU(command, { sequence_number: 1, ...fields });
   return new smpp.PDU(pdu.toBuffer());
 }
 
@@ -35,6 +35,16 @@ describe('reading deliver_sm receipts', () => {
     // Same value as 00ab12, spelt without zeros and upper-case.
     expect(r).toMatchObject({ kind: 'receipt', receipt: { providerMessageId: '00ab12', status: 'rejected', otpId: 'otp1' } });
     expect(r.kind === 'receipt' && r.receipt.raw).toBe('receipted_message_id:AB12 message_state:8');
+  });
+
+  it('reads a data_sm receipt that carries only the receipted_message_id and message_state TLVs (no short_message)', () => {
+    const pdu = wire({ esm_class: 0x04, source_addr: '84912300001', destination_addr: 'NEXO', receipted_message_id: '00ab12', message_state: 5 }, 'data_sm');
+    expect(pdu.command).toBe('data_sm');
+    const r = readDeliverSm('smsc', pdu, sent, NOW);
+    expect(r).toMatchObject({ kind: 'receipt', receipt: { providerMessageId: '00ab12', status: 'undelivered', otpId: 'otp1', attempt: 2 } });
+    expect(r.kind === 'receipt' && r.receipt.raw).toBe('receipted_message_id:00ab12 message_state:5');
+    // A data_sm that is not a receipt (mobile-originated) is left alone, as a deliver_sm would be.
+    expect(readDeliverSm('smsc', wire({ esm_class: 0x00, message_payload: 'hi' }, 'data_sm'), sent, NOW)).toEqual({ kind: 'ignore', reason: 'not_receipt' });
   });
 
   it('matches a decimal spelling of a hex id', () => {

@@ -1,6 +1,9 @@
 /**
- * From deliver_sm to Receipt: which PDUs are receipts, how their id and
- * status are read, and how they are tied back to the OTP that was sent.
+ * From deliver_sm (or data_sm, which an SMSC may use for receipts too) to
+ * Receipt: which PDUs are receipts, how their id and status are read, and how
+ * they are tied back to the OTP that was sent. smpp@0.5 decodes both alike:
+ * esm_class and the TLVs (receipted_message_id, message_state, message_payload)
+ * land on the same fields; data_sm has no short_message.
  */
 import type smpp from 'smpp';
 import type { Receipt } from '../carrier-gateway.port.js';
@@ -69,7 +72,7 @@ export type DeliverSmReading =
   | { kind: 'ignore'; reason: 'unknown_stat'; stat: string };
 
 /**
- * The DLR text's `stat:` wins when present (it has the specific word); the
+ * Reads a deliver_sm or a data_sm. The DLR text's `stat:` wins when present (it has the specific word); the
  * message_state TLV is the fallback. The id comes from receipted_message_id,
  * else from the text.
  */
