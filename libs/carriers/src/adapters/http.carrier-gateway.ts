@@ -12,6 +12,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { maskPhone } from '#domain';
 import { backoffDelay, sleep } from '../backoff.js';
+import { deadlineSignal } from '../deadline.js';
 import {
   CarrierError,
   silentLogger,
@@ -172,9 +173,10 @@ export class HttpCarrierGateway implements CarrierGateway {
   }
 
   private post(raw: string, headers: Record<string, string>): Promise<HttpAnswer> {
-    const signal = AbortSignal.any([AbortSignal.timeout(this.timeoutMs), this.closing.signal]);
+    const deadline = deadlineSignal(this.timeoutMs, this.closing.signal);
+    const signal = deadline.signal;
     const mod = this.url.protocol === 'https:' ? https : http;
-    return new Promise((resolve, reject) => {
+    return new Promise<HttpAnswer>((resolve, reject) => {
       // An abort after the headers arrived ends the response with `close` and no `end`: settle once, either way.
       let settled = false;
       let sent = false;
@@ -211,7 +213,7 @@ export class HttpCarrierGateway implements CarrierGateway {
       // Flushed to the socket: from here a failure may come after the upstream read it.
       req.on('finish', () => (sent = true));
       req.end(raw);
-    });
+    }).finally(() => deadline.clear());
   }
 
   async close(): Promise<void> {

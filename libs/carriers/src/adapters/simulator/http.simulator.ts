@@ -3,6 +3,7 @@
  * posts signed receipt callbacks to a configured URL. `injectFault` queues
  * scripted answers for the next submits, so tests can show retries exactly.
  */
+import { deadlineSignal } from '../../deadline.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseVnMobile } from '#domain';
@@ -186,7 +187,8 @@ export class HttpSimulator {
     const url = this.callbackUrl;
     if (!url || this.stopping.signal.aborted) return;
     const raw = JSON.stringify(body);
-    const signal = AbortSignal.any([AbortSignal.timeout(this.callbackTimeoutMs), this.stopping.signal]);
+    const deadline = deadlineSignal(this.callbackTimeoutMs, this.stopping.signal);
+    const signal = deadline.signal;
     const req = http.request(
       url,
       {
@@ -203,6 +205,7 @@ export class HttpSimulator {
       },
     );
     req.on('error', (err) => this.retryReceipt(body, attempt, (err as NodeJS.ErrnoException).code ?? err.name));
+    req.on('close', () => deadline.clear());
     req.end(raw);
   }
 
