@@ -1,0 +1,63 @@
+/**
+ * Requests at the edges of API.md, over real HTTP: bodies that are not JSON, inputs whose
+ * refusal must name what is wrong, content negotiation of the statement, and URL shapes.
+ */
+import { request as httpRequest } from 'node:http';
+import { post, signup, startServer, type TestServer } from './harness.js';
+
+let server: TestServer;
+let BASE: string;
+let key: string;
+
+beforeAll(async () => {
+  server = await startServer({ NEXO_WORKERS: 'off' });
+  BASE = server.base;
+  key = (await signup(BASE)).api_key;
+});
+afterAll(async () => server.stop());
+
+async function answer(res: Response | Promise<Response>): Promise<{ status: number; body: unknown }> {
+  const r = await res;
+  return { status: r.status, body: await r.json() };
+}
+const refused = (message: string | RegExp) => ({ status: 400, body: { ok: false, error: 'invalid_request', message: typeof message === 'string' ? message : expect.stringMatching(message) } });
+
+/** A raw request, so the exact bytes (and the answer's headers) are what the test says. */
+function raw(method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; headers: Record<string, unknown>; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${BASE}${path}`, { method, headers: { ...headers, ...(body === undefined ? {} : { 'content-length': String(Buffer.byteLength(body)) }) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+describe('a body that is not JSON is 400 invalid_request saying so', () => {
+  const json = () => ({ 'content-type': 'application/json', authorization: `Bearer ${key}` });
+
+  it('truncated JSON: "body is not valid JSON"', async () => {
+    const res = await raw('POST', '/api/v1/send-otp', json(), '{"phone":');
+    expect({ status: res.status, body: res.body }).toEqual(refused('body is not valid JSON'));
+    // Fastify closes the connection after any body it could not parse: the client may still be sending.
+    expect(res.headers.connection).toBe('close');
+  });
+
+  it('an empty body declared as JSON: "body is empty"', async () => {
+    for (const [method, path] of [['POST', '/api/v1/send-otp'], ['PUT', '/api/v1/webhook'], ['POST', '/api/v1/signup']]) {
+      const res = await raw(method, path, json(), '');
+      expect({ path, status: res.status, body: res.body }).toEqual({ path, ...refused('body is empty') });
+    }
+  });
+
+  it('not JSON on every JSON route, nothing created', async () => {
+    const head = await server.running.core.store.headPosition();
+    for (const path of ['/api/v1/signup', '/api/v1/keys', '/api/v1/otp/zz_unknown/feedback']) {
+      expect(await answer(post(BASE, path, key, '{nope}'))).toEqual(refused('body is not valid JSON'));
+    }
+    expect(await server.running.core.store.headPosition()).toBe(head);
+  });
+});
