@@ -42,10 +42,12 @@ export const FeedbackBody = z.strictObject({ verified: z.boolean() });
 export const IdParam = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
 /** Page size of list endpoints; small, since each page is re-read by the polling dashboard. */
 export const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
+/** A calendar month, YYYY-MM; also the pattern /openapi.json gives the `month` parameter. */
+export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 export const MonthQuery = z.strictObject({
   month: z
     .string()
-    .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'month must be YYYY-MM')
+    .regex(MONTH_PATTERN, 'month must be YYYY-MM')
     .optional(),
 });
 
