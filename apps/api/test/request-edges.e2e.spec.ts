@@ -61,3 +61,35 @@ describe('a body that is not JSON is 400 invalid_request saying so', () => {
     expect(await server.running.core.store.headPosition()).toBe(head);
   });
 });
+
+describe('a refused input names what is wrong, as `name: reason`', () => {
+  it('Idempotency-Key empty or over 255 characters names the header', async () => {
+    for (const value of ['', 'k'.repeat(256)]) {
+      for (const path of ['/api/v1/send-otp', '/api/v1/keys']) {
+        const body = path === '/api/v1/keys' ? {} : { phone: '0912000301', code: '1234' };
+        expect(await answer(post(BASE, path, key, body, { 'Idempotency-Key': value }))).toEqual(refused('Idempotency-Key: must be 1-255 characters'));
+      }
+    }
+  });
+
+  it('a body that is not a JSON object says the shape it must have', async () => {
+    const feedback = '/api/v1/otp/zz_unknown/feedback';
+    // No body at all (no Content-Type either), and JSON that is not an object.
+    expect(await answer(fetch(`${BASE}${feedback}`, { method: 'POST', headers: { Authorization: `Bearer ${key}` } }))).toEqual(refused('body: must be JSON { "verified": true }'));
+    for (const body of ['[]', 'null', '"verified"', 'true']) expect(await answer(post(BASE, feedback, key, body))).toEqual(refused('body: must be JSON { "verified": true }'));
+    expect(await answer(post(BASE, '/api/v1/send-otp', key, '[]'))).toEqual(refused(/^body: must be JSON \{ "phone": string, "code"/));
+    expect(await answer(fetch(`${BASE}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${key}` } }))).toEqual(refused(/^body: must be JSON \{ "url"/));
+  });
+
+  it('fields: missing, unknown and wrong ones each named', async () => {
+    expect(await answer(post(BASE, '/api/v1/send-otp', key, { code: '12', extra: 1 }))).toEqual(refused('phone: required; code: must be 4-10 digits; extra: unknown field'));
+  });
+
+  it('query parameters: unknown (bracketed names included), given twice, or malformed', async () => {
+    const query = (q: string) => answer(fetch(`${BASE}/api/v1/stats${q}`, { headers: { Authorization: `Bearer ${key}` } }));
+    expect(await query('?month[a]=x')).toEqual(refused('month[a]: unknown query parameter'));
+    expect(await query('?month%5B%5D=2026-01')).toEqual(refused('month[]: unknown query parameter'));
+    expect(await query('?month=2026-01&month=2026-02')).toEqual(refused('month: given more than once'));
+    expect(await query('?month=2026-13')).toEqual(refused('month: must be YYYY-MM'));
+  });
+});

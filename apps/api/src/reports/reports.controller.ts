@@ -17,14 +17,14 @@ export class ReportsController {
   @Get('stats')
   @UseGuards(ApiKeyGuard)
   async stats(@Auth() auth: AuthContext, @Query() query: unknown) {
-    const month = parseInput(MonthQuery, query).month ?? currentMonth(this.core.clock());
+    const month = parseInput(MonthQuery, query, 'query').month ?? currentMonth(this.core.clock());
     await this.core.caughtUp();
     return { ok: true, month, ...this.core.reads.stats(month, auth.accountId) };
   }
 
   @Get('stats/public')
   async publicStats(@Query() query: unknown) {
-    const month = parseInput(MonthQuery, query).month ?? currentMonth(this.core.clock());
+    const month = parseInput(MonthQuery, query, 'query').month ?? currentMonth(this.core.clock());
     return { ok: true, month, ...this.core.reads.stats(month) };
   }
 
@@ -36,7 +36,7 @@ export class ReportsController {
     @Headers('accept') accept: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
-    const month = parseInput(MonthQuery, query).month ?? currentMonth(this.core.clock());
+    const month = parseInput(MonthQuery, query, 'query').month ?? currentMonth(this.core.clock());
     await this.core.caughtUp();
     const lines = this.core.reads.statement(auth.accountId, month).map((l) => ({
       at: l.at,
