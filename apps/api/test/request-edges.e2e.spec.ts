@@ -93,3 +93,31 @@ describe('a refused input names what is wrong, as `name: reason`', () => {
     expect(await query('?month=2026-13')).toEqual(refused('month: must be YYYY-MM'));
   });
 });
+
+describe('GET /api/v1/ledger negotiates JSON or CSV on Accept', () => {
+  const typeFor = async (accept?: string) => {
+    const res = await fetch(`${BASE}/api/v1/ledger`, { headers: { Authorization: `Bearer ${key}`, ...(accept === undefined ? {} : { Accept: accept }) } });
+    const text = await res.text();
+    expect(res.status).toBe(200);
+    expect(res.headers.get('vary')).toMatch(/accept/i);
+    const type = res.headers.get('content-type')!.split(';')[0];
+    if (type === 'text/csv') expect(text.split('\n')[0]).toBe('at,type,amount,balance_after,ref');
+    else expect(JSON.parse(text)).toMatchObject({ ok: true, lines: [] });
+    return type;
+  };
+
+  it('q-values decide, not the mere mention of text/csv', async () => {
+    expect(await typeFor('text/csv;q=0.9, application/json')).toBe('application/json');
+    expect(await typeFor('application/json;q=0.5, text/csv')).toBe('text/csv');
+    expect(await typeFor('text/csv')).toBe('text/csv');
+    expect(await typeFor('text/csv;q=0, */*')).toBe('application/json');
+  });
+
+  it('*/*, no Accept header and an Accept naming neither are JSON', async () => {
+    // fetch sends `Accept: */*` when none is given; a raw request sends none at all.
+    expect(await typeFor('*/*')).toBe('application/json');
+    expect(await typeFor('application/xml')).toBe('application/json');
+    const bare = await raw('GET', '/api/v1/ledger', { authorization: `Bearer ${key}` });
+    expect({ status: bare.status, type: String(bare.headers['content-type']).split(';')[0] }).toEqual({ status: 200, type: 'application/json' });
+  });
+});
