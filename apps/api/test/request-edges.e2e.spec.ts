@@ -121,3 +121,17 @@ describe('GET /api/v1/ledger negotiates JSON or CSV on Accept', () => {
     expect({ status: bare.status, type: String(bare.headers['content-type']).split(';')[0] }).toEqual({ status: 200, type: 'application/json' });
   });
 });
+
+describe('a trailing slash reaches the same route', () => {
+  it('GET, POST and routes with an id answer as without the slash', async () => {
+    const balance = await answer(fetch(`${BASE}/api/v1/balance/`, { headers: { Authorization: `Bearer ${key}` } }));
+    expect(balance).toEqual({ status: 200, body: expect.objectContaining({ ok: true, currency: 'USD' }) });
+    const sent = await post(BASE, '/api/v1/send-otp/', key, { phone: '0912000401', code: '1234' });
+    expect(sent.status).toBe(200);
+    const { id } = await sent.json();
+    expect(await answer(fetch(`${BASE}/api/v1/otp/${id}/`, { headers: { Authorization: `Bearer ${key}` } }))).toMatchObject({ status: 200, body: { ok: true, id } });
+    expect(await answer(fetch(`${BASE}/health/live/`))).toEqual({ status: 200, body: { ok: true } });
+    // Still only one slash's worth: a path nothing serves stays 404 in the API's shape.
+    expect(await answer(fetch(`${BASE}/api/v1/balance//`, { headers: { Authorization: `Bearer ${key}` } }))).toMatchObject({ status: 404, body: { ok: false, error: 'not_found' } });
+  });
+});
