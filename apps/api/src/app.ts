@@ -77,7 +77,8 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
       return typeof given === 'string' && /^[\w-]{1,64}$/.test(given) ? given : randomUUID();
     },
     // Ids longer than Fastify's default limit (100) reach their route, which answers not_found like any unknown id.
-    routerOptions: { maxParamLength: 1024 },
+    // A trailing slash (`/api/v1/balance/`) reaches the same route as the path without it.
+    routerOptions: { maxParamLength: 1024, ignoreTrailingSlash: true },
     // What Node's HTTP parser refuses before any route runs (headers over its limit, garbage, a slow
     // request) answers in the API's error shape too, as Fastify's own handler would with its shape.
     clientErrorHandler: clientErrorInApiShape,

@@ -20,7 +20,11 @@ beforeAll(async () => {
 });
 afterAll(async () => server.stop());
 
-type Operation = { security?: unknown[]; parameters?: { name: string; in: string }[] };
+type Operation = {
+  security?: unknown[];
+  parameters?: { name: string; in: string; schema?: { pattern?: string } }[];
+  responses?: Record<string, { headers?: Record<string, unknown> }>;
+};
 
 /** `METHOD /path/{param}` for every route in Fastify's table, HEAD (implied by GET) left out. */
 function servedRoutes(): Set<string> {
@@ -128,11 +132,40 @@ describe("every documented operation's errors have API.md's shape and status", (
       if (route.includes('{') || names.length === 0) continue;
       const base = names.includes('chain') ? '?chain=ethereum&' : '?';
       await expectError(await call(route, { key, query: `${base}bogus=1` }), 400, 'invalid_request', route);
-      if (names.includes('month')) for (const m of ['2026-00', '2026-1', '26-01', 'x']) await expectError(await call(route, { key, query: `?month=${m}` }), 400, 'invalid_request');
+      if (names.includes('month')) {
+        // The document's pattern refuses what the server refuses, and takes what it takes.
+        const pattern = new RegExp(op.parameters!.find((p) => p.name === 'month')!.schema!.pattern!);
+        for (const m of ['2026-00', '2026-13', '2026-1', '26-01', 'x']) {
+          await expectError(await call(route, { key, query: `?month=${m}` }), 400, 'invalid_request');
+          expect({ route, m, documented: pattern.test(m) }).toEqual({ route, m, documented: false });
+        }
+        for (const m of ['2026-01', '2026-12']) {
+          expect((await call(route, { key, query: `?month=${m}` })).status).toBe(200);
+          expect(pattern.test(m)).toBe(true);
+        }
+      }
       if (names.includes('limit')) for (const l of ['0', '-1', '1.5', 'many', '100000']) await expectError(await call(route, { key, query: `?limit=${l}` }), 400, 'invalid_request');
       checked++;
     }
     expect(checked).toBeGreaterThanOrEqual(5);
+  });
+
+  it('429 answers carry the Retry-After header the document declares, and every API operation with errors lists 500 internal', async () => {
+    const ops = await documented();
+    for (const [route, op] of ops) {
+      const codes = Object.keys(op.responses ?? {}).filter((c) => c >= '400');
+      if (route.includes(' /api/') && codes.length > 0) expect({ route, internal: codes.includes('500') }).toEqual({ route, internal: true });
+      if (codes.includes('429')) expect({ route, headers: Object.keys(op.responses!['429'].headers ?? {}) }).toEqual({ route, headers: ['Retry-After'] });
+    }
+    expect(Object.keys(ops.get('POST /api/v1/send-otp')!.responses!)).toContain('429');
+    // The per-phone limit (1 send per 30 s): the second send to one number is a real 429.
+    const phone = freshPhone();
+    expect((await post(BASE, '/api/v1/send-otp', key, { phone, code: '1234' })).status).toBe(200);
+    const limited = await post(BASE, '/api/v1/send-otp', key, { phone, code: '1234' });
+    const retry = limited.headers.get('retry-after');
+    const body = await limited.json();
+    expect({ status: limited.status, retry: Number(retry) > 0, body }).toEqual({ status: 429, retry: true, body: expect.objectContaining({ error: 'rate_limited', retry_after: Number(retry) }) });
+    expectShape(R.ErrorResponse, body, 'rate_limited');
   });
 
   it('an id unknown to the account is 404 not_found on every route with one', async () => {

@@ -20,8 +20,8 @@ export class AccountsController {
   @Post('signup')
   @HttpCode(201)
   signup(@Body() body: unknown, @Ip() ip: string, @Headers('idempotency-key') key: string | undefined) {
-    const { name } = parseInput(SignupBody, body ?? {});
-    const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
+    const { name } = parseInput(SignupBody, body ?? {}, 'body');
+    const idempotencyKey = parseInput(IdempotencyKeyHeader, key, { header: 'Idempotency-Key' });
     return this.core.httpIdempotency.run(`signup:${ip}`, idempotencyKey, requestHash(body, SIGNUP_FIELDS), {
       admit: () => {
         const wait = this.core.signupBuckets.take(addressBucket(ip));
@@ -36,8 +36,8 @@ export class AccountsController {
   @HttpCode(201)
   @UseGuards(ApiKeyGuard)
   issueKey(@Auth() auth: AuthContext, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
-    parseInput(EmptyBody, body ?? undefined);
-    const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
+    parseInput(EmptyBody, body ?? undefined, 'body');
+    const idempotencyKey = parseInput(IdempotencyKeyHeader, key, { header: 'Idempotency-Key' });
     return this.core.httpIdempotency.run(`keys:${auth.accountId}`, idempotencyKey, requestHash(body), {
       plan: () => planKey(this.core),
       perform: (plan) => this.commands.execute(new IssueKey(auth.accountId, plan)),
@@ -64,7 +64,7 @@ export class AccountsController {
   @Put('webhook')
   @UseGuards(ApiKeyGuard)
   configureWebhook(@Auth() auth: AuthContext, @Body() body: unknown) {
-    const { url } = parseInput(WebhookBody, body);
+    const { url } = parseInput(WebhookBody, body, 'body');
     checkWebhookUrl('url', url, this.core.config.webhookPrivateAddresses);
     return this.commands.execute(new ConfigureWebhook(auth.accountId, url));
   }
@@ -73,7 +73,7 @@ export class AccountsController {
   @Put('template')
   @UseGuards(ApiKeyGuard)
   setTemplate(@Auth() auth: AuthContext, @Body() body: unknown) {
-    const { sms, voice } = parseInput(TemplateBody, body);
+    const { sms, voice } = parseInput(TemplateBody, body, 'body');
     return this.commands.execute(new SetMessageTemplate(auth.accountId, sms, voice));
   }
 

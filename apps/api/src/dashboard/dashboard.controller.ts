@@ -57,7 +57,7 @@ const ASSETS: Readonly<Record<string, Asset>> = {
 const PAGE = dashboardHtml({ js: ASSETS['app.js'].version, css: ASSETS['app.css'].version });
 
 /** EVM addresses only: the endpoint must not become a general QR (or content) generator for any text. */
-const QrQuery = z.strictObject({ address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'address must be a 0x-prefixed 20-byte hex address') });
+const QrQuery = z.strictObject({ address: z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'must be a 0x-prefixed 20-byte hex address') });
 
 @Controller('dashboard')
 export class DashboardController {
@@ -77,7 +77,7 @@ export class DashboardController {
 
   @Get('qr.svg')
   async qr(@Query() query: unknown, @Res() reply: FastifyReply): Promise<void> {
-    const { address } = parseInput(QrQuery, query);
+    const { address } = parseInput(QrQuery, query, 'query');
     const svg = await QRCode.toString(address, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     void reply
       .headers({

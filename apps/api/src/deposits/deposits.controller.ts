@@ -31,7 +31,7 @@ export class DepositsController {
   @Get('deposit-address')
   @UseGuards(ApiKeyGuard)
   async depositAddress(@Auth() auth: AuthContext, @Query() query: unknown) {
-    const { chain: slug } = parseInput(DepositAddressQuery, query);
+    const { chain: slug } = parseInput(DepositAddressQuery, query, 'query');
     const chain = this.chains.get(slug);
     if (!chain) {
       throw new DomainError(
@@ -54,7 +54,7 @@ export class DepositsController {
   @Get('deposits')
   @UseGuards(ApiKeyGuard)
   async deposits(@Auth() auth: AuthContext, @Query() query: unknown) {
-    const { limit } = parseInput(DepositsQuery, query);
+    const { limit } = parseInput(DepositsQuery, query, 'query');
     await this.core.caughtUp();
     const deposits = listDeposits(this.core.readDb, auth.accountId, limit).map((d) => {
       const chain = this.byId.get(d.chainId);

@@ -4,17 +4,25 @@
  */
 import { z } from 'zod';
 import * as R from '../http/responses.js';
-import { FeedbackBody, SendOtpBody, SignupBody, TemplateBody, WebhookBody } from '../http/schemas.js';
+import { FeedbackBody, MONTH_PATTERN, SendOtpBody, SignupBody, TemplateBody, WebhookBody } from '../http/schemas.js';
 
 const json = (schema: z.ZodType) => ({ 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } });
 const errorRef = { $ref: '#/components/schemas/Error' };
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: errorRef } } }]));
+const retryAfter = { 'Retry-After': { description: 'seconds until a retry can succeed, as retry_after in the body', required: true, schema: { type: 'integer', minimum: 1 } } };
+/** The operation's error answers; any operation can also answer 500 `internal` (API.md: a bug, nothing half-done left behind). */
+const errors = (...codes: number[]) =>
+  Object.fromEntries(
+    [...codes, 500].map((c) => [
+      String(c),
+      { description: c === 500 ? 'internal: a bug; nothing half-done is left behind' : 'error', ...(c === 429 ? { headers: retryAfter } : {}), content: { 'application/json': { schema: errorRef } } },
+    ]),
+  );
 /** An answer and its schema (`../http/responses.ts`, which the contract test checks real answers against). */
 const ok = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) } } });
 const withCsv = (answer: ReturnType<typeof ok>) => ({ ...answer, content: { ...answer.content, 'text/csv': { schema: { type: 'string', description: 'header at,type,amount,balance_after,ref' } } } });
 const bearer = [{ bearer: [] }];
 const idem = { name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 } };
-const month = { name: 'month', in: 'query', required: false, schema: { type: 'string', pattern: '^\\d{4}-\\d{2}$' } };
+const month = { name: 'month', in: 'query', required: false, schema: { type: 'string', pattern: MONTH_PATTERN.source, description: 'YYYY-MM; the current month (UTC) when absent' } };
 const limit = { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
@@ -85,7 +93,7 @@ export function openApiDocument(chains: readonly string[] = []): Record<string, 
       },
       '/api/v1/stats': { get: { summary: "This account's monthly delivery stats", security: bearer, parameters: [month], responses: { '200': ok(R.StatsResponse, 'stats'), ...errors(400, 401) } } },
       '/api/v1/stats/public': { get: { summary: 'Monthly delivery stats over all traffic', parameters: [month], responses: { '200': ok(R.StatsResponse, 'stats'), ...errors(400) } } },
-      '/api/v1/ledger': { get: { summary: 'Monthly statement (JSON, or CSV with Accept: text/csv)', security: bearer, parameters: [month], responses: { '200': withCsv(ok(R.LedgerResponse, 'lines')), ...errors(400, 401) } } },
+      '/api/v1/ledger': { get: { summary: 'Monthly statement: JSON, or CSV when Accept prefers text/csv (q-values count; no Accept or */* is JSON)', security: bearer, parameters: [month], responses: { '200': withCsv(ok(R.LedgerResponse, 'lines')), ...errors(400, 401) } } },
       '/health/live': { get: { summary: 'Process is up', responses: { '200': ok(R.LiveResponse, 'live') } } },
       '/health/ready': { get: { summary: 'Store answers and projections caught up', responses: { '200': ok(R.ReadyResponse, 'ready'), '503': ok(R.ReadyResponse, 'not ready') } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text format' } } } },

@@ -33,7 +33,10 @@ function httpStatusOf(error: unknown): number | undefined {
 }
 
 function clientMessage(error: unknown): string {
-  const code = (error as { code?: string }).code;
+  // Nest's Fastify adapter wraps a FastifyError under 500 (a bad JSON body, say) in an HttpException,
+  // keeping Fastify's error, with its code, as the cause.
+  const cause = error instanceof HttpException ? error.cause : undefined;
+  const code = ((cause ?? error) as { code?: string } | null)?.code;
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return 'Content-Type must be application/json';
   if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'body is empty';
   if (code === 'FST_ERR_BAD_URL') return 'malformed URL';

@@ -3,7 +3,11 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { SmsTemplateSchema, VoiceTemplateSchema } from '#domain';
 
-export const IdempotencyKeyHeader = z.string().min(1).max(255).optional();
+export const IdempotencyKeyHeader = z.string().min(1, 'must be 1-255 characters').max(255, 'must be 1-255 characters').optional();
+
+/** A JSON body's fields, unknown ones refused; a body that is not a JSON object is refused showing the shape expected. */
+const jsonBody = <S extends z.ZodRawShape>(shape: S, expected: string) =>
+  z.strictObject(shape, { error: (issue) => (issue.code === 'invalid_type' ? `must be JSON ${expected}` : undefined) });
 
 /** A customer's endpoint; whether its address is public is checked beside the schema (`checkWebhookUrl`), as it depends on config. */
 const WebhookUrl = z
@@ -17,35 +21,43 @@ const WebhookUrl = z
   }, 'must not carry a user name or password (the Nexo-Signature header authenticates us)')
   .describe('http(s) URL of your endpoint. It must reach a public address: private, loopback and link-local addresses (and localhost) are refused, also when a name resolves to one.');
 
-export const SendOtpBody = z.strictObject({
-  // An empty phone is a number that is not Vietnamese (invalid_phone, 422), not a malformed request.
-  phone: z.string().max(256),
-  code: z.string().regex(/^\d{4,10}$/, 'code must be 4-10 digits'),
-  channel: z.enum(['auto', 'sms', 'voice']).default('auto'),
-  webhook_url: WebhookUrl.describe(
-    `${WebhookUrl.description} Overrides the account's webhook for this OTP, signed with the account's secret: PUT /api/v1/webhook once before (400 otherwise).`,
-  ).optional(),
-});
+export const SendOtpBody = jsonBody(
+  {
+    // An empty phone is a number that is not Vietnamese (invalid_phone, 422), not a malformed request.
+    phone: z.string().max(256),
+    code: z.string().regex(/^\d{4,10}$/, 'must be 4-10 digits'),
+    channel: z.enum(['auto', 'sms', 'voice']).default('auto'),
+    webhook_url: WebhookUrl.describe(
+      `${WebhookUrl.description} Overrides the account's webhook for this OTP, signed with the account's secret: PUT /api/v1/webhook once before (400 otherwise).`,
+    ).optional(),
+  },
+  '{ "phone": string, "code": "4-10 digits", "channel"?, "webhook_url"? }',
+);
 
-export const SignupBody = z.strictObject({ name: z.string().max(200).optional() }).default({});
-export const EmptyBody = z.strictObject({}).optional();
-export const WebhookBody = z.strictObject({ url: WebhookUrl });
-export const TemplateBody = z.strictObject({
-  sms: SmsTemplateSchema.nullable()
-    .optional()
-    .describe('SMS text with {code} where the code goes. It must fit one SMS with a 10-digit code (160 GSM-7 characters, 70 with Vietnamese accents) and avoid words carrier filters flag (crypto, wallet, exchange, ví, sàn, …). null: back to the default; absent: unchanged.'),
-  voice: VoiceTemplateSchema.nullable()
-    .optional()
-    .describe('The words of the call around {code} (once, at most 200 characters), same words refused; the call reads the digits one by one, then once more. null: back to the default; absent: unchanged.'),
-});
-export const FeedbackBody = z.strictObject({ verified: z.boolean() });
+export const SignupBody = jsonBody({ name: z.string().max(200).optional() }, '{ "name"?: string } or nothing').default({});
+export const EmptyBody = jsonBody({}, '{} or nothing').optional();
+export const WebhookBody = jsonBody({ url: WebhookUrl }, '{ "url": "https://…" }');
+export const TemplateBody = jsonBody(
+  {
+    sms: SmsTemplateSchema.nullable()
+      .optional()
+      .describe('SMS text with {code} where the code goes. It must fit one SMS with a 10-digit code (160 GSM-7 characters, 70 with Vietnamese accents) and avoid words carrier filters flag (crypto, wallet, exchange, ví, sàn, …). null: back to the default; absent: unchanged.'),
+    voice: VoiceTemplateSchema.nullable()
+      .optional()
+      .describe('The words of the call around {code} (once, at most 200 characters), same words refused; the call reads the digits one by one, then once more. null: back to the default; absent: unchanged.'),
+  },
+  '{ "sms"?: string | null, "voice"?: string | null }',
+);
+export const FeedbackBody = jsonBody({ verified: z.boolean() }, '{ "verified": true }');
 export const IdParam = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
 /** Page size of list endpoints; small, since each page is re-read by the polling dashboard. */
 export const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
+/** A calendar month, YYYY-MM; also the pattern /openapi.json gives the `month` parameter. */
+export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 export const MonthQuery = z.strictObject({
   month: z
     .string()
-    .regex(/^\d{4}-(0[1-9]|1[0-2])$/, 'month must be YYYY-MM')
+    .regex(MONTH_PATTERN, 'must be YYYY-MM')
     .optional(),
 });
 

@@ -4,11 +4,43 @@ import { DomainError } from '#domain';
 import { type PrivateAddressPolicy, webhookUrlProblem } from '#security';
 import { IdParam } from './schemas.js';
 
-export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+/**
+ * Where an input comes from. A refusal names what is wrong as `name: reason`: the field or query
+ * parameter, or, for the input as a whole, `body` or the header's name.
+ */
+export type InputSource = 'body' | 'query' | { header: string };
+
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, source: InputSource): z.infer<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
-  const issues = r.error.issues.slice(0, 5).map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
-  throw new DomainError('invalid_request', issues.join('; '));
+  const problems = r.error.issues.flatMap((issue) => describeIssue(issue, value, source));
+  throw new DomainError('invalid_request', problems.slice(0, 5).join('; '));
+}
+
+function describeIssue(issue: z.core.$ZodIssue, input: unknown, source: InputSource): string[] {
+  const name = (path: readonly PropertyKey[]) => (path.length ? path.map((p) => clip(String(p))).join('.') : typeof source === 'string' ? source : source.header);
+  if (issue.code === 'unrecognized_keys') {
+    const what = source === 'query' ? 'unknown query parameter' : 'unknown field';
+    return issue.keys.map((k) => `${name([...issue.path, k])}: ${what}`);
+  }
+  if (issue.code === 'invalid_type' && issue.path.length > 0) {
+    const given = valueAt(input, issue.path);
+    if (given === undefined) return [`${name(issue.path)}: required`];
+    // `?month=a&month=b` arrives as an array: say so rather than "expected string, received array".
+    if (source === 'query' && Array.isArray(given)) return [`${name(issue.path)}: given more than once`];
+  }
+  return [`${name(issue.path)}: ${issue.message}`];
+}
+
+/** Names come from the client: echo a long one cut short. */
+function clip(name: string): string {
+  return name.length > 64 ? `${name.slice(0, 64)}…` : name;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v = input;
+  for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
 }
 
 /**

@@ -21,9 +21,9 @@ export class OtpController {
   @Post('send-otp')
   @HttpCode(200)
   send(@Auth() auth: AuthContext, @Body() body: unknown, @Headers('idempotency-key') key: string | undefined) {
-    const input = parseInput(SendOtpBody, body);
+    const input = parseInput(SendOtpBody, body, 'body');
     checkWebhookUrl('webhook_url', input.webhook_url, this.core.config.webhookPrivateAddresses);
-    const idempotencyKey = parseInput(IdempotencyKeyHeader, key);
+    const idempotencyKey = parseInput(IdempotencyKeyHeader, key, { header: 'Idempotency-Key' });
     return this.commands.execute(
       new SendOtp(
         auth,
@@ -36,7 +36,7 @@ export class OtpController {
 
   @Get('otp')
   list(@Auth() auth: AuthContext, @Query() query: unknown) {
-    return listOtps(this.core, auth.accountId, parseInput(ListQuery, query).limit);
+    return listOtps(this.core, auth.accountId, parseInput(ListQuery, query, 'query').limit);
   }
 
   @Get('otp/:id')
@@ -48,7 +48,7 @@ export class OtpController {
   @HttpCode(200)
   feedback(@Auth() auth: AuthContext, @Param('id') id: string, @Body() body: unknown) {
     const otpId = parseIdParam(id, 'OTP');
-    const { verified } = parseInput(FeedbackBody, body);
+    const { verified } = parseInput(FeedbackBody, body, 'body');
     return this.commands.execute(new RecordFeedback(auth.accountId, otpId, verified));
   }
 }

@@ -5,10 +5,13 @@ import { formatUsd } from '#domain';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
 import { currentMonth, MonthQuery } from '../http/schemas.js';
 import { parseInput } from '../http/validation.js';
+import { preferredType } from '../http/negotiation.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
 
 const CSV_HEADER = 'at,type,amount,balance_after,ref';
+/** What the statement comes as, JSON first: the answer to no Accept header or to any type. */
+const LEDGER_TYPES = ['application/json', 'text/csv'] as const;
 
 @Controller('api/v1')
 export class ReportsController {
@@ -17,14 +20,14 @@ export class ReportsController {
   @Get('stats')
   @UseGuards(ApiKeyGuard)
   async stats(@Auth() auth: AuthContext, @Query() query: unknown) {
-    const month = parseInput(MonthQuery, query).month ?? currentMonth(this.core.clock());
+    const month = parseInput(MonthQuery, query, 'query').month ?? currentMonth(this.core.clock());
     await this.core.caughtUp();
     return { ok: true, month, ...this.core.reads.stats(month, auth.accountId) };
   }
 
   @Get('stats/public')
   async publicStats(@Query() query: unknown) {
-    const month = parseInput(MonthQuery, query).month ?? currentMonth(this.core.clock());
+    const month = parseInput(MonthQuery, query, 'query').month ?? currentMonth(this.core.clock());
     return { ok: true, month, ...this.core.reads.stats(month) };
   }
 
@@ -36,7 +39,7 @@ export class ReportsController {
     @Headers('accept') accept: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ) {
-    const month = parseInput(MonthQuery, query).month ?? currentMonth(this.core.clock());
+    const month = parseInput(MonthQuery, query, 'query').month ?? currentMonth(this.core.clock());
     await this.core.caughtUp();
     const lines = this.core.reads.statement(auth.accountId, month).map((l) => ({
       at: l.at,
@@ -45,7 +48,10 @@ export class ReportsController {
       balance_after: formatUsd(l.balanceAfter),
       ref: l.ref,
     }));
-    if (accept?.includes('text/csv')) {
+    // The answer depends on Accept: caches must keep the two apart.
+    void reply.header('vary', 'Accept');
+    // JSON unless the client prefers CSV; an Accept that takes neither gets JSON too, as before negotiation.
+    if (preferredType(accept, LEDGER_TYPES) === 'text/csv') {
       void reply.type('text/csv; charset=utf-8');
       return [CSV_HEADER, ...lines.map((l) => [l.at, l.type, l.amount, l.balance_after, csvCell(l.ref)].join(','))].join('\n') + '\n';
     }
