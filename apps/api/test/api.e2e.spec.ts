@@ -82,6 +82,17 @@ describe('signup and accounts', () => {
     expect((await get(BASE, '/api/v1/balance', extra.api_key)).status).toBe(200);
   });
 
+  it('an account holds at most 20 active keys (each has its own request rate): the 21st is 400, and revoking one makes room', async () => {
+    const { api_key } = await signup(BASE);
+    const extra = [];
+    for (let i = 0; i < 19; i++) extra.push(await (await post(BASE, '/api/v1/keys', api_key, {})).json());
+    const refused = await post(BASE, '/api/v1/keys', api_key, {});
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toEqual({ ok: false, error: 'invalid_request', message: expect.stringMatching(/at most 20 active keys/) });
+    expect((await fetch(`${BASE}/api/v1/keys/${extra[0].key_id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${api_key}` } })).status).toBe(200);
+    expect((await post(BASE, '/api/v1/keys', api_key, {})).status).toBe(201);
+  });
+
   it('a per-send webhook_url needs the secret PUT /api/v1/webhook creates: refused before it, charging nothing; taken after', async () => {
     const { api_key } = await signup(BASE);
     const head = await server.running.core.store.headPosition();

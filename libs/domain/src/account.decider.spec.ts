@@ -1,4 +1,4 @@
-import { type AccountCommand, accountDecider, IDEMPOTENCY_RETENTION_MS, TEST_ATTEMPTS_PER_CREDIT } from './account.decider.js';
+import { type AccountCommand, accountDecider, IDEMPOTENCY_RETENTION_MS, MAX_ACTIVE_KEYS, TEST_ATTEMPTS_PER_CREDIT } from './account.decider.js';
 import type { AccountEvent } from './account.events.js';
 import { AccountEvent as AccountEventSchema } from './account.events.js';
 import {
@@ -126,6 +126,19 @@ describe('API keys', () => {
     expect(e.message).toMatch(/last active key/);
     const revoke2: AccountCommand = { type: 'RevokeApiKey', keyId: 'key_2', at: at(HOUR) };
     given([opened(), issuedEvent, other, revokedEvent]).when(revoke2).then('invalid_request');
+  });
+
+  it('refuses a key past the cap of active ones (each has its own rate), and takes one again after a revocation', () => {
+    const keys = Array.from({ length: MAX_ACTIVE_KEYS }, (_, i): AccountEvent => ({
+      type: 'ApiKeyIssued',
+      data: { keyId: `key_${i + 1}`, keyHash: hex64(String(i + 1)), prefix: 'nx_live_ab', at: T0 },
+    }));
+    const next: AccountCommand = { type: 'IssueApiKey', keyId: 'key_new', keyHash: hex64('9'), prefix: 'nx_live_ab', at: T0 };
+    const e = given([opened(), ...keys]).when(next).then('invalid_request');
+    expect(e.message).toMatch(/at most 20 active keys/);
+    given([opened(), ...keys, revokedEvent]).when(next).then([{ type: 'ApiKeyIssued', data: { keyId: 'key_new', keyHash: hex64('9'), prefix: 'nx_live_ab', at: T0 } }]);
+    // A retry of a key already issued is still answered, at the cap.
+    given([opened(), ...keys]).when(issue).then([]);
   });
 
   it('refuses to revoke an unknown key', () => {

@@ -93,6 +93,9 @@ export interface AccountState {
  */
 export const TEST_ATTEMPTS_PER_CREDIT = 3;
 
+/** Active API keys an account may hold at once (each key has its own request rate). */
+export const MAX_ACTIVE_KEYS = 20;
+
 /** Idempotency keys are honoured for at least 24 h (API.md); they are pruned after 48 h. */
 export const IDEMPOTENCY_RETENTION_MS = 48 * 3600 * 1000;
 
@@ -222,6 +225,10 @@ export function decideAccount(cmd: AccountCommand, state: AccountState): Account
       const issued = state.keys.get(cmd.keyId);
       if (issued?.keyHash === cmd.keyHash) return [];
       if (issued) throw new DomainError('already_exists', 'key id already issued');
+      // Each key has its own request rate: without a cap, a free account could mint keys to multiply it.
+      if ([...state.keys.values()].filter((k) => !k.revoked).length >= MAX_ACTIVE_KEYS) {
+        throw new DomainError('invalid_request', `an account has at most ${MAX_ACTIVE_KEYS} active keys: revoke one (DELETE /api/v1/keys/:key_id) first`);
+      }
       const { type: _, ...data } = cmd;
       return [{ type: 'ApiKeyIssued', data }];
     }
