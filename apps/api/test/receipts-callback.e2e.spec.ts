@@ -77,13 +77,13 @@ describe('receipt callbacks', () => {
     await upstream?.close();
   });
 
-  it('a provider that is not configured, or has no HTTP secret, is 404 and nothing reaches the bus', async () => {
+  it('a provider that is not configured, or has no HTTP secret, is 401 like a bad signature (which providers exist is not told) and nothing reaches the bus', async () => {
     for (const provider of ['ghost', 'sandbox']) {
       const id = mid(`nf-${provider}`);
       const body = receipt(id);
       const res = await callback(provider, body, sign(SECRET, body));
-      expect(res.status).toBe(404);
-      expect(await res.json()).toMatchObject({ ok: false, error: 'not_found' });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ ok: false, error: 'unauthorized', message: 'bad or missing receipt signature' });
       expect(onBus(id)).toBe(0);
     }
   });

@@ -27,7 +27,8 @@ export class CarrierReceiptsController {
   @HttpCode(200)
   async receipt(@Param('provider') provider: string, @Req() request: RawBodyRequest<FastifyRequest>, @Headers(SIGNATURE_HEADER) signature: string | undefined) {
     const secret = this.secrets.get(provider);
-    if (!secret) throw new DomainError('not_found', 'no such provider');
+    // An unknown provider answers as a bad signature does: the names of our upstreams are not told.
+    if (!secret) throw new DomainError('unauthorized', 'bad or missing receipt signature');
     const result = parseReceiptCallback(provider, secret, request.rawBody ?? Buffer.alloc(0), signature);
     if (!result.ok) {
       throw result.reason === 'bad_signature'
