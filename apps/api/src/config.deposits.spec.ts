@@ -33,6 +33,13 @@ describe('deposit configuration', () => {
   it('generates nothing in the distributed mode, where every instance must derive the same addresses', () => {
     const keys = { NEXO_CIPHER_KEYS: `k1:${'ab'.repeat(32)}`, NEXO_PHONE_PEPPER: 'cd'.repeat(32) };
     expect(loadConfig({ NEXO_DATA_DIR: dir, ESDB_URL: 'esdb://localhost:2113?tls=false', ...keys }).depositXpub).toBeUndefined();
+    // Compose passes an unset variable as '': the same as unset.
+    expect(loadConfig({ NEXO_DATA_DIR: dir, ESDB_URL: 'esdb://localhost:2113?tls=false', NEXO_DEPOSIT_XPUB: '', ...keys }).depositXpub).toBeUndefined();
+    // Chains that take deposits with no xpub to derive addresses from: refused at start, naming it.
+    const local = { slug: 'local', rpcUrls: ['http://127.0.0.1:8545'], tokens: [{ symbol: 'USDT', contract: '0x' + 'ab'.repeat(20), decimals: 6 }] };
+    expect(() => loadConfig({ NEXO_DATA_DIR: dir, ESDB_URL: 'esdb://localhost:2113?tls=false', NEXO_CHAINS: JSON.stringify([local]), ...keys })).toThrow(
+      /NEXO_DEPOSIT_XPUB: required where NEXO_CHAINS takes deposits/,
+    );
   });
 
   it('reads the chains and names a bad one', () => {

@@ -68,7 +68,8 @@ const EnvSchema = z.object({
   /** `embedded`: the delivery workers run in this process (the default); `off`: API only. */
   NEXO_WORKERS: z.enum(['embedded', 'off']).default('embedded'),
   /** Account-level extended public key (m/44'/60'/0'/0) deposit addresses derive from; never an xprv. */
-  NEXO_DEPOSIT_XPUB: z.string().trim().min(1).optional(),
+  // Compose passes an unset variable as '': the same as unset.
+  NEXO_DEPOSIT_XPUB: z.preprocess((v) => (v === '' ? undefined : v), z.string().trim().min(1).optional()),
   /** Chains taking deposits, as JSON or a JSON file (libs/chain's parseChainsConfig); unset: none (no deposit address is answered, no listener runs). */
   NEXO_CHAINS: z.string().optional(),
   NEXO_CHAINS_FILE: z.string().optional(),
@@ -165,6 +166,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     chains = chainsFromEnv(e);
   } catch (error) {
     throw new ConfigError(`invalid configuration:\n  ${(error as Error).message}`);
+  }
+  if (chains.length > 0 && depositXpub === undefined) {
+    throw new ConfigError('invalid configuration:\n  NEXO_DEPOSIT_XPUB: required where NEXO_CHAINS takes deposits (the account xpub deposit addresses derive from)');
   }
   const keyList = (e.NEXO_CIPHER_KEYS ?? generated!.cipherKeys!).split(',').map((pair) => pair.split(':') as [string, string]);
   return {

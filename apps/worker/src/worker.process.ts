@@ -130,6 +130,7 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
       lookupsOn(db),
       {
         relay: config.relay,
+        dispatcher: { phoneWindowMs: config.phoneIntervalMs },
         ...options.workers,
         webhooks: { privateAddresses: config.webhookPrivateAddresses, ...options.workers?.webhooks },
       },

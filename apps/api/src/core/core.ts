@@ -123,6 +123,8 @@ export class Core {
       metrics,
     };
     this.workers = await startWorkers(deps, lookupsOn(this.readDb), {
+      // The upstream's per-phone rule, as the API checks it.
+      dispatcher: { phoneWindowMs: Math.max(1, config.phoneIntervalMs) },
       webhookSender: this.webhookThread,
       webhooks: { privateAddresses: config.webhookPrivateAddresses },
     });
