@@ -54,8 +54,9 @@ create() {
 # partition, in order, with a single consumer that can enforce 1 submission per 30 s (I8).
 create nexo.otp.dispatch "$PARTITIONS" $((7 * DAY_MS))
 
-# Normalized delivery receipts from HTTP callbacks and SMPP deliver_sm. Key: otpId — the
-# receipts of one OTP are applied in arrival order to its own stream.
+# Normalized delivery receipts from HTTP callbacks and SMPP deliver_sm. Key: the provider's
+# message id (a receipt often carries nothing else until it is matched to its OTP) — the
+# receipts of one message are applied in arrival order.
 create nexo.otp.receipts "$PARTITIONS" $((7 * DAY_MS))
 
 # Settlement commands (deliver / refund). Key: accountId — one writer per account stream, so
