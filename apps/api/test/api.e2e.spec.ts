@@ -75,11 +75,6 @@ describe('signup and accounts', () => {
     expect((await get(BASE, '/api/v1/balance', api_key)).status).toBe(401);
     expect((await (await get(BASE, '/api/v1/keys', extra.api_key)).json()).keys[0]).toMatchObject({ key_id: first, revoked: true });
     expect((await get(BASE, '/api/v1/keys')).status).toBe(401);
-    // The last active key stays: revoking it would leave no way into the account.
-    const last = await fetch(`${BASE}/api/v1/keys/${extra.key_id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${extra.api_key}` } });
-    expect(last.status).toBe(400);
-    expect(await last.json()).toEqual({ ok: false, error: 'invalid_request', message: expect.stringMatching(/last active key/) });
-    expect((await get(BASE, '/api/v1/balance', extra.api_key)).status).toBe(200);
   });
 
   it('an account holds at most 20 active keys (each has its own request rate): the 21st is 400, and revoking one makes room', async () => {
@@ -116,16 +111,13 @@ describe('signup and accounts', () => {
     expect(res.status).toBe(200);
     const first = (await res.json()) as { secret: string };
     expect(first).toEqual({ ok: true, url: 'https://example.test/hooks/nexo', secret: expect.stringMatching(/^whsec_/) });
-    // PUT again with the same URL (a retry, a config re-applied): the secret in use stays.
-    const put = (url: string) =>
-      fetch(`${BASE}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url }) }).then(
-        async (r) => (await r.json()) as { secret: string },
-      );
-    expect(await put('https://example.test/hooks/nexo')).toEqual(first);
-    // Another URL gets a new secret.
-    const moved = await put('https://example.test/hooks/v2');
-    expect(moved.secret).toMatch(/^whsec_/);
-    expect(moved.secret).not.toBe(first.secret);
+    // Every PUT issues a new secret, the same URL too: reading the secret in use would otherwise need no trace.
+    const again = await fetch(`${BASE}/api/v1/webhook`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ url: 'https://example.test/hooks/nexo' }),
+    });
+    expect(((await again.json()) as { secret: string }).secret).not.toBe(first.secret);
   });
 });
 

@@ -37,6 +37,9 @@ export interface Dispatcher extends Consumer {
   parked(): number;
 }
 
+/** How often the phone windows opened meanwhile are written to disk. */
+const WINDOWS_FLUSH_MS = 250;
+
 interface ParkedRow {
   otp_id: string;
   phone_hash: string;
@@ -59,9 +62,8 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   /** Phones with parked messages: a newer message to such a phone queues behind them. */
   // Each phone's window, on disk as well as in the limiter: a restarted dispatcher (a crash, a deploy)
   // would otherwise forget them and submit to a phone again within its 30 s (I8). Appended in time
-  // order, a batch at a time from the parked loop (every parkedPollMs): one commit per batch, not
-  // one per phone, which measured ~10 % of the main thread's time per OTP at full speed. A crash
-  // forgets at most that last stretch. Windows released early (a submit that never left) are not
+  // order, a batch every WINDOWS_FLUSH_MS: one commit per batch, not one per phone, which measured
+  // ~10 % of the main thread's time per OTP at full speed. A crash forgets at most that last stretch. Windows released early (a submit that never left) are not
   // written: after a restart such a phone waits out the rest of its window, which errs on the safe side.
   db.exec(`CREATE TABLE IF NOT EXISTS phone_window_log (since_ms INTEGER NOT NULL, phone_hash TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS phone_window_log_since ON phone_window_log (since_ms)`);
@@ -222,12 +224,14 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     else if (unpark.run(row.otp_id).changes === 1) countPhone(row.phone_hash, -1);
   }
 
+  // On its own timer: the parked loop can wait on a hung carrier for many seconds.
+  const windowsFlush = setInterval(flushWindows, WINDOWS_FLUSH_MS);
+  windowsFlush.unref();
   let running = true;
   let wake: (() => void) | undefined;
   const loop = (async () => {
     while (running) {
       try {
-        flushWindows();
         if (nowMs() >= nextWindowPrune) {
           pruneWindows.run(nowMs() - windowMs);
           nextWindowPrune = nowMs() + windowMs;
@@ -264,6 +268,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       running = false;
       wake?.();
       await loop;
+      clearInterval(windowsFlush);
       flushWindows();
     },
   };

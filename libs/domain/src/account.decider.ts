@@ -236,17 +236,10 @@ export function decideAccount(cmd: AccountCommand, state: AccountState): Account
       requireOpen(state);
       const key = state.keys.get(cmd.keyId);
       if (!key) throw new DomainError('not_found', 'no such key');
-      if (key.revoked) return [];
-      // Keys are the only way in (no password, no e-mail): revoking the last one would strand the balance.
-      if (![...state.keys.entries()].some(([id, k]) => id !== cmd.keyId && !k.revoked)) {
-        throw new DomainError('invalid_request', "this is the account's last active key: create another (POST /api/v1/keys) before revoking it");
-      }
-      return [{ type: 'ApiKeyRevoked', data: { keyId: cmd.keyId, at: cmd.at } }];
+      return key.revoked ? [] : [{ type: 'ApiKeyRevoked', data: { keyId: cmd.keyId, at: cmd.at } }];
     }
     case 'ConfigureWebhook': {
       requireOpen(state);
-      // The same URL again (a retry, a config re-applied) keeps the secret in use: PUT is idempotent.
-      if (state.webhook?.url === cmd.url) return [];
       const { type: _, ...data } = cmd;
       return [{ type: 'WebhookConfigured', data }];
     }

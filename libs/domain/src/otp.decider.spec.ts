@@ -201,5 +201,7 @@ describe('refundWaits: whether a failure receipt may refund', () => {
   it('is true once a message reached the user, whichever receipt settlement takes first', () => {
     expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'delivered')]))).toBe(true);
     expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'delivered'), receipt('sim-msg-1', 'undelivered')]))).toBe(true);
+    // An attempt failed as overdue whose receipt still came (tied by its claim), then the next attempt's failure.
+    expect(refundWaits(stateOf([routeFailed(1), receipt('late-1', 'delivered'), routed(2), receipt('sim-msg-2', 'undelivered')]))).toBe(true);
   });
 });

@@ -147,7 +147,11 @@ const DELIVERING_RECEIPTS: readonly ReceiptStatus[] = ['delivered', 'answered'];
 export function refundWaits(state: OtpState): boolean {
   for (const id of state.routed.keys()) {
     if (!FINAL_RECEIPTS.some((status) => state.receipts.has(`${id}|${status}`))) return true;
-    if (DELIVERING_RECEIPTS.some((status) => state.receipts.has(`${id}|${status}`))) return true;
+  }
+  // Any message's, routed or not: a receipt can prove an attempt whose submit answer came too late
+  // to record it as routed (its receipt was tied to the OTP by the attempt's claim).
+  for (const key of state.receipts) {
+    if (DELIVERING_RECEIPTS.some((status) => key.endsWith(`|${status}`))) return true;
   }
   return false;
 }

@@ -123,14 +123,12 @@ export class ConfigureWebhookHandler implements ICommandHandler<ConfigureWebhook
 
   async execute({ accountId, url }: ConfigureWebhook) {
     const secret = newWebhookSecret();
-    const { events, state } = await this.core.runner.handle(accountStream(accountId), accountDecider, {
+    await this.core.runner.handle(accountStream(accountId), accountDecider, {
       type: 'ConfigureWebhook',
       url,
       secret: this.core.cipher.seal(secret),
       at: this.core.clock().toISOString(),
     });
-    // The URL already configured: its secret stays, and is the answer again.
-    if (events.length === 0 && state.webhook) return { ok: true as const, url, secret: this.core.cipher.open(state.webhook.secret) };
     await this.core.caughtUp();
     return { ok: true as const, url, secret };
   }

@@ -16,8 +16,9 @@ const WebhookUrl = z
   // Credentials in the URL would be stored, shown back and sent in clear: the signature authenticates us instead.
   .refine((u) => {
     // zod runs this even when the URL check failed: that check's issue is the answer then.
-    const parsed = URL.parse(u);
-    return parsed === null || (parsed.username === '' && parsed.password === '');
+    if (!URL.canParse(u)) return true;
+    const parsed = new URL(u);
+    return parsed.username === '' && parsed.password === '';
   }, 'must not carry a user name or password (the Nexo-Signature header authenticates us)')
   .describe('http(s) URL of your endpoint. It must reach a public address: private, loopback and link-local addresses (and localhost) are refused, also when a name resolves to one.');
 

@@ -25,6 +25,7 @@
 import smpp from 'smpp';
 import { maskPhone, smsSize } from '#domain';
 import { backoffDelay } from '../backoff.js';
+import { logThrottle } from '../delivery-receipt.codec.js';
 import {
   CarrierError,
   silentLogger,
@@ -108,6 +109,8 @@ export class SmppCarrierGateway implements CarrierGateway {
   private refused: string | undefined;
   private enquireDeadline: NodeJS.Timeout | undefined;
   private readonly sent: SentMessages;
+  /** Unknown status words are logged once a minute each: an SMSC may send one on every receipt. */
+  private readonly unknownStatLogged = logThrottle();
   private readonly boundWaiters = new Set<{ bound(): void; closed(): void }>();
   private drained: (() => void) | undefined;
   private closed: Promise<void> | undefined;
@@ -515,7 +518,7 @@ export class SmppCarrierGateway implements CarrierGateway {
     }
     if (reading.kind === 'ignore') {
       if (reading.reason === 'unreadable') this.logger.warn({ provider: this.provider }, 'smpp receipt unreadable; acknowledged and dropped');
-      if (reading.reason === 'unknown_stat') this.logger.warn({ provider: this.provider, stat: reading.stat }, 'smpp receipt with a status word we do not know; acknowledged and dropped');
+      if (reading.reason === 'unknown_stat' && this.unknownStatLogged(reading.stat)) this.logger.warn({ provider: this.provider, stat: reading.stat }, 'smpp receipt with a status word we do not know; acknowledged and dropped');
       return void s.send(pdu.response());
     }
     try {

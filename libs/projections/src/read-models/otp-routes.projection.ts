@@ -35,7 +35,8 @@ function writer(db: Db, s: string): ProjectionWriter {
 
 export const otpRoutesProjection: Projection = {
   name: 'otp-routes',
-  version: 1,
+  // 2: the newest route holds a reused message id (it was the first): rebuilt once on upgrade.
+  version: 2,
   handles: ['Routed'],
   tables: ['otp_routes'],
   ddl,
