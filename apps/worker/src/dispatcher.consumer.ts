@@ -59,12 +59,12 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const unpark = db.prepare<[string]>('DELETE FROM dispatch_parked WHERE otp_id = ?');
   // A literal LIMIT: a bound one makes SQLite prepare the statement again at every scan.
   const due = db.prepare<[number], ParkedRow>('SELECT otp_id, phone_hash, body FROM dispatch_parked WHERE due_ms <= ? ORDER BY due_ms, rowid LIMIT 512');
-  /** Phones with parked messages: a newer message to such a phone queues behind them. */
   // Each phone's window, on disk as well as in the limiter: a restarted dispatcher (a crash, a deploy)
   // would otherwise forget them and submit to a phone again within its 30 s (I8). Appended in time
   // order, a batch every WINDOWS_FLUSH_MS: one commit per batch, not one per phone, which measured
-  // ~10 % of the main thread's time per OTP at full speed. A crash forgets at most that last stretch. Windows released early (a submit that never left) are not
-  // written: after a restart such a phone waits out the rest of its window, which errs on the safe side.
+  // ~10 % of the main thread's time per OTP at full speed. A crash forgets at most that last stretch.
+  // Windows released early (a submit that never left) are not written: after a restart such a phone
+  // waits out the rest of its window, which errs on the safe side.
   db.exec(`CREATE TABLE IF NOT EXISTS phone_window_log (since_ms INTEGER NOT NULL, phone_hash TEXT NOT NULL);
     CREATE INDEX IF NOT EXISTS phone_window_log_since ON phone_window_log (since_ms)`);
   const logWindow = db.prepare<[number, string]>('INSERT INTO phone_window_log (since_ms, phone_hash) VALUES (?, ?)');
@@ -76,14 +76,14 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   }
   let nextWindowPrune = nowMs() + windowMs;
   /** Windows opened since the last write. */
-  let opened: { hash: string; since: number }[] = [];
+  let windowsOpened: { hash: string; since: number }[] = [];
   const writeWindows = db.transaction((rows: { hash: string; since: number }[]) => {
     for (const r of rows) logWindow.run(r.since, r.hash);
   });
   function flushWindows(): void {
-    if (opened.length === 0 || !db.open) return;
-    const rows = opened;
-    opened = [];
+    if (windowsOpened.length === 0 || !db.open) return;
+    const rows = windowsOpened;
+    windowsOpened = [];
     try {
       writeWindows(rows);
     } catch (error) {
@@ -92,6 +92,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     }
   }
 
+  /** Phones with parked messages: a newer message to such a phone queues behind them. */
   const parkedPhones = new Map<string, number>();
   for (const r of db.prepare<[], { phone_hash: string; n: number }>('SELECT phone_hash, count(*) AS n FROM dispatch_parked GROUP BY phone_hash').all()) {
     parkedPhones.set(r.phone_hash, r.n);
@@ -109,7 +110,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     for (;;) {
       const d = limiter.tryAcquire(phoneHash);
       if (d.allowed) {
-        opened.push({ hash: phoneHash, since: nowMs() });
+        windowsOpened.push({ hash: phoneHash, since: nowMs() });
         return undefined;
       }
       if (d.retryAfterMs > maxInlineWait) return nowMs() + d.retryAfterMs;

@@ -72,12 +72,6 @@ interface Item {
   timer?: NodeJS.Timeout;
 }
 
-/** A submit failed as overdue, still unanswered on the link: a late answer is kept until `timer` drops the link. */
-interface Overdue {
-  item: Item;
-  timer: NodeJS.Timeout;
-}
-
 export class SmppCarrierGateway implements CarrierGateway {
   readonly provider: string;
   private readonly o: SmppSettings;
@@ -90,8 +84,11 @@ export class SmppCarrierGateway implements CarrierGateway {
   private linkState: SmppLinkState = 'connecting';
   private readonly queue: Item[] = [];
   private readonly inflight = new Set<Item>();
-  /** Submits failed as overdue whose answer may still come on this link: nothing is sent while there are any. */
-  private readonly overdue = new Map<Item, Overdue>();
+  /**
+   * Submits failed as overdue whose answer may still come on this link, each with the timer that
+   * drops the link if it does not: nothing is sent while there are any.
+   */
+  private readonly overdue = new Map<Item, NodeJS.Timeout>();
   /** Called whenever a submit leaves `inflight` (answered, timed out, link dropped). */
   private readonly inflightWatchers = new Set<() => void>();
   private readonly busyDests = new Set<string>();
@@ -342,7 +339,7 @@ export class SmppCarrierGateway implements CarrierGateway {
       this.logger.warn({ provider: this.provider, otpId: item.req.otpId }, 'smpp submit_sm_resp never came; dropping the link');
       this.session?.destroy();
     }, this.o.responseTimeoutMs);
-    this.overdue.set(item, { item, timer });
+    this.overdue.set(item, timer);
     item.reject(new CarrierError(this.provider, 'timeout', true, `no submit_sm_resp within ${this.o.responseTimeoutMs} ms`, 'response_timeout'));
     this.logger.warn({ provider: this.provider, otpId: item.req.otpId }, 'smpp submit_sm_resp overdue; sending nothing more on this link until it is answered');
   }
@@ -353,8 +350,7 @@ export class SmppCarrierGateway implements CarrierGateway {
    * outstanding the link goes on.
    */
   private onLateResp(item: Item, pdu: smpp.PDU): void {
-    const o = this.overdue.get(item)!;
-    clearTimeout(o.timer);
+    clearTimeout(this.overdue.get(item));
     this.overdue.delete(item);
     this.busyDests.delete(item.dest);
     const id = pdu.command_status === E.ESME_ROK ? String(pdu.message_id ?? '').trim() : '';
@@ -451,9 +447,9 @@ export class SmppCarrierGateway implements CarrierGateway {
   private onClosed(): void {
     this.session = null;
     this.bound = false;
-    for (const o of this.overdue.values()) {
-      clearTimeout(o.timer);
-      this.busyDests.delete(o.item.dest);
+    for (const [item, timer] of this.overdue) {
+      clearTimeout(timer);
+      this.busyDests.delete(item.dest);
     }
     this.overdue.clear();
     clearInterval(this.keepAlive);
