@@ -24,6 +24,9 @@ describe('voice speech', () => {
 
   it("reads them twice in the account's words too: its template around the first reading", () => {
     expect(renderVoiceSpeech('2468', 'ACME xin chào. Mã của bạn là {code}.')).toBe('ACME xin chào. Mã của bạn là hai, bốn, sáu, tám. Xin nhắc lại: hai, bốn, sáu, tám.');
+    // A template that does not end a sentence still gets a pause before the repeat.
+    expect(renderVoiceSpeech('2468', 'Mã OTP của bạn là {code}')).toBe('Mã OTP của bạn là hai, bốn, sáu, tám. Xin nhắc lại: hai, bốn, sáu, tám.');
+    expect(renderVoiceSpeech('2468', 'Mã OTP:\n{code}\nCảm ơn quý khách')).toBe('Mã OTP:\nhai, bốn, sáu, tám\nCảm ơn quý khách. Xin nhắc lại: hai, bốn, sáu, tám.');
   });
 
   it('renders the channel-specific part of a submit, in the account templates or the defaults', () => {

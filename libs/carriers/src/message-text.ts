@@ -29,7 +29,9 @@ export const VI_DIGITS: readonly string[] = ['không', 'một', 'hai', 'ba', 'b�
 export function renderVoiceSpeech(code: string, template: string = DEFAULT_VOICE_TEMPLATE): string {
   assertCode(code);
   const digits = [...code].map((d) => VI_DIGITS[Number(d)]).join(', ');
-  return `${fillTemplate(template, digits)} Xin nhắc lại: ${digits}.`;
+  const words = fillTemplate(template, digits).trimEnd();
+  // A sentence break before the repeat, whatever the template ends with.
+  return `${words}${/[.!?…]$/.test(words) ? '' : '.'} Xin nhắc lại: ${digits}.`;
 }
 
 /** The channel-specific part of a SubmitRequest, in the account's templates (`undefined`: the defaults). */

@@ -202,7 +202,7 @@ describe('message templates: an account sets its own text, refused when carriers
     ['sms', 'Crypto wallet code {code}', 'sms: carriers filter messages containing "crypto"; carriers filter messages containing "wallet"'],
     ['sms', 'Ma {code} tren sàn', 'sms: carriers filter messages containing "sàn"'],
     ['sms', '{code} {name}', 'sms: unknown placeholder {name}; only {code} is supported'],
-    ['sms', 'Ma\u0007 {code}', 'sms: control characters are not allowed'],
+    ['sms', 'Ma\u0007 {code}', 'sms: control characters are not allowed (a new line is \\n alone, without \\r)'],
     ['sms', `{code} ${'x'.repeat(150)}`, 'sms: does not fit one SMS with a 10-digit code (161/160)'],
     ['sms', 'Mã xác thực của bạn tại ACME là {code}. Vui lòng không chia sẻ mã này.', 'sms: does not fit one SMS with a 10-digit code (74/70)'],
     ['voice', '{code}, {code}', 'voice: {code} must appear once: the call reads the code a second time by itself'],

@@ -39,22 +39,27 @@ export const SMS_TEMPLATE_MAX = 320;
 
 const WORST_CODE = '0000000000';
 
-/** `prefix: true` also matches longer words starting with it (crypto → cryptocurrency). */
-const FLAGGED: readonly { word: string; prefix?: boolean }[] = [
-  { word: 'crypto', prefix: true },
-  { word: 'bitcoin', prefix: true },
-  { word: 'btc' },
+/**
+ * `inside: true` matches anywhere in a word: brand names glue them on (NexoWallet, ABCExchange,
+ * cryptocurrency), and carrier filters match inside words too. The others are whole words only:
+ * "eth" or "ví" inside another word (với, method) is not the word. Unaccented "vi" and "san" alone
+ * are not on the list: they are too common in plain Vietnamese written without accents.
+ */
+const FLAGGED: readonly { word: string; inside?: boolean }[] = [
+  { word: 'crypto', inside: true },
+  { word: 'bitcoin', inside: true },
+  { word: 'btc', inside: true },
   { word: 'eth' },
-  { word: 'ethereum' },
-  { word: 'usdt' },
-  { word: 'usdc' },
-  { word: 'coin', prefix: true },
-  { word: 'wallet', prefix: true },
-  { word: 'exchange', prefix: true },
-  { word: 'binance' },
-  { word: 'blockchain', prefix: true },
-  { word: 'nft', prefix: true },
-  { word: 'airdrop', prefix: true },
+  { word: 'ethereum', inside: true },
+  { word: 'usdt', inside: true },
+  { word: 'usdc', inside: true },
+  { word: 'coin', inside: true },
+  { word: 'wallet', inside: true },
+  { word: 'exchange', inside: true },
+  { word: 'binance', inside: true },
+  { word: 'blockchain', inside: true },
+  { word: 'nft', inside: true },
+  { word: 'airdrop', inside: true },
   { word: 'ví' },
   { word: 'sàn' },
   { word: 'tiền ảo' },
@@ -74,7 +79,7 @@ const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const FLAGGED_RE = FLAGGED.map((f) => ({
   word: f.word,
   // \p{L}\p{N} boundaries, not \b: \b treats "í" in "ví" as a non-word character.
-  re: new RegExp(`(?<![\\p{L}\\p{N}])${escape(f.word).replace(/ /g, '\\s+')}${f.prefix ? '' : '(?![\\p{L}\\p{N}])'}`, 'u'),
+  re: new RegExp(f.inside ? escape(f.word) : `(?<![\\p{L}\\p{N}])${escape(f.word).replace(/ /g, '\\s+')}(?![\\p{L}\\p{N}])`, 'u'),
 }));
 
 /** Flagged words found in a text, compared NFC-normalized and lower-cased so decomposed accents do not slip through. */
@@ -117,7 +122,8 @@ function commonProblems(template: string): TemplateProblem[] {
     if (m[0] !== CODE_PLACEHOLDER) problems.push({ code: 'unknown_placeholder', placeholder: m[0].slice(0, 32) });
   }
   for (const word of findFlaggedWords(template)) problems.push({ code: 'flagged_word', word });
-  if (/[\u0000-\u0009\u000b-\u001f\u007f]/.test(template)) problems.push({ code: 'control_characters' });
+  // C0 and C1 (invisible, and any of them turns an SMS into UCS-2); a new line is \n alone.
+  if (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(template)) problems.push({ code: 'control_characters' });
   return problems;
 }
 
@@ -154,15 +160,16 @@ export function describeTemplateProblem(channel: Channel, p: TemplateProblem): s
     case 'too_long':
       return channel === 'sms' ? `does not fit one SMS with a 10-digit code (${p.used}/${p.limit})` : `longer than ${p.limit} characters (${p.used})`;
     case 'control_characters':
-      return 'control characters are not allowed';
+      return 'control characters are not allowed (a new line is \\n alone, without \\r)';
   }
 }
 
+// The template checks say what is wrong (no {code}, too long for one SMS with a 10-digit code); the
+// generic bound only stops absurd input before them, without a message of its own beside theirs.
 const templateSchema = (channel: Channel, max: number) =>
   z
     .string()
-    .min(1)
-    .max(max)
+    .max(max * 4, `longer than ${max} characters`)
     .superRefine((t, ctx) => {
       for (const p of checkTemplate(channel, t)) ctx.addIssue({ code: 'custom', message: describeTemplateProblem(channel, p), params: p });
     });
