@@ -115,3 +115,19 @@ export interface CarrierLogger {
 
 const noop = (): void => undefined;
 export const silentLogger: CarrierLogger = { info: noop, warn: noop, error: noop };
+
+/**
+ * Whether a line about `key` may be logged now: at most once per `everyMs` per key (bounded). For
+ * what an upstream may send on every receipt, such as a status word we do not know.
+ */
+export function logThrottle(everyMs = 60_000, maxKeys = 1_000): (key: string, nowMs?: number) => boolean {
+  const last = new Map<string, number>();
+  return (key, nowMs = Date.now()) => {
+    const at = last.get(key);
+    if (at !== undefined && nowMs - at < everyMs) return false;
+    if (last.size >= maxKeys) last.clear();
+    last.set(key, nowMs);
+    return true;
+  };
+}
+

@@ -1,4 +1,4 @@
-import { formatDlrText, logThrottle, parseDlrText, scrubRaw, statToStatus, MESSAGE_STATE_TO_STATUS } from './delivery-receipt.codec.js';
+import { formatDlrText, parseDlrText, scrubRaw, statToStatus, MESSAGE_STATE_TO_STATUS } from './delivery-receipt.codec.js';
 
 describe('delivery receipt text', () => {
   const text = 'id:0a1b2c sub:001 dlvrd:001 submit date:2405011230 done date:2405011231 stat:DELIVRD err:000 text:Ma xac thuc cua ban';
@@ -49,15 +49,5 @@ describe('delivery receipt text', () => {
     expect(scrubRaw(`${text.replace('Ma xac thuc cua ban', 'Ma 482913 la')}`)).not.toContain('482913');
     expect(scrubRaw(text)).toBe('id:0a1b2c sub:001 dlvrd:001 submit date:2405011230 done date:2405011231 stat:DELIVRD err:000');
     expect(scrubRaw('x'.repeat(5000))).toHaveLength(1000);
-  });
-});
-
-describe('logThrottle', () => {
-  it('lets a key through once per period, each key on its own', () => {
-    const may = logThrottle(60_000);
-    expect(may('a', 0)).toBe(true);
-    expect(may('a', 59_999)).toBe(false);
-    expect(may('b', 59_999)).toBe(true);
-    expect(may('a', 60_000)).toBe(true);
   });
 });

@@ -124,7 +124,7 @@ export class Core {
     };
     this.workers = await startWorkers(deps, lookupsOn(this.readDb), {
       // The upstream's per-phone rule, as the API checks it.
-      dispatcher: { phoneWindowMs: Math.max(1, config.phoneIntervalMs) },
+      dispatcher: { phoneWindowMs: this.phoneLimiter.windowLengthMs },
       webhookSender: this.webhookThread,
       webhooks: { privateAddresses: config.webhookPrivateAddresses },
     });

@@ -25,9 +25,9 @@
 import smpp from 'smpp';
 import { maskPhone, smsSize } from '#domain';
 import { backoffDelay } from '../backoff.js';
-import { logThrottle } from '../delivery-receipt.codec.js';
 import {
   CarrierError,
+  logThrottle,
   silentLogger,
   type CarrierGateway,
   type CarrierLogger,
