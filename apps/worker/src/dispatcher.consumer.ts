@@ -13,7 +13,7 @@
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
 import { CarrierError, nextStepIndex, PhoneLimiter, renderMessage, type SubmitRequest } from '#carriers';
-import { otpDecider, otpStream } from '#domain';
+import { otpDecider, otpStream, phoneWindowDecider, phoneWindowHolder, phoneWindowOpensAt, phoneWindowStream } from '#domain';
 import type { DispatchMessage as Dispatch } from './messages.js';
 import { DispatchMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
@@ -28,6 +28,13 @@ export interface DispatcherOptions {
   maxInlineWaitMs?: number;
   /** How often parked messages are looked at. */
   parkedPollMs?: number;
+  /**
+   * Take each window in the event log too (`phone-window-<hash>`, appended at the expected revision),
+   * for when another dispatcher may have sent to the phone: on Kafka, a rebalance or a recreated
+   * worker gives a phone to an owner whose file never saw its last submission. One append per
+   * submission; the embedded default has one dispatcher and leaves it off.
+   */
+  sharedWindows?: boolean;
   /** An upstream took a message (before its `Routed` is appended): receipts may race the append. */
   onSubmitted?: (provider: string, providerMessageId: string, otpId: string, accountId: string) => void;
 }
@@ -106,15 +113,50 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const inHand = new Set<string>();
 
   /** Takes the phone's window; a number is the time to come back when it is not free soon. */
-  async function takeWindow(phoneHash: string): Promise<number | undefined> {
+  async function takeWindow(phoneHash: string, holder: string): Promise<number | undefined> {
     for (;;) {
       const d = limiter.tryAcquire(phoneHash);
-      if (d.allowed) {
+      let waitMs = d.allowed ? 0 : d.retryAfterMs;
+      if (d.allowed && options.sharedWindows) {
+        const opensAt = await takeSharedWindow(phoneHash, holder);
+        if (opensAt !== undefined) waitMs = Math.max(1, opensAt - nowMs());
+      }
+      if (d.allowed && waitMs <= 0) {
         windowsOpened.push({ hash: phoneHash, since: nowMs() });
         return undefined;
       }
-      if (d.retryAfterMs > maxInlineWait) return nowMs() + d.retryAfterMs;
-      await new Promise((r) => setTimeout(r, d.retryAfterMs));
+      if (waitMs > maxInlineWait) return nowMs() + waitMs;
+      await new Promise((r) => setTimeout(r, Math.max(1, waitMs)));
+    }
+  }
+
+  /**
+   * The log's say on a window the limiter just gave: undefined when this holder now has it, or when
+   * it opens. A window another dispatcher took replaces the limiter's, so the phone waits here too.
+   */
+  async function takeSharedWindow(phoneHash: string, holder: string): Promise<number | undefined> {
+    const at = clock();
+    let result;
+    try {
+      result = await runner.handle(phoneWindowStream(phoneHash), phoneWindowDecider, { type: 'TakePhoneWindow', holder, at: at.toISOString(), windowMs });
+    } catch (error) {
+      limiter.release(phoneHash);
+      throw error;
+    }
+    if (result.events.length > 0) return undefined;
+    const { state } = result;
+    limiter.restore(phoneHash, state.sinceMs!);
+    return phoneWindowOpensAt(state, at.getTime(), windowMs) ?? at.getTime() + 1;
+  }
+
+  /** Gives a window back in the log as well; a failure leaves it to run out, which errs on the safe side. */
+  async function releaseWindow(phoneHash: string, holder: string): Promise<void> {
+    limiter.release(phoneHash);
+    if (!options.sharedWindows) return;
+    try {
+      await runner.handle(phoneWindowStream(phoneHash), phoneWindowDecider, { type: 'ReleasePhoneWindow', holder, at: clock().toISOString() });
+    } catch (error) {
+      logger.warn({ err: error, holder }, 'giving a phone window back failed; it runs out instead');
     }
   }
 
@@ -153,7 +195,8 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     for (;;) {
       const { provider, channel } = plan[step];
       const gateway = carriers.gateways.get(provider);
-      const later = await takeWindow(m.phoneHash);
+      const holder = phoneWindowHolder(m.otpId, attempt);
+      const later = await takeWindow(m.phoneHash, holder);
       if (later !== undefined) return later;
       opened ??= { code: cipher.open(m.code), phoneE164: cipher.open(m.phone) };
       const request = { otpId: m.otpId, attempt, phoneE164: opened.phoneE164, carrier: m.carrier, ...renderMessage(channel, opened.code, m.template) } as SubmitRequest;
@@ -183,7 +226,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       const e = failure ?? new CarrierError(provider, 'network', true, 'submit failed');
       deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000, e.code);
       // The window stays taken when the upstream may have the message (CarrierError.ambiguous).
-      if (!e.ambiguous) limiter.release(m.phoneHash);
+      if (!e.ambiguous) await releaseWindow(m.phoneHash, holder);
       const next = nextStepIndex(plan, step, e.retryable);
       logger.warn({ otpId: m.otpId, provider, attempt, error: e.code, retryable: e.retryable, final: next === null }, 'carrier submit failed');
       await runner.handle(

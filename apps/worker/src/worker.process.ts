@@ -130,7 +130,7 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
       lookupsOn(db),
       {
         relay: config.relay,
-        dispatcher: { phoneWindowMs: config.phoneIntervalMs },
+        dispatcher: { phoneWindowMs: config.phoneIntervalMs, sharedWindows: true },
         ...options.workers,
         webhooks: { privateAddresses: config.webhookPrivateAddresses, ...options.workers?.webhooks },
       },

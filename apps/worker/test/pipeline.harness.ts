@@ -17,7 +17,7 @@ import { accountDecider, accountStream, maskPhone, parseVnMobile, pickChannel, t
 import { CommandRunner, SqliteEventStore, type RecordedEvent } from '#eventstore';
 import { createLogger, linesInto } from '#observability';
 import { defaultProjections, getBalance, openLocalDb, Projector } from '#projections';
-import { AesGcmCipher, newId, newWebhookSecret, phoneHash } from '#security';
+import { AesGcmCipher, newId, newWebhookSecret, phoneHash, type Cipher } from '#security';
 import { lookupsOn, receiptPublisher, startWorkers, type RunningWorkers, type WorkerOptions } from '#worker';
 import { testDeposit } from '../../../libs/eventstore/src/testing/seed-accounts.js';
 
@@ -52,7 +52,7 @@ export interface Pipeline {
   secrets: { cipherKey: Buffer; pepper: Buffer };
   openAccount(options?: { deposit?: bigint; testCredits?: number }): Promise<string>;
   configureWebhook(accountId: string, url: string): Promise<string>;
-  send(accountId: string, phone: string, options?: { channel?: RequestedChannel; webhookUrl?: string; code?: string; otpId?: string }): Promise<{ otpId: string; carrier: Carrier; channel: Channel }>;
+  send(accountId: string, phone: string, options?: Omit<SendOptions, 'channels'>): Promise<{ otpId: string; carrier: Carrier; channel: Channel }>;
   /** Every OTP in the raw log with what settled it. */
   ledger(): Promise<Map<string, OtpFacts>>;
   balance(accountId: string): ReturnType<typeof getBalance>;
@@ -120,29 +120,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
       await runner.handle(accountStream(accountId), accountDecider, { type: 'ConfigureWebhook', url, secret: cipher.seal(secret), at: AT() });
       return secret;
     },
-    async send(accountId, phone, { channel: requested = 'auto', webhookUrl, code = '482913', otpId = newId('otp') } = {}) {
-      const mobile = parseVnMobile(phone);
-      if (!mobile) throw new Error('test phone is not a Vietnamese mobile number');
-      const channel = pickChannel(mobile.carrier, requested, channels);
-      if (!channel) throw new Error(`no route for ${mobile.carrier}`);
-      await runner.handle(accountStream(accountId), accountDecider, {
-        type: 'SendOtp',
-        price: PRICE,
-        otp: {
-          otpId,
-          phone: cipher.seal(mobile.e164),
-          phoneHash: phoneHash(pepper, mobile.e164),
-          phoneMasked: maskPhone(mobile.e164),
-          carrier: mobile.carrier,
-          channel,
-          ...(requested === 'auto' ? { auto: true } : {}),
-          code: cipher.seal(code),
-          ...(webhookUrl ? { webhookUrl } : {}),
-          at: AT(),
-        },
-      });
-      return { otpId, carrier: mobile.carrier, channel };
-    },
+    send: (accountId, phone, options) => appendSend(runner, { cipher, pepper }, accountId, phone, { ...options, channels }),
     ledger: () => readLedger(store),
     balance: (accountId) => getBalance(db, accountId),
     async stop() {
@@ -158,6 +136,46 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
 }
 
 /** Charges, settlements and carrier facts per OTP, straight from the log. */
+export interface SendOptions {
+  channel?: RequestedChannel;
+  webhookUrl?: string;
+  code?: string;
+  otpId?: string;
+  /** Channels each carrier has (the routing table's); the product's defaults when absent. */
+  channels?: Readonly<Record<Carrier, readonly Channel[]>>;
+}
+
+/** Appends an accepted OTP to the account's stream exactly as the API's send handler does. */
+export async function appendSend(
+  runner: CommandRunner,
+  { cipher, pepper }: { cipher: Cipher; pepper: Buffer },
+  accountId: string,
+  phone: string,
+  { channel: requested = 'auto', webhookUrl, code = '482913', otpId = newId('otp'), channels }: SendOptions = {},
+): Promise<{ otpId: string; carrier: Carrier; channel: Channel }> {
+  const mobile = parseVnMobile(phone);
+  if (!mobile) throw new Error('test phone is not a Vietnamese mobile number');
+  const channel = pickChannel(mobile.carrier, requested, channels);
+  if (!channel) throw new Error(`no route for ${mobile.carrier}`);
+  await runner.handle(accountStream(accountId), accountDecider, {
+    type: 'SendOtp',
+    price: PRICE,
+    otp: {
+      otpId,
+      phone: cipher.seal(mobile.e164),
+      phoneHash: phoneHash(pepper, mobile.e164),
+      phoneMasked: maskPhone(mobile.e164),
+      carrier: mobile.carrier,
+      channel,
+      ...(requested === 'auto' ? { auto: true } : {}),
+      code: cipher.seal(code),
+      ...(webhookUrl ? { webhookUrl } : {}),
+      at: AT(),
+    },
+  });
+  return { otpId, carrier: mobile.carrier, channel };
+}
+
 export async function readLedger(store: Pick<SqliteEventStore, 'readAll'>): Promise<Map<string, OtpFacts>> {
   const otps = new Map<string, OtpFacts>();
   const of = (otpId: string, accountId = '') => {

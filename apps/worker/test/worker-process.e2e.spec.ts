@@ -12,16 +12,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { accountDecider, accountStream, maskPhone, parseVnMobile } from '#domain';
+import { accountDecider, accountStream } from '#domain';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createLogger, linesInto } from '#observability';
-import { AesGcmCipher, newId, phoneHash } from '#security';
+import { AesGcmCipher, newId } from '#security';
 import { loadWorkerConfig } from '#worker';
 import { until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
-import { nextPhone } from './pipeline.harness.js';
+import { appendSend, nextPhone } from './pipeline.harness.js';
 
 const OTPS = 12;
 
@@ -76,25 +76,7 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
     const at = () => new Date().toISOString();
     await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: 'distributed', testCredits: OTPS, at: at() });
     const ids: string[] = [];
-    for (let i = 0; i < OTPS; i++) {
-      const mobile = parseVnMobile(nextPhone())!;
-      const otpId = newId('otp');
-      ids.push(otpId);
-      await runner.handle(stream, accountDecider, {
-        type: 'SendOtp',
-        price: 22_000n,
-        otp: {
-          otpId,
-          phone: cipher.seal(mobile.e164),
-          phoneHash: phoneHash(pepper, mobile.e164),
-          phoneMasked: maskPhone(mobile.e164),
-          carrier: mobile.carrier,
-          channel: 'sms',
-          code: cipher.seal('246810'),
-          at: at(),
-        },
-      });
-    }
+    for (let i = 0; i < OTPS; i++) ids.push((await appendSend(runner, { cipher, pepper }, accountId, nextPhone(), { channel: 'sms', code: '246810' })).otpId);
 
     const delivered = await until(
       'every OTP delivered through Kafka',

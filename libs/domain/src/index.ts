@@ -10,3 +10,5 @@ export * from './otp.decider.js';
 export * from './deposit-index.events.js';
 export * from './deposit-index.decider.js';
 export * from './message-template.js';
+export * from './phone-window.events.js';
+export * from './phone-window.decider.js';

@@ -1,0 +1,116 @@
+/**
+ * I8 when a phone changes dispatcher: the distributed worker (apps/worker's
+ * process, started in this one) on librdkafka's mock cluster and the
+ * in-memory stand-in of EventStoreDB, as in worker-process.e2e. A first
+ * worker submits an OTP to a phone and goes away; a second one, with a file
+ * of its own (a recreated container, or the partition's new owner after a
+ * rebalance), gets the next OTP to that phone. Its own file knows nothing of
+ * the first submission; the phone's window in the log does.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { accountDecider, accountStream, otpStream, parseVnMobile, phoneWindowDecider, phoneWindowStream } from '#domain';
+import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
+import { createLogger, linesInto } from '#observability';
+import { AesGcmCipher, newId, phoneHash } from '#security';
+import { loadWorkerConfig } from '#worker';
+import { until } from '#testing';
+import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
+import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
+import { appendSend, nextPhone } from './pipeline.harness.js';
+
+const INTERVAL_S = 4;
+const KAFKA = { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 };
+
+describe('a phone handed to another dispatcher keeps its window (I8)', () => {
+  let cluster: KafkaMockCluster | undefined;
+  let esdb: FakeEventStoreDb | undefined;
+  let api: EventStore | undefined;
+  let dir: string;
+  const workers: WorkerProcess[] = [];
+  const logs: string[] = [];
+  const cipherKey = randomBytes(32);
+  const pepper = randomBytes(32);
+  const cipher = new AesGcmCipher({ k1: cipherKey }, 'k1');
+
+  const startWorker = (name: string) =>
+    startWorkerProcess(
+      loadWorkerConfig({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        ESDB_URL: esdb!.url,
+        KAFKA_BROKERS: cluster!.brokers.join(','),
+        NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
+        NEXO_PHONE_PEPPER: pepper.toString('hex'),
+        NEXO_PHONE_INTERVAL_SECONDS: String(INTERVAL_S),
+        NEXO_WORKER_DB_FILE: join(dir, `${name}.db`),
+        NEXO_RELAY: 'true',
+        NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0 } }] }),
+      }),
+      createLogger({ level: 'warn', destination: linesInto(logs) }),
+      { kafka: KAFKA },
+    ).then((w) => (workers.push(w), w));
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nexo-phone-handover-'));
+    [cluster, esdb] = await Promise.all([startKafkaMockCluster(), FakeEventStoreDb.start()]);
+    api = await openEventStore({ kind: 'esdb', url: esdb.url });
+  }, 60_000);
+
+  afterAll(async () => {
+    for (const w of workers) await w.stop().catch(() => undefined);
+    await api?.close();
+    await esdb?.stop();
+    await cluster?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('makes the new dispatcher wait out the window the old one opened, then send', async () => {
+    const runner = new CommandRunner(api!);
+    const accountId = newId('acc');
+    const stream = accountStream(accountId);
+    const at = () => new Date().toISOString();
+    await runner.handle(stream, accountDecider, { type: 'OpenAccount', accountId, name: 'handover', testCredits: 5, at: at() });
+    const mobile = parseVnMobile(nextPhone())!;
+    const send = async () => (await appendSend(runner, { cipher, pepper }, accountId, mobile.e164, { channel: 'sms', code: '135790' })).otpId;
+    const routedAt = (otpId: string) =>
+      until(`${otpId} routed`, async () => {
+        for await (const e of api!.readStream(otpStream(otpId))) if (e.type === 'Routed') return Date.parse((e.data as { at: string }).at);
+        return undefined;
+      }, { timeoutMs: 30_000, everyMs: 50 });
+
+    const first = await startWorker('first');
+    const a = await send();
+    const aAt = await routedAt(a);
+    await first.stop();
+    workers.length = 0;
+
+    await startWorker('second');
+    const b = await send();
+    const bAt = await routedAt(b);
+    // Sent, not refunded: the second OTP waited for the window, then went out.
+    expect(bAt - aAt).toBeGreaterThanOrEqual(INTERVAL_S * 1_000);
+    const windows: string[] = [];
+    for await (const e of api!.readStream(`phone-window-${phoneHash(pepper, mobile.e164)}`)) windows.push(`${e.type} ${(e.data as { holder: string }).holder}`);
+    expect(windows).toEqual([`PhoneWindowTaken ${a}/1`, `PhoneWindowTaken ${b}/1`]);
+    expect(logs.join('')).not.toContain('135790');
+  }, 60_000);
+
+  it('lets one of many dispatchers racing for a phone take its window, through the expected revision', async () => {
+    const stream = phoneWindowStream(`race${process.pid}`);
+    const at = new Date().toISOString();
+    // A runner each, as separate processes have: none sees the others' appends until its own is refused.
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        new CommandRunner(api!).handle(stream, phoneWindowDecider, { type: 'TakePhoneWindow', holder: `otp_race_${i}/1`, at, windowMs: INTERVAL_S * 1_000 }),
+      ),
+    );
+    expect(results.filter((r) => r.events.length === 1)).toHaveLength(1);
+    let n = 0;
+    for await (const e of api!.readStream(stream)) n += e.type === 'PhoneWindowTaken' ? 1 : 0;
+    expect(n).toBe(1);
+  });
+});
