@@ -25,7 +25,9 @@ const answer = async (res: Response | Promise<Response>) => {
 
 const SMS = 'ACME: ma dang nhap cua ban la {code}';
 const VOICE = 'ACME xin chào. Mã đăng nhập của bạn là {code}.';
-const DEFAULTS = { ok: true, sms: DEFAULT_SMS_TEMPLATE, voice: DEFAULT_VOICE_TEMPLATE };
+/** The templates in force; `preview` (what they render to) has its own test. */
+const inForce = (sms: string, voice: string) => ({ ok: true, sms, voice, preview: expect.objectContaining({ code: '123456' }) });
+const DEFAULTS = inForce(DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE);
 
 describe('message templates over HTTP', () => {
   it('answers the defaults until set; a set template shows in GET, for this account only; null resets it', async () => {
@@ -33,14 +35,26 @@ describe('message templates over HTTP', () => {
     const { api_key: other } = await signup(server.base);
     expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: DEFAULTS });
 
-    expect(await answer(put(key, { sms: SMS }))).toEqual({ status: 200, body: { ok: true, sms: SMS, voice: DEFAULT_VOICE_TEMPLATE } });
-    expect(await answer(put(key, { voice: VOICE }))).toEqual({ status: 200, body: { ok: true, sms: SMS, voice: VOICE } });
-    expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: { ok: true, sms: SMS, voice: VOICE } });
+    expect(await answer(put(key, { sms: SMS }))).toEqual({ status: 200, body: inForce(SMS, DEFAULT_VOICE_TEMPLATE) });
+    expect(await answer(put(key, { voice: VOICE }))).toEqual({ status: 200, body: inForce(SMS, VOICE) });
+    expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: inForce(SMS, VOICE) });
     expect(await answer(get(server.base, '/api/v1/template', other))).toEqual({ status: 200, body: DEFAULTS });
 
-    expect(await answer(put(key, { sms: null }))).toEqual({ status: 200, body: { ok: true, sms: DEFAULT_SMS_TEMPLATE, voice: VOICE } });
+    expect(await answer(put(key, { sms: null }))).toEqual({ status: 200, body: inForce(DEFAULT_SMS_TEMPLATE, VOICE) });
     expect(await answer(put(key, { voice: null }))).toEqual({ status: 200, body: DEFAULTS });
     expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: DEFAULTS });
+  });
+
+  it('previews both templates with a sample code, as the carriers are sent them', async () => {
+    const { api_key: key } = await signup(server.base);
+    const defaults = (await answer(get(server.base, '/api/v1/template', key))).body;
+    expect(defaults.preview.sms).toBe(DEFAULT_SMS_TEMPLATE.replace('{code}', '123456'));
+    const digits = 'một, hai, ba, bốn, năm, sáu';
+    expect((await answer(put(key, { sms: SMS, voice: VOICE }))).body.preview).toEqual({
+      code: '123456',
+      sms: 'ACME: ma dang nhap cua ban la 123456',
+      voice: `ACME xin chào. Mã đăng nhập của bạn là ${digits}. Xin nhắc lại: ${digits}.`,
+    });
   });
 
   it.each<[string, unknown, RegExp]>([

@@ -8,7 +8,7 @@ import { rateLimited } from '../otp/send-otp.handler.js';
 import { addressBucket } from '../http/rate-limiter.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
-import { ConfigureWebhook, IssueKey, planKey, planSignup, RevokeKey, SetMessageTemplate, Signup } from './accounts.handlers.js';
+import { ConfigureWebhook, IssueKey, planKey, planSignup, RevokeKey, SetMessageTemplate, Signup, templateAnswer } from './accounts.handlers.js';
 
 @Controller('api/v1')
 export class AccountsController {
@@ -81,7 +81,7 @@ export class AccountsController {
   @UseGuards(ApiKeyGuard)
   async template(@Auth() auth: AuthContext) {
     await this.core.caughtUp();
-    return { ok: true as const, ...effectiveTemplate(this.core.reads.messageTemplate(auth.accountId)) };
+    return templateAnswer(effectiveTemplate(this.core.reads.messageTemplate(auth.accountId)));
   }
 
   @Get('balance')

@@ -1,6 +1,7 @@
 /** Account commands: signup, keys, webhook configuration, message templates. Each answers after its events are durable and projected. */
 import { Inject } from '@nestjs/common';
 import { Command, CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
+import { renderSmsText, renderVoiceSpeech } from '#carriers';
 import { accountDecider, accountStream, effectiveTemplate } from '#domain';
 import { newApiKey, newId, newWebhookSecret } from '#security';
 import type { Core } from '../core/core.js';
@@ -134,7 +135,21 @@ export class ConfigureWebhookHandler implements ICommandHandler<ConfigureWebhook
   }
 }
 
-export class SetMessageTemplate extends Command<{ ok: true; sms: string; voice: string }> {
+const PREVIEW_CODE = '123456';
+
+export interface TemplateAnswer {
+  ok: true;
+  sms: string;
+  voice: string;
+  preview: { code: string; sms: string; voice: string };
+}
+
+/** The templates in force, and what they render to: the text a phone gets, the speech a call reads. */
+export function templateAnswer({ sms, voice }: { sms: string; voice: string }): TemplateAnswer {
+  return { ok: true, sms, voice, preview: { code: PREVIEW_CODE, sms: renderSmsText(PREVIEW_CODE, sms), voice: renderVoiceSpeech(PREVIEW_CODE, voice) } };
+}
+
+export class SetMessageTemplate extends Command<TemplateAnswer> {
   constructor(
     readonly accountId: string,
     readonly sms: string | null | undefined,
@@ -154,6 +169,6 @@ export class SetMessageTemplateHandler implements ICommandHandler<SetMessageTemp
     // Read before the next await (the runner's state moves on); answered once GET shows it too.
     const effective = effectiveTemplate(state.template);
     await this.core.caughtUp();
-    return { ok: true as const, ...effective };
+    return templateAnswer(effective);
   }
 }

@@ -54,6 +54,13 @@ export const WebhookResponse = ok({ url: z.string(), secret: z.string().describe
 export const TemplateResponse = ok({
   sms: z.string().describe("the SMS text the account's OTPs go out in, {code} standing for the code: its own or the default"),
   voice: z.string().describe('the words of its voice calls around {code}, which the call reads digit by digit and then once more'),
+  preview: z
+    .strictObject({
+      code: z.string().describe('the sample code filled in'),
+      sms: z.string().describe('the SMS exactly as a phone receives it'),
+      voice: z.string().describe('the speech exactly as the call reads it'),
+    })
+    .describe('both templates rendered with a sample code, as the carriers are sent them'),
 });
 export const DepositAddressResponse = ok({
   chain: z.string(),
