@@ -141,10 +141,10 @@ export interface ConsumerHoldsOptions extends Pick<HoldOptions, 'onHold'> {
  * One consumer's held keys. The retry loop runs beside the partitions'
  * batches, so a held key's retry may call the handler while a batch of other
  * keys is in it, as two partitions do with `partitionsConsumedConcurrently`.
- * Per key it is safe: a batch decides which of its messages go behind a held
- * key before it awaits the handler, and writes them (holding the key again if
- * a retry freed it meanwhile) in the same turn of the event loop as it checks
- * nothing else, so they land after what the retry released, in order.
+ * Per key it stays in order: a batch decides which of its messages go behind
+ * a held key before it awaits the handler, and `hold` writes them and holds
+ * their keys again in one synchronous step, so when a retry freed such a key
+ * meanwhile, they land after what it released and are retried next.
  */
 export class ConsumerHolds<V> {
   private readonly keys: HeldKeys;

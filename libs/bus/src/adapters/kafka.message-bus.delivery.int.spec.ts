@@ -5,7 +5,9 @@
  * uncommitted work, a foreign producer's bytes, concurrent publishes through
  * the idempotent producer, and a broker that goes away under a connected
  * producer. Not here, because the mock cannot show it: the broker's message
- * size limit (the mock takes a 3 MB record without complaint).
+ * size limit (the mock takes a 3 MB record without complaint). These buses
+ * have no held-message store (`holdIn`), so a failing key blocks its
+ * partition; holding it aside is kafka.message-bus.held.int.spec.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { until } from '#testing';

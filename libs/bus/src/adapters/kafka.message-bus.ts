@@ -239,6 +239,8 @@ export class KafkaMessageBus implements MessageBus {
     const wakers = new Set<() => void>();
     const backoff = (ms: number) =>
       new Promise<void>((resolve) => {
+        // After stop(): disconnect() waits for this batch, so no backoff.
+        if (!running) return resolve();
         const done = () => {
           clearTimeout(timer);
           wakers.delete(done);
