@@ -103,6 +103,9 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
       ssl: config.kafka.ssl,
       logger,
       onError: (error, group, topic) => logger.error({ err: error, group, topic }, 'consumer failed; retrying'),
+      // A poison key's messages are held in this file (see the Kafka adapter's header for what that costs).
+      holdIn: db,
+      onHold: ({ error, ...where }) => logger.error({ err: error, ...where }, 'consumer holds a failing key aside; its other keys go on (runbook NexoBusMessagesHeld)'),
       ...options.kafka,
     });
     const publishReceipt = receiptPublisher({ bus });

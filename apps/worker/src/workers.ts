@@ -40,7 +40,7 @@ export interface RunningWorkers {
   webhookBacklog(): number;
   /** Dispatches parked until their phone's window opens, and receipts not matched to an OTP yet. */
   waiting(): { parkedDispatches: number; unmatchedReceipts: number };
-  /** Per topic: messages behind the head, and of those, messages held aside by the embedded bus (poison keys). */
+  /** Per topic: messages behind the head, and of those, messages held aside by the bus (poison keys). */
   consumerLag(): Promise<Record<string, { lag: number; held: number }>>;
   stop(): Promise<void>;
 }

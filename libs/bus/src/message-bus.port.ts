@@ -44,7 +44,7 @@ export type BatchHandler<V = unknown> = (messages: ConsumedMessage<V>[]) => Prom
 export interface Consumer {
   /** Messages published but not yet committed by this group. */
   lag(): Promise<number>;
-  /** Messages set aside because their key's handler kept failing (the embedded bus's poison-message answer); part of `lag()`. */
+  /** Messages set aside because their key's handler kept failing (poison messages: see held-keys.ts); part of `lag()`. */
   held?(): Promise<number>;
   stop(): Promise<void>;
 }

@@ -183,7 +183,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     }),
     busHeld: gauge(
       'nexo_bus_held_messages',
-      "Messages the embedded bus set aside because their key's handler kept failing; retried on their own backoff, part of the lag.",
+      "Messages this process's consumers set aside (embedded bus, or a worker's Kafka consumers) because their key's handler kept failing; retried on their own backoff, part of the lag.",
       { topic: l.topic, group: l.group },
     ),
 

@@ -9,8 +9,9 @@
  * hands batches to one handler at a time. Messages are pruned once every group
  * that ever consumed the topic has committed past them.
  *
- * A poison message. Kafka parks a failing batch's partition; this bus has one
- * partition, so it parks keys instead. A batch that fails `holdAfter` times in
+ * A poison message: retried in place, a message whose handler keeps failing
+ * would stop every key behind it (this bus has one partition), so it parks
+ * keys instead, as the Kafka adapter does. A batch that fails `holdAfter` times in
  * a row is handed over again key by key; if some keys go through and others
  * still fail, the failing keys' messages are *held*: copied to `bus_held` in
  * the transaction that commits the batch, with every later message of those
@@ -18,7 +19,8 @@
  * through. Nothing is dropped and each key keeps its order; the other keys
  * are no longer blocked. When every key fails, it is an outage, not a poison
  * message: nothing is held and the whole batch waits, as before. Held
- * messages count in `lag()` and are reported by `held()` and `onHold`.
+ * messages count in `lag()` and are reported by `held()` and `onHold`. The
+ * decisions are shared with the Kafka adapter (held-keys.ts).
  *
  * Durable publish. The service's state file runs `synchronous = NORMAL` (what
  * the relay writes there is derived from the log and rolls back together with
@@ -38,6 +40,7 @@
  */
 import type Database from 'better-sqlite3';
 import { commitDurably, WalSync } from '#eventstore';
+import { attempting, HeldKeys, type HeldPages, type HoldOptions, isolateFailingKeys } from '../held-keys.js';
 import { type BatchHandler, BusError, type ConsumedMessage, type Consumer, type ConsumeOptions, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
 
 interface Row {
@@ -47,27 +50,14 @@ interface Row {
   headers: string | null;
 }
 
-export interface InProcessBusOptions {
+/** `holdAfter`, `maxHoldRetryMs`, `onHold`: see the header. */
+export interface InProcessBusOptions extends HoldOptions {
   /** Poll interval when idle, for messages published by another process on the same file. */
   pollIntervalMs?: number;
   /** Delay before a failed batch is retried. */
   retryDelayMs?: number;
-  /** Failures in a row of one batch before its keys are tried one by one (see the header). Default 3. */
-  holdAfter?: number;
-  /** Longest wait between two tries of a held key. Default 60 s. */
-  maxHoldRetryMs?: number;
   onError?: (error: unknown, group: string, topic: string) => void;
-  /** A key's messages were set aside after its handler kept failing (`error` is its last failure). */
-  onHold?: (event: { group: string; topic: string; key: string; messages: number; error: unknown }) => void;
 }
-
-interface HeldKey {
-  tries: number;
-  dueAt: number;
-}
-
-/** Keys handed over at once while a failed batch is tried key by key (a dispatch may wait on a carrier). */
-const ISOLATE_CONCURRENCY = 64;
 
 const safeName = (topic: string) => {
   if (!/^[a-z0-9._-]{1,100}$/.test(topic)) throw new Error(`bad topic name: ${topic}`);
@@ -212,10 +202,10 @@ export class InProcessMessageBus implements MessageBus {
 
     let position = committedStmt.get(group, topic)!.committed;
     /** Keys with messages in `bus_held`: every later message of theirs is held too, to keep their order. */
-    const held = new Map<string, HeldKey>();
+    const held = new HeldKeys(retryMs, maxHoldRetryMs);
     let heldCount = 0;
     for (const { key, n } of heldKeys.all(group, topic)) {
-      held.set(key, { tries: 0, dueAt: 0 });
+      held.resume(key);
       heldCount += n;
     }
     let running = true;
@@ -247,70 +237,18 @@ export class InProcessMessageBus implements MessageBus {
         offset: String(r.offset),
         partition: 0,
       }));
-    /** Runs the handler; the error it threw, or undefined once its effects are durable. */
-    const attempt = async (rows: Row[]): Promise<{ error: unknown } | undefined> => {
-      try {
-        await handler(toBatch(rows));
-        return undefined;
-      } catch (error) {
-        return { error };
-      }
-    };
-    const backoff = (tries: number) => Math.min(maxHoldRetryMs, retryMs * 2 ** Math.min(tries, 20)) * (0.5 + Math.random() / 2);
-
-    /** Tries the held keys that are due; returns when the next one is due (Infinity when none is held). */
-    const retryHeld = async (): Promise<number> => {
-      let next = Infinity;
-      for (const [key, state] of held) {
-        if (!running || this.closed) break;
-        if (state.dueAt > Date.now()) {
-          next = Math.min(next, state.dueAt);
-          continue;
-        }
-        const rows = readHeld.all(group, topic, key);
-        const failed = rows.length > 0 ? await attempt(rows) : undefined;
-        if (failed) {
-          this.options.onError?.(failed.error, group, topic);
-          state.tries++;
-          state.dueAt = Date.now() + backoff(state.tries);
-          next = Math.min(next, state.dueAt);
-          continue;
-        }
-        if (rows.length > 0) {
-          releaseHeld.run(group, topic, key, rows[rows.length - 1].offset);
-          heldCount -= rows.length;
-        }
-        // A full page may have more behind it; an empty one means the key is free again.
-        if (rows.length < batchSize) held.delete(key);
-        else next = Date.now();
-      }
-      return next;
-    };
-
-    /**
-     * Hands `rows` over again key by key (ISOLATE_CONCURRENCY keys at a time, each key's messages
-     * in one call, in order), after the whole batch kept failing. Returns the keys to hold with
-     * their last error, or undefined when every key failed (an outage: hold nothing).
-     */
-    const isolate = async (rows: Row[]): Promise<Map<string, unknown> | undefined> => {
-      const byKey = new Map<string, Row[]>();
-      for (const r of rows) {
-        const list = byKey.get(r.key);
-        if (list) list.push(r);
-        else byKey.set(r.key, [r]);
-      }
-      const failing = new Map<string, unknown>();
-      const keys = [...byKey.keys()];
-      for (let i = 0; i < keys.length; i += ISOLATE_CONCURRENCY) {
-        if (!running) return undefined;
-        await Promise.all(
-          keys.slice(i, i + ISOLATE_CONCURRENCY).map(async (key) => {
-            const failed = await attempt(byKey.get(key)!);
-            if (failed) failing.set(key, failed.error);
-          }),
-        );
-      }
-      return byKey.size > 1 && failing.size === byKey.size ? undefined : failing;
+    const attempt = attempting(handler, toBatch);
+    const heldPages: HeldPages<Row> = {
+      page: (key) => readHeld.all(group, topic, key),
+      release: (key, rows) => {
+        releaseHeld.run(group, topic, key, rows[rows.length - 1].offset);
+        heldCount -= rows.length;
+        // A full page may have more behind it; a short one was the key's last (this loop alone holds).
+        return rows.length < batchSize;
+      },
+      attempt,
+      onError: (error) => this.options.onError?.(error, group, topic),
+      running: () => running && !this.closed,
     };
 
     let commits = 0;
@@ -320,7 +258,7 @@ export class InProcessMessageBus implements MessageBus {
       while (running && !this.closed) {
         let rows: Row[];
         try {
-          if (heldDueAt <= Date.now()) heldDueAt = await retryHeld();
+          if (heldDueAt <= Date.now()) heldDueAt = await held.retryDue(heldPages);
           rows = read.all(position);
         } catch (error) {
           if (!this.db.open) break;
@@ -347,7 +285,7 @@ export class InProcessMessageBus implements MessageBus {
             failed = true;
           }
           if (failed) {
-            const keys = ++failures >= holdAfter && running ? await isolate(fresh) : undefined;
+            const keys = ++failures >= holdAfter && running ? await isolateFailingKeys(fresh, attempt, () => running) : undefined;
             if (!keys) {
               await sleep(retryMs, false);
               continue;
@@ -371,9 +309,7 @@ export class InProcessMessageBus implements MessageBus {
             heldCount += holding.length;
           }
           for (const [key, error] of toHold) {
-            const state = { tries: 1, dueAt: now + backoff(1) };
-            held.set(key, state);
-            heldDueAt = Math.min(heldDueAt, state.dueAt);
+            heldDueAt = Math.min(heldDueAt, held.hold(key, now));
             this.options.onHold?.({ group, topic, key, messages: rows.filter((r) => r.key === key).length, error });
           }
           position = last;

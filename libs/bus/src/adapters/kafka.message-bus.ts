@@ -15,16 +15,41 @@
  * starts again at the first unhandled message, so the same messages come back
  * without leaving the group (a rebalance per failure would stall every other
  * partition of the consumer).
+ *
+ * A poison message (a key whose handler keeps failing, a value that is not
+ * JSON) would stop every key of its partition that way. With `holdIn`, the
+ * adapter holds keys aside as the embedded bus does, on the same decisions
+ * (held-keys.ts): a chunk that fails `holdAfter` times in a row is handed over
+ * again key by key, and the keys that still fail (a key with a value that is
+ * not JSON at once), with every later message of theirs, are written to
+ * `bus_kafka_held` with `synchronous = FULL`; only then is the offset committed
+ * past them, so the other keys of the partition go on. Held keys are retried
+ * on their own backoff, in order, by a loop beside the partitions; they count
+ * in `lag()` and `held()`. When every key of a chunk fails, it is an outage:
+ * nothing is held and the partition waits, as without `holdIn`.
+ *
+ * Why a SQLite file of the consuming process and not a topic of held
+ * messages: the hold must be durable before the commit, and each later message
+ * of a held key must follow it. The worker's file gives both in one local
+ * transaction and knows at once which keys are held; a topic would need a
+ * produce per held message awaited before the commit, a consumer of its own,
+ * and a way to rebuild the set of held keys (by reading that topic) after
+ * every start and rebalance. The price, written down in the README ("What
+ * this mode does not do yet"): held messages belong to the process that held
+ * them. A worker's file is disposable in compose, so a recreated container
+ * loses what it held (a restart keeps it); and after a rebalance the
+ * partition's new owner does not know the key is held and handles its newer
+ * messages while the old owner still retries the older ones, so a held key's
+ * order holds only while the group is stable.
  */
 import type { ConnectionOptions } from 'node:tls';
+import type Database from 'better-sqlite3';
 import kafkajs from 'kafkajs';
 import type {
   Admin,
   Consumer as KafkaConsumer,
   EachBatchPayload,
-  IHeaders,
   Kafka as KafkaClient,
-  KafkaMessage,
   LogEntry,
   Producer,
   SASLOptions,
@@ -38,6 +63,8 @@ import {
   type MessageBus,
   type OutgoingMessage,
 } from '../message-bus.port.js';
+import { attempting, type HoldOptions, isolateFailingKeys } from '../held-keys.js';
+import { ConsumerHolds, decode, KafkaHeldStore, raw, type RawMessage } from './kafka.held-messages.js';
 
 const { Kafka, Partitioners, logLevel } = kafkajs;
 
@@ -49,7 +76,8 @@ export interface BusLogger {
   debug(fields: object, message: string): void;
 }
 
-export interface KafkaBusOptions {
+/** `holdIn`, `holdAfter`, `maxHoldRetryMs`, `onHold`: see the header. */
+export interface KafkaBusOptions extends HoldOptions {
   brokers: string[];
   clientId?: string;
   ssl?: boolean | ConnectionOptions;
@@ -70,6 +98,11 @@ export interface KafkaBusOptions {
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
   onError?: (error: unknown, group: string, topic: string) => void;
+  /**
+   * A SQLite connection of this process to hold a failing key's messages in (see the header);
+   * without it a failing key blocks its partition until it goes through.
+   */
+  holdIn?: Database.Database;
   /** kafkajs's own log lines; dropped when absent (it would write to the console). */
   logger?: BusLogger;
 }
@@ -97,32 +130,6 @@ export function toBusError(error: unknown, action: string): BusError {
   return new BusError(unavailable ? 'unavailable' : 'rejected', `kafka: ${action} failed: ${detail}`, { cause: error });
 }
 
-function text(value: Buffer | string | (Buffer | string)[] | undefined): string | undefined {
-  // Kafka allows a header key more than once; the port has one value per key, and the last one wins as in the Java client's lastHeader().
-  const one = Array.isArray(value) ? value[value.length - 1] : value;
-  return one === undefined ? undefined : one.toString();
-}
-
-/**
- * A value that is not JSON fails like a handler: reported, retried, never
- * skipped. The relay is these topics' only writer, so it means a foreign
- * producer, and skipping would drop data without a trace.
- */
-function decode<V>(topic: string, partition: number, m: KafkaMessage): ConsumedMessage<V> {
-  const headers: Record<string, string> = {};
-  for (const [k, v] of Object.entries((m.headers ?? {}) as IHeaders)) {
-    const s = text(v);
-    if (s !== undefined) headers[k] = s;
-  }
-  let value: V;
-  try {
-    value = (m.value === null ? null : JSON.parse(m.value.toString('utf8'))) as V;
-  } catch (error) {
-    throw new BusError('rejected', `kafka: ${topic}[${partition}]@${m.offset} is not JSON`, { cause: error });
-  }
-  return { topic, partition, offset: m.offset, key: m.key?.toString('utf8') ?? '', value, headers };
-}
-
 function encode(topic: string, m: OutgoingMessage) {
   const value = JSON.stringify(m.value);
   if (value === undefined) throw new TypeError(`message for ${topic} (key ${m.key}): value is not JSON-serializable`);
@@ -137,8 +144,10 @@ export class KafkaMessageBus implements MessageBus {
   private admin: Promise<Admin> | undefined;
   private readonly consumers = new Set<Consumer>();
   private closed = false;
+  private readonly heldStore: KafkaHeldStore | undefined;
 
   constructor(private readonly options: KafkaBusOptions) {
+    this.heldStore = options.holdIn && new KafkaHeldStore(options.holdIn);
     const logger = options.logger;
     this.kafka = new Kafka({
       brokers: options.brokers,
@@ -230,6 +239,8 @@ export class KafkaMessageBus implements MessageBus {
     const wakers = new Set<() => void>();
     const backoff = (ms: number) =>
       new Promise<void>((resolve) => {
+        // After stop(): disconnect() waits for this batch, so no backoff.
+        if (!running) return resolve();
         const done = () => {
           clearTimeout(timer);
           wakers.delete(done);
@@ -239,33 +250,92 @@ export class KafkaMessageBus implements MessageBus {
         wakers.add(done);
       });
     const failures = new Map<number, number>();
+    const holdAfter = o.holdAfter ?? 3;
+    const retryMs = o.retryDelayMs ?? 500;
+    const holds = this.heldStore
+      ? new ConsumerHolds<V>(this.heldStore, handler, (m) => decode<V>(topic, m), {
+          group,
+          topic,
+          batchSize,
+          retryMs,
+          maxHoldRetryMs: o.maxHoldRetryMs ?? 60_000,
+          onError: o.onError,
+          onHold: o.onHold,
+        })
+      : undefined;
+    const attempt = attempting(handler, (rows: ConsumedMessage<V>[]) => rows);
+
+    /**
+     * Hands a chunk over but for the messages behind a held key (`behind`). Returns the keys to
+     * hold now with their errors (a value that is not JSON, or a key that failed alone), or
+     * undefined when the chunk must come again after a backoff.
+     */
+    const handle = async (partition: number, chunk: readonly RawMessage[], behind: Set<RawMessage>): Promise<Map<string, unknown> | undefined> => {
+      const failing = new Map<string, unknown>();
+      let fresh: ConsumedMessage<V>[] = [];
+      try {
+        for (const m of chunk) {
+          if (holds?.has(m.key)) behind.add(m);
+          else if (!failing.has(m.key)) {
+            try {
+              fresh.push(decode<V>(topic, m));
+            } catch (error) {
+              if (!holds) throw error;
+              o.onError?.(error, group, topic);
+              failing.set(m.key, error);
+            }
+          }
+        }
+        if (failing.size > 0) fresh = fresh.filter((m) => !failing.has(m.key));
+        if (fresh.length > 0) await handler(fresh);
+      } catch (error) {
+        o.onError?.(error, group, topic);
+        const n = (failures.get(partition) ?? 0) + 1;
+        failures.set(partition, n);
+        const keys = holds && n >= holdAfter && running ? await isolateFailingKeys(fresh, attempt, () => running) : undefined;
+        if (!keys) {
+          await backoff(Math.min(retryMs * 2 ** (n - 1), o.maxRetryDelayMs ?? 30_000));
+          return undefined;
+        }
+        for (const [key, e] of keys) failing.set(key, e);
+      }
+      failures.delete(partition);
+      return failing;
+    };
 
     const eachBatch = async ({ batch, resolveOffset, commitOffsetsIfNecessary, heartbeat, isRunning, isStale }: EachBatchPayload) => {
-      const { partition } = batch;
       for (let i = 0; i < batch.messages.length; i += batchSize) {
         if (!running || !isRunning() || isStale()) return;
-        const chunk = batch.messages.slice(i, i + batchSize);
+        const chunk = batch.messages.slice(i, i + batchSize).map((m) => raw(batch.partition, m));
+        const behind = new Set<RawMessage>();
         // kafkajs heartbeats only between batches: a handler slower than the
         // session timeout would otherwise get its partitions taken away mid-batch.
         const beat = setInterval(() => heartbeat().catch(() => undefined), heartbeatMs);
+        let failing: Map<string, unknown> | undefined;
         try {
-          await handler(chunk.map((m) => decode<V>(batch.topic, partition, m)));
-        } catch (error) {
-          o.onError?.(error, group, topic);
-          const n = (failures.get(partition) ?? 0) + 1;
-          failures.set(partition, n);
-          await backoff(Math.min((o.retryDelayMs ?? 500) * 2 ** (n - 1), o.maxRetryDelayMs ?? 30_000));
-          return;
+          failing = await handle(batch.partition, chunk, behind);
         } finally {
           clearInterval(beat);
         }
-        failures.delete(partition);
+        if (!failing) return;
+        const held = chunk.filter((m) => behind.has(m) || failing.has(m.key));
+        if (holds && held.length > 0) {
+          // The partition went to another member, which gets these messages again: holding them here too would run them twice.
+          if (isStale()) return;
+          try {
+            holds.hold(held, failing);
+          } catch (error) {
+            o.onError?.(error, group, topic);
+            await backoff(retryMs);
+            return;
+          }
+        }
         const last = chunk[chunk.length - 1].offset;
         resolveOffset(last);
         // A failed commit escapes to kafkajs, which rejoins the group when the
         // cause is a rebalance; the batch then comes again to whoever owns the
         // partition, which at-least-once allows.
-        await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition, offset: nextOffset(last) }] }] });
+        await commitOffsetsIfNecessary({ topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: nextOffset(last) }] }] });
       }
     };
 
@@ -289,16 +359,19 @@ export class KafkaMessageBus implements MessageBus {
       await kc.disconnect().catch(() => undefined);
       throw new BusError('closed', 'bus is closed');
     }
+    holds?.start();
 
     let stopping: Promise<void> | undefined;
     const consumer: Consumer = {
-      lag: () => this.lag(group, topic),
+      // This process's held messages: the offsets are committed past them.
+      lag: async () => (await this.lag(group, topic)) + (holds?.count() ?? 0),
+      held: async () => holds?.count() ?? 0,
       stop: () => {
         stopping ??= (async () => {
           running = false;
           for (const wake of [...wakers]) wake();
           // disconnect() waits for the batch in hand, whose commit then still goes out, and leaves the group.
-          await kc.disconnect().catch((error: unknown) => o.onError?.(error, group, topic));
+          await Promise.all([kc.disconnect().catch((error: unknown) => o.onError?.(error, group, topic)), holds?.stop()]);
           this.consumers.delete(consumer);
         })();
         return stopping;

@@ -1,10 +1,11 @@
 /**
  * What the Kafka tests beyond the contract suite share: whether kcat (and so
  * the mock cluster) is here, the short group timings that keep joins and
- * hand-overs within a test's patience, and a sleep. Polling with a deadline
+ * hand-overs within a test's patience, a producer other than the relay, and a sleep. Polling with a deadline
  * is `until` from #testing.
  */
 import { spawnSync } from 'node:child_process';
+import kafkajs from 'kafkajs';
 import type { KafkaBusOptions } from '../adapters/kafka.message-bus.js';
 
 /** kcat starts librdkafka's mock cluster; without it these tests cannot run here. */
@@ -27,3 +28,16 @@ export const fastKafkaOptions = (brokers: string[], clientId: string): KafkaBusO
 });
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sends raw records as a producer other than the relay would: bytes the port may not decode. */
+export async function sendForeign(brokers: string[], topic: string, messages: { key: string; value: string }[]): Promise<void> {
+  const foreign = new kafkajs.Kafka({ brokers, clientId: 'foreign', logLevel: kafkajs.logLevel.NOTHING }).producer({
+    createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
+  });
+  await foreign.connect();
+  try {
+    await foreign.send({ topic, messages });
+  } finally {
+    await foreign.disconnect();
+  }
+}
