@@ -47,6 +47,18 @@ export interface Dispatcher extends Consumer {
 /** How often the phone windows opened meanwhile are written to disk. */
 const WINDOWS_FLUSH_MS = 250;
 
+/**
+ * Puts the phone windows the dispatcher wrote to `db` back into a limiter: the dispatcher's own at
+ * start, and the embedded API's, whose `429 rate_limited` would otherwise forget them at a restart.
+ * Nothing when the dispatcher never ran on this file.
+ */
+export function restorePhoneWindows(db: WorkerDeps['db'], limiter: PhoneLimiter): void {
+  if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'phone_window_log'").get()) return;
+  for (const w of db.prepare<[], { phone_hash: string; since_ms: number }>('SELECT phone_hash, since_ms FROM phone_window_log ORDER BY since_ms, rowid').all()) {
+    limiter.restore(w.phone_hash, w.since_ms);
+  }
+}
+
 interface ParkedRow {
   otp_id: string;
   phone_hash: string;
@@ -78,9 +90,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const pruneWindows = db.prepare<[number]>('DELETE FROM phone_window_log WHERE since_ms <= ?');
   const windowMs = limiter.windowLengthMs;
   pruneWindows.run(nowMs() - windowMs);
-  for (const w of db.prepare<[], { phone_hash: string; since_ms: number }>('SELECT phone_hash, since_ms FROM phone_window_log ORDER BY since_ms, rowid').all()) {
-    limiter.restore(w.phone_hash, w.since_ms);
-  }
+  restorePhoneWindows(db, limiter);
   let nextWindowPrune = nowMs() + windowMs;
   /** Windows opened since the last write. */
   let windowsOpened: { hash: string; since: number }[] = [];

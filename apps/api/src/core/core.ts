@@ -7,7 +7,7 @@ import type Database from 'better-sqlite3';
 import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
-import { lookupsOn, receiptPublisher, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers, type WorkerMetrics } from '#worker';
+import { lookupsOn, receiptPublisher, restorePhoneWindows, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers, type WorkerMetrics } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
 import type { Logger } from '#observability';
 import { openLocalDb, type ProjectionProgress } from '#projections';
@@ -128,6 +128,8 @@ export class Core {
       webhookSender: this.webhookThread,
       webhooks: { privateAddresses: config.webhookPrivateAddresses },
     });
+    // The windows the dispatcher submitted in before a restart: a send to such a phone is 429, not parked.
+    restorePhoneWindows(this.readDb, this.phoneLimiter);
   }
 
   /** Upstream first: workers stop feeding the store, then projections, bus and store close. */
