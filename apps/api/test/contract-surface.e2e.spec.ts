@@ -181,10 +181,44 @@ describe("every documented operation's errors have API.md's shape and status", (
     expect(checked).toBe(3);
   });
 
-  it('a method the path does not serve, and a path nothing serves, are 404 not_found in the error shape', async () => {
-    await expectError(await get(BASE, '/api/v1/send-otp', key), 404, 'not_found');
-    await expectError(await fetch(`${BASE}/api/v1/balance`, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } }), 404, 'not_found');
+  it('a path nothing serves is 404 not_found in the error shape', async () => {
     await expectError(await get(BASE, '/api/v2/balance', key), 404, 'not_found');
+    await expectError(await get(BASE, '/api/v1/nothing', key), 404, 'not_found');
+  });
+
+  it('a method the path does not serve is 405 invalid_request with an Allow header naming the methods it does', async () => {
+    const sendOtp = await get(BASE, '/api/v1/send-otp', key);
+    expect(sendOtp.headers.get('allow')).toBe('POST');
+    await expectError(sendOtp, 405, 'invalid_request');
+    const balance = await fetch(`${BASE}/api/v1/balance`, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } });
+    expect(balance.headers.get('allow')).toBe('GET, HEAD');
+    await expectError(balance, 405, 'invalid_request');
+    // Before any key is checked, as a 404 is: the methods a path takes are in /openapi.json for anyone.
+    const keys = await fetch(`${BASE}/api/v1/keys`, { method: 'PUT', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+    expect({ allow: keys.headers.get('allow'), body: await keys.json() }).toEqual({
+      allow: 'GET, HEAD, POST',
+      body: { ok: false, error: 'invalid_request', message: 'PUT is not allowed on this path; it takes GET, HEAD, POST' },
+    });
+    // Ids, a query string and a trailing slash reach the router as they do for the right method.
+    const otp = await fetch(`${BASE}/api/v1/otp/zz_unknown/?x=1`, { method: 'DELETE', headers: { Authorization: `Bearer ${key}` } });
+    expect(otp.headers.get('allow')).toBe('GET, HEAD');
+    await expectError(otp, 405, 'invalid_request');
+  });
+
+  it("every served path answers each method it does not take with 405 and Allow from Fastify's route table", async () => {
+    const byPath = new Map<string, string[]>();
+    for (const route of servedRoutes()) {
+      const [method, path] = route.split(' ');
+      byPath.set(path, [...(byPath.get(path) ?? []), method]);
+    }
+    for (const [path, methods] of byPath) {
+      const allow = [...methods, ...(methods.includes('GET') ? ['HEAD'] : [])].sort().join(', ');
+      for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].filter((m) => !methods.includes(m))) {
+        const res = await call(`${method} ${path}`, { key });
+        expect({ route: `${method} ${path}`, allow: res.headers.get('allow') }).toEqual({ route: `${method} ${path}`, allow });
+        await expectError(res, 405, 'invalid_request', `${method} ${path}`);
+      }
+    }
   });
 
   it('Idempotency-Key is 1-255 characters: 255 is taken, 256 and empty are 400 invalid_request', async () => {

@@ -6,7 +6,7 @@
  * on a small HTTP server.
  */
 import type Database from 'better-sqlite3';
-import { type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
+import { busReadinessFields, type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createMetrics, startProbeServer, type Logger, type NexoMetrics } from '#observability';
 import { directoryProjection, openLocalDb, Projector } from '#projections';
@@ -41,18 +41,17 @@ export async function startChainListenerProcess(
   const metrics: NexoMetrics = createMetrics(undefined, { chains: [chain.slug], consumerGroups: [depositGroupOf(chain)], projections: ['directory'] });
 
   async function readiness() {
-    let storeOk = false;
-    try {
-      if (store) await within(PROBE_TIMEOUT_MS, store.headPosition());
-      storeOk = store !== undefined;
-    } catch {
-      storeOk = false;
-    }
+    const [storeOk, busHealth] = await Promise.all([
+      store ? within(PROBE_TIMEOUT_MS, store.headPosition()).then(() => true, () => false) : false,
+      // Bounded by the bus itself (about a second with Kafka down).
+      bus ? bus.health() : ({ ok: false, reason: 'starting' } as const),
+    ]);
     const listening = services?.ready() ?? false;
     const lagSeconds = projector?.lastLag().seconds ?? Number.POSITIVE_INFINITY;
     return {
-      ok: storeOk && listening && lagSeconds < READY_LAG_SECONDS,
+      ok: storeOk && busHealth.ok && listening && lagSeconds < READY_LAG_SECONDS,
       store: storeOk,
+      ...busReadinessFields(busHealth),
       chain: chain.slug,
       listening,
       last_error: services?.listeners[0]?.lastError ?? null,

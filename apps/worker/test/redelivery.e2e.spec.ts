@@ -33,6 +33,7 @@ function everythingTwice(bus: MessageBus): MessageBus {
         },
         options,
       ),
+    health: () => bus.health(),
     close: () => bus.close(),
   };
 }

@@ -19,6 +19,7 @@ import { AesGcmCipher, newId } from '#security';
 import { loadWorkerConfig } from '#worker';
 import { until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
+import { probeUntilNotReady } from '../../../libs/bus/src/testing/kafka-test.support.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
 import { appendSend, nextPhone } from './pipeline.harness.js';
@@ -101,4 +102,14 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
     expect(metrics).toMatch(/nexo_carrier_submit_seconds_count\{provider="simulator",outcome="ok"\} [1-9]/);
     expect(logs.join('')).not.toContain('246810');
   }, 60_000);
+
+  it('is not ready once Kafka is gone, saying the bus is why, each probe answering within a second', async () => {
+    const base = worker!.url;
+    await until('ready', async () => (await fetch(`${base}/health/ready`)).status === 200, { timeoutMs: 15_000, everyMs: 50 });
+    await cluster!.kill();
+    const { body, slowestMs } = await probeUntilNotReady(base);
+    expect(body).toMatchObject({ ok: false, store: true, bus: false, bus_error: expect.stringMatching(/^kafka: /) });
+    expect(slowestMs).toBeLessThan(1_000);
+    expect((await fetch(`${base}/health/live`)).status).toBe(200);
+  }, 30_000);
 });

@@ -49,12 +49,26 @@ export interface Consumer {
   stop(): Promise<void>;
 }
 
+/** Whether the bus can take and hand out messages now; `reason` says why not. */
+export type BusHealth = { ok: true } | { ok: false; reason: string };
+
 export interface MessageBus {
   /** Resolves once the messages are durable on the bus. */
   publish(topic: string, messages: readonly OutgoingMessage[]): Promise<void>;
   consume<V = unknown>(group: string, topic: string, handler: BatchHandler<V>, options?: ConsumeOptions): Promise<Consumer>;
+  /**
+   * For readiness probes, so cheap that each probe may call it: resolves
+   * within about a second whatever the broker does, and never rejects.
+   */
+  health(): Promise<BusHealth>;
   close(): Promise<void>;
 }
+
+/** A readiness body's bus fields, as every process's `/health/ready` shows them. */
+export const busReadinessFields = (health: BusHealth): { bus: boolean; bus_error?: string } => (health.ok ? { bus: true } : { bus: false, bus_error: health.reason });
+
+/** The embedded buses' answer: they live in this process (and its files), so they are ready until closed. */
+export const embeddedBusHealth = (closed: boolean): BusHealth => (closed ? { ok: false, reason: 'bus is closed' } : { ok: true });
 
 export const MESSAGE_BUS = Symbol('MessageBus');
 

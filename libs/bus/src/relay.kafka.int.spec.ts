@@ -166,6 +166,7 @@ describeWithKcat('Relay: event log → Kafka', () => {
         }
       },
       consume: (...args) => inner.consume(...args),
+      health: () => inner.health(),
       close: async () => undefined,
     };
     const errors: unknown[] = [];

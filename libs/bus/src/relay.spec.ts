@@ -188,6 +188,7 @@ describe('Relay: event log → bus', () => {
         if (topic === 'nexo.otp.dispatch' && ++pages === 3) checkpointDb.close();
       },
       consume: (...args) => inner.consume(...args),
+      health: () => inner.health(),
       close: async () => undefined,
     };
     const errors: unknown[] = [];
@@ -296,6 +297,7 @@ describe('Relay: event log → bus', () => {
       consume: async () => {
         throw new Error('unused');
       },
+      health: async () => ({ ok: false, reason: 'broker down (test)' }),
       close: async () => undefined,
     };
     await appendOtps(2);

@@ -4,7 +4,7 @@
  * use the same pieces; Nest only receives it as a value.
  */
 import type Database from 'better-sqlite3';
-import { InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
+import { busReadinessFields, InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, restorePhoneWindows, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers, type WorkerMetrics } from '#worker';
@@ -64,17 +64,28 @@ export class Core {
     return this.projections.caughtUp(5_000);
   }
 
-  async readiness(): Promise<{ ok: boolean; store: boolean; projection_lag_events: number; projection_lag_seconds: number }> {
-    let store = true;
-    try {
-      await this.store.headPosition();
-    } catch {
-      store = false;
-    }
+  /**
+   * The bus answers within its own bound (about a second with Kafka down, see MessageBus.health), asked
+   * beside the store, so a probe stays quick; `bus_error` says why the bus is not ready.
+   */
+  async readiness(): Promise<{ ok: boolean; store: boolean; bus: boolean; bus_error?: string; projection_lag_events: number; projection_lag_seconds: number }> {
+    const [store, bus] = await Promise.all([
+      this.store.headPosition().then(
+        () => true,
+        () => false,
+      ),
+      this.bus.health(),
+    ]);
     const lag = this.projections.lag();
     // A webhook thread that died sends nothing more: this instance is not fit to serve.
     const webhooks = this.webhookThread?.healthy() ?? true;
-    return { ok: store && webhooks && lag.seconds < 5, store, projection_lag_events: lag.events, projection_lag_seconds: lag.seconds };
+    return {
+      ok: store && bus.ok && webhooks && lag.seconds < 5,
+      store,
+      ...busReadinessFields(bus),
+      projection_lag_events: lag.events,
+      projection_lag_seconds: lag.seconds,
+    };
   }
 
   workers: RunningWorkers | undefined;

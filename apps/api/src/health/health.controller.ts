@@ -13,7 +13,7 @@ export class HealthController {
     return { ok: true };
   }
 
-  /** Ready once the event store answers and the projections have caught up (lag under the readiness bound). */
+  /** Ready once the event store and the bus (Kafka in the distributed mode) answer and the projections have caught up (lag under the readiness bound). */
   @Get('ready')
   async ready(@Res({ passthrough: true }) reply: FastifyReply) {
     const checks = await this.core.readiness();

@@ -3,11 +3,12 @@
  * body; anything unexpected is `internal`, logged with the request id and
  * never echoed to the client.
  */
-import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, NotFoundException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, type ErrorCode } from '#domain';
 import type { Logger } from '#observability';
 import { type ErrorBody, STATUS_BY_CODE } from './api-error.js';
+import { MethodNotAllowed, methodNotAllowed } from './method-not-allowed.js';
 
 export function toErrorBody(error: unknown): { status: number; body: ErrorBody; headers?: Record<string, string> } {
   if (error instanceof DomainError) {
@@ -16,6 +17,11 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
     const retry = error.details.retry_after;
     const body: ErrorBody = { ok: false, error: error.code, message: error.message, ...(typeof retry === 'number' ? { retry_after: retry } : {}) };
     return { status, body, headers: typeof retry === 'number' ? { 'retry-after': String(retry) } : undefined };
+  }
+  if (error instanceof MethodNotAllowed) {
+    // 405 is not in API.md's table, and its codes are stable API: the status and Allow say what HTTP
+    // says, the code is the table's one for a request the client must change (README, API edges).
+    return { status: 405, body: { ok: false, error: 'invalid_request', message: error.message }, headers: { allow: error.allow.join(', ') } };
   }
   const status = error instanceof HttpException ? error.getStatus() : httpStatusOf(error);
   if (status !== undefined && status >= 400 && status < 500) {
@@ -58,6 +64,9 @@ export class ApiErrorFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    sendError(http.getResponse<FastifyReply>(), http.getRequest<FastifyRequest>(), exception, this.logger);
+    const request = http.getRequest<FastifyRequest>();
+    // The router's 404 (Nest's not-found handler throws NotFoundException) may be a known path's wrong method.
+    const wrongMethod = exception instanceof NotFoundException ? methodNotAllowed(request) : undefined;
+    sendError(http.getResponse<FastifyReply>(), request, wrongMethod ?? exception, this.logger);
   }
 }

@@ -103,4 +103,12 @@ export const LedgerResponse = ok({
   lines: z.array(z.strictObject({ at: Time, type: z.enum(['deposit', 'charge', 'refund', 'reversal']), amount: Usd, balance_after: Usd, ref: z.string() })),
 });
 export const LiveResponse = ok({});
-export const ReadyResponse = z.strictObject({ ok: z.boolean(), store: z.boolean(), projection_lag_events: z.number(), projection_lag_seconds: z.number() });
+export const ReadyResponse = z.strictObject({
+  ok: z.boolean(),
+  store: z.boolean(),
+  bus: z.boolean(),
+  /** Why the bus is not ready (Kafka unreachable, the bus closed); absent when it is. */
+  bus_error: z.string().optional(),
+  projection_lag_events: z.number(),
+  projection_lag_seconds: z.number(),
+});

@@ -69,9 +69,12 @@ describe('DirectMessageBus: publish hands the messages to the consumer and resol
     await expect(bus.publish('t', [{ key: 'k', value: 2 }])).rejects.toBeInstanceOf(BusError);
   });
 
-  it('refuses to publish or consume once closed', async () => {
+  it('is healthy until closed, then refuses to publish or consume', async () => {
     const bus = new DirectMessageBus();
+    // Nothing outside this process to reach: consumed or not, the bus is ready.
+    expect(await bus.health()).toEqual({ ok: true });
     await bus.close();
+    expect(await bus.health()).toEqual({ ok: false, reason: 'bus is closed' });
     await expect(bus.publish('t', [{ key: 'k', value: 1 }])).rejects.toMatchObject({ code: 'closed' });
     await expect(bus.consume('g', 't', async () => undefined)).rejects.toMatchObject({ code: 'closed' });
   });

@@ -11,7 +11,7 @@
  * relay keeps the page and tries again. Values are handed over as they are
  * (no JSON round trip), so a consumer must not rely on receiving a copy.
  */
-import { type BatchHandler, BusError, type ConsumedMessage, type Consumer, type ConsumeOptions, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
+import { type BatchHandler, BusError, type BusHealth, type ConsumedMessage, type Consumer, type ConsumeOptions, embeddedBusHealth, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
 
 interface Subscriber {
   handler: BatchHandler;
@@ -61,6 +61,10 @@ export class DirectMessageBus implements MessageBus {
         await s.busy;
       },
     };
+  }
+
+  async health(): Promise<BusHealth> {
+    return embeddedBusHealth(this.closed);
   }
 
   async close(): Promise<void> {

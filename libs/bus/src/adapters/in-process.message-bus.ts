@@ -41,7 +41,7 @@
 import type Database from 'better-sqlite3';
 import { commitDurably, WalSync } from '#eventstore';
 import { attempting, HeldKeys, type HeldPages, type HoldOptions, isolateFailingKeys } from '../held-keys.js';
-import { type BatchHandler, BusError, type ConsumedMessage, type Consumer, type ConsumeOptions, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
+import { type BatchHandler, BusError, type BusHealth, type ConsumedMessage, type Consumer, type ConsumeOptions, embeddedBusHealth, type MessageBus, type OutgoingMessage } from '../message-bus.port.js';
 
 interface Row {
   offset: number;
@@ -334,6 +334,10 @@ export class InProcessMessageBus implements MessageBus {
     };
     this.consumers.set(id, consumer);
     return consumer;
+  }
+
+  async health(): Promise<BusHealth> {
+    return embeddedBusHealth(this.closed);
   }
 
   async close(): Promise<void> {

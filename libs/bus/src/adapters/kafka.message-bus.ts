@@ -52,11 +52,13 @@ import type {
   Kafka as KafkaClient,
   LogEntry,
   Producer,
+  RetryOptions,
   SASLOptions,
 } from 'kafkajs';
 import {
   type BatchHandler,
   BusError,
+  type BusHealth,
   type ConsumedMessage,
   type Consumer,
   type ConsumeOptions,
@@ -103,6 +105,10 @@ export interface KafkaBusOptions extends HoldOptions {
    * without it a failing key blocks its partition until it goes through.
    */
   holdIn?: Database.Database;
+  /** Longest `health()` waits for a broker's answer before saying the bus is not ready (default 800 ms). */
+  healthTimeoutMs?: number;
+  /** How long `health()` gives its last answer again before asking a broker anew (default 1 s). */
+  healthCacheMs?: number;
   /** kafkajs's own log lines; dropped when absent (it would write to the console). */
   logger?: BusLogger;
 }
@@ -140,6 +146,10 @@ const nextOffset = (offset: string) => (BigInt(offset) + 1n).toString();
 
 export class KafkaMessageBus implements MessageBus {
   private readonly kafka: KafkaClient;
+  private readonly probeKafka: KafkaClient;
+  private probeAdmin: Promise<Admin> | undefined;
+  private lastHealth: { at: number; answer: BusHealth } | undefined;
+  private checking: Promise<BusHealth> | undefined;
   private producer: Promise<Producer> | undefined;
   private admin: Promise<Admin> | undefined;
   private readonly consumers = new Set<Consumer>();
@@ -148,19 +158,29 @@ export class KafkaMessageBus implements MessageBus {
 
   constructor(private readonly options: KafkaBusOptions) {
     this.heldStore = options.holdIn && new KafkaHeldStore(options.holdIn);
+    this.kafka = this.client(
+      options.retry && {
+        retries: options.retry.retries,
+        initialRetryTime: options.retry.initialRetryTimeMs,
+        maxRetryTime: options.retry.maxRetryTimeMs,
+      },
+    );
+    // health()'s own client: kafkajs retries inside every call (5 times, up to 30 s, by default), and a
+    // probe must hear "down" at once; it has a connection of its own, so it never queues behind a fetch.
+    this.probeKafka = this.client({ retries: 0 });
+  }
+
+  private client(retry: RetryOptions | undefined): KafkaClient {
+    const { options } = this;
     const logger = options.logger;
-    this.kafka = new Kafka({
+    return new Kafka({
       brokers: options.brokers,
       clientId: options.clientId ?? 'nexo-route',
       ssl: options.ssl,
       sasl: options.sasl,
       connectionTimeout: options.connectionTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
-      retry: options.retry && {
-        retries: options.retry.retries,
-        initialRetryTime: options.retry.initialRetryTimeMs,
-        maxRetryTime: options.retry.maxRetryTimeMs,
-      },
+      retry,
       logLevel: logger ? logLevel.INFO : logLevel.NOTHING,
       logCreator: () => (entry: LogEntry) => {
         if (!logger) return;
@@ -227,15 +247,18 @@ export class KafkaMessageBus implements MessageBus {
     const o = this.options;
     const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
     const heartbeatMs = o.heartbeatIntervalMs ?? 3_000;
+    let running = true;
     const kc: KafkaConsumer = this.kafka.consumer({
       groupId: group,
       sessionTimeout: o.sessionTimeoutMs,
       heartbeatInterval: o.heartbeatIntervalMs,
       rebalanceTimeout: o.rebalanceTimeoutMs,
       maxWaitTimeInMs: o.maxWaitTimeMs,
+      // kafkajs restarts a crashed consumer, even one whose crash lands after disconnect() (a broker
+      // gone while the consumer was retrying): stopped, it would reconnect for ever. 5: kafkajs's default.
+      retry: { retries: 5, restartOnFailure: async () => running },
     });
 
-    let running = true;
     const wakers = new Set<() => void>();
     const backoff = (ms: number) =>
       new Promise<void>((resolve) => {
@@ -400,10 +423,52 @@ export class KafkaMessageBus implements MessageBus {
     }
   }
 
+  /**
+   * Asks a broker for the cluster's metadata, without kafkajs's retries. One
+   * question at a time: probes that come while it is out wait for its answer
+   * (at most `healthTimeoutMs`), and its answer serves the probes of the next
+   * `healthCacheMs`. An answer later than the bound still lands in the cache.
+   */
+  async health(): Promise<BusHealth> {
+    if (this.closed) return { ok: false, reason: 'bus is closed' };
+    const timeoutMs = this.options.healthTimeoutMs ?? 800;
+    if (this.lastHealth && Date.now() - this.lastHealth.at < (this.options.healthCacheMs ?? 1_000)) return this.lastHealth.answer;
+    this.checking ??= this.askBroker().then((answer) => {
+      this.lastHealth = { at: Date.now(), answer };
+      this.checking = undefined;
+      return answer;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<BusHealth>((resolve) => {
+      timer = setTimeout(() => resolve({ ok: false, reason: `kafka: no broker answered within ${timeoutMs} ms` }), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.checking, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async askBroker(): Promise<BusHealth> {
+    try {
+      this.probeAdmin ??= this.connected(() => this.probeKafka.admin(), 'probe client', () => (this.probeAdmin = undefined));
+      const { brokers } = await (await this.probeAdmin).describeCluster();
+      return brokers.length > 0 ? { ok: true } : { ok: false, reason: 'kafka: the cluster names no broker' };
+    } catch (error) {
+      // A connection that failed once is not trusted again: the next question connects afresh.
+      const admin = this.probeAdmin;
+      this.probeAdmin = undefined;
+      void admin?.then((a) => a.disconnect()).catch(() => undefined);
+      return { ok: false, reason: toBusError(error, 'asking for the cluster metadata').message };
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.all([...this.consumers].map((c) => c.stop()));
+    // Not waited for: a probe still connecting to a hung broker would hold close() for kafkajs's request timeout.
+    void this.probeAdmin?.then((a) => a.disconnect()).catch(() => undefined);
     const clients = await Promise.allSettled([this.producer, this.admin].filter((p) => p !== undefined));
     await Promise.all(clients.map((c) => (c.status === 'fulfilled' ? c.value.disconnect().catch(() => undefined) : undefined)));
   }

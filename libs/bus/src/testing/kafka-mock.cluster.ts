@@ -18,6 +18,11 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 export interface KafkaMockCluster {
   /** bootstrap servers for clients (the proxy) */
   brokers: string[];
+  /**
+   * SIGKILLs the mock's process, as a broker host that dies: the proxy stays,
+   * so open connections drop and new ones are closed as soon as they open.
+   */
+  kill(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -38,6 +43,7 @@ export async function startKafkaMockCluster(): Promise<KafkaMockCluster> {
   const proxy = await startProxy(upstreamPort);
   return {
     brokers: [`127.0.0.1:${proxy.port}`],
+    kill: () => kill(kcat, 'SIGKILL'),
     async stop() {
       await proxy.close();
       await kill(kcat);
@@ -74,10 +80,10 @@ function mockPort(kcat: ChildProcess): Promise<number> {
   });
 }
 
-async function kill(child: ChildProcess): Promise<void> {
+async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
+  child.kill(signal);
   const force = setTimeout(() => child.kill('SIGKILL'), 3_000);
   await exited;
   clearTimeout(force);

@@ -41,3 +41,32 @@ export async function sendForeign(brokers: string[], topic: string, messages: { 
     await foreign.disconnect();
   }
 }
+
+/**
+ * Asks `${base}/health/ready` until it answers 503, timing every answer: for
+ * the tests that take a process's Kafka away. `slowestMs` covers each probe
+ * from the first to the last, and a few more after the first 503.
+ */
+export async function probeUntilNotReady(base: string, { timeoutMs = 15_000, after = 5 } = {}): Promise<{ body: Record<string, unknown>; slowestMs: number }> {
+  let slowestMs = 0;
+  const probe = async () => {
+    const t0 = performance.now();
+    const res = await fetch(`${base}/health/ready`);
+    const body = (await res.json()) as Record<string, unknown>;
+    slowestMs = Math.max(slowestMs, performance.now() - t0);
+    return { status: res.status, body };
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status, body } = await probe();
+    if (status === 503) {
+      for (let i = 0; i < after; i++) {
+        expect((await probe()).status).toBe(503);
+        await sleep(100);
+      }
+      return { body, slowestMs };
+    }
+    if (Date.now() > deadline) throw new Error(`${base}/health/ready still answered ${status} after ${timeoutMs} ms: ${JSON.stringify(body)}`);
+    await sleep(50);
+  }
+}

@@ -264,6 +264,12 @@ export function describeMessageBusContract(name: string, factory: MessageBusFact
       await expect(consumer.stop()).resolves.toBeUndefined();
     });
 
+    it('is healthy while open, and says it is closed once closed', async () => {
+      expect(await fx.bus.health()).toEqual({ ok: true });
+      await fx.bus.close();
+      expect(await fx.bus.health()).toEqual({ ok: false, reason: 'bus is closed' });
+    });
+
     it('refuses to publish or consume once closed, with a BusError', async () => {
       const topic = fresh('closed');
       await fx.bus.close();
