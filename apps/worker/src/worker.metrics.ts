@@ -74,6 +74,7 @@ export function createWorkerMetrics(sources: WorkerMetricsSources): NexoMetrics 
     const workers = sources.workers();
     if (!workers) return;
     metrics.webhookBacklog.set(workers.webhookBacklog());
+    metrics.relayLeading.set(workers.relaying() ? 1 : 0);
     for (const [topic, { lag, held }] of Object.entries(await workers.consumerLag())) {
       metrics.busConsumerLag.set({ topic, group: CONSUMER_GROUPS[topic] }, lag);
       metrics.busHeld.set({ topic, group: CONSUMER_GROUPS[topic] }, held);

@@ -3,9 +3,11 @@
  * EventStoreDB and Kafka, the read models they look things up in kept in a
  * local SQLite file fed from EventStoreDB, and a small HTTP server for
  * probes and Prometheus. Instances share the Kafka consumer groups, so Kafka
- * splits the partitions (phones, accounts) between them; only the instance
- * started with the relay publishes from the log.
+ * splits the partitions (phones, accounts) between them. Of the instances
+ * started with the relay, the one holding the relay lease in the log publishes
+ * from it; the others stand by and take over when it stops renewing.
  */
+import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { busReadinessFields, type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { createCarriers, type Carriers } from '#carriers';
@@ -129,6 +131,8 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
       lookupsOn(db),
       {
         relay: config.relay,
+        // Several instances may be started with the relay (a scaled service, a rolling update): one relays.
+        relayLease: { holder: `${hostname()}:${process.pid}` },
         dispatcher: { phoneWindowMs: config.phoneIntervalMs, sharedWindows: true },
         ...options.workers,
         webhooks: { privateAddresses: config.webhookPrivateAddresses, ...options.workers?.webhooks },

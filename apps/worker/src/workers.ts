@@ -4,7 +4,7 @@
  * default runs them inside the API process; `apps/worker` runs them alone
  * against Kafka and EventStoreDB.
  */
-import { type Consumer, type OutgoingMessage, Relay, TOPICS } from '#bus';
+import { type Consumer, type OutgoingMessage, Relay, RelayLease, type RelayLeaseOptions, TOPICS } from '#bus';
 import type { Receipt } from '#carriers';
 import { startDispatcher, type DispatcherOptions } from './dispatcher.consumer.js';
 import { startExpiry } from './expiry.worker.js';
@@ -20,6 +20,12 @@ import { startWebhooks, type WebhookOptions } from './webhooks/webhooks.worker.j
 export interface WorkerOptions {
   /** Run the relay here (exactly one relay per event log). */
   relay?: boolean;
+  /**
+   * Relay only while holding the lease in the log (relay-lease.ts), so that of several instances
+   * started with the relay exactly one runs it and another takes over when it dies. Without it the
+   * relay runs unconditionally: the embedded default, one process.
+   */
+  relayLease?: Omit<RelayLeaseOptions, 'onError' | 'onChange'>;
   expiryIntervalMs?: number;
   dispatcher?: DispatcherOptions;
   /** How often kept receipts (not matched to an OTP yet) are looked at. */
@@ -37,6 +43,8 @@ const NOT_WEBHOOKS = new Set(Object.values(TOPICS).filter((t) => t !== TOPICS.we
 
 export interface RunningWorkers {
   relay: Relay | undefined;
+  /** Whether this instance relays now: always with a relay and no lease. */
+  relaying(): boolean;
   webhookBacklog(): number;
   /** Dispatches parked until their phone's window opens, and receipts not matched to an OTP yet. */
   waiting(): { parkedDispatches: number; unmatchedReceipts: number };
@@ -83,7 +91,16 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
       : new Relay(deps.store, deps.bus, deps.db, createRelayRoute(options.webhookSender ? NOT_WEBHOOKS : undefined), {
           onError: (error) => deps.logger.error({ err: error }, 'relay failed to publish; retrying'),
         });
-  relay?.start();
+  const lease =
+    relay && options.relayLease
+      ? new RelayLease(deps.store, relay, {
+          ...options.relayLease,
+          onError: (error) => deps.logger.error({ err: error }, 'relay lease: the log did not answer; trying again'),
+          onChange: (leading) => deps.logger.info({ holder: options.relayLease!.holder }, leading ? 'relay lease taken: relaying' : 'relay lease lost: standing by'),
+        })
+      : undefined;
+  if (lease) lease.start();
+  else relay?.start();
   const recent = new RecentRoutes();
   // Joined together: on Kafka each consumer's first join waits out the group's rebalance delay.
   const started = await Promise.allSettled([
@@ -93,8 +110,9 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
     options.webhookSender ? Promise.resolve(senderAsWorker(options.webhookSender)) : startWebhooks(deps, lookups.directory, options.webhooks),
   ] as const);
   const [d, r, s, w] = started;
+  const stopRelay = () => (lease ? lease.stop() : relay?.stop());
   if (d.status === 'rejected' || r.status === 'rejected' || s.status === 'rejected' || w.status === 'rejected') {
-    await relay?.stop();
+    await stopRelay();
     await Promise.all(started.map((x) => (x.status === 'fulfilled' ? x.value.stop().catch(() => undefined) : undefined)));
     throw started.find((x): x is PromiseRejectedResult => x.status === 'rejected')!.reason;
   }
@@ -103,13 +121,14 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
   const consumers: Record<string, Consumer> = { [TOPICS.dispatch]: dispatcher, [TOPICS.receipts]: receipts.consumer, [TOPICS.settlement]: settlement, [TOPICS.webhooks]: webhooks.consumer };
   return {
     relay,
+    relaying: () => (lease ? lease.leading : relay !== undefined),
     webhookBacklog: () => webhooks.backlog(),
     waiting: () => ({ parkedDispatches: dispatcher.parked(), unmatchedReceipts: receipts.unmatched() }),
     consumerLag: async () =>
       Object.fromEntries(await Promise.all(Object.entries(consumers).map(async ([t, c]) => [t, { lag: await c.lag(), held: (await c.held?.()) ?? 0 }] as const))),
     async stop() {
       // Upstream first: stop feeding the bus, then drain the consumers.
-      await relay?.stop();
+      await stopRelay();
       await dispatcher.stop();
       await receipts.stop();
       await settlement.stop();

@@ -67,10 +67,12 @@ export class Relay {
     return this.position;
   }
 
-  start(): void {
+  /** From its checkpoint, or from `floor` when that is later (where another instance's relay got to). */
+  start(floor = 0n): void {
     if (this.running) throw new Error(`relay ${this.name} is already running`);
     this.running = true;
-    this.position = BigInt(this.load.get(this.name)?.position ?? 0n);
+    const saved = BigInt(this.load.get(this.name)?.position ?? 0n);
+    this.position = saved > floor ? saved : floor;
     this.loop = this.run();
   }
 

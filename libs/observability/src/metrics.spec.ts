@@ -27,6 +27,7 @@ const CONTRACT: Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels
   nexo_projection_lag_seconds: { type: 'gauge', labels: ['projection'] },
   nexo_bus_consumer_lag_messages: { type: 'gauge', labels: ['topic', 'group'] },
   nexo_bus_held_messages: { type: 'gauge', labels: ['topic', 'group'] },
+  nexo_relay_leading: { type: 'gauge', labels: [] },
   nexo_webhook_attempts_total: { type: 'counter', labels: ['outcome'] },
   nexo_webhook_backlog_deliveries: { type: 'gauge', labels: [] },
   nexo_chain_head_block: { type: 'gauge', labels: ['chain'] },

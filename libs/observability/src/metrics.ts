@@ -187,6 +187,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       { topic: l.topic, group: l.group },
     ),
 
+    relayLeading: new Gauge({
+      name: 'nexo_relay_leading',
+      help: 'Whether this process relays the event log to the bus now (1) or stands by (0); over all processes of a log, exactly one should be 1.',
+      registers,
+    }),
+
     webhookAttempts: counter('nexo_webhook_attempts_total', 'Webhook POST attempts, by outcome; anything but success is retried.', {
       outcome: l.webhookOutcome,
     }),
