@@ -8,10 +8,14 @@
  *
  * A key is held, not a message: once one of its messages is held, every later
  * message of that key is held behind it, so the key keeps its order. When
- * every key of a batch fails, it is an outage, not a poison message, and
- * nothing is held.
+ * every key of a batch fails, or any key fails because something it needs is
+ * not there now (`isOutage`: the event store unreachable, a bus refusing,
+ * writers contending), it is an outage, not a poison message, and nothing is
+ * held: on Kafka a batch often holds one key, so the first rule alone would
+ * take a store's blip for poison.
  */
-import type { BatchHandler, ConsumedMessage } from './message-bus.port.js';
+import { ConcurrencyError, StoreUnavailableError } from '#eventstore';
+import { BusError, type BatchHandler, type ConsumedMessage } from './message-bus.port.js';
 
 /** How a bus holds a failing key aside; the same options on both adapters. */
 export interface HoldOptions {
@@ -21,6 +25,15 @@ export interface HoldOptions {
   maxHoldRetryMs?: number;
   /** A key's messages were set aside after its handler kept failing (`error` is its last failure). */
   onHold?: (event: { group: string; topic: string; key: string; messages: number; error: unknown }) => void;
+}
+
+/** A failure that says "not now" rather than "never": it, or an error it wraps. */
+export function isOutage(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e instanceof StoreUnavailableError || e instanceof ConcurrencyError || (e instanceof BusError && e.retriable)) return true;
+    if ((e as { code?: unknown }).code === 'SQLITE_BUSY') return true;
+  }
+  return false;
 }
 
 /** Keys handed over at once while a failed batch is tried key by key (a dispatch may wait on a carrier). */
@@ -44,7 +57,8 @@ export function attempting<R, V>(handler: BatchHandler<V>, toBatch: (rows: R[]) 
 /**
  * Hands `rows` over again key by key (ISOLATE_CONCURRENCY keys at a time, each key's messages in
  * one call, in order), after the whole batch kept failing. Returns the keys to hold with their
- * last error, or undefined when every key failed (an outage: hold nothing) or `running` turned false.
+ * last error, or undefined when it is an outage (every key failed, or one failed with `isOutage`:
+ * hold nothing, the batch is tried again whole) or `running` turned false.
  */
 export async function isolateFailingKeys<R extends { key: string }>(rows: readonly R[], attempt: Attempt<R>, running: () => boolean): Promise<Map<string, unknown> | undefined> {
   const byKey = new Map<string, R[]>();
@@ -64,7 +78,9 @@ export async function isolateFailingKeys<R extends { key: string }>(rows: readon
       }),
     );
   }
-  return byKey.size > 1 && failing.size === byKey.size ? undefined : failing;
+  if (byKey.size > 1 && failing.size === byKey.size) return undefined;
+  for (const error of failing.values()) if (isOutage(error)) return undefined;
+  return failing;
 }
 
 /** What `HeldKeys.retryDue` needs from the adapter's store of held messages. */

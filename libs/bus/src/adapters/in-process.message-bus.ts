@@ -17,8 +17,8 @@
  * the transaction that commits the batch, with every later message of those
  * keys, and retried on their own backoff, in offset order, until they go
  * through. Nothing is dropped and each key keeps its order; the other keys
- * are no longer blocked. When every key fails, it is an outage, not a poison
- * message: nothing is held and the whole batch waits, as before. Held
+ * are no longer blocked. When every key fails, or one fails with an outage
+ * error (`isOutage`), it is an outage, not a poison message: nothing is held and the whole batch waits, as before. Held
  * messages count in `lag()` and are reported by `held()` and `onHold`. The
  * decisions are shared with the Kafka adapter (held-keys.ts).
  *

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import kafkajs from 'kafkajs';
+import { StoreUnavailableError } from '#eventstore';
 import { recordCommitLevels, until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../testing/kafka-mock.cluster.js';
 import { describeWithKcat, fastKafkaOptions, sendForeign } from '../testing/kafka-test.support.js';
@@ -79,6 +80,31 @@ describeWithKcat('Kafka bus: holding a poison key aside (mock cluster, SQLite st
     db.close();
     rmSync(dir, { recursive: true, force: true });
   }, 20_000);
+
+  it('holds nothing while the store is down, even a batch of one key: the message stays on Kafka and goes through once it is back', async () => {
+    const topic = fresh('outage');
+    const holds: string[] = [];
+    const b = bus({ onHold: (e) => holds.push(e.key) });
+    await b.publish(topic, [{ key: 'acc_1', value: { n: 0 } }]);
+    let down = true;
+    let tries = 0;
+    const handled: ConsumedMessage<Payload>[] = [];
+    const consumer = await b.consume<Payload>(fresh('g'), topic, async (batch) => {
+      tries += 1;
+      if (down) throw new StoreUnavailableError('event store unreachable (test)');
+      handled.push(...batch);
+    });
+    consumers.push(consumer);
+    // Past holdAfter (2) several times over.
+    await until(() => `six tries, got ${tries}`, () => tries >= 6, { timeoutMs: 15_000, everyMs: 20 });
+    expect(holds).toEqual([]);
+    expect(await consumer.held!()).toBe(0);
+    expect(heldRows()).toBe(0);
+    expect(await consumer.lag()).toBe(1);
+    down = false;
+    await until(() => 'handled once the store is back', () => handled.length === 1, { timeoutMs: 15_000, everyMs: 20 });
+    await until(() => 'lag 0', async () => (await consumer.lag()) === 0, { timeoutMs: 15_000, everyMs: 20 });
+  }, 30_000);
 
   it('lets the other keys of its partition through, holds the failing key\'s later messages behind it, and releases them in order', async () => {
     const topic = fresh('poison');

@@ -25,8 +25,9 @@
  * `bus_kafka_held` with `synchronous = FULL`; only then is the offset committed
  * past them, so the other keys of the partition go on. Held keys are retried
  * on their own backoff, in order, by a loop beside the partitions; they count
- * in `lag()` and `held()`. When every key of a chunk fails, it is an outage:
- * nothing is held and the partition waits, as without `holdIn`.
+ * in `lag()` and `held()`. When every key of a chunk fails, or one fails with
+ * an outage error (`isOutage`: a chunk of one key is common here), it is an
+ * outage: nothing is held and the partition waits, as without `holdIn`.
  *
  * Why a SQLite file of the consuming process and not a topic of held
  * messages: the hold must be durable before the commit, and each later message
