@@ -1,6 +1,7 @@
 import { Projector, defaultProjections } from '#projections';
 import { acct, credited, delivered, opened, otpStream, refunded, reversed, routed, sent, tempStore, type TempStore } from '../../../libs/projections/src/testing/events.js';
 import { ledger } from './ledger-test-kit.js';
+import { InvariantChecker } from '../src/invariant-checker.js';
 
 const day = (d: string) => `2026-03-${d}T10:00:00.000Z`;
 
@@ -49,6 +50,17 @@ describe('ledger verify', () => {
       'log account-A@7 (position 8): revision 6 of this stream missing from the log',
       'log account-A@7 (position 8): position 7 missing from the log',
     ]);
+  });
+
+  it('does not hold trimmed coordination streams (phone windows, the relay lease) to revision continuity, only the money streams', () => {
+    const checker = new InvariantChecker();
+    const at = new Date().toISOString();
+    const event = (streamId: string, revision: bigint, position: bigint, type: string) => ({ streamId, revision, position, id: `e${position}`, type, data: { holder: 'otp_a/1', at, position: '0' }, metadata: undefined, created: at });
+    // What EventStoreDB's $maxCount leaves: only the streams' last events.
+    checker.check(event('phone-window-abc', 41n, 100n, 'PhoneWindowTaken'));
+    checker.check(event('relay-lease-relay', 7n, 120n, 'RelayLeaseRenewed'));
+    checker.check(event('account-A', 3n, 130n, 'AccountOpened'));
+    expect(checker.violations.filter((v) => v.invariant === 'log').map((v) => v.streamId)).toEqual(['account-A']);
   });
 
   it('I6: an OTP neither delivered nor refunded long past the expiry window, by the log\'s own clock; one still in its window is fine', async () => {
