@@ -44,6 +44,9 @@ export interface Dispatcher extends Consumer {
   parked(): number;
 }
 
+/** Added to windows taken in the log (sharedWindows): the clock skew between workers tolerated. */
+const SHARED_WINDOW_SKEW_MS = 1_000;
+
 /** How often the phone windows opened meanwhile are written to disk. */
 const WINDOWS_FLUSH_MS = 250;
 
@@ -89,6 +92,8 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const logWindow = db.prepare<[number, string]>('INSERT INTO phone_window_log (since_ms, phone_hash) VALUES (?, ?)');
   const pruneWindows = db.prepare<[number]>('DELETE FROM phone_window_log WHERE since_ms <= ?');
   const windowMs = limiter.windowLengthMs;
+  // Another worker's window started by its clock: the margin covers clocks that differ by up to a second.
+  const sharedWindowMs = windowMs + SHARED_WINDOW_SKEW_MS;
   pruneWindows.run(nowMs() - windowMs);
   restorePhoneWindows(db, limiter);
   let nextWindowPrune = nowMs() + windowMs;
@@ -148,15 +153,17 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     const at = clock();
     let result;
     try {
-      result = await runner.handle(phoneWindowStream(phoneHash), phoneWindowDecider, { type: 'TakePhoneWindow', holder, at: at.toISOString(), windowMs });
+      result = await runner.handle(phoneWindowStream(phoneHash), phoneWindowDecider, { type: 'TakePhoneWindow', holder, at: at.toISOString(), windowMs: sharedWindowMs });
     } catch (error) {
       limiter.release(phoneHash);
       throw error;
     }
     if (result.events.length > 0) return undefined;
     const { state } = result;
+    // In place of the window tryAcquire just opened here (restore alone skips a window that has just run out).
+    limiter.release(phoneHash);
     limiter.restore(phoneHash, state.sinceMs!);
-    return phoneWindowOpensAt(state, at.getTime(), windowMs) ?? at.getTime() + 1;
+    return phoneWindowOpensAt(state, at.getTime(), sharedWindowMs) ?? at.getTime() + 1;
   }
 
   /** Gives a window back in the log as well; a failure leaves it to run out, which errs on the safe side. */

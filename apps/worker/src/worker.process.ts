@@ -133,8 +133,8 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
         relay: config.relay,
         // Several instances may be started with the relay (a scaled service, a rolling update): one relays.
         relayLease: { holder: `${hostname()}:${process.pid}` },
-        dispatcher: { phoneWindowMs: config.phoneIntervalMs, sharedWindows: true },
         ...options.workers,
+        dispatcher: { phoneWindowMs: config.phoneIntervalMs, sharedWindows: true, ...options.workers?.dispatcher },
         webhooks: { privateAddresses: config.webhookPrivateAddresses, ...options.workers?.webhooks },
       },
     );

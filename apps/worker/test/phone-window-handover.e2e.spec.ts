@@ -22,7 +22,7 @@ import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstored
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
 import { appendSend, nextPhone } from './pipeline.harness.js';
 
-const INTERVAL_S = 4;
+const INTERVAL_S = 8;
 const KAFKA = { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 };
 
 describe('a phone handed to another dispatcher keeps its window (I8)', () => {
@@ -82,20 +82,32 @@ describe('a phone handed to another dispatcher keeps its window (I8)', () => {
         return undefined;
       }, { timeoutMs: 30_000, everyMs: 50 });
 
+    const windowsTaken = async () => {
+      const taken: { holder: string; at: number }[] = [];
+      for await (const e of api!.readStream(phoneWindowStream(phoneHash(pepper, mobile.e164)))) {
+        const d = e.data as { holder: string; at: string };
+        if (e.type === 'PhoneWindowTaken') taken.push({ holder: d.holder, at: Date.parse(d.at) });
+      }
+      return taken;
+    };
+
     const first = await startWorker('first');
     const a = await send();
-    const aAt = await routedAt(a);
+    await routedAt(a);
     await first.stop();
     workers.length = 0;
 
-    await startWorker('second');
+    const second = await startWorker('second');
+    const sentB = Date.now();
     const b = await send();
-    const bAt = await routedAt(b);
-    // Sent, not refunded: the second OTP waited for the window, then went out.
-    expect(bAt - aAt).toBeGreaterThanOrEqual(INTERVAL_S * 1_000);
-    const windows: string[] = [];
-    for await (const e of api!.readStream(`phone-window-${phoneHash(pepper, mobile.e164)}`)) windows.push(`${e.type} ${(e.data as { holder: string }).holder}`);
-    expect(windows).toEqual([`PhoneWindowTaken ${a}/1`, `PhoneWindowTaken ${b}/1`]);
+    await until('the second worker parks it', async () => (second.workers.waiting().parkedDispatches > 0 ? true : undefined), { timeoutMs: 15_000, everyMs: 20 });
+    await routedAt(b);
+    const [wa, wb] = await windowsTaken();
+    expect([wa.holder, wb.holder]).toEqual([`${a}/1`, `${b}/1`]);
+    // The case this test is about: the second worker had the OTP while the first one's window still ran...
+    expect(sentB - wa.at).toBeLessThan(INTERVAL_S * 1_000);
+    // ...and it waited the window out (parked above, not refused), then sent.
+    expect(wb.at - wa.at).toBeGreaterThanOrEqual(INTERVAL_S * 1_000);
     expect(logs.join('')).not.toContain('135790');
   }, 60_000);
 
