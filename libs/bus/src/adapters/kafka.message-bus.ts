@@ -1,7 +1,8 @@
 /**
  * The distributed bus on Kafka, through kafkajs 2.2. kafkajs is looking for
- * maintainers (tulios/kafkajs#1603): nothing outside this file may import it,
- * so replacing it means rewriting one adapter against the same contract suite.
+ * maintainers (tulios/kafkajs#1603): nothing outside this adapter's files
+ * (`kafka.*.ts`; its tests' support too) may import it, so replacing it means
+ * rewriting one adapter against the same contract suite.
  *
  * Publishing: one idempotent producer (acks from all in-sync replicas, one
  * request in flight), so a retried send neither duplicates nor reorders a
@@ -115,6 +116,8 @@ export interface KafkaBusOptions extends HoldOptions {
 }
 
 const DEFAULT_BATCH_SIZE = 500;
+/** Longest a readiness probe waits for a broker. */
+const HEALTH_TIMEOUT_MS = 800;
 
 /** kafkajs errors that it flags non-retriable but that mean "not reachable now", not "refused". */
 const UNAVAILABLE = new Set(['KafkaJSTimeout', 'KafkaJSLockTimeout', 'KafkaJSGroupCoordinatorNotFound', 'KafkaJSNoBrokerAvailableError']);
@@ -168,10 +171,12 @@ export class KafkaMessageBus implements MessageBus {
     );
     // health()'s own client: kafkajs retries inside every call (5 times, up to 30 s, by default), and a
     // probe must hear "down" at once; it has a connection of its own, so it never queues behind a fetch.
-    this.probeKafka = this.client({ retries: 0 });
+    // Its requests time out with the probe: a broker hung mid-request would otherwise hold the one probe
+    // in flight for kafkajs's 30 s, and readiness would stay false that long after the broker is back.
+    this.probeKafka = this.client({ retries: 0 }, options.healthTimeoutMs ?? HEALTH_TIMEOUT_MS);
   }
 
-  private client(retry: RetryOptions | undefined): KafkaClient {
+  private client(retry: RetryOptions | undefined, requestTimeoutMs = this.options.requestTimeoutMs): KafkaClient {
     const { options } = this;
     const logger = options.logger;
     return new Kafka({
@@ -180,7 +185,7 @@ export class KafkaMessageBus implements MessageBus {
       ssl: options.ssl,
       sasl: options.sasl,
       connectionTimeout: options.connectionTimeoutMs,
-      requestTimeout: options.requestTimeoutMs,
+      requestTimeout: requestTimeoutMs,
       retry,
       logLevel: logger ? logLevel.INFO : logLevel.NOTHING,
       logCreator: () => (entry: LogEntry) => {
@@ -432,7 +437,7 @@ export class KafkaMessageBus implements MessageBus {
    */
   async health(): Promise<BusHealth> {
     if (this.closed) return { ok: false, reason: 'bus is closed' };
-    const timeoutMs = this.options.healthTimeoutMs ?? 800;
+    const timeoutMs = this.options.healthTimeoutMs ?? HEALTH_TIMEOUT_MS;
     if (this.lastHealth && Date.now() - this.lastHealth.at < (this.options.healthCacheMs ?? 1_000)) return this.lastHealth.answer;
     this.checking ??= this.askBroker().then((answer) => {
       this.lastHealth = { at: Date.now(), answer };
