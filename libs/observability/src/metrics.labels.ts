@@ -120,7 +120,7 @@ export const WEBHOOK_OUTCOMES = ['success', 'http_4xx', 'http_5xx', 'timeout', '
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 /** The statuses this API answers with (API.md's error table plus the usual successes and proxies' 5xx). */
-export const HTTP_STATUSES = [200, 201, 204, 301, 302, 304, 400, 401, 402, 403, 404, 405, 406, 409, 413, 415, 422, 429, 500, 502, 503, 504].map(String);
+export const HTTP_STATUSES = [200, 201, 204, 301, 302, 304, 400, 401, 402, 403, 404, 405, 406, 408, 409, 413, 415, 422, 429, 431, 500, 502, 503, 504].map(String);
 
 /** Route templates from API.md and the README's endpoints beyond it; Fastify's registered routes can be added with `allow` at start. */
 export const DEFAULT_ROUTES = [
