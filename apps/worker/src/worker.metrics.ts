@@ -73,9 +73,11 @@ export function createWorkerMetrics(sources: WorkerMetricsSources): NexoMetrics 
   metrics.beforeScrape(async () => {
     const workers = sources.workers();
     if (!workers) return;
+    // The lags first: asking them is what refreshes the webhook thread's backlog figure.
+    const lags = await workers.consumerLag();
     metrics.webhookBacklog.set(workers.webhookBacklog());
     metrics.relayLeading.set(workers.relaying() ? 1 : 0);
-    for (const [topic, { lag, held }] of Object.entries(await workers.consumerLag())) {
+    for (const [topic, { lag, held }] of Object.entries(lags)) {
       metrics.busConsumerLag.set({ topic, group: CONSUMER_GROUPS[topic] }, lag);
       metrics.busHeld.set({ topic, group: CONSUMER_GROUPS[topic] }, held);
     }

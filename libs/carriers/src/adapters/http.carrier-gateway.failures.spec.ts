@@ -199,7 +199,7 @@ describe('http adapter against a scripted upstream', () => {
       expect(e).toMatchObject({ provider: 'agg', code: 'unavailable', retryable: true, message: 'maintenance', detail: 'http_503' });
       expect(up.seen).toHaveLength(3);
       expect(lines.filter((l) => l.msg === 'carrier submit retry')).toHaveLength(2);
-      expect(lines.find((l) => l.msg === 'carrier submit failed')).toMatchObject({ level: 'warn', fields: { code: 'unavailable', tries: 3, otpId: 'otp_down' } });
+      expect(lines.find((l) => l.msg === 'carrier submit failed')).toMatchObject({ level: 'warn', fields: { error: 'unavailable', tries: 3, otpId: 'otp_down' } });
       const logged = JSON.stringify(lines);
       expect(logged).not.toContain(PHONE);
       expect(logged).not.toContain('912345678');

@@ -113,11 +113,11 @@ export class HttpCarrierGateway implements CarrierGateway {
       mayHaveReached ||= outcome.error.ambiguous;
       if (!outcome.retry || i >= this.maxRetries) {
         const error = mayHaveReached ? outcome.error.asAmbiguous() : outcome.error;
-        this.logger.warn({ ...log, code: error.code, detail: error.detail, ambiguous: error.ambiguous, tries: i + 1 }, 'carrier submit failed');
+        this.logger.warn({ ...log, error: error.code, detail: error.detail, ambiguous: error.ambiguous, tries: i + 1 }, 'carrier submit failed');
         throw error;
       }
       const delayMs = backoffDelay(i, this.backoffBase, this.backoffMax);
-      this.logger.info({ ...log, code: outcome.error.code, detail: outcome.error.detail, delayMs }, 'carrier submit retry');
+      this.logger.info({ ...log, error: outcome.error.code, detail: outcome.error.detail, delayMs }, 'carrier submit retry');
       try {
         await sleep(delayMs, this.closing.signal);
       } catch {
