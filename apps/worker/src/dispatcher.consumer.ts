@@ -10,6 +10,9 @@
  * one at a time, so one phone waiting out its 30 s would hold up every other
  * phone behind it. Parked rows are durable (the batch commits only after the
  * row is written) and are dispatched when their window opens, across restarts.
+ * For the same reason a submit still running after `detachAfterMs` (a slow or
+ * hung upstream) is parked and finished in the background: one upstream's
+ * timeouts must not hold every other carrier's OTPs behind its batch.
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
 import { CarrierError, nextStepIndex, PhoneLimiter, renderMessage, type SubmitRequest } from '#carriers';
@@ -29,6 +32,12 @@ export interface DispatcherOptions {
   /** How often parked messages are looked at. */
   parkedPollMs?: number;
   /**
+   * A dispatch still submitting after this long (a slow or hung upstream) leaves its batch: it is
+   * parked durably and finished in the background, so the bus hands over the next batch and the
+   * other phones behind it are not held up by one upstream's timeouts. Default 1 s.
+   */
+  detachAfterMs?: number;
+  /**
    * Take each window in the event log too (`phone-window-<hash>`, appended at the expected revision),
    * for when another dispatcher may have sent to the phone: on Kafka, a rebalance or a recreated
    * worker gives a phone to an owner whose file never saw its last submission. One append per
@@ -46,6 +55,9 @@ export interface Dispatcher extends Consumer {
 
 /** Added to windows taken in the log (sharedWindows): the clock skew between workers tolerated. */
 const SHARED_WINDOW_SKEW_MS = 1_000;
+
+/** When a parked row whose dispatch is still in hand is looked at again. */
+const IN_HAND_RECHECK_MS = 5_000;
 
 /** How often the phone windows opened meanwhile are written to disk. */
 const WINDOWS_FLUSH_MS = 250;
@@ -73,6 +85,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const nowMs = () => clock().getTime();
   const limiter = options.limiter ?? new PhoneLimiter({ windowMs: options.phoneWindowMs ?? 30_000, now: nowMs });
   const maxInlineWait = options.maxInlineWaitMs ?? 200;
+  const detachAfterMs = options.detachAfterMs ?? 1_000;
 
   db.exec(`CREATE TABLE IF NOT EXISTS dispatch_parked (otp_id TEXT PRIMARY KEY, phone_hash TEXT NOT NULL, body TEXT NOT NULL, due_ms INTEGER NOT NULL);
     CREATE INDEX IF NOT EXISTS dispatch_parked_due ON dispatch_parked (due_ms)`);
@@ -266,13 +279,43 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     }
   }
 
+  /** Dispatches finishing in the background after they left their batch. */
+  const detached = new Set<Promise<void>>();
+
   async function fromBus(m: Dispatch): Promise<void> {
-    const until = await dispatch(m, false);
-    if (until === undefined) return;
-    if (park.run(m.otpId, m.phoneHash, JSON.stringify(m), until).changes === 1) countPhone(m.phoneHash, 1);
+    const work = dispatch(m, false);
+    let timer: NodeJS.Timeout | undefined;
+    const slow = new Promise<'slow'>((resolve) => (timer = setTimeout(() => resolve('slow'), detachAfterMs)));
+    const first = await Promise.race([work, slow]).finally(() => clearTimeout(timer));
+    if (first !== 'slow') {
+      if (first !== undefined && park.run(m.otpId, m.phoneHash, JSON.stringify(m), first).changes === 1) countPhone(m.phoneHash, 1);
+      return;
+    }
+    // Parked before the batch commits, so a crash from here on finds it in the table (and the phone's
+    // window on disk): it is dispatched again from there, as any parked message. Newer messages to
+    // the phone queue behind it meanwhile; the parked loop leaves it alone while it is in hand.
+    if (park.run(m.otpId, m.phoneHash, JSON.stringify(m), nowMs() + IN_HAND_RECHECK_MS).changes === 1) countPhone(m.phoneHash, 1);
+    const done = work
+      .then(
+        (until) => settleParked(m.otpId, m.phoneHash, until),
+        (error: unknown) => {
+          logger.error({ err: error, otpId: m.otpId }, 'dispatch failed after leaving its batch; trying again from the parked table');
+          settleParked(m.otpId, m.phoneHash, nowMs() + 1_000);
+        },
+      )
+      .finally(() => detached.delete(done));
+    detached.add(done);
+  }
+
+  function settleParked(otpId: string, phoneHash: string, until: number | undefined): void {
+    if (!db.open) return;
+    if (until !== undefined) repark.run(until, otpId);
+    else if (unpark.run(otpId).changes === 1) countPhone(phoneHash, -1);
   }
 
   async function fromParked(row: ParkedRow): Promise<void> {
+    // Still submitting in the background (it left its batch): its own outcome settles the row.
+    if (inHand.has(row.otp_id)) return void repark.run(nowMs() + IN_HAND_RECHECK_MS, row.otp_id);
     const m = DispatchMessage.parse(JSON.parse(row.body));
     let until: number | undefined;
     try {
@@ -281,8 +324,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
       logger.error({ err: error, otpId: row.otp_id }, 'parked dispatch failed; trying again');
       until = nowMs() + 1_000;
     }
-    if (until !== undefined) repark.run(until, row.otp_id);
-    else if (unpark.run(row.otp_id).changes === 1) countPhone(row.phone_hash, -1);
+    settleParked(row.otp_id, row.phone_hash, until);
   }
 
   // On its own timer: the parked loop can wait on a hung carrier for many seconds.
@@ -326,6 +368,8 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     parked: () => [...parkedPhones.values()].reduce((a, b) => a + b, 0),
     async stop() {
       await consumer.stop();
+      // Submits that left their batch end within their adapter's time budget; their rows are durable either way.
+      await Promise.allSettled([...detached]);
       running = false;
       wake?.();
       await loop;
