@@ -79,6 +79,8 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     // Ids longer than Fastify's default limit (100) reach their route, which answers not_found like any unknown id.
     // A trailing slash (`/api/v1/balance/`) reaches the same route as the path without it.
     routerOptions: { maxParamLength: 1024, ignoreTrailingSlash: true },
+    // Requests that arrive while the server drains answer in the API's shape (the onRequest hook below), not Fastify's.
+    return503OnClosing: false,
     // What Node's HTTP parser refuses before any route runs (headers over its limit, garbage, a slow
     // request) answers in the API's error shape too, as Fastify's own handler would with its shape.
     clientErrorHandler: clientErrorInApiShape,
@@ -98,8 +100,21 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
   });
   app.useGlobalFilters(new ApiErrorFilter(logger));
   const fastify = app.getHttpAdapter().getInstance();
+  let draining = false;
+  fastify.addHook('onRequest', async (_request, reply) => {
+    if (!draining) return;
+    // Nothing new starts once SIGTERM came: the client retries elsewhere (or here, once restarted); it
+    // is told so in the API's shape, and the connection is closed after the answer.
+    return reply
+      .status(503)
+      .headers({ 'retry-after': '1', connection: 'close' })
+      .type('application/json; charset=utf-8')
+      .send({ ok: false, error: 'internal', message: 'the server is shutting down; nothing was changed, try again' });
+  });
   fastify.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+    // While draining, every answer closes its connection: a client must not send its next request on it.
+    if (draining) void reply.header('connection', 'close');
   });
   // Route templates, never raw paths, so ids in URLs cannot blow up the label set.
   fastify.addHook('onResponse', async (request, reply) => {
@@ -120,6 +135,7 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     close: () =>
       (closing ??= (async () => {
         logger.debug('closing the HTTP server: no new requests, in-flight ones finish');
+        draining = true;
         // Keep-alive sockets would hold close() open until their timeout: drop each once its answer is out.
         const server = app.getHttpServer();
         const sweep = setInterval(() => server.closeIdleConnections(), 50);

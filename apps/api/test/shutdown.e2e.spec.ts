@@ -28,8 +28,8 @@ describe('graceful shutdown (SIGTERM of a real process)', () => {
       const sends = keys.flatMap((key) =>
         Array.from({ length: 5 }, () =>
           post(base, '/api/v1/send-otp', key, { phone: freshPhone(), code: '123456' })
-            .then(async (r) => ({ status: r.status, body: await r.json() }))
-            .catch(() => ({ status: 0, body: undefined })),
+            .then(async (r) => ({ status: r.status, body: await r.json(), retryAfter: r.headers.get('retry-after') }))
+            .catch(() => ({ status: 0, body: undefined, retryAfter: null })),
         ),
       );
       await new Promise((r) => setTimeout(r, 5));
@@ -40,6 +40,11 @@ describe('graceful shutdown (SIGTERM of a real process)', () => {
       // Each request was answered, refused while closing (503), or its connection was closed unanswered,
       // which a client retries with its Idempotency-Key; none failed inside the service (500).
       expect(answers.filter((a) => ![0, 200, 503].includes(a.status))).toEqual([]);
+      // A refusal while draining is in the API's shape (not Fastify's own), with when to try again.
+      for (const a of answers.filter((x) => x.status === 503)) {
+        expect(a.body).toEqual({ ok: false, error: 'internal', message: expect.stringMatching(/shutting down; nothing was changed/) });
+        expect(a.retryAfter).toBe('1');
+      }
       expect(accepted.length).toBeGreaterThan(0);
 
       const store = SqliteEventStore.open(join(dir, 'nexo.db'), { readonly: true });
