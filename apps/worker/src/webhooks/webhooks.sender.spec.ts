@@ -558,6 +558,31 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       expect(fast.maxOpen).toBeLessThanOrEqual(2);
     });
 
+    // Found by an SRE audit (2026-11-26, ninth session): rows in memory were capped over all endpoints
+    // only, so one slow endpoint's backlog could fill the cap, and every other account's new webhooks
+    // then waited in the table, unscanned, until it drained. Each endpoint now has a cap of its own.
+    it('sends another account\'s webhook at once while a slow endpoint has more rows waiting than the sender holds in memory', async () => {
+      const slow = await endpoint(() => 'hold');
+      const fast = await endpoint(() => 204);
+      account('acc_slow', slow.url);
+      account('acc_fast', fast.url);
+      await start({ perEndpointConcurrency: 2, timeoutMs: 5_000, maxQueued: 20, maxQueuedPerEndpoint: 5 });
+      const slowEvents = Array.from({ length: 30 }, () => event('acc_slow'));
+      await publish(...slowEvents);
+      await until('2 requests held at the slow endpoint', () => (slow.open() === 2 ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
+      const e = event('acc_fast');
+      const published = performance.now();
+      await publish(e);
+      await delivered(e.eventId);
+      expect(fast.posts[0]!.receivedAt - published).toBeLessThan(1_000);
+      // The slow endpoint's rows all wait, durable, for its slots.
+      expect(slowEvents.map((x) => row(x.eventId)!.status)).toEqual(Array(30).fill('pending'));
+      slow.plan = () => 204;
+      slow.release(204);
+      for (const x of slowEvents) await delivered(x.eventId);
+      expect(slow.maxOpen).toBe(2);
+    });
+
     // Found by this test (2026-11-26): the scan took the first SCAN_ROWS due rows by next_ms, so once
     // one endpoint had that many waiting for its slots, every scan returned only those and other
     // endpoints' retries starved until the backlog drained. Scans now page through the due rows.

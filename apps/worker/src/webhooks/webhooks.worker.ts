@@ -29,6 +29,13 @@ export interface WebhookOptions {
   /** Retries stop this long after the event (API.md: at least 24 h). */
   retryForMs?: number;
   pollMs?: number;
+  /** Rows held in memory for sending, over all endpoints; beyond it new ones wait in the table for the scan (default 10,000). */
+  maxQueued?: number;
+  /**
+   * Rows held in memory for one endpoint (default 1,000): a slow endpoint's backlog waits in the
+   * table beyond it, so it can never fill `maxQueued` alone and hold every other account's webhooks.
+   */
+  maxQueuedPerEndpoint?: number;
   /** Delivered and failed rows are deleted once their OTP is this old; older events are not sent (default 7 days). */
   retainMs?: number;
   /**
@@ -53,8 +60,6 @@ const PRUNE_EVERY_MS = 60_000;
 /** A failing account's attempts are logged at most this often (see logFailure). */
 const FAILURE_LOG_EVERY_MS = 60_000;
 
-/** Rows held in memory for sending; beyond this, new ones wait in the table for the scan. */
-const MAX_QUEUED = 10_000;
 
 type Endpoint = { origin: string; path: string; error?: undefined } | { origin: string; error: Error; path?: undefined };
 
@@ -80,6 +85,8 @@ export function retireBusTable(db: WorkerDeps['db'], relayName: string): boolean
 export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirectory, options: WebhookOptions = {}) {
   const { db, clock, logger, cipher } = deps;
   const perEndpoint = options.perEndpointConcurrency ?? 4;
+  const maxQueued = options.maxQueued ?? 10_000;
+  const maxQueuedPerEndpoint = options.maxQueuedPerEndpoint ?? 1_000;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const baseDelay = options.baseDelayMs ?? 1_000;
   const maxDelay = options.maxDelayMs ?? 3_600_000;
@@ -153,8 +160,10 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   function enqueue(row: Row): void {
     if (queued.has(row.event_id) || unrecorded.has(row.event_id)) return;
     const { origin } = endpoint(row.url);
-    queued.add(row.event_id);
     const q = queues.get(origin);
+    // Full: the row stays pending in the table, and a later scan brings it back once there is room.
+    if (q && q.length >= maxQueuedPerEndpoint) return;
+    queued.add(row.event_id);
     if (q) q.push(row);
     else queues.set(origin, [row]);
     toPump.add(origin);
@@ -267,7 +276,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   const recordBatch = db.transaction((batch: ConsumedMessage[]) => batch.map((msg) => record(msg.value)).filter((r) => r !== undefined));
 
   const consumer: Consumer = await deps.bus.consume<unknown>(GROUP, TOPICS.webhooks, async (batch) => {
-    for (const row of recordBatch(batch)) if (queued.size < MAX_QUEUED) enqueue(row);
+    for (const row of recordBatch(batch)) if (queued.size < maxQueued) enqueue(row);
   });
 
   function open(sealed: string): string {
@@ -362,7 +371,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     while (running) {
       try {
         const now = clock().getTime();
-        if (queued.size < MAX_QUEUED) {
+        if (queued.size < maxQueued) {
           const rows = table.dueAfter(now, cursor);
           for (const row of rows) enqueue(row);
           cursor = rows.length < SCAN_ROWS ? undefined : rows[rows.length - 1];
