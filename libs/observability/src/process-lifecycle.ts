@@ -20,6 +20,22 @@ export interface ProcessSpec<C> {
 
 export const SHUTDOWN_BUDGET_MS = 20_000;
 
+/**
+ * Exits once the log's last lines are written. The destination is asynchronous: `flush()` without
+ * waiting for it, then `process.exit`, sometimes lost the last line (the one saying why a start
+ * failed). The wait is bounded, so a stuck stdout cannot keep the process alive.
+ */
+async function exitAfterFlush(logger: Logger, code: number): Promise<never> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, 1_000);
+    logger.flush(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  process.exit(code);
+}
+
 export function runProcess<C>(spec: ProcessSpec<C>): void {
   const main = async () => {
     let config: C;
@@ -40,8 +56,7 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
       // A start that fails (the port taken, the host unknown, a file that cannot be opened) is one
       // JSON line like every other, with the error's code and stack as fields.
       logger.fatal({ err: error }, `NEXO ROUTE ${spec.name} could not start: ${error instanceof Error ? error.message : String(error)}`);
-      logger.flush();
-      process.exit(1);
+      return exitAfterFlush(logger, 1);
     }
     logger.info(running.fields, `NEXO ROUTE ${spec.name} running`);
 
@@ -54,8 +69,7 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
       timer.unref();
       await running.stop();
       logger.info('stopped cleanly');
-      logger.flush();
-      process.exit(0);
+      await exitAfterFlush(logger, 0);
     };
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
     process.once('SIGINT', () => void shutdown('SIGINT'));
