@@ -18,6 +18,7 @@
  *   BENCH_METRICS=1 node dist/bench/pipeline.bench.js          also print the service's event-loop delay and group commits (or BENCH_METRICS=<regexp>)
  *   BENCH_ONLY=full node dist/bench/pipeline.bench.js          only the full-speed run (A/B of a change; or BENCH_ONLY=paced)
  *   BENCH_STAGES=1 node dist/bench/pipeline.bench.js           also split settled → webhook received with the sender's rows (webhooks.db)
+ *   BENCH_TIMELINE=1 node dist/bench/pipeline.bench.js         also receipt → webhook received per 500 ms of receipts (a steady tail, or a few bursts?)
  *   BENCH_NODE_FLAGS=--trace-gc BENCH_STDOUT=/tmp/gc.log node dist/bench/pipeline.bench.js   the service with more node flags, its stdout appended to a file
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -272,6 +273,27 @@ function analyse(file: string, hooks: Hook[], since: number): Figures {
     const q = (l: number[], p: number) => l[Math.min(l.length - 1, Math.floor((p / 100) * l.length))];
     const p509099 = (l: number[]) => `${q(l, 50)}/${q(l, 90)}/${q(l, 99)}`;
     process.stdout.write(`settled → webhook received, p50/p90/p99 ms: → delivery row recorded ${p509099(a)}, → POST received ${p509099(b)}; received → answer seen by the sender ${p509099(c)}\n`);
+  }
+  if (process.env.BENCH_TIMELINE) {
+    // Receipt → webhook received per 500 ms of receipts: a steady tail or a few bursts?
+    const points: [number, number][] = [];
+    for (const [otpId, o] of otps) {
+      const got = delivered.get(otpId);
+      if (o.at >= since && o.delivered && got !== undefined && o.receiptAt !== undefined) points.push([o.receiptAt, got - o.receiptAt]);
+    }
+    const t0 = Math.min(...points.map((p) => p[0]));
+    const buckets = new Map<number, number[]>();
+    for (const [t, v] of points) {
+      const b = Math.floor((t - t0) / 500);
+      const list = buckets.get(b);
+      if (list) list.push(v);
+      else buckets.set(b, [v]);
+    }
+    const line = [...buckets].sort((a, b) => a[0] - b[0]).map(([b, l]) => {
+      l.sort((x, y) => x - y);
+      return `${(b / 2).toFixed(1)}s n=${l.length} p50=${l[Math.floor(l.length / 2)]} max=${l[l.length - 1]}`;
+    });
+    process.stdout.write(`receipt → webhook per 500 ms of receipts:\n  ${line.join('\n  ')}\n`);
   }
   if (process.env.BENCH_OUTLIERS) {
     const t0 = Math.min(...all.map((o) => o.created));

@@ -29,8 +29,9 @@ function commandFor(m: SettlementMessage): AccountCommand | undefined {
   return byStatus[m.status];
 }
 
-export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
-  const settle = async (m: SettlementMessage) => {
+/** Settles one message: what the settlement consumer does with each (and the receipts consumer's early settlement, see `ReceiptsOptions.settleNow`). */
+export function settler(deps: WorkerDeps): (m: SettlementMessage) => Promise<void> {
+  return async (m: SettlementMessage) => {
     const command = commandFor(m);
     if (!command) return;
     // A failure receipt refunds only when no routed attempt of the OTP can still deliver, or has
@@ -44,6 +45,10 @@ export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
       else if (e.type === 'Refunded') deps.metrics?.settled?.(m.otpId, { type: 'Refunded', reason: e.data.reason }, charge);
     }
   };
+}
+
+export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
+  const settle = settler(deps);
   return deps.bus.consume<unknown>('nexo-settlement', TOPICS.settlement, (batch) => {
     const parsed = new Map(batch.map((msg) => [msg, SettlementMessage.parse(msg.value)]));
     return forEachKeyInOrder(batch, (msg) => settle(parsed.get(msg)!), undefined, (msg) => parsed.get(msg)!.otpId);

@@ -12,7 +12,7 @@ import type { Lookups } from './lookups.js';
 import { startReceipts } from './receipts.consumer.js';
 import { RecentRoutes } from './recent-routes.js';
 import { createRelayRoute } from './relay.routes.js';
-import { startSettlement } from './settlement.consumer.js';
+import { settler, startSettlement } from './settlement.consumer.js';
 import type { WorkerDeps } from './worker.deps.js';
 import type { WebhookSender } from './webhooks/webhooks-thread.js';
 import { startWebhooks, type WebhookOptions } from './webhooks/webhooks.worker.js';
@@ -30,6 +30,8 @@ export interface WorkerOptions {
   dispatcher?: DispatcherOptions;
   /** How often kept receipts (not matched to an OTP yet) are looked at. */
   receiptRematchMs?: number;
+  /** Settle a delivering receipt as soon as it is recorded (see `ReceiptsOptions.settleNow`). */
+  settleOnReceipt?: boolean;
   webhooks?: WebhookOptions;
   /**
    * Webhooks sent elsewhere (the embedded default's webhook thread, which follows the log with a
@@ -105,7 +107,7 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
   // Joined together: on Kafka each consumer's first join waits out the group's rebalance delay.
   const started = await Promise.allSettled([
     startDispatcher(deps, { ...options.dispatcher, onSubmitted: (...route) => recent.submitted(...route) }),
-    startReceipts(deps, recent.over(lookups.routes), { rematchMs: options.receiptRematchMs }),
+    startReceipts(deps, recent.over(lookups.routes), { rematchMs: options.receiptRematchMs, ...(options.settleOnReceipt ? { settleNow: settler(deps) } : {}) }),
     startSettlement(deps),
     options.webhookSender ? Promise.resolve(senderAsWorker(options.webhookSender)) : startWebhooks(deps, lookups.directory, options.webhooks),
   ] as const);

@@ -56,7 +56,10 @@ describe('a phone handed to another dispatcher keeps its window (I8)', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'nexo-phone-handover-'));
-    [cluster, esdb] = await Promise.all([startKafkaMockCluster(), FakeEventStoreDb.start()]);
+    // One after the other: when one fails (kcat missing), the other is already assigned and afterAll
+    // stops it, instead of its server keeping jest from ever exiting.
+    esdb = await FakeEventStoreDb.start();
+    cluster = await startKafkaMockCluster();
     api = await openEventStore({ kind: 'esdb', url: esdb.url });
   }, 60_000);
 

@@ -92,7 +92,7 @@ export async function startPipeline(options: PipelineOptions = {}): Promise<Pipe
   const workers = await startWorkers(
     { store, runner, bus, db, cipher, carriers, logger, clock: () => new Date(), expiryMs },
     lookupsOn(db),
-    { expiryIntervalMs: 200, ...options.workers, webhooks: { pollMs: 20, baseDelayMs: 100, privateAddresses: 'allow', ...options.workers?.webhooks } },
+    { expiryIntervalMs: 200, settleOnReceipt: true, ...options.workers, webhooks: { pollMs: 20, baseDelayMs: 100, privateAddresses: 'allow', ...options.workers?.webhooks } },
   );
 
   return {

@@ -38,7 +38,10 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'nexo-worker-process-'));
-    [cluster, esdb] = await Promise.all([startKafkaMockCluster(), FakeEventStoreDb.start()]);
+    // One after the other: when one fails (kcat missing), the other is already assigned and afterAll
+    // stops it, instead of its server keeping jest from ever exiting.
+    esdb = await FakeEventStoreDb.start();
+    cluster = await startKafkaMockCluster();
     const config = loadWorkerConfig({
       PORT: '0',
       HOST: '127.0.0.1',

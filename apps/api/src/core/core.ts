@@ -140,6 +140,8 @@ export class Core {
       // The upstream's per-phone rule, as the API checks it.
       dispatcher: { phoneWindowMs: this.phoneLimiter.windowLengthMs },
       webhookSender: this.webhookThread,
+      // Settlement runs here too: a delivering receipt settles without waiting for the relay.
+      settleOnReceipt: true,
       webhooks: { privateAddresses: config.webhookPrivateAddresses },
     });
     // The windows the dispatcher submitted in before a restart: a send to such a phone is 429, not parked.
