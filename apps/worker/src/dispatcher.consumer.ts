@@ -16,7 +16,7 @@
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
 import { CarrierError, nextStepIndex, PhoneLimiter, renderMessage, type SubmitRequest } from '#carriers';
-import { otpDecider, otpStream, phoneWindowDecider, phoneWindowHolder, phoneWindowOpensAt, phoneWindowStream } from '#domain';
+import { otpDecider, otpStream, PHONE_WINDOW_SKEW_MS, phoneWindowDecider, phoneWindowHolder, phoneWindowOpensAt, phoneWindowStream } from '#domain';
 import type { DispatchMessage as Dispatch } from './messages.js';
 import { DispatchMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
@@ -53,8 +53,6 @@ export interface Dispatcher extends Consumer {
   parked(): number;
 }
 
-/** Added to windows taken in the log (sharedWindows): the clock skew between workers tolerated. */
-const SHARED_WINDOW_SKEW_MS = 1_000;
 
 /** When a parked row whose dispatch is still in hand is looked at again. */
 const IN_HAND_RECHECK_MS = 5_000;
@@ -106,7 +104,7 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
   const pruneWindows = db.prepare<[number]>('DELETE FROM phone_window_log WHERE since_ms <= ?');
   const windowMs = limiter.windowLengthMs;
   // Another worker's window started by its clock: the margin covers clocks that differ by up to a second.
-  const sharedWindowMs = windowMs + SHARED_WINDOW_SKEW_MS;
+  const sharedWindowMs = windowMs + PHONE_WINDOW_SKEW_MS;
   pruneWindows.run(nowMs() - windowMs);
   restorePhoneWindows(db, limiter);
   let nextWindowPrune = nowMs() + windowMs;

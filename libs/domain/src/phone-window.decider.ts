@@ -18,6 +18,12 @@ export interface PhoneWindowState {
   released: boolean;
 }
 
+/**
+ * Added to the interval for windows taken in the log: the clock skew tolerated between the
+ * processes that take them (distributed dispatchers) and read them (API replicas).
+ */
+export const PHONE_WINDOW_SKEW_MS = 1_000;
+
 export function initialPhoneWindowState(): PhoneWindowState {
   return { holder: undefined, sinceMs: undefined, released: false };
 }

@@ -28,6 +28,11 @@ export class Core {
   readonly keyBuckets: TokenBuckets;
   readonly signupBuckets: TokenBuckets;
   readonly httpIdempotency: HttpIdempotency;
+  /**
+   * Whether a send also reads the phone's window in the log (see `phoneWindowInLogOpensAt`): with
+   * the workers elsewhere on EventStoreDB, where several API replicas and dispatchers share the log.
+   */
+  readonly phoneWindowsInLog: boolean;
   metrics!: NexoMetrics;
   private pipeline: WorkerMetrics | undefined;
 
@@ -45,6 +50,7 @@ export class Core {
     readonly clock: () => Date = () => new Date(),
   ) {
     this.phoneLimiter = new PhoneLimiter({ windowMs: Math.max(1, config.phoneIntervalMs) });
+    this.phoneWindowsInLog = config.workers === 'off' && config.esdbUrl !== undefined;
     this.channels = carriers.routing.channelsByCarrier();
     this.keyBuckets = new TokenBuckets(config.keyRatePerSecond / 1000, config.keyBurst);
     this.signupBuckets = new TokenBuckets(config.signupsPerHour / 3_600_000, config.signupsPerHour);

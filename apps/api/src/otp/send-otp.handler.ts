@@ -21,6 +21,7 @@ import {
   type RequestedChannel,
 } from '#domain';
 import { newId, phoneHash } from '#security';
+import { phoneWindowInLogOpensAt } from './phone-window-in-log.js';
 import type { AuthContext } from '../http/auth.guard.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -87,13 +88,28 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
     }
 
     const hash = phoneHash(core.config.phonePepper, mobile.e164);
-    const slot = core.phoneLimiter.tryAcquire(hash);
-    if (!slot.allowed) {
+    const refusePhone = (retryAfterMs: number) => {
       // An account that could not pay learns nothing about the phone: the per-phone limit is global, and
       // answering it first would tell a free account, for nothing, when another customer sent to a number.
       const cached = core.runner.cached(stream, accountDecider);
       if (cached !== undefined) fundingOf(cached, core.config.priceMicros);
-      throw rateLimited(slot.retryAfterMs, 'this phone was sent a code less than 30 s ago (upstream rule)');
+      return rateLimited(retryAfterMs, 'this phone was sent a code less than 30 s ago (upstream rule)');
+    };
+    const slot = core.phoneLimiter.tryAcquire(hash);
+    if (!slot.allowed) throw refusePhone(slot.retryAfterMs);
+    if (core.phoneWindowsInLog) {
+      // Other API replicas accept sends too: the phone's window as the dispatchers took it in the log.
+      let opensAt: number | undefined;
+      try {
+        opensAt = await phoneWindowInLogOpensAt(core.store, hash, now.getTime(), core.phoneLimiter.windowLengthMs);
+      } catch (error) {
+        // The dispatcher still keeps I8; the append below meets the same store and says whether it is down.
+        core.logger.warn({ err: error }, 'the phone window in the log could not be read; the dispatcher will enforce it');
+      }
+      if (opensAt !== undefined) {
+        core.phoneLimiter.release(hash);
+        throw refusePhone(opensAt - now.getTime());
+      }
     }
 
     const otpId = newId('otp');
