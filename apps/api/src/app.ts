@@ -113,6 +113,10 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
   });
   fastify.addHook('onSend', async (request, reply) => {
     void reply.header('x-request-id', request.id);
+    // Answers carry account data and, once, keys and webhook secrets: no cache keeps them, and no
+    // browser reads a JSON body as another type. Static files (docs, dashboard) set their own caching.
+    void reply.header('x-content-type-options', 'nosniff');
+    if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
     // While draining, every answer closes its connection: a client must not send its next request on it.
     if (draining) void reply.header('connection', 'close');
   });

@@ -27,6 +27,12 @@ describe('configuration from the environment', () => {
     expect(readFileSync(join(dir, 'secrets.json'), 'utf8')).toContain('k1:');
   });
 
+  it('creates a missing data directory readable by the owner only', () => {
+    const fresh = join(dir, 'fresh', 'data');
+    loadConfig({ NEXO_DATA_DIR: fresh });
+    expect(statSync(fresh).mode & 0o777).toBe(0o700);
+  });
+
   it.each([
     ['PORT', 'seventy'],
     ['NEXO_PRICE_USD', '0.0220001'],

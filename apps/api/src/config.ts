@@ -148,7 +148,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   }
   const e = parsed.data;
   const dataDir = resolve(e.NEXO_DATA_DIR);
-  mkdirSync(dataDir, { recursive: true });
+  // Owner only: the files hold account names, webhook URLs and (sealed) secrets; an existing directory keeps its mode.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // A generated xpub per distributed instance would give one account different addresses: only the embedded default generates one.
   const generateXpub = !e.NEXO_DEPOSIT_XPUB && !e.ESDB_URL;
   const needKeys = !e.NEXO_CIPHER_KEYS || !e.NEXO_PHONE_PEPPER;

@@ -379,6 +379,19 @@ describe('operations endpoints', () => {
     const ui = await get(BASE, '/docs');
     expect(ui.status).toBe(200);
     expect(await ui.text()).toContain('swagger');
+    const init = await get(BASE, '/docs/init.js');
+    expect([init.status, init.headers.get('content-type')]).toEqual([200, 'application/javascript; charset=utf-8']);
+    expect(await init.text()).toContain("url: '/openapi.json'");
+  });
+
+  it('answers with nosniff, and with no-store wherever the route does not set its own caching (keys and webhook secrets go out in bodies)', async () => {
+    const signupRes = await fetch(`${BASE}/api/v1/signup`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'cache check' }) });
+    expect(signupRes.status).toBe(201);
+    for (const res of [signupRes, await get(BASE, '/api/v1/stats/public'), await get(BASE, '/api/v1/balance'), await get(BASE, '/openapi.json')]) {
+      expect([res.url, res.headers.get('x-content-type-options'), res.headers.get('cache-control')]).toEqual([res.url, 'nosniff', 'no-store']);
+    }
+    const asset = await get(BASE, '/docs/swagger-ui.css');
+    expect([asset.headers.get('x-content-type-options'), asset.headers.get('cache-control')]).toEqual(['nosniff', 'public, max-age=86400']);
   });
 });
 

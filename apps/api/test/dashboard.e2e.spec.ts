@@ -327,4 +327,29 @@ describe('customer dashboard, headless Chromium', () => {
     expect(server.logs.join('')).not.toContain(api_key);
     await context.close();
   });
+
+  it('renders the API docs under their CSP (scripts from this origin only, no framing), the Authorize dialog included', async () => {
+    const res = await get(server.base, '/docs');
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toMatch(/unsafe-eval|script-src[^;]*unsafe-inline/);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(await res.text()).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/favicon|Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+    await page.goto(`${server.base}/docs`);
+    await page.locator('.opblock').first().waitFor({ timeout: 15_000 });
+    expect(await page.locator('.opblock').count()).toBeGreaterThan(10);
+    await page.click('button.authorize');
+    await page.locator('.modal-ux input').first().waitFor();
+    expect(problems).toEqual([]);
+    await context.close();
+  });
 });

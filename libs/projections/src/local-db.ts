@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 
 /** `cacheKib`: the page cache (a projector raises its own connection's, see `ProjectorOptions.tuneConnection`). */
 export function openLocalDb(file: string, options: { durable?: boolean; cacheKib?: number } = {}): Database.Database {
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma(`synchronous = ${options.durable ? 'FULL' : 'NORMAL'}`);

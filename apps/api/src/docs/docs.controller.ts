@@ -27,8 +27,29 @@ const PAGE = `<!doctype html>
 <body><div id="swagger-ui"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
 <script src="/docs/swagger-ui-standalone-preset.js"></script>
-<script>window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });</script>
+<script src="/docs/init.js"></script>
 </body></html>`;
+
+/** The page's own script, served as a file so that the policy below allows scripts from this origin only. */
+const INIT = Buffer.from(
+  "window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });\n",
+);
+
+/**
+ * Customers paste their key into the page's Authorize dialog: no script from elsewhere, no framing
+ * (clickjacking). Swagger UI sets inline styles and shows data: images, and "Try it out" calls this origin.
+ */
+const DOCS_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
 
 @Controller()
 export class DocsController {
@@ -46,12 +67,18 @@ export class DocsController {
 
   @Get('docs')
   @Header('content-type', 'text/html; charset=utf-8')
+  @Header('content-security-policy', DOCS_CSP)
+  @Header('x-frame-options', 'DENY')
   page(): string {
     return PAGE;
   }
 
   @Get('docs/:asset')
   asset(@Param('asset') name: string, @Res() reply: FastifyReply): void {
+    if (name === 'init.js') {
+      void reply.header('content-type', 'application/javascript; charset=utf-8').header('cache-control', 'no-cache').send(INIT);
+      return;
+    }
     // Own keys only: `constructor` or `__proto__` must be an unknown asset, not a file read.
     const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
     if (!type) throw new NotFoundException();
