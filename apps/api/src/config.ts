@@ -39,6 +39,7 @@ const EnvSchema = z.object({
       }
     }, 'must be a non-negative USD amount with at most 6 decimals'),
   NEXO_TEST_CREDITS: int(5, 0, 1000),
+  NEXO_FREE_SENDS_PER_PHONE_PER_DAY: int(3, 0, 1000),
   /** `id:hex64[,id:hex64…]`; the first key seals, all open. */
   NEXO_CIPHER_KEYS: z
     .string()
@@ -90,6 +91,8 @@ export interface AppConfig {
   esdbUrl: string | undefined;
   priceMicros: bigint;
   testCredits: number;
+  /** Sends to one phone that test credits may pay for per UTC day, all accounts together. */
+  freeSendsPerPhonePerDay: number;
   cipherKeys: Record<string, Buffer>;
   cipherKeyId: string;
   phonePepper: Buffer;
@@ -184,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     esdbUrl: e.ESDB_URL,
     priceMicros: parseUsd(e.NEXO_PRICE_USD),
     testCredits: e.NEXO_TEST_CREDITS,
+    freeSendsPerPhonePerDay: e.NEXO_FREE_SENDS_PER_PHONE_PER_DAY,
     cipherKeys: Object.fromEntries(keyList.map(([id, hex]) => [id, Buffer.from(hex, 'hex')])),
     cipherKeyId: keyList[0][0],
     phonePepper: Buffer.from(e.NEXO_PHONE_PEPPER ?? generated!.phonePepper!, 'hex'),

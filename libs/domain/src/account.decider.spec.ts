@@ -366,6 +366,13 @@ describe('I3 a charge never takes the balance below zero; a negative balance ref
     given([opened()]).when(sendOtp('otp_1', PRICE)).then('insufficient_balance');
   });
 
+  it("pays from the balance, not the test credits, when the phone's free sends of the day are used up; refuses without a balance", () => {
+    const noCredits: AccountCommand = { ...sendOtp('otp_1', PRICE), testCredits: false } as AccountCommand;
+    const state = given([opened(5), credited({ tx: 1 }, PRICE)]).when(noCredits).then(sent('otp_1', PRICE, 'balance'));
+    expect(state.testCreditsLeft).toBe(5);
+    given([opened(5)]).when(noCredits).then('insufficient_balance');
+  });
+
   it('refuses a negative price', () => {
     given([opened(), credited({ tx: 1 }, 1_000_000n)]).when(sendOtp('otp_1', -1n)).then('invalid_command');
   });

@@ -26,7 +26,11 @@ export type AccountCommand =
   | ({ type: 'CreditDeposit' } & Data<'DepositCredited'>)
   | ({ type: 'ReverseDeposit' } & Data<'DepositReversed'>)
   /** The OTP's `template` is the account's, added by the decider. */
-  | { type: 'SendOtp'; otp: Omit<Data<'OtpRequested'>, 'template'>; price: Micros }
+  /**
+   * `testCredits: false`: the phone has had its free sends of the day (across accounts, counted by
+   * the API), so only the balance may pay for this one.
+   */
+  | { type: 'SendOtp'; otp: Omit<Data<'OtpRequested'>, 'template'>; price: Micros; testCredits?: false }
   | { type: 'MarkDelivered'; otpId: string; via: DeliveryProof; at: string }
   | { type: 'RefundOtp'; otpId: string; reason: RefundReason; at: string };
 
@@ -153,16 +157,19 @@ function requireOpen(state: AccountState): void {
  * `insufficient_balance` when neither does, or while the balance is negative (I3: a deposit
  * reversal left it so; sends wait for a top-up).
  */
-export function fundingOf(state: AccountState, price: Micros): FundedBy {
+export function fundingOf(state: AccountState, price: Micros, testCredits = true): FundedBy {
   if (state.balance < 0n) throw new DomainError('insufficient_balance', 'balance is negative; top up to send');
   const attemptsLeft = state.testCreditsGranted * TEST_ATTEMPTS_PER_CREDIT - state.testCharges;
-  if (state.testCreditsLeft > 0 && attemptsLeft > 0) return 'test_credit';
+  const byCredit = state.testCreditsLeft > 0 && attemptsLeft > 0;
+  if (byCredit && testCredits) return 'test_credit';
   if (state.balance >= price) return 'balance';
   throw new DomainError(
     'insufficient_balance',
-    state.testCreditsLeft > 0
-      ? `test credits pay for at most ${state.testCreditsGranted * TEST_ATTEMPTS_PER_CREDIT} sends (a refund gives the credit back, not the send); top up to send`
-      : 'neither test credits nor balance cover the price',
+    byCredit
+      ? 'test credits cannot pay for this phone today: it has had its free sends of the day, from every account together; top up to send'
+      : state.testCreditsLeft > 0
+        ? `test credits pay for at most ${state.testCreditsGranted * TEST_ATTEMPTS_PER_CREDIT} sends (a refund gives the credit back, not the send); top up to send`
+        : 'neither test credits nor balance cover the price',
   );
 }
 
@@ -183,7 +190,7 @@ function decideSend(cmd: Extract<AccountCommand, { type: 'SendOtp' }>, state: Ac
   if (otp.webhookUrl !== undefined && state.webhook === undefined) {
     throw new DomainError('invalid_request', 'webhook_url: this account has no webhook secret to sign with yet; PUT /api/v1/webhook once (its secret signs per-send URLs too)');
   }
-  const fundedBy = fundingOf(state, price);
+  const fundedBy = fundingOf(state, price, cmd.testCredits ?? true);
   return [
     // The account's templates ride on the request, so the OTP goes out in the text it was decided with.
     { type: 'OtpRequested', data: state.template === undefined ? otp : { ...otp, template: state.template } },

@@ -14,6 +14,7 @@ import { openLocalDb, type ProjectionProgress } from '#projections';
 import type { AppConfig } from '../config.js';
 import { TokenBuckets } from '../http/rate-limiter.js';
 import { HttpIdempotency } from './http-idempotency.js';
+import { FreeSendsPerPhone } from '../otp/free-sends.js';
 import type { ProjectionStatus, ReadModels } from './read-models.js';
 import { startReadModels } from './projection-read-models.js';
 import { createProcessMetrics } from './metrics.js';
@@ -33,6 +34,7 @@ export class Core {
    * the workers elsewhere on EventStoreDB, where several API replicas and dispatchers share the log.
    */
   readonly phoneWindowsInLog: boolean;
+  readonly freeSends: FreeSendsPerPhone;
   metrics!: NexoMetrics;
   private pipeline: WorkerMetrics | undefined;
 
@@ -51,6 +53,7 @@ export class Core {
   ) {
     this.phoneLimiter = new PhoneLimiter({ windowMs: Math.max(1, config.phoneIntervalMs) });
     this.phoneWindowsInLog = config.workers === 'off' && config.esdbUrl !== undefined;
+    this.freeSends = new FreeSendsPerPhone(config.freeSendsPerPhonePerDay, () => clock().getTime());
     this.channels = carriers.routing.channelsByCarrier();
     this.keyBuckets = new TokenBuckets(config.keyRatePerSecond / 1000, config.keyBurst);
     this.signupBuckets = new TokenBuckets(config.signupsPerHour / 3_600_000, config.signupsPerHour);

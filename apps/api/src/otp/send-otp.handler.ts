@@ -88,11 +88,12 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
     }
 
     const hash = phoneHash(core.config.phonePepper, mobile.e164);
+    const testCredits = core.freeSends.allowed(hash);
     const refusePhone = (retryAfterMs: number) => {
       // An account that could not pay learns nothing about the phone: the per-phone limit is global, and
       // answering it first would tell a free account, for nothing, when another customer sent to a number.
       const cached = core.runner.cached(stream, accountDecider);
-      if (cached !== undefined) fundingOf(cached, core.config.priceMicros);
+      if (cached !== undefined) fundingOf(cached, core.config.priceMicros, testCredits);
       return rateLimited(retryAfterMs, 'this phone was sent a code less than 30 s ago (upstream rule)');
     };
     const slot = core.phoneLimiter.tryAcquire(hash);
@@ -117,6 +118,7 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
       const { events } = await core.runner.handle(stream, accountDecider, {
         type: 'SendOtp',
         price: core.config.priceMicros,
+        ...(testCredits ? {} : { testCredits: false as const }),
         otp: {
           otpId,
           phone: core.cipher.seal(mobile.e164),
@@ -140,6 +142,7 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
         if (match.kind !== 'replay') throw new Error('send decided no events without an idempotent replay');
         return this.replay(auth.accountId, match.otpId);
       }
+      if (charged.data.fundedBy === 'test_credit') core.freeSends.record(hash);
       core.metrics.otpRequested.inc({ carrier: mobile.carrier, channel });
       return sendOtpResponse(otpId, mobile.carrier, channel, BigInt(charged.data.amount), charged.data.fundedBy);
     } catch (error) {
