@@ -63,6 +63,8 @@ describe('message templates over HTTP', () => {
     ['a flagged Vietnamese word', { voice: 'Mã ví của bạn là {code}' }, /^voice: carriers filter messages containing "ví"/],
     ['more than one SMS', { sms: `{code} ${'x'.repeat(150)}` }, /^sms: does not fit one SMS with a 10-digit code \(161\/160\)/],
     ['a control character', { sms: 'Ma {code}\u0007' }, /^sms: control characters are not allowed/],
+    ['a phishing link', { sms: 'Your account is locked. Verify now at https://evil.example/login code {code}' }, /^sms: templates cannot contain links or web addresses/],
+    ['a zero-width space inside a flagged word', { voice: 'Mã v\u200Bí của bạn là {code}' }, /^voice: carriers filter messages containing "ví"; voice: contains invisible or format characters \(U\+200B\)/],
     ['{code} twice in a call', { voice: '{code} {code}' }, /^voice: \{code\} must appear once/],
     ['not a string', { sms: 1234 }, /^sms: /],
     ['an empty template', { voice: '' }, /^voice: /],

@@ -207,6 +207,8 @@ describe('message templates: an account sets its own text, refused when carriers
     ['sms', 'Mã xác thực của bạn tại ACME là {code}. Vui lòng không chia sẻ mã này.', 'sms: does not fit one SMS with a 10-digit code (74/70)'],
     ['voice', '{code}, {code}', 'voice: {code} must appear once: the call reads the code a second time by itself'],
     ['voice', 'Mã exchange {code}', 'voice: carriers filter messages containing "exchange"'],
+    ['sms', 'Locked. Verify at https://evil.example/login {code}', 'sms: templates cannot contain links or web addresses ("https://"; a full stop not followed by a space reads as one)'],
+    ['voice', 'Mã v\u200Bí {code}', 'voice: carriers filter messages containing "ví"; contains invisible or format characters (U+200B); only visible text and plain spaces are allowed'],
     ['voice', `{code} ${'a'.repeat(194)}`, 'voice: longer than 200 characters (201)'],
   ] as const)('refuses a %s template %j, saying why', (channel, template, message) => {
     const e = given([opened(), templateSet({ sms: SMS })]).when(set({ [channel]: template })).then('invalid_request');

@@ -94,3 +94,65 @@ describe('voice template validation', () => {
     expect(VoiceTemplateSchema.safeParse(`{code} ${'a'.repeat(194)}`).error?.issues.map((i) => i.message)).toEqual(['longer than 200 characters (201)']);
   });
 });
+
+describe('a template hides nothing from the filter: no invisible characters, no look-alike letters', () => {
+  const invisible = (...codepoints: string[]) => ({ code: 'invisible_characters', codepoints });
+
+  it('refuses invisible and format characters, which split a flagged word for the filter and not for the eye', () => {
+    // Stripped for the word check too: both reasons are given.
+    expect(checkSmsTemplate('v\u200Bí {code}')).toEqual([{ code: 'flagged_word', word: 'ví' }, invisible('U+200B')]);
+    expect(checkSmsTemplate('Wal\u200blet code {code}')).toEqual([{ code: 'flagged_word', word: 'wallet' }, invisible('U+200B')]);
+    expect(checkSmsTemplate('Cryp\u00ADto {code}')).toEqual([{ code: 'flagged_word', word: 'crypto' }, invisible('U+00AD')]);
+    expect(checkVoiceTemplate('Mã v\u2060í của bạn là {code}')).toEqual([{ code: 'flagged_word', word: 'ví' }, invisible('U+2060')]);
+    // Right-to-left override: "tellaw" shows as "wallet".
+    expect(checkSmsTemplate('Ma {code} \u202Etellaw\u202C')).toEqual([invisible('U+202E', 'U+202C')]);
+    // Combining grapheme joiner and variation selectors are not Cf, but render as nothing all the same.
+    expect(checkSmsTemplate('Wal\u034Flet\uFE0F {code}')).toEqual([{ code: 'flagged_word', word: 'wallet' }, invisible('U+034F', 'U+FE0F')]);
+    // A hair space, a no-break space, a line separator: spaces and breaks other than " " and \n.
+    expect(checkSmsTemplate('Wal\u200Alet {code}\u00A0\u2028')).toEqual([invisible('U+200A', 'U+00A0', 'U+2028')]);
+  });
+
+  it('names the character by its code point, never echoing it', () => {
+    const r = SmsTemplateSchema.safeParse('Ma {code}\u200B');
+    expect(r.error?.issues.map((i) => i.message)).toEqual(['contains invisible or format characters (U+200B); only visible text and plain spaces are allowed']);
+  });
+
+  it('reads fullwidth and styled letters as the plain ones they show', () => {
+    expect(findFlaggedWords('ＷＡＬＬＥＴ {code} 𝐜𝐨𝐢𝐧')).toEqual(['coin', 'wallet']);
+  });
+
+  it('refuses Cyrillic or Greek letters beside Latin ones (wаllet with a Cyrillic а), and keeps Vietnamese', () => {
+    expect(checkSmsTemplate('Your wаllet code {code}')).toEqual([{ code: 'mixed_scripts', codepoint: 'U+0430' }]);
+    expect(checkVoiceTemplate('Mã cοin của bạn là {code}')).toEqual([{ code: 'mixed_scripts', codepoint: 'U+03BF' }]);
+    // {code} is ours: a template in one other script is not a mix.
+    expect(checkSmsTemplate('Ваш код {code}')).toEqual([]);
+    expect(checkSmsTemplate('Mã xác thực của bạn là {code}')).toEqual([]);
+    expect(checkVoiceTemplate('ACME xin chào. Mã đăng nhập của bạn là {code}.')).toEqual([]);
+    expect(checkSmsTemplate('ACME\nYour verification code is {code}. Do not share it.')).toEqual([]);
+  });
+});
+
+describe('a template carries no link: a phishing text under our sender ID gets it blocked', () => {
+  const link = (text: string) => [{ code: 'link', text }];
+
+  it('refuses schemes, www. and bare domains, with or without a path', () => {
+    expect(checkSmsTemplate('Your account is locked. Verify now at https://evil.example/login code {code}')).toEqual(link('https://'));
+    expect(checkVoiceTemplate('Vào HTTP://evil.example nhập {code}')).toEqual(link('http://'));
+    expect(checkSmsTemplate('Vao www.nexo-pay.vn nhap {code}')).toEqual(link('www.nexo'));
+    expect(checkSmsTemplate('Ma {code} tai evil.example/login')).toEqual(link('evil.example'));
+    expect(checkSmsTemplate('{code} bit.ly/x')).toEqual(link('bit.ly'));
+    // As a phone shows it: fullwidth folded, digits filled in, invisible characters gone.
+    expect(checkSmsTemplate('{code} ｅｖｉｌ．ｅｘａｍｐｌｅ')).toEqual(link('evil.example'));
+    expect(checkSmsTemplate('Vao evil{code}.example')).toEqual(link('evil0000000000.example'));
+  });
+
+  it('keeps ordinary sentences: a full stop followed by a space, or by digits, is no address', () => {
+    expect(checkSmsTemplate('Ma OTP: {code}. Het han sau 5 phut.')).toEqual([]);
+    expect(checkSmsTemplate('{code} la ma OTP cua ban, gia 5.000 VND. Cam on!')).toEqual([]);
+    expect(checkSmsTemplate(DEFAULT_SMS_TEMPLATE)).toEqual([]);
+    expect(checkVoiceTemplate(DEFAULT_VOICE_TEMPLATE)).toEqual([]);
+    expect(SmsTemplateSchema.safeParse('Ma {code} tai bit.ly/x').error?.issues.map((i) => i.message)).toEqual([
+      'templates cannot contain links or web addresses ("bit.ly"; a full stop not followed by a space reads as one)',
+    ]);
+  });
+});

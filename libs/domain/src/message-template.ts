@@ -1,7 +1,9 @@
 /**
  * What an account may have its users read or hear. Carrier filters in Vietnam drop messages that
  * mention virtual currency, wallets or exchanges (REFERENCE.md), so a template is checked against
- * those words, and against the size of one SMS segment, before the account decider takes it.
+ * those words, and against the size of one SMS segment, before the account decider takes it. Free
+ * accounts send under our sender ID without KYC, and carriers block a sender ID that carries
+ * phishing: so no links, and nothing that hides a word from the filter while a reader still sees it.
  * Rendering for a carrier lives in libs/carriers; these are the rules of what may be stored.
  */
 import { z } from 'zod';
@@ -82,11 +84,34 @@ const FLAGGED_RE = FLAGGED.map((f) => ({
   re: new RegExp(f.inside ? escape(f.word) : `(?<![\\p{L}\\p{N}])${escape(f.word).replace(/ /g, '\\s+')}(?![\\p{L}\\p{N}])`, 'u'),
 }));
 
-/** Flagged words found in a text, compared NFC-normalized and lower-cased so decomposed accents do not slip through. */
+/** Rendered as nothing (zero-width space, soft hyphen, joiners, bidi controls, variation selectors): a word split by one still reads whole. */
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}]/gu;
+/** What a template may not hold: the invisible, line and paragraph separators, and any space but U+0020 (a hair space splits a word and looks like none). */
+const UNSEEN = /[\p{Cf}\p{Default_Ignorable_Code_Point}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
+
+/**
+ * The text as a filter should read it: without invisible characters, NFKC (fullwidth, ligature and
+ * math-alphabet letters become plain ones; NFC composes decomposed accents too) and lower-cased.
+ */
+const readable = (text: string): string => text.replace(INVISIBLE, '').normalize('NFKC').toLowerCase().normalize('NFKC');
+
+/** Flagged words found in a text, compared as `readable` gives it, so look-alike forms do not slip through. */
 export function findFlaggedWords(text: string): string[] {
-  const t = text.normalize('NFC').toLowerCase();
+  const t = readable(text);
   return FLAGGED_RE.filter((f) => f.re.test(t)).map((f) => f.word);
 }
+
+/**
+ * A scheme (`https://`, any `://`), or a label, a dot and two letters (`bit.ly`, `www.evil.example`,
+ * `acme.vn/x`); a full stop followed by a space is not one. Pragmatic, not a TLD list: a missing
+ * space after a full stop (`phut.Cam on`) reads as an address, as a phone may link it. The ideographic
+ * full stop is a dot to browsers (IDNA).
+ */
+const LINK = /[\p{L}\p{N}+.-]*:\/\/|[\p{L}\p{N}-]*[\p{L}\p{N}][.\u3002]\p{L}{2,}/u;
+/** Cyrillic and Greek letters that look Latin (а, е, о, р, с, ν, ο): beside Latin ones they hide a word from the filter. */
+const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}]/u;
+
+const codepoint = (ch: string): string => `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 
 // GSM 03.38 basic set; the extension set costs two septets.
 const GSM7_BASIC = /^[@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !"#¤%&'()*+,\-./0-9:;<=>?¡A-ZÄÖÑÜ§¿a-zäöñüà]$/;
@@ -112,9 +137,12 @@ export type TemplateProblem =
   | { code: 'unknown_placeholder'; placeholder: string }
   | { code: 'flagged_word'; word: string }
   | { code: 'too_long'; used: number; limit: number }
-  | { code: 'control_characters' };
+  | { code: 'control_characters' }
+  | { code: 'invisible_characters'; codepoints: string[] }
+  | { code: 'mixed_scripts'; codepoint: string }
+  | { code: 'link'; text: string };
 
-/** What both channels refuse: no code, another placeholder, a flagged word, a control character. */
+/** What both channels refuse: no code, another placeholder, a flagged word, a control or invisible character, look-alike letters, a link. */
 function commonProblems(template: string): TemplateProblem[] {
   const problems: TemplateProblem[] = [];
   if (!template.includes(CODE_PLACEHOLDER)) problems.push({ code: 'missing_code' });
@@ -124,6 +152,15 @@ function commonProblems(template: string): TemplateProblem[] {
   for (const word of findFlaggedWords(template)) problems.push({ code: 'flagged_word', word });
   // C0 and C1 (invisible, and any of them turns an SMS into UCS-2); a new line is \n alone.
   if (/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(template)) problems.push({ code: 'control_characters' });
+  const unseen = [...new Set(Array.from(template.matchAll(UNSEEN), (m) => codepoint(m[0])))];
+  if (unseen.length > 0) problems.push({ code: 'invisible_characters', codepoints: unseen.slice(0, 8) });
+  // {code} is ours and Latin: a template wholly in another script mixes nothing.
+  const words = template.split(CODE_PLACEHOLDER).join(' ');
+  const lookalike = LOOKALIKE_SCRIPT.exec(words);
+  if (lookalike && /\p{Script=Latin}/u.test(words)) problems.push({ code: 'mixed_scripts', codepoint: codepoint(lookalike[0]) });
+  // Filled, as the phone shows it: `evil{code}.example` is an address once the digits are in.
+  const link = LINK.exec(readable(fillTemplate(template, WORST_CODE)));
+  if (link) problems.push({ code: 'link', text: link[0].slice(0, 64) });
   return problems;
 }
 
@@ -161,6 +198,12 @@ export function describeTemplateProblem(channel: Channel, p: TemplateProblem): s
       return channel === 'sms' ? `does not fit one SMS with a 10-digit code (${p.used}/${p.limit})` : `longer than ${p.limit} characters (${p.used})`;
     case 'control_characters':
       return 'control characters are not allowed (a new line is \\n alone, without \\r)';
+    case 'invisible_characters':
+      return `contains invisible or format characters (${p.codepoints.join(', ')}); only visible text and plain spaces are allowed`;
+    case 'mixed_scripts':
+      return `mixes Latin letters with Cyrillic or Greek look-alikes (${p.codepoint})`;
+    case 'link':
+      return `templates cannot contain links or web addresses ("${p.text}"; a full stop not followed by a space reads as one)`;
   }
 }
 
