@@ -4,6 +4,7 @@
  * the field when carriers would filter it or it would not fit one SMS.
  */
 import { DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE } from '#domain';
+import { until } from '#testing';
 import { get, signup, startServer, type TestServer } from './harness.js';
 
 let server: TestServer;
@@ -43,6 +44,19 @@ describe('message templates over HTTP', () => {
     expect(await answer(put(key, { sms: null }))).toEqual({ status: 200, body: inForce(DEFAULT_SMS_TEMPLATE, VOICE) });
     expect(await answer(put(key, { voice: null }))).toEqual({ status: 200, body: DEFAULTS });
     expect(await answer(get(server.base, '/api/v1/template', key))).toEqual({ status: 200, body: DEFAULTS });
+  });
+
+  it('shows the default, and previews it, for a template stored under older rules that today refuse (the carriers are sent the default)', async () => {
+    const { api_key: key, account_id } = await signup(server.base);
+    const phishing = 'Tai khoan bi khoa. Xac minh tai https://evil.example/login ma {code}';
+    // Stored before links were refused: appended as the decider did then.
+    await server.running.core.store.append(`account-${account_id}`, [{ type: 'MessageTemplateSet', data: { sms: phishing, voice: VOICE, at: new Date().toISOString() } }], 'any');
+    const seen = await until('the template projected', async () => {
+      const a = await answer(get(server.base, '/api/v1/template', key));
+      return a.body.voice === VOICE ? a : undefined;
+    });
+    expect(seen.body).toMatchObject({ sms: DEFAULT_SMS_TEMPLATE, voice: VOICE });
+    expect(seen.body.preview.sms).not.toContain('evil.example');
   });
 
   it('previews both templates with a sample code, as the carriers are sent them', async () => {

@@ -36,4 +36,10 @@ describe('voice speech', () => {
     expect(renderMessage('sms', '1234', template)).toEqual({ channel: 'sms', text: 'ACME 1234', digits: '1234' });
     expect(renderMessage('voice', '5678', template)).toEqual({ channel: 'voice', speech: renderVoiceSpeech('5678'), digits: '5678' });
   });
+
+  it('sends the default text instead of a template stored under older rules that today refuse it (a link, an invisible character)', () => {
+    const stored = { sms: 'Tai khoan bi khoa. Xac minh tai https://evil.example/login ma {code}', voice: 'v\u200Bí của bạn: {code}' };
+    expect(renderMessage('sms', '1234', stored)).toEqual({ channel: 'sms', text: renderSmsText('1234'), digits: '1234' });
+    expect(renderMessage('voice', '5678', stored)).toEqual({ channel: 'voice', speech: renderVoiceSpeech('5678'), digits: '5678' });
+  });
 });

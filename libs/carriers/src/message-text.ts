@@ -1,9 +1,11 @@
 /**
  * What the user reads or hears, rendered for a submit. Which templates an
  * account may store (flagged words, one SMS segment) is the domain's rule
- * (`#domain` message-template); templates are checked when stored, not here.
+ * (`#domain` message-template); templates are checked when stored, and here
+ * again, so that one stored under older rules (before links and invisible
+ * characters were refused) is not sent: the default text goes instead.
  */
-import { DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE, fillTemplate, type Channel, type MessageTemplate } from '#domain';
+import { checkSmsTemplate, checkVoiceTemplate, DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE, fillTemplate, type Channel, type MessageTemplate } from '#domain';
 
 const CODE = /^\d{4,10}$/;
 
@@ -34,6 +36,23 @@ export function renderVoiceSpeech(code: string, template: string = DEFAULT_VOICE
   return `${words}${/[.!?…]$/.test(words) ? '' : '.'} Xin nhắc lại: ${digits}.`;
 }
 
+/** Templates as today's rules judge them, by text: an account's template repeats on every OTP. */
+const verdicts = new Map<string, boolean>();
+const VERDICTS_KEPT = 1_000;
+
+/** The template if today's rules take it, else undefined (the default). */
+export function templateInForce(channel: Channel, template: string | undefined): string | undefined {
+  if (template === undefined) return undefined;
+  const key = `${channel}\u0000${template}`;
+  let ok = verdicts.get(key);
+  if (ok === undefined) {
+    ok = (channel === 'sms' ? checkSmsTemplate(template) : checkVoiceTemplate(template)).length === 0;
+    if (verdicts.size >= VERDICTS_KEPT) verdicts.clear();
+    verdicts.set(key, ok);
+  }
+  return ok ? template : undefined;
+}
+
 /** The channel-specific part of a SubmitRequest, in the account's templates (`undefined`: the defaults). */
 export function renderMessage(
   channel: Channel,
@@ -41,6 +60,6 @@ export function renderMessage(
   template?: MessageTemplate,
 ): { channel: 'sms'; text: string; digits: string } | { channel: 'voice'; speech: string; digits: string } {
   return channel === 'sms'
-    ? { channel, text: renderSmsText(code, template?.sms), digits: code }
-    : { channel, speech: renderVoiceSpeech(code, template?.voice), digits: code };
+    ? { channel, text: renderSmsText(code, templateInForce('sms', template?.sms)), digits: code }
+    : { channel, speech: renderVoiceSpeech(code, templateInForce('voice', template?.voice)), digits: code };
 }

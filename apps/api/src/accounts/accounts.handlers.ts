@@ -1,8 +1,8 @@
 /** Account commands: signup, keys, webhook configuration, message templates. Each answers after its events are durable and projected. */
 import { Inject } from '@nestjs/common';
 import { Command, CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { renderSmsText, renderVoiceSpeech } from '#carriers';
-import { accountDecider, accountStream, effectiveTemplate } from '#domain';
+import { renderSmsText, renderVoiceSpeech, templateInForce } from '#carriers';
+import { accountDecider, accountStream, DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE, effectiveTemplate } from '#domain';
 import { newApiKey, newId, newWebhookSecret } from '#security';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -144,8 +144,13 @@ export interface TemplateAnswer {
   preview: { code: string; sms: string; voice: string };
 }
 
-/** The templates in force, and what they render to: the text a phone gets, the speech a call reads. */
-export function templateAnswer({ sms, voice }: { sms: string; voice: string }): TemplateAnswer {
+/**
+ * The templates in force, and what they render to: the text a phone gets, the speech a call reads.
+ * A template stored under older rules that today's refuse is not in force (the default is sent).
+ */
+export function templateAnswer(stored: { sms: string; voice: string }): TemplateAnswer {
+  const sms = templateInForce('sms', stored.sms) ?? DEFAULT_SMS_TEMPLATE;
+  const voice = templateInForce('voice', stored.voice) ?? DEFAULT_VOICE_TEMPLATE;
   return { ok: true, sms, voice, preview: { code: PREVIEW_CODE, sms: renderSmsText(PREVIEW_CODE, sms), voice: renderVoiceSpeech(PREVIEW_CODE, voice) } };
 }
 
