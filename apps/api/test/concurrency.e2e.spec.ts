@@ -3,7 +3,9 @@
  * HTTP with the delivery workers off, so the log changes only through the
  * requests under test: same Idempotency-Key in parallel, the sixth send racing
  * five others, keys revoked or issued while requests are in flight, the
- * per-phone limit across accounts and the per-key limit.
+ * per-phone limit across accounts and the per-key limit, on every route with
+ * a key (a security review found it on send-otp only: 40 PUTs with a burst of
+ * 2 were all 200, each a permanent event on the account stream).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,6 +43,23 @@ async function charges(accountId: string): Promise<{ otpId: string; fundedBy: st
   }
   return out;
 }
+
+/** How many events of each type the account's stream holds on `on`, read from the log itself. */
+async function eventCounts(on: TestServer, accountId: string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  for await (const e of on.running.core.store.readStream(`account-${accountId}`)) counts[e.type] = (counts[e.type] ?? 0) + 1;
+  return counts;
+}
+
+/** Any authenticated request; a body makes it JSON. */
+const request = (base: string, method: string, path: string, key: string, body?: unknown) =>
+  answer(
+    fetch(`${base}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    }),
+  );
 
 /** API.md's error body: `{ ok: false, error, message }` plus named fields, with the table's status. */
 function expectError(a: Answer, status: number, error: string): void {
@@ -221,6 +240,33 @@ describe('keys while requests are in flight', () => {
   });
 });
 
+describe('keys revoked through this process are held only until the read model refuses them (the set kept every one: issue/revoke cycles grew the heap without bound)', () => {
+  it('after 30 issue/revoke cycles the held set is back to 0 within seconds, and every revoked key is still 401', async () => {
+    const { api_key } = await signup(BASE);
+    const revoked: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const extra = await answer(post(BASE, '/api/v1/keys', api_key, {}));
+      expect(extra.status).toBe(201);
+      // Warm the guard's cache with the key, so the revocation must beat a cached view.
+      expect((await balance(extra.body.api_key)).ok).toBe(true);
+      expect((await revoke(api_key, extra.body.key_id)).status).toBe(200);
+      expectError(await answer(get(BASE, '/api/v1/balance', extra.body.api_key)), 401, 'unauthorized');
+      revoked.push(extra.body.api_key);
+    }
+    const held = server.running.core.revokedKeys;
+    expect(held.size).toBeGreaterThan(0);
+    // Let go a couple of seconds after the read model shows each revocation (it is asked every second).
+    for (let waited = 0; held.size > 0 && waited < 10_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+    expect(held.size).toBe(0);
+    for (const key of revoked) {
+      expectError(await answer(get(BASE, '/api/v1/balance', key)), 401, 'unauthorized');
+      expectError(await send(key, { phone: freshPhone(), code: '1234' }), 401, 'unauthorized');
+    }
+    const listed = (await (await get(BASE, '/api/v1/keys', api_key)).json()).keys as { revoked: boolean }[];
+    expect(listed.filter((k) => k.revoked)).toHaveLength(30);
+  });
+});
+
 describe('I8: the per-phone limit across accounts', () => {
   it('two accounts sending to one phone at once: one 200, one 429 rate_limited with retry_after and Retry-After; the refused one pays nothing', async () => {
     const [a, b] = await Promise.all([signup(BASE), signup(BASE)]);
@@ -249,29 +295,65 @@ describe('I8: the per-phone limit across accounts', () => {
   });
 });
 
-describe('the per-key rate limit', () => {
+describe('the per-key rate limit (burst 2, 1 request/s), on every route with a key', () => {
   let limited: TestServer;
   beforeAll(async () => {
-    limited = await startServer({ NEXO_KEY_RATE_PER_SECOND: '1', NEXO_KEY_BURST: '3', NEXO_WORKERS: 'off' });
+    limited = await startServer({ NEXO_KEY_RATE_PER_SECOND: '1', NEXO_KEY_BURST: '2', NEXO_WORKERS: 'off' });
   });
   afterAll(async () => limited.stop());
 
+  /** API.md's per-key 429, as send-otp has always answered it: at 1/s, under a second to wait. */
+  const expectKeyLimited = (a: Answer) =>
+    expect({ status: a.status, body: a.body, retryAfter: a.retryAfter }).toEqual({
+      status: 429,
+      body: { ok: false, error: 'rate_limited', message: 'per-key request rate exceeded', retry_after: 1 },
+      retryAfter: '1',
+    });
+
   it('is per key: past the burst a key gets 429 with retry_after and Retry-After, while another key of the same account still sends', async () => {
-    const { api_key } = await signup(limited.base);
+    const { account_id, api_key } = await signup(limited.base);
+    // Issuing takes one of the first key's tokens (every request with a key does): the burst is the new key's.
     const second = await (await post(limited.base, '/api/v1/keys', api_key, {})).json();
-    const burst = await Promise.all(Array.from({ length: 5 }, () => answer(post(limited.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '1234' }))));
-    expect(statuses(burst)).toEqual([200, 200, 200, 429, 429]);
-    for (const r of burst.filter((a) => a.status === 429)) {
-      expectError(r, 429, 'rate_limited');
-      expect(r.body.retry_after).toBe(1);
-      expect(r.retryAfter).toBe('1');
-    }
-    const other = await answer(post(limited.base, '/api/v1/send-otp', second.api_key, { phone: freshPhone(), code: '1234' }));
+    const burst = await Promise.all(Array.from({ length: 5 }, () => answer(post(limited.base, '/api/v1/send-otp', second.api_key, { phone: freshPhone(), code: '1234' }))));
+    expect(statuses(burst)).toEqual([200, 200, 429, 429, 429]);
+    for (const r of burst.filter((a) => a.status === 429)) expectKeyLimited(r);
+    const other = await answer(post(limited.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '1234' }));
     expect(other.status).toBe(200);
-    const bal = await (await get(limited.base, '/api/v1/balance', api_key)).json();
-    expect(bal.test_credits).toBe(1);
+    expect((await eventCounts(limited, account_id)).Charged).toBe(3);
     // After the advertised wait, the key sends again.
     await new Promise((r) => setTimeout(r, 1_050));
+    expect((await answer(post(limited.base, '/api/v1/send-otp', second.api_key, { phone: freshPhone(), code: '1234' }))).status).toBe(200);
+  });
+
+  it('a third PUT /api/v1/webhook at once is 429 rate_limited with retry_after and Retry-After, and appends nothing', async () => {
+    const { account_id, api_key } = await signup(limited.base);
+    const puts = await Promise.all([1, 2, 3].map((i) => request(limited.base, 'PUT', '/api/v1/webhook', api_key, { url: `https://example.test/hooks/${i}` })));
+    expect(statuses(puts)).toEqual([200, 200, 429]);
+    expectKeyLimited(puts.find((a) => a.status === 429)!);
+    expect((await eventCounts(limited, account_id)).WebhookConfigured).toBe(2);
+  });
+
+  it('a third POST /api/v1/keys at once is 429 and issues nothing; PUT /api/v1/template and the GET routes are limited alike', async () => {
+    const { account_id, api_key } = await signup(limited.base);
+    const issued = await Promise.all([1, 2, 3].map(() => request(limited.base, 'POST', '/api/v1/keys', api_key, {})));
+    expect(statuses(issued)).toEqual([201, 201, 429]);
+    expectKeyLimited(issued.find((a) => a.status === 429)!);
+    expect((await eventCounts(limited, account_id)).ApiKeyIssued).toBe(3);
+    // Each issued key has a bucket of its own: one spends it on a template and a read, the other on reads.
+    const [a, b] = issued.filter((r) => r.status === 201).map((r) => r.body.api_key as string);
+    const sms = (text: string) => ({ sms: `ACME: ${text} {code}` });
+    expect(statuses(await Promise.all([request(limited.base, 'PUT', '/api/v1/template', a, sms('ma cua ban la')), request(limited.base, 'GET', '/api/v1/keys', a)]))).toEqual([200, 200]);
+    expectKeyLimited(await request(limited.base, 'PUT', '/api/v1/template', a, sms('ma dang nhap la')));
+    expect((await eventCounts(limited, account_id)).MessageTemplateSet).toBe(1);
+    const reads = await Promise.all(['/api/v1/balance', '/api/v1/otp', '/api/v1/ledger'].map((path) => request(limited.base, 'GET', path, b)));
+    expect(statuses(reads)).toEqual([200, 200, 429]);
+  });
+
+  it('send-otp answers its 429 as before, one token per request whatever the route: after a PUT, one of two sends goes through', async () => {
+    const { account_id, api_key } = await signup(limited.base);
+    expect((await request(limited.base, 'PUT', '/api/v1/webhook', api_key, { url: 'https://example.test/hooks' })).status).toBe(200);
     expect((await answer(post(limited.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '1234' }))).status).toBe(200);
+    expectKeyLimited(await answer(post(limited.base, '/api/v1/send-otp', api_key, { phone: freshPhone(), code: '1234' })));
+    expect((await eventCounts(limited, account_id)).Charged).toBe(1);
   });
 });

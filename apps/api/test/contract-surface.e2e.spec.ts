@@ -150,12 +150,14 @@ describe("every documented operation's errors have API.md's shape and status", (
     expect(checked).toBeGreaterThanOrEqual(5);
   });
 
-  it('429 answers carry the Retry-After header the document declares, and every API operation with errors lists 500 internal', async () => {
+  it('429 answers carry the Retry-After header the document declares, every secured operation lists 429, and every API operation with errors lists 500 internal', async () => {
     const ops = await documented();
     for (const [route, op] of ops) {
       const codes = Object.keys(op.responses ?? {}).filter((c) => c >= '400');
       if (route.includes(' /api/') && codes.length > 0) expect({ route, internal: codes.includes('500') }).toEqual({ route, internal: true });
       if (codes.includes('429')) expect({ route, headers: Object.keys(op.responses!['429'].headers ?? {}) }).toEqual({ route, headers: ['Retry-After'] });
+      // Every request with a key takes a token of its rate, whatever the route.
+      if ((op.security ?? []).length > 0) expect({ route, keyLimited: codes.includes('429') }).toEqual({ route, keyLimited: true });
     }
     expect(Object.keys(ops.get('POST /api/v1/send-otp')!.responses!)).toContain('429');
     // The per-phone limit (1 send per 30 s): the second send to one number is a real 429.

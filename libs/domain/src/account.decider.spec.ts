@@ -1,4 +1,4 @@
-import { type AccountCommand, accountDecider, IDEMPOTENCY_RETENTION_MS, MAX_ACTIVE_KEYS, TEST_ATTEMPTS_PER_CREDIT } from './account.decider.js';
+import { type AccountCommand, accountDecider, IDEMPOTENCY_RETENTION_MS, MAX_ACTIVE_KEYS, MAX_KEYS_ISSUED, TEST_ATTEMPTS_PER_CREDIT } from './account.decider.js';
 import type { AccountEvent } from './account.events.js';
 import { AccountEvent as AccountEventSchema } from './account.events.js';
 import {
@@ -136,6 +136,20 @@ describe('API keys', () => {
     given([opened(), ...keys, revokedEvent]).when(next).then([{ type: 'ApiKeyIssued', data: { keyId: 'key_new', keyHash: hex64('9'), prefix: 'nx_live_ab', at: T0 } }]);
     // A retry of a key already issued is still answered, at the cap.
     given([opened(), ...keys]).when(issue).then([]);
+  });
+
+  it('refuses a key past the cap of keys ever issued, revoked ones included (issue/revoke cycles grew the state and the list without bound)', () => {
+    const cycles = Array.from({ length: MAX_KEYS_ISSUED }, (_, i): AccountEvent[] => [
+      { type: 'ApiKeyIssued', data: { keyId: `key_${i + 1}`, keyHash: hex64(String(i + 1)), prefix: 'nx_live_ab', at: T0 } },
+      ...(i === 0 ? [] : [{ type: 'ApiKeyRevoked', data: { keyId: `key_${i}`, at: T0 } } satisfies AccountEvent]),
+    ]).flat();
+    const next: AccountCommand = { type: 'IssueApiKey', keyId: 'key_new', keyHash: hex64('f'), prefix: 'nx_live_ab', at: T0 };
+    given([opened(), ...cycles.slice(0, -2)]).when(next).then([{ type: 'ApiKeyIssued', data: { keyId: 'key_new', keyHash: hex64('f'), prefix: 'nx_live_ab', at: T0 } }]);
+    const e = given([opened(), ...cycles]).when(next).then('invalid_request');
+    expect(e.message).toMatch(/at most 1000 keys in all/);
+    // A retry of a key already issued is still answered, and revoking still works, at the cap.
+    given([opened(), ...cycles]).when(issue).then([]);
+    given([opened(), ...cycles]).when({ type: 'RevokeApiKey', keyId: `key_${MAX_KEYS_ISSUED}`, at: T0 }).then([{ type: 'ApiKeyRevoked', data: { keyId: `key_${MAX_KEYS_ISSUED}`, at: T0 } }]);
   });
 
   it('refuses to revoke an unknown key', () => {

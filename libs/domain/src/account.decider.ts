@@ -100,6 +100,13 @@ export const TEST_ATTEMPTS_PER_CREDIT = 3;
 /** Active API keys an account may hold at once (each key has its own request rate). */
 export const MAX_ACTIVE_KEYS = 20;
 
+/**
+ * Keys an account is ever issued, revoked ones included: the account's state, its key list and
+ * the api-keys read model keep every key, so issue/revoke cycles would grow them without bound.
+ * The cap leaves four years of monthly rotation of all 20 keys, or nineteen of one key weekly.
+ */
+export const MAX_KEYS_ISSUED = 1_000;
+
 /** Idempotency keys are honoured for at least 24 h (API.md); they are pruned after 48 h. */
 export const IDEMPOTENCY_RETENTION_MS = 48 * 3600 * 1000;
 
@@ -232,6 +239,9 @@ export function decideAccount(cmd: AccountCommand, state: AccountState): Account
       const issued = state.keys.get(cmd.keyId);
       if (issued?.keyHash === cmd.keyHash) return [];
       if (issued) throw new DomainError('already_exists', 'key id already issued');
+      if (state.keys.size >= MAX_KEYS_ISSUED) {
+        throw new DomainError('invalid_request', `an account is issued at most ${MAX_KEYS_ISSUED} keys in all, revoked ones included; this one has had them all`);
+      }
       // Each key has its own request rate: without a cap, a free account could mint keys to multiply it.
       if ([...state.keys.values()].filter((k) => !k.revoked).length >= MAX_ACTIVE_KEYS) {
         throw new DomainError('invalid_request', `an account has at most ${MAX_ACTIVE_KEYS} active keys: revoke one (DELETE /api/v1/keys/:key_id) first`);

@@ -101,9 +101,11 @@ export class RevokeKeyHandler implements ICommandHandler<RevokeKey> {
   constructor(@Inject(CORE) private readonly core: Core) {}
 
   async execute({ accountId, keyId }: RevokeKey) {
-    await this.core.runner.handle(accountStream(accountId), accountDecider, { type: 'RevokeApiKey', keyId, at: this.core.clock().toISOString() });
-    // Effective in this process at once, and everywhere once projected.
-    this.core.revokedKeys.add(keyId);
+    const { state } = await this.core.runner.handle(accountStream(accountId), accountDecider, { type: 'RevokeApiKey', keyId, at: this.core.clock().toISOString() });
+    // Effective in this process at once, and everywhere once projected. The decider refused an unknown key.
+    const keyHash = state.keys.get(keyId)?.keyHash;
+    if (keyHash === undefined) throw new Error(`revoked key ${keyId} is not in its account's state`);
+    this.core.revokedKeys.add(keyId, keyHash);
     await this.core.caughtUp();
     return { ok: true as const, key_id: keyId, revoked: true as const };
   }

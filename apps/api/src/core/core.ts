@@ -13,6 +13,7 @@ import type { Logger } from '#observability';
 import { openLocalDb, type ProjectionProgress } from '#projections';
 import type { AppConfig } from '../config.js';
 import { TokenBuckets } from '../http/rate-limiter.js';
+import { RevokedKeys } from '../http/revoked-keys.js';
 import { HttpIdempotency } from './http-idempotency.js';
 import { FreeSendsPerPhone } from '../otp/free-sends.js';
 import type { ProjectionStatus, ReadModels } from './read-models.js';
@@ -22,7 +23,7 @@ import type { NexoMetrics } from '#observability';
 import { type ChainServices, startChainServices } from '../../../chain-listener/src/index.js';
 
 export class Core {
-  readonly revokedKeys = new Set<string>();
+  readonly revokedKeys: RevokedKeys;
   readonly phoneLimiter: PhoneLimiter;
   /** Channels with a configured route per carrier: `no_route` agrees with the routing table. */
   readonly channels: ReturnType<Carriers['routing']['channelsByCarrier']>;
@@ -56,6 +57,7 @@ export class Core {
     this.freeSends = new FreeSendsPerPhone(config.freeSendsPerPhonePerDay, () => clock().getTime());
     this.channels = carriers.routing.channelsByCarrier();
     this.keyBuckets = new TokenBuckets(config.keyRatePerSecond / 1000, config.keyBurst);
+    this.revokedKeys = new RevokedKeys((keyHash) => reads.apiKey(keyHash)?.revoked === true);
     this.signupBuckets = new TokenBuckets(config.signupsPerHour / 3_600_000, config.signupsPerHour);
     this.httpIdempotency = new HttpIdempotency(readDb, cipher);
   }
@@ -163,6 +165,7 @@ export class Core {
       this.logger.debug({ step: what }, 'closing');
       await run();
     };
+    this.revokedKeys.stop();
     await step('chain listeners', () => this.chainServices?.stop());
     await step('delivery workers', () => this.workers?.stop());
     await step('carriers', () => this.carriers.close());

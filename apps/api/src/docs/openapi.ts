@@ -9,10 +9,13 @@ import { FeedbackBody, MONTH_PATTERN, SendOtpBody, SignupBody, TemplateBody, Web
 const json = (schema: z.ZodType) => ({ 'application/json': { schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) } });
 const errorRef = { $ref: '#/components/schemas/Error' };
 const retryAfter = { 'Retry-After': { description: 'seconds until a retry can succeed, as retry_after in the body', required: true, schema: { type: 'integer', minimum: 1 } } };
-/** The operation's error answers; any operation can also answer 500 `internal` (API.md: a bug, nothing half-done left behind). */
+/**
+ * The operation's error answers; any operation can also answer 500 `internal` (API.md: a bug, nothing
+ * half-done left behind), and any that takes a key (401) 429 `rate_limited`: the key's request rate.
+ */
 const errors = (...codes: number[]) =>
   Object.fromEntries(
-    [...codes, 500].map((c) => [
+    [...new Set([...codes, ...(codes.includes(401) ? [429] : []), 500])].map((c) => [
       String(c),
       { description: c === 500 ? 'internal: a bug; nothing half-done is left behind' : 'error', ...(c === 429 ? { headers: retryAfter } : {}), content: { 'application/json': { schema: errorRef } } },
     ]),

@@ -7,11 +7,18 @@
  * holds nothing the request buffers did not); a key revoked through this
  * process fails at once (`revokedKeys`), one revoked through another instance
  * within that second plus its projection lag.
+ *
+ * Every authenticated request then takes one token of its key's rate
+ * (NEXO_KEY_RATE_PER_SECOND, NEXO_KEY_BURST), here and nowhere else: each
+ * route that appends to the account stream or reads the read models is
+ * limited alike, and a send takes one token, as it did in its handler.
  */
 import { type CanActivate, createParamDecorator, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { DomainError } from '#domain';
 import { sha256Hex } from '#security';
+import { rateLimited } from './rate-limiter.js';
+import { KEY_CACHE_MS } from './revoked-keys.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
 
@@ -24,7 +31,6 @@ type AuthedRequest = FastifyRequest & { auth?: AuthContext };
 
 // The scheme name is case-insensitive (RFC 9110 §11.1).
 const BEARER = /^Bearer ([A-Za-z0-9_-]{16,200})$/i;
-const CACHE_MS = 1_000;
 const CACHE_MAX = 10_000;
 
 type KeyView = NonNullable<ReturnType<Core['reads']['apiKey']>>;
@@ -45,7 +51,7 @@ export class ApiKeyGuard implements CanActivate {
       return key;
     }
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(presented, { key, until: now + CACHE_MS });
+    this.cache.set(presented, { key, until: now + KEY_CACHE_MS });
     return key;
   }
 
@@ -60,6 +66,8 @@ export class ApiKeyGuard implements CanActivate {
       key = this.lookup(m[1]);
     }
     if (!key || key.revoked || this.core.revokedKeys.has(key.keyId)) throw new DomainError('unauthorized', 'unknown or revoked API key');
+    const wait = this.core.keyBuckets.take(key.keyId);
+    if (wait > 0) throw rateLimited(wait, 'per-key request rate exceeded');
     request.auth = { accountId: key.accountId, keyId: key.keyId };
     return true;
   }

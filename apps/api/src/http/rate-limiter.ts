@@ -2,6 +2,13 @@
  * Token buckets keyed by string (API key id, client address), with an
  * injected clock. Memory stays bounded: idle full buckets are swept.
  */
+import { DomainError } from '#domain';
+
+/** API.md's 429: `rate_limited` with `retry_after` whole seconds (the filter adds the Retry-After header). */
+export function rateLimited(waitMs: number, message: string): DomainError {
+  return new DomainError('rate_limited', message, { retry_after: Math.max(1, Math.ceil(waitMs / 1000)) });
+}
+
 export class TokenBuckets {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private sweeps = 0;

@@ -22,6 +22,7 @@ import {
 } from '#domain';
 import { newId, phoneHash } from '#security';
 import { phoneWindowInLogOpensAt } from './phone-window-in-log.js';
+import { rateLimited } from '../http/rate-limiter.js';
 import type { AuthContext } from '../http/auth.guard.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
@@ -69,10 +70,8 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
   constructor(@Inject(CORE) private readonly core: Core) {}
 
   async execute({ auth, input, idempotencyKey, requestHash }: SendOtp): Promise<SendOtpResponse> {
+    // The key's request rate was taken by ApiKeyGuard, once per request on every authenticated route.
     const { core } = this;
-    const wait = core.keyBuckets.take(auth.keyId);
-    if (wait > 0) throw rateLimited(wait, 'per-key request rate exceeded');
-
     const mobile = parseVnMobile(input.phone);
     if (!mobile) throw new DomainError('invalid_phone', 'not a valid Vietnamese mobile number');
     const channel = pickChannel(mobile.carrier, input.channel, core.channels);
@@ -157,8 +156,4 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
     if (!otp) throw new Error(`idempotent replay of ${otpId} finds no OTP in the read model`);
     return sendOtpResponse(otp.id, otp.carrier, otp.channel, otp.priceMicros, otp.fundedBy);
   }
-}
-
-export function rateLimited(waitMs: number, message: string): DomainError {
-  return new DomainError('rate_limited', message, { retry_after: Math.max(1, Math.ceil(waitMs / 1000)) });
 }
