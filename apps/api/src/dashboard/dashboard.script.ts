@@ -51,7 +51,11 @@ export const DASHBOARD_JS = String.raw`(() => {
       credentials: 'omit',
       referrerPolicy: 'no-referrer',
     });
-    if (res.status === 401) throw new Unauthorized('unauthorized');
+    if (res.status === 401) {
+      // Its body is not needed, but left unread it would hold the connection (an answer the browser does not cache is read on demand).
+      await res.body?.cancel().catch(() => undefined);
+      throw new Unauthorized('unauthorized');
+    }
     let body = null;
     try {
       body = await res.json();
