@@ -36,7 +36,7 @@ describe('free sends per phone and day, all accounts together', () => {
 
     const refused = await send(c.api_key, phone);
     expect(refused).toMatchObject({ status: 402, body: { ok: false, error: 'insufficient_balance' } });
-    expect(refused.body.message).toMatch(/free sends of the day/);
+    expect(refused.body.message).toMatch(/free sends to one phone are limited per day/);
     expect(await testCredits(c.api_key)).toBe(5);
 
     // Another phone: the account's test credits pay as before.

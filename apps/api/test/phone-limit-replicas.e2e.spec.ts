@@ -60,8 +60,13 @@ describe('the per-phone limit across API replicas on one log', () => {
     );
 
   it('answers 429 on another replica while a dispatcher holds the phone, with the time left; sends once the window was given back', async () => {
-    const { api_key: key } = await signup(a!.base);
+    const { api_key: key, account_id: accountId } = await signup(a!.base);
     const phone = '+84981234567';
+    const charges = async () => {
+      let n = 0;
+      for await (const e of log!.readStream(`account-${accountId}`)) if (e.type === 'Charged') n++;
+      return n;
+    };
     const first = await send(a!, key, phone);
     expect(first.status).toBe(200);
     await window(phone, 'TakePhoneWindow', first.body.id!);
@@ -74,6 +79,7 @@ describe('the per-phone limit across API replicas on one log', () => {
     // Refused before anything was charged: a second try on B is refused the same way.
     expect((await send(b!, key, phone)).status).toBe(429);
     expect((await send(a!, key, phone)).status).toBe(429);
+    expect(await charges()).toBe(1);
 
     // The dispatcher gave the window back (the submission never left): B accepts the phone again.
     await window(phone, 'ReleasePhoneWindow', first.body.id!);

@@ -8,7 +8,7 @@
  * settled early (another attempt may still deliver): they wait for the gate.
  */
 import { type BatchHandler, type ConsumeOptions, type MessageBus, TOPICS } from '#bus';
-import type { ReceiptStatus } from '#domain';
+import { otpDecider, otpStream, type ReceiptStatus } from '#domain';
 import { until } from '#testing';
 import { nextPhone, type OtpFacts, type Pipeline, startPipeline } from './pipeline.harness.js';
 
@@ -101,5 +101,30 @@ describe.each([
     expect(ledger.get(delivered)!.settlements.map((e) => [e.type, (e.data as { via?: string }).via])).toEqual([['Delivered', 'receipt']]);
     expect(ledger.get(answered)!.settlements.map((e) => [e.type, (e.data as { via?: string }).via])).toEqual([['Delivered', 'voice_answer']]);
     expect(ledger.get(failed)!.settlements.map((e) => [e.type, (e.data as { reason?: string }).reason])).toEqual([['Refunded', 'undelivered']]);
+  });
+
+  it('leaves an OTP the log expired before its delivered receipt to the settlement consumer, which refunds it in the log\'s order', async () => {
+    const gated = settlementGate();
+    const q = await startPipeline({ carriers: { providers: [{ kind: 'simulator', name: 'quiet', simulator: QUIET }] }, wrapBus: gated.wrap, workers: { settleOnReceipt } });
+    try {
+      const account = await q.openAccount({ deposit: 1_000_000n, testCredits: 0 });
+      const { otpId } = await q.send(account, nextPhone(['098']), { channel: 'sms' });
+      const routed = await until(`otp ${otpId} routed`, async () => (await q.ledger()).get(otpId)?.otpEvents.find((e) => e.type === 'Routed'), { timeoutMs: 8_000, everyMs: 25 });
+      const r = routed.data as { provider: string; providerMessageId: string };
+      await q.runner.handle(otpStream(otpId), otpDecider, { type: 'Expire', at: new Date().toISOString() }, { accountId: account });
+      await q.publishReceipt({ provider: r.provider, providerMessageId: r.providerMessageId, status: 'delivered', raw: 'stat:DELIVRD', at: new Date().toISOString() });
+      await until(`otp ${otpId} receipt recorded`, async () => ((await q.ledger()).get(otpId)?.otpEvents.some((e) => e.type === 'ReceiptReceived') ? true : undefined), { timeoutMs: 8_000, everyMs: 25 });
+      await new Promise((res) => setTimeout(res, 300));
+      expect((await q.ledger()).get(otpId)!.settlements).toEqual([]);
+      gated.open();
+      const settled = await until(`otp ${otpId} settled`, async () => {
+        const f = (await q.ledger()).get(otpId);
+        return f && f.settlements.length > 0 ? f.settlements : undefined;
+      }, { timeoutMs: 8_000, everyMs: 25 });
+      expect(settled.map((e) => [e.type, (e.data as { reason?: string }).reason])).toEqual([['Refunded', 'expired']]);
+    } finally {
+      gated.open();
+      await q.stop();
+    }
   });
 });

@@ -32,7 +32,9 @@ interface Hook {
   amount?: string;
 }
 
-describe('settlement edges, embedded pipeline', () => {
+// Both ways a delivering receipt settles: early, beside the receipts consumer (the embedded default), and
+// through the relay and the settlement consumer only (a distributed worker).
+describe.each([true, false])('settlement edges, embedded pipeline (settleOnReceipt: %s)', (settleOnReceipt) => {
   let p: Pipeline;
   let sink: Awaited<ReturnType<typeof webhookSink>>;
 
@@ -53,7 +55,7 @@ describe('settlement edges, embedded pipeline', () => {
           vietnamobile: { voice: ['quiet'], sms: ['quiet'] },
         },
       },
-      workers: { expiryIntervalMs: 100, receiptRematchMs: 50 },
+      workers: { expiryIntervalMs: 100, receiptRematchMs: 50, settleOnReceipt },
     });
   });
   afterAll(async () => {

@@ -173,7 +173,7 @@ export function fundingOf(state: AccountState, price: Micros, testCredits = true
   throw new DomainError(
     'insufficient_balance',
     byCredit
-      ? 'test credits cannot pay for this phone today: it has had its free sends of the day, from every account together; top up to send'
+      ? 'test credits cannot pay for this phone today: free sends to one phone are limited per day; top up to send'
       : state.testCreditsLeft > 0
         ? `test credits pay for at most ${state.testCreditsGranted * TEST_ATTEMPTS_PER_CREDIT} sends (a refund gives the credit back, not the send); top up to send`
         : 'neither test credits nor balance cover the price',

@@ -141,6 +141,8 @@ describe('a template carries no link: a phishing text under our sender ID gets i
     expect(checkSmsTemplate('Vao www.nexo-pay.vn nhap {code}')).toEqual(link('www.nexo'));
     expect(checkSmsTemplate('Ma {code} tai evil.example/login')).toEqual(link('evil.example'));
     expect(checkSmsTemplate('{code} bit.ly/x')).toEqual(link('bit.ly'));
+    expect(checkSmsTemplate('Xac minh tai 45.12.33.7/login ma {code}')).toEqual(link('45.12.33.7'));
+    expect(checkSmsTemplate('{code} http 45.12.33.7.')).toEqual(link('45.12.33.7'));
     // As a phone shows it: fullwidth folded, digits filled in, invisible characters gone.
     expect(checkSmsTemplate('{code} ｅｖｉｌ．ｅｘａｍｐｌｅ')).toEqual(link('evil.example'));
     expect(checkSmsTemplate('Vao evil{code}.example')).toEqual(link('evil0000000000.example'));
@@ -149,6 +151,7 @@ describe('a template carries no link: a phishing text under our sender ID gets i
   it('keeps ordinary sentences: a full stop followed by a space, or by digits, is no address', () => {
     expect(checkSmsTemplate('Ma OTP: {code}. Het han sau 5 phut.')).toEqual([]);
     expect(checkSmsTemplate('{code} la ma OTP cua ban, gia 5.000 VND. Cam on!')).toEqual([]);
+    expect(checkSmsTemplate('{code} la ma OTP, phi 1.000.000 VND.')).toEqual([]);
     expect(checkSmsTemplate(DEFAULT_SMS_TEMPLATE)).toEqual([]);
     expect(checkVoiceTemplate(DEFAULT_VOICE_TEMPLATE)).toEqual([]);
     expect(SmsTemplateSchema.safeParse('Ma {code} tai bit.ly/x').error?.issues.map((i) => i.message)).toEqual([

@@ -105,9 +105,10 @@ export function findFlaggedWords(text: string): string[] {
  * A scheme (`https://`, any `://`), or a label, a dot and two letters (`bit.ly`, `www.evil.example`,
  * `acme.vn/x`); a full stop followed by a space is not one. Pragmatic, not a TLD list: a missing
  * space after a full stop (`phut.Cam on`) reads as an address, as a phone may link it. The ideographic
- * full stop is a dot to browsers (IDNA).
+ * full stop is a dot to browsers (IDNA). And a bare IPv4 address (`45.12.33.7/login`), which phones
+ * link too; prices (`5.000`, `1.000.000`) have fewer groups.
  */
-const LINK = /[\p{L}\p{N}+.-]*:\/\/|[\p{L}\p{N}-]*[\p{L}\p{N}][.\u3002]\p{L}{2,}/u;
+const LINK = /[\p{L}\p{N}+.-]*:\/\/|[\p{L}\p{N}-]*[\p{L}\p{N}][.\u3002]\p{L}{2,}|(?<![\d.])\d{1,3}(?:[.\u3002]\d{1,3}){3}(?![\d.]*\d)/u;
 /** Cyrillic and Greek letters that look Latin (а, е, о, р, с, ν, ο): beside Latin ones they hide a word from the filter. */
 const LOOKALIKE_SCRIPT = /[\p{Script=Cyrillic}\p{Script=Greek}]/u;
 

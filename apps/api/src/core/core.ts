@@ -151,8 +151,9 @@ export class Core {
       // The upstream's per-phone rule, as the API checks it.
       dispatcher: { phoneWindowMs: this.phoneLimiter.windowLengthMs },
       webhookSender: this.webhookThread,
-      // Settlement runs here too: a delivering receipt settles without waiting for the relay.
-      settleOnReceipt: true,
+      // Settlement runs here too: a delivering receipt settles without waiting for the relay. Not with
+      // Kafka, where settlement is partitioned by account among workers (one writer per account stream).
+      settleOnReceipt: !config.kafkaBrokers,
       webhooks: { privateAddresses: config.webhookPrivateAddresses },
     });
     // The windows the dispatcher submitted in before a restart: a send to such a phone is 429, not parked.

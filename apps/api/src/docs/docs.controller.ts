@@ -32,7 +32,8 @@ const PAGE = `<!doctype html>
 
 /** The page's own script, served as a file so that the policy below allows scripts from this origin only. */
 const INIT = Buffer.from(
-  "window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout' });\n",
+  // validatorUrl null: no badge from validator.swagger.io (outside the policy, and it would tell them our document's URL).
+  "window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui', presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: 'StandaloneLayout', validatorUrl: null });\n",
 );
 
 /**

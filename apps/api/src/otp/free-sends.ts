@@ -24,7 +24,7 @@ export class FreeSendsPerPhone {
   /** Whether test credits may still pay for a send to this phone today. */
   allowed(phoneHash: string): boolean {
     const c = this.counts.get(phoneHash);
-    return c === undefined || c.day !== this.today() || c.n < this.perDay;
+    return (c !== undefined && c.day === this.today() ? c.n : 0) < this.perDay;
   }
 
   /** A send to this phone was paid with a test credit. */
