@@ -101,25 +101,23 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
     if (!route?.accountId) return 'unmatched';
     // Found by its message id, the route already belongs to this provider; named by the receipt, it must be checked.
     const claim = r.otpId ? { provider: r.provider, ...(r.attempt !== undefined ? { attempt: r.attempt } : {}) } : undefined;
-    let events: OtpEvent[];
-    let settledFirst: boolean;
+    let result: { events: OtpEvent[]; state: OtpState };
     try {
-      let state: OtpState;
-      ({ events, state } = await runner.handle(
+      result = await runner.handle(
         otpStream(route.otpId),
         otpDecider,
         { type: 'RecordReceipt', providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(claim ? { claim } : {}) },
         { accountId: route.accountId, provider: r.provider },
-      ));
-      // An OTP the log expired, or gave up on, before this receipt is refunded by the settlement
-      // consumer, which takes the log's order: settling it early would let the receipt overtake that.
-      settledFirst = state.expired || state.finalFailure;
+      );
     } catch (error) {
       if (!(error instanceof DomainError && error.details.reason === 'receipt_claim')) throw error;
       logger.warn({ provider: r.provider, providerMessageId: r.providerMessageId, otpId: route.otpId, attempt: r.attempt, reason: error.message }, 'receipt refused: the OTP it names was not sent that way (another upstream, attempt or message id)');
       return 'refused';
     }
-    if (options.settleNow && !settledFirst)
+    // An OTP the log expired, or gave up on, before this receipt is refunded by the settlement
+    // consumer, which takes the log's order: settling it early would let the receipt overtake that.
+    const { events, state } = result;
+    if (options.settleNow && !state.expired && !state.finalFailure)
       for (const e of events)
         if (e.type === 'ReceiptReceived' && DELIVERS.has(e.data.status)) settleEarly({ kind: 'receipt', otpId: route.otpId, accountId: route.accountId, status: e.data.status, at: e.data.at });
     return 'recorded';

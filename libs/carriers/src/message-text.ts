@@ -5,7 +5,7 @@
  * again, so that one stored under older rules (before links and invisible
  * characters were refused) is not sent: the default text goes instead.
  */
-import { checkSmsTemplate, checkVoiceTemplate, DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE, fillTemplate, type Channel, type MessageTemplate } from '#domain';
+import { checkTemplate, DEFAULT_SMS_TEMPLATE, DEFAULT_VOICE_TEMPLATE, fillTemplate, type Channel, type MessageTemplate } from '#domain';
 
 const CODE = /^\d{4,10}$/;
 
@@ -46,7 +46,7 @@ export function templateInForce(channel: Channel, template: string | undefined):
   const key = `${channel}\u0000${template}`;
   let ok = verdicts.get(key);
   if (ok === undefined) {
-    ok = (channel === 'sms' ? checkSmsTemplate(template) : checkVoiceTemplate(template)).length === 0;
+    ok = checkTemplate(channel, template).length === 0;
     if (verdicts.size >= VERDICTS_KEPT) verdicts.clear();
     verdicts.set(key, ok);
   }
