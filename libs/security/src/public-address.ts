@@ -5,7 +5,9 @@
  * sender POST to the cloud's metadata service or the service's own internals
  * with a path of the attacker's choosing. Only public unicast addresses are allowed (RFC 6890's
  * special-purpose registries); `allow` mode (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`)
- * is for development and tests on one machine.
+ * is for development and tests on one machine. An IPv6 address that carries an
+ * IPv4 one a translator or relay may deliver to (IPv4-mapped, IPv4-translated,
+ * NAT64, 6to4) is judged by that IPv4 address.
  *
  * The URL is checked when it is given (a literal address or a `localhost`
  * name) and again at every connection, on the address DNS returned, so a name
@@ -43,20 +45,53 @@ for (const [net, prefix] of [
   ['100::', 64], // discard
   ['2001::', 23], // IETF protocol assignments
   ['2001:db8::', 32], // documentation
+  ['3fff::', 20], // documentation (RFC 9637)
+  ['5f00::', 16], // SRv6 SIDs (RFC 9602)
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
+  ['fec0::', 10], // site-local: deprecated (RFC 3879), but older internal networks may still use it
   ['ff00::', 8], // multicast
 ] as const) {
   blocked.addSubnet(net, prefix, 'ipv6');
 }
 
-/** The IPv4 address an IPv6 one carries (IPv4-mapped `::ffff:a.b.c.d`, NAT64 `64:ff9b::a.b.c.d`), if any. */
+/**
+ * IPv6 addresses that carry an IPv4 one a translator or relay on the path may deliver to: their
+ * leading 16-bit groups, and the index of the group where the IPv4 address starts.
+ */
+const IPV4_CARRIERS: ReadonlyArray<readonly [prefix: readonly number[], at: number]> = [
+  [[0, 0, 0, 0, 0, 0xffff], 6], // IPv4-mapped ::ffff:0:0/96
+  [[0, 0, 0, 0, 0xffff, 0], 6], // IPv4-translated ::ffff:0:0:0/96 (RFC 2765)
+  [[0x64, 0xff9b, 0, 0, 0, 0], 6], // NAT64 64:ff9b::/96 (RFC 6052)
+  [[0x2002], 1], // 6to4 2002::/16, the IPv4 in bits 16-47 (RFC 3056)
+];
+
+/** One group of an IPv6 address's text as 16-bit numbers: a dotted IPv4 tail is two. */
+const groupValues = (group: string): number[] => {
+  if (!group.includes('.')) return [parseInt(group, 16)];
+  const [a, b, c, d] = group.split('.').map(Number);
+  return [(a << 8) | b, (c << 8) | d];
+};
+
+/**
+ * The eight 16-bit groups of an address `isIP` accepted as IPv6 (without a zone index), in any
+ * spelling: compressed or not, any case, leading zeros, a dotted IPv4 tail. Parsed rather than
+ * matched so that no spelling of a carrier address slips past `IPV4_CARRIERS`.
+ */
+function ipv6Groups(ip: string): number[] {
+  const groups = (part: string) => (part === '' ? [] : part.split(':').flatMap(groupValues));
+  const [head, tail] = ip.split('::');
+  const before = groups(head);
+  const after = tail === undefined ? [] : groups(tail);
+  return [...before, ...new Array<number>(8 - before.length - after.length).fill(0), ...after];
+}
+
+/** The IPv4 address an IPv6 one carries (see `IPV4_CARRIERS`), if any. */
 function embeddedIpv4(ip: string): string | undefined {
-  const m = /^(?:::ffff:|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/i.exec(ip);
-  if (!m) return undefined;
-  if (m[1]) return m[1];
-  const hi = parseInt(m[2], 16);
-  const lo = parseInt(m[3], 16);
+  const groups = ipv6Groups(ip);
+  const carrier = IPV4_CARRIERS.find(([prefix]) => prefix.every((g, i) => groups[i] === g));
+  if (!carrier) return undefined;
+  const [hi, lo] = groups.slice(carrier[1], carrier[1] + 2);
   return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }
 
@@ -68,9 +103,10 @@ export function isPublicAddress(ip: string): boolean {
   const bare = unbracketed(ip);
   const version = isIP(bare);
   if (version === 4) return !blocked.check(bare, 'ipv4');
-  if (version !== 6) return false;
+  // A zone index (`fe80::1%eth0`) only means something on a non-global address, so none is public.
+  if (version !== 6 || bare.includes('%')) return false;
   const v4 = embeddedIpv4(bare);
-  if (v4 !== undefined) return isIP(v4) === 4 && !blocked.check(v4, 'ipv4');
+  if (v4 !== undefined) return !blocked.check(v4, 'ipv4');
   return !blocked.check(bare, 'ipv6');
 }
 
