@@ -68,6 +68,11 @@ export interface EventStore {
   readStream(streamId: string, options?: ReadStreamOptions): AsyncIterable<RecordedEvent>;
   /** The revision of the stream's last event, or undefined when it has none. */
   streamRevision(streamId: string): Promise<bigint | undefined>;
+  /**
+   * The stream's last event, or undefined when it has none: one read, for a
+   * caller that decides on the latest fact alone (a lease, a window).
+   */
+  lastEvent(streamId: string): Promise<RecordedEvent | undefined>;
   readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent>;
   /** Position of the last event in the log (0n when empty). */
   headPosition(): Promise<bigint>;

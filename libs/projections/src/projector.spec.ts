@@ -157,6 +157,7 @@ describe('Projector', () => {
       append: (id, events, expected) => s.append(id, events, expected),
       readStream: (id, o) => s.readStream(id, o),
       streamRevision: (id) => s.streamRevision(id),
+      lastEvent: (id) => s.lastEvent(id),
       readAll: (o) => s.readAll(o),
       headPosition: () => s.headPosition(),
       subscribe: (o) => s.subscribe(o),

@@ -118,6 +118,7 @@ describe('EventStoreDB adapter only', () => {
     await expect(pending).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(store.append('after', [ev('B')], 'any')).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(store.streamRevision('before')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(store.lastEvent('before')).rejects.toBeInstanceOf(StoreUnavailableError);
     await expect(store.headPosition()).rejects.toBeInstanceOf(StoreUnavailableError);
   });
 

@@ -150,10 +150,15 @@ export class EsdbEventStore implements EventStore {
   }
 
   async streamRevision(streamId: string): Promise<bigint | undefined> {
+    // The same single backwards read: the server has no cheaper way to ask for a stream's revision.
+    return (await this.lastEvent(streamId))?.revision;
+  }
+
+  async lastEvent(streamId: string): Promise<RecordedEvent | undefined> {
     this.assertOpen();
     try {
       const read = this.client.readStream(streamId, { fromRevision: END, direction: BACKWARDS, maxCount: 1 });
-      for await (const resolved of resolvedOf(read)) if (resolved.event) return resolved.event.revision;
+      for await (const resolved of resolvedOf(read)) return toRecorded(resolved);
       return undefined;
     } catch (error) {
       if (isStreamNotFound(error)) return undefined;

@@ -198,6 +198,7 @@ export class SqliteEventStore implements EventStore {
   private noticeTimer: NodeJS.Timeout | undefined;
   private readonly stmt: {
     revision: Database.Statement<[string], { r: number | null }>;
+    last: Database.Statement<[string], EventRow>;
     head: Database.Statement<[], { p: number | null }>;
   };
   /**
@@ -240,6 +241,8 @@ export class SqliteEventStore implements EventStore {
     }
     this.stmt = {
       revision: db.prepare('SELECT max(revision) AS r FROM events WHERE stream_id = ?'),
+      // Walks the UNIQUE(stream_id, revision) index from its top: one row, whatever the stream's length.
+      last: db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1'),
       head: db.prepare('SELECT max(position) AS p FROM events'),
     };
   }
@@ -400,6 +403,12 @@ export class SqliteEventStore implements EventStore {
     this.assertOpen();
     const r = this.stmt.revision.get(streamId)?.r;
     return r === null || r === undefined ? undefined : BigInt(r);
+  }
+
+  async lastEvent(streamId: string): Promise<RecordedEvent | undefined> {
+    this.assertOpen();
+    const row = this.stmt.last.get(streamId);
+    return row === undefined ? undefined : toRecorded(row);
   }
 
   async *readAll(options: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {

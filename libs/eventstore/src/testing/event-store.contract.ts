@@ -228,7 +228,7 @@ export function describeEventStoreContract(name: string, factory: EventStoreFact
       });
     });
 
-    describe('readStream and streamRevision', () => {
+    describe('readStream, streamRevision and lastEvent', () => {
       it('reads from a revision (inclusive), at most maxCount, in revision order', async () => {
         const s = newStream('read');
         await store.append(s, ['E0', 'E1', 'E2', 'E3', 'E4'].map((t) => ev(t)), 'no_stream');
@@ -254,6 +254,21 @@ export function describeEventStoreContract(name: string, factory: EventStoreFact
         expect(await store.streamRevision(s)).toBe(1n);
         await store.append(s, [ev('C')], 1n);
         expect(await store.streamRevision(s)).toBe(2n);
+      });
+
+      it("lastEvent is the stream's last event, recorded as readStream records it, and moves with each append", async () => {
+        const s = newStream('last');
+        await store.append(s, [ev('A', { n: 1 }), ev('B', { n: 2 }, { metadata: { why: 'test' } }), ev('C', { n: 3 })], 'no_stream');
+        const events = await readStreamAll(store, s);
+        expect(await store.lastEvent(s)).toEqual(events[2]);
+        await store.append(s, [ev('D', { n: 4 }), ev('E', { n: 5 })], 2n);
+        expect(await store.lastEvent(s)).toMatchObject({ streamId: s, revision: 4n, type: 'E', data: { n: 5 } });
+        await store.append(s, [ev('F', { n: 6 })], 4n);
+        expect(await store.lastEvent(s)).toEqual((await readStreamAll(store, s, { fromRevision: 5n }))[0]);
+      });
+
+      it('a missing stream has no last event', async () => {
+        expect(await store.lastEvent(newStream('nolast'))).toBeUndefined();
       });
 
       it('recorded events carry their stream, revision, id, type and creation time', async () => {
@@ -490,6 +505,7 @@ export function describeEventStoreContract(name: string, factory: EventStoreFact
         await expect(accepted).resolves.toMatchObject({ nextExpectedRevision: 0n });
         expect(await rejection(store.append(s, [ev('B')], 0n))).toBeInstanceOf(StoreUnavailableError);
         expect(await rejection(store.streamRevision(s))).toBeInstanceOf(StoreUnavailableError);
+        expect(await rejection(store.lastEvent(s))).toBeInstanceOf(StoreUnavailableError);
         expect(await rejection(collect(store.readStream(s)))).toBeInstanceOf(StoreUnavailableError);
         expect(await rejection(store.headPosition())).toBeInstanceOf(StoreUnavailableError);
         await store.close();
