@@ -139,12 +139,9 @@ export class RelayLease {
   }
 
   private async read(): Promise<LeaseState> {
-    const revision = await this.store.streamRevision(this.stream);
-    if (revision === undefined) return { revision, type: undefined, data: undefined };
-    for await (const e of this.store.readStream(this.stream, { fromRevision: revision, maxCount: 1 })) {
-      return { revision, type: e.type as LeaseEventType, data: e.data as LeaseData };
-    }
-    return { revision, type: undefined, data: undefined };
+    const last = await this.store.lastEvent(this.stream);
+    if (last === undefined) return { revision: undefined, type: undefined, data: undefined };
+    return { revision: last.revision, type: last.type as LeaseEventType, data: last.data as LeaseData };
   }
 
   /** Stops relaying and gives the lease back, so a standby takes over at its next look. */
