@@ -102,6 +102,21 @@ describe('receipt callbacks', () => {
     expect(onBus(id)).toBe(1);
   });
 
+  it('a callback receipt counts in nexo_carrier_receipts_total, as adapter receipts do (NexoProviderNoReceipts watches it); a refused one does not', async () => {
+    const counted = async (status: string) => {
+      const text = await (await fetch(`${server.base}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith('nexo_carrier_receipts_total{') && l.includes('provider="other"') && l.includes(`status="${status}"`));
+      return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const [delivered, undelivered] = [await counted('delivered'), await counted('undelivered')];
+    const ok = receipt(mid('count-ok'), 'DELIVRD');
+    expect((await callback('other', ok, sign(OTHER_SECRET, ok))).status).toBe(200);
+    const bad = receipt(mid('count-bad'), 'UNDELIV');
+    expect((await callback('other', bad, sign(SECRET, bad))).status).toBe(401);
+    expect(await counted('delivered')).toBe(delivered + 1);
+    expect(await counted('undelivered')).toBe(undelivered);
+  });
+
   it('a correctly signed callback outside the 5-minute tolerance (a replay, or a skewed clock) is 401 and records nothing', async () => {
     const id = mid('stale');
     const body = receipt(id);

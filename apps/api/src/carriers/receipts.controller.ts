@@ -9,20 +9,17 @@ import type { RawBodyRequest } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { logThrottle, parseReceiptCallback, SIGNATURE_HEADER } from '#carriers';
 import { DomainError } from '#domain';
-import { receiptPublisher } from '#worker';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
 
 @Controller('api/v1/carriers')
 export class CarrierReceiptsController {
   private readonly secrets: ReadonlyMap<string, string>;
-  private readonly publish: ReturnType<typeof receiptPublisher>;
   /** Unknown status words are logged once a minute per provider and word: an aggregator may send one on every receipt. */
   private readonly unknownStatusLogged = logThrottle();
 
   constructor(@Inject(CORE) private readonly core: Core) {
     this.secrets = core.receiptSecrets();
-    this.publish = receiptPublisher(core);
   }
 
   @Post(':provider/receipts')
@@ -38,7 +35,7 @@ export class CarrierReceiptsController {
         : new DomainError('invalid_request', 'receipt body is not valid');
     }
     if (result.unknownStatus !== undefined && this.unknownStatusLogged(`${provider}\t${result.unknownStatus}`)) this.core.logger.warn({ provider, status: result.unknownStatus }, 'receipt with a status word we do not know; acknowledged and dropped');
-    if (result.receipt) await this.publish(result.receipt);
+    if (result.receipt) await this.core.receiveReceipt(result.receipt);
     return { ok: true };
   }
 }

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { busReadinessFields, InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
-import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers } from '#carriers';
+import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers, type Receipt } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, restorePhoneWindows, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers, type WorkerMetrics } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
@@ -50,6 +50,11 @@ export class Core {
     readonly projections: ProjectionStatus & { projector: ProjectionProgress; stop(): Promise<void> },
     readonly bus: MessageBus,
     readonly carriers: Carriers,
+    /**
+     * Where every carrier receipt enters, from an adapter (SMPP, simulator) or the HTTP callback
+     * endpoint: counted in `nexo_carrier_receipts_total`, then on the bus (durable once it resolves).
+     */
+    readonly receiveReceipt: (receipt: Receipt) => Promise<void>,
     readonly clock: () => Date = () => new Date(),
   ) {
     this.phoneLimiter = new PhoneLimiter({ windowMs: Math.max(1, config.phoneIntervalMs) });
@@ -215,14 +220,12 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
         onHold: ({ error, ...where }) => logger.error({ err: error, ...where }, 'consumer holds a failing key aside; its other keys go on (runbook NexoBusMessagesHeld)'),
       });
   const publishReceipt = receiptPublisher({ bus });
-  const carriers = createCarriers(config.carriers, {
-    sink: (receipt) => {
-      metricsRef.current?.carrierReceipts.inc({ provider: receipt.provider, status: receipt.status });
-      return publishReceipt(receipt);
-    },
-    logger,
-  });
-  const core = new Core(config, logger, store, runner, cipher, readDb, reads, projections, bus, carriers);
+  const receiveReceipt = (receipt: Receipt): Promise<void> => {
+    metricsRef.current?.carrierReceipts.inc({ provider: receipt.provider, status: receipt.status });
+    return publishReceipt(receipt);
+  };
+  const carriers = createCarriers(config.carriers, { sink: receiveReceipt, logger });
+  const core = new Core(config, logger, store, runner, cipher, readDb, reads, projections, bus, carriers, receiveReceipt);
   core.metrics = createProcessMetrics({
     db: readDb,
     projector: projections.projector,
