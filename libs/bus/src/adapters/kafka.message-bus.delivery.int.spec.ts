@@ -150,6 +150,40 @@ describeWithKcat('Kafka bus: delivery under failure (mock cluster)', () => {
     await expectAllInKeyOrder(handledByB, 16, 4, b);
   }, 25_000);
 
+  it('reports each member\'s lag over the partitions it owns, so the members\' figures add up to the group\'s lag (the metric is summed over instances)', async () => {
+    const topic = fresh('lag-split');
+    const group = fresh('g');
+    const all = messages(16, 2);
+    await bus().publish(topic, all);
+    // Nothing is ever committed: every message stays behind, each partition with the member that owns it.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const seen = [new Set<number>(), new Set<number>()];
+    const members = await Promise.all(
+      seen.map((partitions) =>
+        bus().consume<Payload>(group, topic, async (batch) => {
+          partitions.add(batch[0].partition);
+          await held;
+          throw new Error('never durable (test)');
+        }),
+      ),
+    );
+    consumers.push(...members);
+    try {
+      let lags: number[] = [];
+      await until(
+        () => `both members at work and their lags adding up to ${all.length}: ${lags.join(' + ')}`,
+        async () => {
+          lags = await Promise.all(members.map((m) => m.lag()));
+          return seen.every((p) => p.size > 0) && lags.every((l) => l > 0) && lags[0] + lags[1] === all.length;
+        },
+        { timeoutMs: 15_000, everyMs: 50 },
+      );
+    } finally {
+      release();
+    }
+  }, 25_000);
+
   it('reports a value that is not JSON as a rejected BusError and never skips past it', async () => {
     const topic = fresh('foreign');
     const errors: unknown[] = [];

@@ -369,6 +369,11 @@ export class KafkaMessageBus implements MessageBus {
     };
 
     kc.on(kc.events.CRASH, (event) => o.onError?.(event.payload.error, group, topic));
+    // The partitions of `topic` the group gave this member at its last (re)join.
+    let owned: ReadonlySet<number> = new Set();
+    kc.on(kc.events.GROUP_JOIN, (event) => {
+      owned = new Set(event.payload.memberAssignment[topic] ?? []);
+    });
     try {
       await kc.connect();
       // A new group reads what the topic still holds, as on the embedded bus.
@@ -392,8 +397,10 @@ export class KafkaMessageBus implements MessageBus {
 
     let stopping: Promise<void> | undefined;
     const consumer: Consumer = {
-      // This process's held messages: the offsets are committed past them.
-      lag: async () => (await this.lag(group, topic)) + (holds?.count() ?? 0),
+      // Over the partitions this member owns, so the members' figures add up to the group's lag
+      // (the metric is summed over instances); plus this process's held messages, which the
+      // offsets are committed past.
+      lag: async () => (owned.size === 0 ? 0 : await this.lag(group, topic, owned)) + (holds?.count() ?? 0),
       held: async () => holds?.count() ?? 0,
       stop: () => {
         stopping ??= (async () => {
@@ -410,14 +417,15 @@ export class KafkaMessageBus implements MessageBus {
     return consumer;
   }
 
-  /** Best effort: the end offsets and the group's commits are read in two requests, not one snapshot. */
-  private async lag(group: string, topic: string): Promise<number> {
+  /** Over `partitions`. Best effort: the end offsets and the group's commits are read in two requests, not one snapshot. */
+  private async lag(group: string, topic: string, partitions: ReadonlySet<number>): Promise<number> {
     try {
       const admin = await this.getAdmin();
       const [committed, ends] = await Promise.all([admin.fetchOffsets({ groupId: group, topics: [topic] }), admin.fetchTopicOffsets(topic)]);
       const done = new Map((committed.find((t) => t.topic === topic)?.partitions ?? []).map((p) => [p.partition, BigInt(p.offset)]));
       let lag = 0n;
       for (const p of ends) {
+        if (!partitions.has(p.partition)) continue;
         const c = done.get(p.partition) ?? -1n;
         // -1: nothing committed yet, so everything still held (from `low`) is pending.
         const from = c < 0n ? BigInt(p.low) : c;
