@@ -67,7 +67,7 @@ create nexo.settlement "$PARTITIONS" $((7 * DAY_MS))
 # in order. Retention outlives the 24 h retry promise with a margin for an outage.
 create nexo.webhooks "$PARTITIONS" $((7 * DAY_MS))
 
-# ERC-20 transfers to deposit addresses. Key: address — one account's deposits are credited
-# and, after a reorg, reversed in chain order. Low volume; kept a month so a deposit can be
-# re-examined while the chain is still within anyone's reorg horizon and beyond.
+# ERC-20 transfers to deposit addresses. Key: the chain (`chain-<id>`) — a chain's transfers are
+# credited and, after a reorg, reversed in chain order, so each chain uses one partition. Low volume;
+# kept a month so a deposit can be re-examined while the chain is still within anyone's reorg horizon and beyond.
 create nexo.chain.transfers 3 $((30 * DAY_MS))

@@ -42,4 +42,10 @@ describe('worker configuration', () => {
     expect(Object.keys(c.cipherKeys)).toEqual(['k2', 'k1']);
     expect(loadWorkerConfig({ ...complete, NEXO_RELAY: 'true' }).relay).toBe(true);
   });
+
+  it('takes every NEXO_PHONE_INTERVAL_SECONDS the API takes, so one value starts both (0: a 1 ms window, as in the API)', () => {
+    expect(loadWorkerConfig(complete).phoneIntervalMs).toBe(30_000);
+    expect(loadWorkerConfig({ ...complete, NEXO_PHONE_INTERVAL_SECONDS: '0' }).phoneIntervalMs).toBe(1);
+    expect(() => loadWorkerConfig({ ...complete, NEXO_PHONE_INTERVAL_SECONDS: '3601' })).toThrow(/NEXO_PHONE_INTERVAL_SECONDS/);
+  });
 });

@@ -34,7 +34,7 @@ const EnvSchema = z.object({
   NEXO_RELAY: z.enum(['true', 'false']).default('false'),
   NEXO_EXPIRY_SECONDS: int(600, 1),
   /** The upstream's per-phone rule (I8), as the API's `NEXO_PHONE_INTERVAL_SECONDS`. */
-  NEXO_PHONE_INTERVAL_SECONDS: int(30, 1, 3600),
+  NEXO_PHONE_INTERVAL_SECONDS: int(30, 0, 3600),
   NEXO_CARRIERS: CarriersConfigEnvSchema,
   /** `deny`: webhook URLs must be public addresses (signup is open to anyone); `allow`: development and tests on one machine. */
   NEXO_WEBHOOK_PRIVATE_ADDRESSES: z.enum(['deny', 'allow']).default('deny'),
@@ -80,7 +80,8 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     dbFile: resolve(e.NEXO_WORKER_DB_FILE ?? join(e.NEXO_DATA_DIR, 'worker.db')),
     relay: e.NEXO_RELAY === 'true',
     expiryMs: e.NEXO_EXPIRY_SECONDS * 1000,
-    phoneIntervalMs: e.NEXO_PHONE_INTERVAL_SECONDS * 1000,
+    // 0 (tests) is a 1 ms window, as in the API: the same value must start both.
+    phoneIntervalMs: Math.max(1, e.NEXO_PHONE_INTERVAL_SECONDS * 1000),
     carriers: e.NEXO_CARRIERS as CarriersConfigInput,
     webhookPrivateAddresses: e.NEXO_WEBHOOK_PRIVATE_ADDRESSES,
   };
