@@ -18,8 +18,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
+import { freePort } from '#testing';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { cpuPerItem, cpuSample, freePort, offerArrivals, percentile, sendOtpRequests, serviceCommand } from './service.js';
+import { cpuPerItem, cpuSample, offerArrivals, percentile, sendOtpRequests, serviceCommand } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 200;

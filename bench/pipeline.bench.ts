@@ -31,9 +31,10 @@ import { Worker } from 'node:worker_threads';
 import autocannon from 'autocannon';
 import Database from 'better-sqlite3';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
+import { freePort } from '#testing';
 import { AesGcmCipher, newWebhookSecret } from '#security';
 import { seedFundedAccounts } from '../libs/eventstore/src/testing/seed-accounts.js';
-import { cpuPerItem, cpuSample, freePort, offerArrivals, percentile as pct, sendOtpRequests, serviceCommand } from './service.js';
+import { cpuPerItem, cpuSample, offerArrivals, percentile as pct, sendOtpRequests, serviceCommand } from './service.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const ACCOUNTS = 100;

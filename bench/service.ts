@@ -4,7 +4,6 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type autocannon from 'autocannon';
 
@@ -20,15 +19,6 @@ export function serviceCommand(root: string): { env: Record<string, string>; fla
   if (!m) throw new Error('the start script of package.json does not run dist/apps/api/src/main.js');
   const env = Object.fromEntries(m[1].split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
   return { env, flags: m[2].split(' ').filter(Boolean) };
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 let phoneCounter = 0;

@@ -1,17 +1,9 @@
 /** The compiled API as a child process (`node dist/apps/api/src/main.js`), for tests that signal or kill it. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { repoRoot } from '../../../libs/eventstore/src/testing/ensure-built.js';
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '#testing';
 
 export function startApiProcess(dir: string, port: number): ChildProcess {
   return spawn(process.execPath, [join(repoRoot, 'dist/apps/api/src/main.js')], {

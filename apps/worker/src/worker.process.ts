@@ -10,7 +10,7 @@
 import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { busReadinessFields, type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
-import { createCarriers, type Carriers } from '#carriers';
+import { CarriersConfigSchema, createCarriers, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { startProbeServer, type Logger, type NexoMetrics } from '#observability';
 import { defaultProjections, openLocalDb, Projector } from '#projections';
@@ -92,6 +92,9 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
       projections: defaultProjections({ expiryMs: config.expiryMs }),
       onError: (error) => logger.error({ err: error }, 'projection failed; retrying from the checkpoint'),
     });
+    // Before the catch-up, which replays the whole log in a new container: meanwhile /metrics shows
+    // the projections' lag instead of answering 503 (Prometheus would count the target down).
+    metrics = createWorkerMetrics({ db, projector, providers: providerNames(config.carriers), workers: () => workers });
     await projector.catchUp();
     projector.start();
     bus = await openMessageBus({
@@ -114,7 +117,6 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
       },
       logger,
     });
-    metrics = createWorkerMetrics({ db, projector, providers: [...carriers.gateways.keys()], workers: () => workers });
     workers = await startWorkers(
       {
         store,
@@ -144,3 +146,6 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
   }
   return { url, workers, stop };
 }
+
+/** The providers `createCarriers` will open, read from the configuration alone. */
+const providerNames = (carriers: unknown): string[] => CarriersConfigSchema.parse(carriers ?? {}).providers.map((p) => p.name);

@@ -17,7 +17,7 @@ import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createLogger, linesInto } from '#observability';
 import { AesGcmCipher, newId } from '#security';
 import { loadWorkerConfig } from '#worker';
-import { until } from '#testing';
+import { freePort, until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
 import { probeUntilNotReady } from '../../../libs/bus/src/testing/kafka-test.support.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
@@ -25,6 +25,8 @@ import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js
 import { appendSend, nextPhone } from './pipeline.harness.js';
 
 const OTPS = 12;
+// The mock holds a group for the session timeout after a member leaves; short timings keep joins quick.
+const FAST_KAFKA = { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 };
 
 describe('the distributed worker on Kafka and EventStoreDB', () => {
   let cluster: KafkaMockCluster | undefined;
@@ -57,10 +59,7 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
       level: 'warn',
       destination: linesInto(logs),
     });
-    // The mock holds a group for the session timeout after a member leaves; short timings keep joins quick.
-    worker = await startWorkerProcess(config, logger, {
-      kafka: { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 },
-    });
+    worker = await startWorkerProcess(config, logger, { kafka: FAST_KAFKA });
     api = await openEventStore({ kind: 'esdb', url: esdb.url });
   }, 60_000);
 
@@ -105,6 +104,42 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
     expect(metrics).toMatch(/nexo_carrier_submit_seconds_count\{provider="simulator",outcome="ok"\} [1-9]/);
     expect(logs.join('')).not.toContain('246810');
   }, 60_000);
+
+  it('answers /metrics while a new instance replays the log, showing the projections\' lag, instead of 503 (Prometheus would count it down)', async () => {
+    const port = await freePort();
+    // Each page of the replay takes a second: the new instance is still catching up for a while.
+    const restore = esdb!.slowForwardLogReads(1_000);
+    let started = false;
+    const starting = startWorkerProcess(
+      loadWorkerConfig({
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        ESDB_URL: esdb!.url,
+        KAFKA_BROKERS: cluster!.brokers.join(','),
+        NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
+        NEXO_PHONE_PEPPER: pepper.toString('hex'),
+        NEXO_WORKER_DB_FILE: join(dir, 'catching-up.db'),
+      }),
+      createLogger({ level: 'warn', destination: linesInto(logs) }),
+      { kafka: FAST_KAFKA },
+    ).finally(() => (started = true));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const text = await until(
+        'a 200 from /metrics',
+        async () => {
+          const res = await fetch(`${base}/metrics`).catch(() => undefined);
+          return res?.status === 200 ? res.text() : undefined;
+        },
+        { timeoutMs: 10_000, everyMs: 50 },
+      );
+      expect(started).toBe(false);
+      expect(text).toMatch(/^nexo_projection_lag_events\{projection="otps"\} [1-9]\d*$/m);
+    } finally {
+      restore();
+      await (await starting).stop();
+    }
+  }, 30_000);
 
   it('is not ready once Kafka is gone, saying the bus is why, each probe answering within a second', async () => {
     const base = worker!.url;

@@ -243,10 +243,31 @@ export class FakeEventStoreDb {
     return new streamsPb.ReadResp().setEvent(event);
   }
 
+  /**
+   * Until the returned function is called, every forward read of $all answers `ms` late: a projection
+   * catch-up that takes its time. Reads of the head (backwards) and of streams answer at once.
+   */
+  slowForwardLogReads(ms: number): () => void {
+    this.forwardLogReadDelayMs = ms;
+    return () => {
+      this.forwardLogReadDelayMs = 0;
+    };
+  }
+
+  private forwardLogReadDelayMs = 0;
+
   private onRead(call: grpc.ServerWritableStream<Streams.ReadReq, Streams.ReadResp>): void {
     const options = call.request.getOptions()!;
     if (options.hasSubscription()) return this.subscribe(call, options);
     const backwards = options.getReadDirection() === streamsPb.ReadReq.Options.ReadDirection.BACKWARDS;
+    if (this.forwardLogReadDelayMs > 0 && !backwards && !options.hasStream()) {
+      setTimeout(() => this.answerRead(call, options, backwards), this.forwardLogReadDelayMs);
+      return;
+    }
+    this.answerRead(call, options, backwards);
+  }
+
+  private answerRead(call: grpc.ServerWritableStream<Streams.ReadReq, Streams.ReadResp>, options: Streams.ReadReq.Options, backwards: boolean): void {
     const count = Number(options.getCount());
     let records: StoredRecord[];
     if (options.hasStream()) {

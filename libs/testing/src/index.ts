@@ -1,2 +1,3 @@
 export * from './eventually.js';
 export * from './sqlite.js';
+export * from './ports.js';
