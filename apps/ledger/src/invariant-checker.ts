@@ -17,10 +17,11 @@ import type { RecordedEvent } from '#eventstore';
 
 /**
  * Streams that coordinate processes and hold no money (the distributed dispatchers' phone windows,
- * `phone-window-*`; the relay lease, `relay-lease-*`): only their last event matters, and an operator
- * may trim them (EventStoreDB's `$maxCount`), so their revisions are not checked for gaps.
+ * `phone-window-*`; the relay lease, `relay-lease-*`; API replicas' Idempotency-Key claims,
+ * `idempotency-*`): only their last event matters, and an operator may trim them (EventStoreDB's
+ * `$maxCount`), so their revisions are not checked for gaps.
  */
-const COORDINATION = ['phone-window-', 'relay-lease-'];
+const COORDINATION = ['phone-window-', 'relay-lease-', 'idempotency-'];
 
 export type InvariantId = 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'I6' | 'log' | 'schema';
 

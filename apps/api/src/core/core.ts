@@ -64,7 +64,8 @@ export class Core {
     this.keyBuckets = new TokenBuckets(config.keyRatePerSecond / 1000, config.keyBurst);
     this.revokedKeys = new RevokedKeys((keyHash) => reads.apiKey(keyHash)?.revoked === true);
     this.signupBuckets = new TokenBuckets(config.signupsPerHour / 3_600_000, config.signupsPerHour);
-    this.httpIdempotency = new HttpIdempotency(readDb, cipher);
+    // API replicas sharing EventStoreDB share the claims too; the embedded default has one process.
+    this.httpIdempotency = new HttpIdempotency(readDb, cipher, () => clock().getTime(), config.esdbUrl !== undefined ? store : undefined);
   }
 
   /**

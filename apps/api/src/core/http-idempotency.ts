@@ -16,13 +16,31 @@
  *
  * Plans and answers hold secrets (a new API key is shown once, in them), so
  * they are sealed with the service's cipher like every other secret at rest (I9).
+ *
+ * Several API replicas (the distributed mode) each keep this table in their own
+ * file, so a retry that reaches another replica, or a replica whose container was
+ * replaced, would find no claim and open a second account. There the claim is
+ * first taken in the log they share (`shared`): the stream
+ * `idempotency-<sha256(scope, key)>` takes one `IdempotencyKeyClaimed` (request
+ * hash, sealed plan) with expected revision "no stream". A replica that finds
+ * it taken answers with that plan (the work is idempotent on it) or with 409
+ * for another body. A claim older than the retention may be taken again.
  */
 import type Database from 'better-sqlite3';
 import { DomainError } from '#domain';
-import { commitDurably } from '#eventstore';
-import type { Cipher } from '#security';
+import { commitDurably, ConcurrencyError, type EventStore } from '#eventstore';
+import { type Cipher, sha256Hex } from '#security';
 
 const RETENTION_MS = 48 * 3600 * 1000;
+
+/** Streams of the claims taken in a shared log; only their last event matters. */
+export const IDEMPOTENCY_STREAM_PREFIX = 'idempotency-';
+
+/** A claim as the shared log keeps it: the request's hash and its sealed plan. */
+interface ClaimInLog {
+  requestHash: string;
+  plan: string;
+}
 
 /** Answers stored before they were sealed are JSON text; sealed ones are `<keyId>:<base64url>`. */
 const isPlain = (body: string) => body.startsWith('{') || body.startsWith('[');
@@ -47,6 +65,8 @@ export class HttpIdempotency {
     private readonly db: Database.Database,
     private readonly cipher: Cipher,
     private readonly now: () => number = Date.now,
+    /** The log other API replicas share (distributed mode): claims are taken there first. */
+    private readonly shared?: Pick<EventStore, 'append' | 'lastEvent'>,
   ) {
     db.exec(`CREATE TABLE IF NOT EXISTS http_idempotency (
       scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, body TEXT, created_at INTEGER NOT NULL, plan TEXT,
@@ -83,15 +103,44 @@ export class HttpIdempotency {
     return this.perform(scope, key, JSON.parse(this.cipher.open(row.plan)) as P, job);
   }
 
-  private claimAndPerform<P, T>(scope: string, key: string, requestHash: string, job: IdempotentJob<P, T>): Promise<T> {
-    job.admit?.();
-    const plan = job.plan();
-    const sealed = this.cipher.seal(JSON.stringify(plan));
+  private async claimAndPerform<P, T>(scope: string, key: string, requestHash: string, job: IdempotentJob<P, T>): Promise<T> {
+    let sealed: string;
+    if (this.shared === undefined) {
+      job.admit?.();
+      sealed = this.cipher.seal(JSON.stringify(job.plan()));
+    } else {
+      const inLog = await this.claimInLog(scope, key, requestHash, job);
+      if (inLog.requestHash !== requestHash) throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
+      sealed = inLog.plan;
+    }
     // On disk before the work starts: a claim lost to a power loss would let a retry plan anew.
     const claimed = commitDurably(this.db, () => this.claim.run(scope, key, requestHash, sealed, this.now()).changes === 1);
     // Another connection to the file claimed it first: answer as a replay of that one.
     if (!claimed) return this.run(scope, key, requestHash, job);
-    return this.perform(scope, key, plan, job);
+    return this.perform(scope, key, JSON.parse(this.cipher.open(sealed)) as P, job);
+  }
+
+  /** The claim of (scope, key) in the shared log: this request's, newly taken, or the one another replica took. */
+  private async claimInLog<P, T>(scope: string, key: string, requestHash: string, job: IdempotentJob<P, T>): Promise<ClaimInLog> {
+    const log = this.shared!;
+    const stream = `${IDEMPOTENCY_STREAM_PREFIX}${sha256Hex(`${scope}\u0000${key}`)}`;
+    let mine: ClaimInLog | undefined;
+    for (;;) {
+      const last = await log.lastEvent(stream);
+      const taken = last?.data as (ClaimInLog & { at: string }) | undefined;
+      if (last !== undefined && this.now() - Date.parse(taken!.at) < RETENTION_MS) return taken!;
+      if (mine === undefined) {
+        job.admit?.();
+        mine = { requestHash, plan: this.cipher.seal(JSON.stringify(job.plan())) };
+      }
+      try {
+        await log.append(stream, [{ type: 'IdempotencyKeyClaimed', data: { ...mine, at: new Date(this.now()).toISOString() } }], last === undefined ? 'no_stream' : last.revision);
+        return mine;
+      } catch (error) {
+        // Another replica claimed it meanwhile: its claim decides.
+        if (!(error instanceof ConcurrencyError)) throw error;
+      }
+    }
   }
 
   private async perform<P, T>(scope: string, key: string, plan: P, job: IdempotentJob<P, T>): Promise<T> {
