@@ -5,37 +5,23 @@
  * account or key (I7); another body under the same key is a conflict there
  * too. On the in-memory EventStoreDB stand-in, with two replicas.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
-import { type EventStore, openEventStore } from '#eventstore';
-import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
-import { post, startServer, type TestServer } from './harness.js';
+import { randomUUID } from 'node:crypto';
+import type { EventStore } from '#eventstore';
+import { post, type TestServer } from './harness.js';
+import { type Replicas, startReplicas } from './replicas.harness.js';
 
 describe('Idempotency-Key across API replicas on one log', () => {
-  let esdb: FakeEventStoreDb | undefined;
-  let log: EventStore | undefined;
-  let a: TestServer | undefined;
-  let b: TestServer | undefined;
+  let replicas: Replicas | undefined;
+  let a: TestServer;
+  let b: TestServer;
+  let log: EventStore;
 
   beforeAll(async () => {
-    esdb = await FakeEventStoreDb.start();
-    const env = {
-      ESDB_URL: esdb.url,
-      NEXO_WORKERS: 'off',
-      NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'),
-      NEXO_CIPHER_KEYS: `k1:${randomBytes(32).toString('hex')}`,
-      LOG_LEVEL: 'warn',
-    };
-    a = await startServer(env);
-    b = await startServer(env);
-    log = await openEventStore({ kind: 'esdb', url: esdb.url });
+    replicas = await startReplicas();
+    ({ a, b, log } = replicas);
   }, 60_000);
 
-  afterAll(async () => {
-    await a?.stop();
-    await b?.stop();
-    await log?.close();
-    await esdb?.stop();
-  });
+  afterAll(() => replicas?.stop());
 
   const signupOn = async (server: TestServer, key: string, name: string) => {
     const res = await post(server.base, '/api/v1/signup', undefined, { name }, { 'Idempotency-Key': key });
@@ -43,46 +29,46 @@ describe('Idempotency-Key across API replicas on one log', () => {
   };
   const accountsOpened = async () => {
     let n = 0;
-    for await (const e of log!.readAll()) if (e.type === 'AccountOpened') n++;
+    for await (const e of log.readAll()) if (e.type === 'AccountOpened') n++;
     return n;
   };
 
   it('a signup retried on another replica gets the first answer, and one account is opened', async () => {
     const key = randomUUID();
     const before = await accountsOpened();
-    const first = await signupOn(a!, key, 'replicated exchange');
+    const first = await signupOn(a, key, 'replicated exchange');
     expect(first).toMatchObject({ status: 201, body: { ok: true } });
-    const retry = await signupOn(b!, key, 'replicated exchange');
+    const retry = await signupOn(b, key, 'replicated exchange');
     expect(retry).toEqual(first);
     expect(await accountsOpened()).toBe(before + 1);
   });
 
   it('the same key with another body is a conflict on the other replica too', async () => {
     const key = randomUUID();
-    expect((await signupOn(a!, key, 'first body')).status).toBe(201);
-    const other = await signupOn(b!, key, 'another body');
+    expect((await signupOn(a, key, 'first body')).status).toBe(201);
+    const other = await signupOn(b, key, 'another body');
     expect(other).toMatchObject({ status: 409, body: { ok: false, error: 'idempotency_conflict' } });
   });
 
   it('the same signup sent to both replicas at once opens one account, and both get its answer', async () => {
     const key = randomUUID();
     const before = await accountsOpened();
-    const [x, y] = await Promise.all([signupOn(a!, key, 'racing exchange'), signupOn(b!, key, 'racing exchange')]);
+    const [x, y] = await Promise.all([signupOn(a, key, 'racing exchange'), signupOn(b, key, 'racing exchange')]);
     expect(x).toMatchObject({ status: 201, body: { ok: true } });
     expect(y).toEqual(x);
     expect(await accountsOpened()).toBe(before + 1);
   });
 
   it('an extra key retried on another replica is the same key', async () => {
-    const { body: account } = await signupOn(a!, randomUUID(), 'key holder');
+    const { body: account } = await signupOn(a, randomUUID(), 'key holder');
     const key = randomUUID();
     const issue = async (server: TestServer) => {
       const res = await post(server.base, '/api/v1/keys', account.api_key, {}, { 'Idempotency-Key': key });
       return { status: res.status, body: (await res.json()) as { ok: boolean; key_id?: string; api_key?: string } };
     };
-    const first = await issue(a!);
+    const first = await issue(a);
     expect(first).toMatchObject({ status: 201, body: { ok: true } });
     // B learns of the account from the log: its key lookups follow its projections.
-    expect(await issue(b!)).toEqual(first);
+    expect(await issue(b)).toEqual(first);
   });
 });
