@@ -10,7 +10,7 @@
 import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { busReadinessFields, type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
-import { CarriersConfigSchema, createCarriers, type Carriers } from '#carriers';
+import { createCarriers, providerNames, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { startProbeServer, type Logger, type NexoMetrics } from '#observability';
 import { defaultProjections, openLocalDb, Projector } from '#projections';
@@ -146,6 +146,3 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
   }
   return { url, workers, stop };
 }
-
-/** The providers `createCarriers` will open, read from the configuration alone. */
-const providerNames = (carriers: unknown): string[] => CarriersConfigSchema.parse(carriers ?? {}).providers.map((p) => p.name);

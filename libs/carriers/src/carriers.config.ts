@@ -73,14 +73,20 @@ export interface Carriers {
   close(): Promise<void>;
 }
 
+const routingOf = (config: z.output<typeof CarriersConfigSchema>): RoutingTable =>
+  RoutingTable.fromConfig(
+    config.routes ?? defaultRoutingConfig(config.providers[0]!.name),
+    config.providers.map((p) => p.name),
+  );
+
+/** The providers `createCarriers` opens, by name, read from the configuration alone. */
+export const providerNames = (input: unknown): string[] => CarriersConfigSchema.parse(input ?? {}).providers.map((p) => p.name);
+
 /** Builds every configured gateway. SMPP ones start connecting at once; HTTP ones deliver receipts on the API's callback, not to `sink`. */
 export function createCarriers(input: unknown, deps: { sink: ReceiptSink; logger?: CarrierLogger; now?: () => number }): Carriers {
   const config = CarriersConfigSchema.parse(input ?? {});
   const logger = deps.logger ?? silentLogger;
-  const routing = RoutingTable.fromConfig(
-    config.routes ?? defaultRoutingConfig(config.providers[0]!.name),
-    config.providers.map((p) => p.name),
-  );
+  const routing = routingOf(config);
   const gateways = new Map<string, CarrierGateway>();
   for (const p of config.providers) {
     const common = { provider: p.name, logger, ...(deps.now ? { now: deps.now } : {}) };
@@ -107,6 +113,15 @@ export function createCarriers(input: unknown, deps: { sink: ReceiptSink; logger
       await Promise.all([...gateways.values()].map((g) => g.close()));
     },
   };
+}
+
+/**
+ * The routing table (which channels each carrier has a route for) without any gateway: for a
+ * process that submits nothing, an API beside distributed workers. Opening the gateways there
+ * would bind one more SMPP session per provider and replica, and SMSCs cap binds per account.
+ */
+export function routingOnly(input: unknown): Carriers {
+  return { gateways: new Map(), routing: routingOf(CarriersConfigSchema.parse(input ?? {})), close: async () => undefined };
 }
 
 /** `NEXO_CARRIERS` as an environment variable: JSON text (empty or unset: the embedded default). */

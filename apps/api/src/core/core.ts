@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { busReadinessFields, InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
-import { CarriersConfigSchema, createCarriers, PhoneLimiter, type Carriers, type Receipt } from '#carriers';
+import { CarriersConfigSchema, createCarriers, PhoneLimiter, providerNames, routingOnly, type Carriers, type Receipt } from '#carriers';
 import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, restorePhoneWindows, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers, type WorkerMetrics } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
@@ -225,12 +225,13 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     metricsRef.current?.carrierReceipts.inc({ provider: receipt.provider, status: receipt.status });
     return publishReceipt(receipt);
   };
-  const carriers = createCarriers(config.carriers, { sink: receiveReceipt, logger });
+  // Without the pipeline here, nothing is submitted from this process: no gateway (no SMPP bind) is opened.
+  const carriers = config.workers === 'embedded' ? createCarriers(config.carriers, { sink: receiveReceipt, logger }) : routingOnly(config.carriers);
   const core = new Core(config, logger, store, runner, cipher, readDb, reads, projections, bus, carriers, receiveReceipt);
   core.metrics = createProcessMetrics({
     db: readDb,
     projector: projections.projector,
-    providers: [...carriers.gateways.keys()],
+    providers: providerNames(config.carriers),
     workers: () => core.workers,
     clock: core.clock,
   });
