@@ -1,6 +1,6 @@
 /** `npm start`: the embedded default — SQLite event store, in-process bus and workers, carrier simulator. */
 import 'reflect-metadata';
-import { runProcess } from '#observability';
+import { runProcess, startProbeServer, startingMetrics } from '#observability';
 import { ConfigError, loadConfig } from './config.js';
 import { createApp } from './app.js';
 
@@ -11,7 +11,17 @@ runProcess({
   logLevel: (config) => config.logLevel,
   drainMessage: 'draining requests, flushing the event store',
   start: async (config, logger) => {
-    const running = await createApp(config, logger);
+    // Until the read models have caught up (a new replica replays the whole log), the port answers the
+    // probes: alive, not ready, and a /metrics that says so, so neither an orchestrator nor Prometheus
+    // takes a long catch-up for a dead process. The API takes the port over once it can serve.
+    const starting = startingMetrics();
+    const probes = await startProbeServer({ port: config.port, host: config.host, readiness: async () => ({ ok: false, starting: true }), metrics: () => starting });
+    let running: Awaited<ReturnType<typeof createApp>>;
+    try {
+      running = await createApp(config, logger);
+    } finally {
+      await probes.close();
+    }
     await running.app.listen({ port: config.port, host: config.host });
     return { fields: { port: config.port, db: config.dbFile }, stop: () => running.close() };
   },

@@ -12,7 +12,7 @@ import type Database from 'better-sqlite3';
 import { busReadinessFields, type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { createCarriers, providerNames, type Carriers } from '#carriers';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
-import { startProbeServer, type Logger, type NexoMetrics } from '#observability';
+import { startProbeServer, startingMetrics, type Logger, type NexoMetrics } from '#observability';
 import { defaultProjections, openLocalDb, Projector } from '#projections';
 import { AesGcmCipher } from '#security';
 import { lookupsOn } from './lookups.js';
@@ -68,7 +68,8 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
   }
 
   // Probes answer from the first moment: a long projection catch-up is alive, only not ready.
-  const probes = await startProbeServer({ port: config.port, host: config.host, readiness, metrics: () => metrics });
+  const starting = startingMetrics();
+  const probes = await startProbeServer({ port: config.port, host: config.host, readiness, metrics: () => metrics ?? starting });
   const { url } = probes;
 
   const stop = async () => {

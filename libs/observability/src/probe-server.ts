@@ -4,6 +4,7 @@
  * moment, so a long catch-up shows as alive but not ready.
  */
 import { fastify } from 'fastify';
+import { Gauge, Registry } from 'prom-client';
 
 export interface ProbeServer {
   url: string;
@@ -15,7 +16,7 @@ export async function startProbeServer(options: {
   host: string;
   readiness(): Promise<{ ok: boolean } & Record<string, unknown>>;
   /** Undefined while the process is still starting: `/metrics` answers 503 then. */
-  metrics(): { contentType: string; render(): Promise<string> } | undefined;
+  metrics(): RenderedMetrics | undefined;
 }): Promise<ProbeServer> {
   const app = fastify({ logger: false });
   app.get('/health/live', async () => ({ ok: true }));
@@ -34,4 +35,19 @@ export async function startProbeServer(options: {
   const address = app.server.address();
   const url = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
   return { url, close: () => app.close() };
+}
+
+export interface RenderedMetrics {
+  contentType: string;
+  render(): Promise<string>;
+}
+
+/**
+ * What `/metrics` shows while a process starts, before its registry exists: a scrape that succeeds
+ * (Prometheus would count a failed one as the target down) and says the process is starting.
+ */
+export function startingMetrics(): RenderedMetrics {
+  const registry = new Registry();
+  new Gauge({ name: 'nexo_process_starting', help: 'The process is starting (its read models catching up with the log); its other metrics come once it serves.', registers: [registry] }).set(1);
+  return { contentType: registry.contentType, render: () => registry.metrics() };
 }

@@ -171,7 +171,9 @@ export class EsdbEventStore implements EventStore {
     let left = options.maxCount ?? Number.POSITIVE_INFINITY;
     let from = options.fromPosition ?? 0n;
     while (left > 0) {
-      const read = this.client.readAll({ fromPosition: from > 0n ? toServerPosition(from) : START, maxCount: this.pageSize, direction: FORWARDS });
+      // The server's read from a position includes that position's record, hence one more than `left`.
+      const count = Math.min(this.pageSize, left + 1);
+      const read = this.client.readAll({ fromPosition: from > 0n ? toServerPosition(from) : START, maxCount: count, direction: FORWARDS });
       let seen = 0;
       let last = from;
       for await (const resolved of resolvedOf(read)) {
@@ -183,7 +185,7 @@ export class EsdbEventStore implements EventStore {
         yield toRecorded(resolved) as RecordedEvent;
         if (--left === 0) return;
       }
-      if (seen < this.pageSize || last === from) return;
+      if (seen < count || last === from) return;
       from = last;
     }
   }

@@ -1,0 +1,61 @@
+/**
+ * A real `node dist/apps/api/src/main.js` whose read models take a while to
+ * catch up (a new replica in the distributed mode replays the whole log; here
+ * the EventStoreDB stand-in answers each page of it a second late). Meanwhile
+ * its port answers the probes: alive, not ready, and a /metrics scrape that
+ * succeeds, so neither an orchestrator nor Prometheus takes it for dead. Then
+ * the API itself takes the port.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openEventStore } from '#eventstore';
+import { until } from '#testing';
+import { ensureBuilt } from '../../../libs/eventstore/src/testing/ensure-built.js';
+import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
+import { freePort, ready, startApiProcess, stopApiProcess } from './api-process.js';
+
+describe('the API process while its read models catch up', () => {
+  beforeAll(() => ensureBuilt(), 180_000);
+
+  it('answers live, not ready, and a /metrics that says it is starting; then serves', async () => {
+    const esdb = await FakeEventStoreDb.start();
+    // Something to replay: an empty log is caught up at once.
+    const log = await openEventStore({ kind: 'esdb', url: esdb.url });
+    await log.append('account-acc_starting', [{ type: 'AccountOpened', data: { accountId: 'acc_starting', name: 'x', testCredits: 5, at: new Date().toISOString() } }], 'no_stream');
+    await log.close();
+    const restore = esdb.slowForwardLogReads(1_500);
+    const dir = mkdtempSync(join(tmpdir(), 'nexo-starting-'));
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const child = startApiProcess(dir, port, {
+      ESDB_URL: esdb.url,
+      NEXO_WORKERS: 'off',
+      NEXO_CIPHER_KEYS: `k1:${randomBytes(32).toString('hex')}`,
+      NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'),
+    });
+    try {
+      const live = await until('/health/live answering while starting', () => fetch(`${base}/health/live`).then((r) => (r.ok ? r : undefined), () => undefined), {
+        timeoutMs: 20_000,
+        everyMs: 50,
+      });
+      expect(live.status).toBe(200);
+      const notReady = await fetch(`${base}/health/ready`);
+      expect(notReady.status).toBe(503);
+      expect(await notReady.json()).toEqual({ ok: false, starting: true });
+      const scrape = await fetch(`${base}/metrics`);
+      expect(scrape.status).toBe(200);
+      expect(await scrape.text()).toMatch(/^nexo_process_starting 1$/m);
+
+      restore();
+      await ready(base);
+      expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^# TYPE nexo_otp_requested_total counter$/m);
+    } finally {
+      restore();
+      await stopApiProcess(child);
+      await esdb.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
