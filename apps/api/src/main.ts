@@ -15,7 +15,14 @@ runProcess({
     // probes: alive, not ready, and a /metrics that says so, so neither an orchestrator nor Prometheus
     // takes a long catch-up for a dead process. The API takes the port over once it can serve.
     const starting = startingMetrics();
-    const probes = await startProbeServer({ port: config.port, host: config.host, readiness: async () => ({ ok: false, starting: true }), metrics: () => starting });
+    const probes = await startProbeServer({
+      port: config.port,
+      host: config.host,
+      readiness: async () => ({ ok: false, starting: true }),
+      metrics: () => starting,
+      // Requests for the API meanwhile: retry, in the API's error shape (a 404 would read as final).
+      otherwise: { ok: false, error: 'internal', message: 'the server is starting; nothing was changed, try again' },
+    });
     let running: Awaited<ReturnType<typeof createApp>>;
     try {
       running = await createApp(config, logger);

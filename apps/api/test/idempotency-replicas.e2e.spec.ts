@@ -59,6 +59,15 @@ describe('Idempotency-Key across API replicas on one log', () => {
     expect(await accountsOpened()).toBe(before + 1);
   });
 
+  it('the same signup twice at once on one replica opens one account, and both get its answer', async () => {
+    const key = randomUUID();
+    const before = await accountsOpened();
+    const [x, y] = await Promise.all([signupOn(a, key, 'twice on one'), signupOn(a, key, 'twice on one')]);
+    expect(x).toMatchObject({ status: 201, body: { ok: true } });
+    expect(y).toEqual(x);
+    expect(await accountsOpened()).toBe(before + 1);
+  });
+
   it('an extra key retried on another replica is the same key', async () => {
     const { body: account } = await signupOn(a, randomUUID(), 'key holder');
     const key = randomUUID();

@@ -3,8 +3,8 @@
  * catch up (a new replica in the distributed mode replays the whole log; here
  * the EventStoreDB stand-in answers each page of it a second late). Meanwhile
  * its port answers the probes: alive, not ready, and a /metrics scrape that
- * succeeds, so neither an orchestrator nor Prometheus takes it for dead. Then
- * the API itself takes the port.
+ * succeeds, so neither an orchestrator nor Prometheus takes it for dead, and
+ * any other path 503 with Retry-After. Then the API itself takes the port.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -47,6 +47,11 @@ describe('the API process while its read models catch up', () => {
       const scrape = await fetch(`${base}/metrics`);
       expect(scrape.status).toBe(200);
       expect(await scrape.text()).toMatch(/^nexo_process_starting 1$/m);
+      // The API's own paths meanwhile: retry, in the API's error shape, not a 404 that reads as final.
+      const early = await fetch(`${base}/api/v1/send-otp`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(early.status).toBe(503);
+      expect(early.headers.get('retry-after')).toBe('1');
+      expect(await early.json()).toMatchObject({ ok: false, error: 'internal' });
 
       restore();
       await ready(base);

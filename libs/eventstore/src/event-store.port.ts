@@ -74,6 +74,12 @@ export interface EventStore {
    */
   lastEvent(streamId: string): Promise<RecordedEvent | undefined>;
   readAll(options?: ReadAllOptions): AsyncIterable<RecordedEvent>;
+  /**
+   * Asks the store to drop the stream's events once they are older than `ms` (EventStoreDB's
+   * `$maxAge`), for a stream whose events must not outlive their use. A store that cannot does not
+   * offer it. After its events aged out, a stream keeps its revision: appends go after it.
+   */
+  expireAfter?(streamId: string, ms: number): Promise<void>;
   /** Position of the last event in the log (0n when empty). */
   headPosition(): Promise<bigint>;
   subscribe(options?: SubscribeOptions): Subscription;

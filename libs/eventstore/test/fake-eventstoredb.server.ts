@@ -244,9 +244,9 @@ export class FakeEventStoreDb {
   }
 
   /**
-   * Until the returned function is called, every forward page read of $all (more than 2 records)
-   * answers `ms` late: a projection catch-up that takes its time. Reads of the head (backwards), of
-   * one event after a position (a lag measure) and of streams answer at once.
+   * Until the returned function is called, every forward read of $all of a full page (more than 64
+   * records) answers `ms` late: a projection catch-up that takes its time. Reads of the head
+   * (backwards), short reads (a lag measure asks for one event) and reads of streams answer at once.
    */
   slowForwardLogReads(ms: number): () => void {
     this.forwardLogReadDelayMs = ms;
@@ -261,7 +261,7 @@ export class FakeEventStoreDb {
     const options = call.request.getOptions()!;
     if (options.hasSubscription()) return this.subscribe(call, options);
     const backwards = options.getReadDirection() === streamsPb.ReadReq.Options.ReadDirection.BACKWARDS;
-    if (this.forwardLogReadDelayMs > 0 && !backwards && !options.hasStream() && Number(options.getCount()) > 2) {
+    if (this.forwardLogReadDelayMs > 0 && !backwards && !options.hasStream() && Number(options.getCount()) > 64) {
       setTimeout(() => this.answerRead(call, options, backwards), this.forwardLogReadDelayMs);
       return;
     }

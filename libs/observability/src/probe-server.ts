@@ -17,8 +17,15 @@ export async function startProbeServer(options: {
   readiness(): Promise<{ ok: boolean } & Record<string, unknown>>;
   /** Undefined while the process is still starting: `/metrics` answers 503 then. */
   metrics(): RenderedMetrics | undefined;
+  /**
+   * What any other path answers, with 503 and `Retry-After: 1`: for a port that stands in for a
+   * server still starting, whose clients must retry rather than take a 404 for an answer.
+   */
+  otherwise?: Record<string, unknown>;
 }): Promise<ProbeServer> {
   const app = fastify({ logger: false });
+  const { otherwise } = options;
+  if (otherwise !== undefined) app.setNotFoundHandler((_request, reply) => reply.status(503).header('retry-after', '1').send(otherwise));
   app.get('/health/live', async () => ({ ok: true }));
   app.get('/health/ready', async (_request, reply) => {
     const r = await options.readiness();

@@ -5,7 +5,40 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AesGcmCipher } from '#security';
 import { recordCommitLevels } from '#testing';
+import { ConcurrencyError, type EventData, type ExpectedRevision, type RecordedEvent } from '#eventstore';
 import { HttpIdempotency, type IdempotentJob } from './http-idempotency.js';
+
+/**
+ * The part of a shared log (EventStoreDB) the claims use, in memory. `ageOut()` drops every event
+ * and keeps the revisions, as `$maxAge` does: reads find nothing, appends must go after them.
+ */
+function sharedLog() {
+  const streams = new Map<string, { revision: bigint; events: RecordedEvent[] }>();
+  const expiring = new Map<string, number>();
+  return {
+    expiring,
+    ageOut: () => streams.forEach((s) => (s.events = [])),
+    async append(streamId: string, events: readonly EventData[], expected: ExpectedRevision) {
+      const s = streams.get(streamId);
+      const actual = s?.revision;
+      const ok = expected === 'no_stream' ? actual === undefined : expected === actual;
+      if (!ok) throw new ConcurrencyError(streamId, expected, actual);
+      const next = s ?? { revision: -1n, events: [] };
+      for (const e of events) {
+        next.revision += 1n;
+        next.events.push({ streamId, revision: next.revision, position: 0n, id: 'x', type: e.type, data: e.data, metadata: undefined, created: new Date().toISOString() });
+      }
+      streams.set(streamId, next);
+      return { nextExpectedRevision: next.revision, position: 0n };
+    },
+    async lastEvent(streamId: string) {
+      return streams.get(streamId)?.events.at(-1);
+    },
+    async expireAfter(streamId: string, ms: number) {
+      expiring.set(streamId, ms);
+    },
+  };
+}
 
 /** A job whose plan is `plan` and whose answer is `answer(plan)`, counting its runs. */
 function job<P, T>(plan: P, answer: (p: P) => T | Promise<T>): IdempotentJob<P, T> & { performed: P[]; planned: number } {
@@ -136,6 +169,47 @@ describe('HttpIdempotency', () => {
       const retry = job({}, () => ({}));
       await expect(idem.run('signup', 'old', 'h', retry)).rejects.toMatchObject({ code: 'idempotency_conflict' });
       expect(retry.performed).toEqual([]);
+    });
+  });
+
+  describe('with a log shared by several API replicas (distributed mode)', () => {
+    it('takes the claim in the log first, sealed, and asks for it to expire with the retention; another replica answers with the claimed plan', async () => {
+      const log = sharedLog();
+      const other = new Database(':memory:');
+      try {
+        const first = await new HttpIdempotency(db, cipher, Date.now, log).run('signup', 'k', 'h', job({ key: 'nxo_live_secret' }, (p) => p));
+        expect([...log.expiring.values()]).toEqual([48 * 3600 * 1000]);
+        const [stream] = [...log.expiring.keys()];
+        expect(JSON.stringify((await log.lastEvent(stream))?.data)).not.toContain('nxo_live_secret');
+        const retry = job({ key: 'nxo_live_other' }, (p) => p);
+        expect(await new HttpIdempotency(other, cipher, Date.now, log).run('signup', 'k', 'h', retry)).toEqual(first);
+        expect([retry.planned, retry.performed]).toEqual([0, [{ key: 'nxo_live_secret' }]]);
+        await expect(new HttpIdempotency(other, cipher, Date.now, log).run('signup', 'k', 'h2', job({}, (p) => p))).rejects.toMatchObject({ code: 'idempotency_conflict' });
+      } finally {
+        other.close();
+      }
+    });
+
+    it('a claim past the retention is taken again, also once its events aged out of the log, and a stale local answer is no answer', async () => {
+      const log = sharedLog();
+      let now = Date.now();
+      const idem = new HttpIdempotency(db, cipher, () => now, log);
+      expect(await idem.run('signup', 'k', 'h', job({ n: 1 }, (p) => p))).toEqual({ n: 1 });
+      now += 49 * 3600 * 1000;
+      expect(await idem.run('signup', 'k', 'other body', job({ n: 2 }, (p) => p))).toEqual({ n: 2 });
+      now += 49 * 3600 * 1000;
+      log.ageOut();
+      expect(await idem.run('signup', 'k', 'h', job({ n: 3 }, (p) => p))).toEqual({ n: 3 });
+    });
+
+    it('the same request twice at once in one process takes one claim and answers both alike', async () => {
+      const log = sharedLog();
+      const idem = new HttpIdempotency(db, cipher, Date.now, log);
+      const a = job({ n: 1 }, (p) => p);
+      const b = job({ n: 2 }, (p) => p);
+      const answers = await Promise.all([idem.run('keys', 'k', 'h', a), idem.run('keys', 'k', 'h', b)]);
+      expect(answers).toEqual([{ n: 1 }, { n: 1 }]);
+      expect([a.planned + b.planned, a.performed.length + b.performed.length]).toEqual([1, 1]);
     });
   });
 });

@@ -24,11 +24,14 @@
  * `idempotency-<sha256(scope, key)>` takes one `IdempotencyKeyClaimed` (request
  * hash, sealed plan) with expected revision "no stream". A replica that finds
  * it taken answers with that plan (the work is idempotent on it) or with 409
- * for another body. A claim older than the retention may be taken again.
+ * for another body. A claim older than the retention may be taken again; the
+ * stream is asked to drop its events after the retention (EventStoreDB's
+ * `$maxAge`), since the sealed plan holds the new API key.
  */
 import type Database from 'better-sqlite3';
+import { z } from 'zod';
 import { DomainError } from '#domain';
-import { commitDurably, ConcurrencyError, type EventStore } from '#eventstore';
+import { commitDurably, ConcurrencyError, type EventStore, type ExpectedRevision } from '#eventstore';
 import { type Cipher, sha256Hex } from '#security';
 
 const RETENTION_MS = 48 * 3600 * 1000;
@@ -36,11 +39,9 @@ const RETENTION_MS = 48 * 3600 * 1000;
 /** Streams of the claims taken in a shared log; only their last event matters. */
 export const IDEMPOTENCY_STREAM_PREFIX = 'idempotency-';
 
-/** A claim as the shared log keeps it: the request's hash and its sealed plan. */
-interface ClaimInLog {
-  requestHash: string;
-  plan: string;
-}
+/** A claim as the shared log keeps it: the request's hash, its sealed plan, when it was taken. */
+const ClaimInLog = z.object({ requestHash: z.string(), plan: z.string(), at: z.string().datetime() });
+type ClaimInLog = z.infer<typeof ClaimInLog>;
 
 /** Answers stored before they were sealed are JSON text; sealed ones are `<keyId>:<base64url>`. */
 const isPlain = (body: string) => body.startsWith('{') || body.startsWith('[');
@@ -56,17 +57,20 @@ export interface IdempotentJob<P, T> {
 
 export class HttpIdempotency {
   private readonly claim: Database.Statement<[string, string, string, string, number]>;
-  private readonly find: Database.Statement<[string, string], { request_hash: string; body: string | null; plan: string | null }>;
+  private readonly find: Database.Statement<[string, string, number], { request_hash: string; body: string | null; plan: string | null }>;
+  private readonly forget: Database.Statement<[string, string, number]>;
   private readonly complete: Database.Statement<[string, string, string]>;
   /** Requests running in this process, by scope and key: a concurrent replay waits for the first's answer. */
   private readonly running = new Map<string, Promise<unknown>>();
+  /** Claims being taken in the shared log by this process, by scope and key: the same request again waits for it. */
+  private readonly claiming = new Map<string, Promise<unknown>>();
 
   constructor(
     private readonly db: Database.Database,
     private readonly cipher: Cipher,
     private readonly now: () => number = Date.now,
     /** The log other API replicas share (distributed mode): claims are taken there first. */
-    private readonly shared?: Pick<EventStore, 'append' | 'lastEvent'>,
+    private readonly shared?: Pick<EventStore, 'append' | 'lastEvent' | 'expireAfter'>,
   ) {
     db.exec(`CREATE TABLE IF NOT EXISTS http_idempotency (
       scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, body TEXT, created_at INTEGER NOT NULL, plan TEXT,
@@ -75,7 +79,9 @@ export class HttpIdempotency {
     if (!columns.some((c) => c.name === 'plan')) db.exec('ALTER TABLE http_idempotency ADD COLUMN plan TEXT');
     db.prepare('DELETE FROM http_idempotency WHERE created_at < ?').run(now() - RETENTION_MS);
     this.claim = db.prepare('INSERT OR IGNORE INTO http_idempotency (scope, key, request_hash, plan, created_at) VALUES (?, ?, ?, ?, ?)');
-    this.find = db.prepare('SELECT request_hash, body, plan FROM http_idempotency WHERE scope = ? AND key = ?');
+    // A row past the retention is no claim: the key may be taken again (the log agrees, see claimInLog).
+    this.find = db.prepare('SELECT request_hash, body, plan FROM http_idempotency WHERE scope = ? AND key = ? AND created_at >= ?');
+    this.forget = db.prepare('DELETE FROM http_idempotency WHERE scope = ? AND key = ? AND created_at < ?');
     // The answer holds everything the plan did: the plan's copy of the key is dropped.
     this.complete = db.prepare('UPDATE http_idempotency SET body = ?, plan = NULL WHERE scope = ? AND key = ?');
     // Answers an older version stored in clear (API keys among them) are sealed once, at start.
@@ -88,7 +94,7 @@ export class HttpIdempotency {
       job.admit?.();
       return job.perform(job.plan());
     }
-    const row = this.find.get(scope, key);
+    const row = this.find.get(scope, key, this.now() - RETENTION_MS);
     if (row === undefined) return this.claimAndPerform(scope, key, requestHash, job);
     if (row.request_hash !== requestHash) throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
     if (row.body !== null) return JSON.parse(isPlain(row.body) ? row.body : this.cipher.open(row.body)) as T;
@@ -109,12 +115,29 @@ export class HttpIdempotency {
       job.admit?.();
       sealed = this.cipher.seal(JSON.stringify(job.plan()));
     } else {
-      const inLog = await this.claimInLog(scope, key, requestHash, job);
+      const id = `${scope}\u0000${key}`;
+      const taking = this.claiming.get(id);
+      // The same key again while this process takes its claim: once taken, it answers as a replay.
+      if (taking) {
+        const again = () => this.run(scope, key, requestHash, job);
+        return taking.then(again, again);
+      }
+      const claim = this.claimInLog(scope, key, requestHash, job);
+      this.claiming.set(id, claim);
+      let inLog: ClaimInLog;
+      try {
+        inLog = await claim;
+      } finally {
+        this.claiming.delete(id);
+      }
       if (inLog.requestHash !== requestHash) throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
       sealed = inLog.plan;
     }
     // On disk before the work starts: a claim lost to a power loss would let a retry plan anew.
-    const claimed = commitDurably(this.db, () => this.claim.run(scope, key, requestHash, sealed, this.now()).changes === 1);
+    const claimed = commitDurably(this.db, () => {
+      this.forget.run(scope, key, this.now() - RETENTION_MS);
+      return this.claim.run(scope, key, requestHash, sealed, this.now()).changes === 1;
+    });
     // Another connection to the file claimed it first: answer as a replay of that one.
     if (!claimed) return this.run(scope, key, requestHash, job);
     return this.perform(scope, key, JSON.parse(this.cipher.open(sealed)) as P, job);
@@ -125,20 +148,28 @@ export class HttpIdempotency {
     const log = this.shared!;
     const stream = `${IDEMPOTENCY_STREAM_PREFIX}${sha256Hex(`${scope}\u0000${key}`)}`;
     let mine: ClaimInLog | undefined;
+    // After events aged out, the stream keeps its revision with nothing to read: the append goes after it.
+    let afterAgedOut: ExpectedRevision | undefined;
     for (;;) {
       const last = await log.lastEvent(stream);
-      const taken = last?.data as (ClaimInLog & { at: string }) | undefined;
-      if (last !== undefined && this.now() - Date.parse(taken!.at) < RETENTION_MS) return taken!;
+      if (last !== undefined) {
+        const taken = ClaimInLog.safeParse(last.data);
+        if (!taken.success) throw new Error(`the Idempotency-Key claim in ${stream} is unreadable`);
+        if (this.now() - Date.parse(taken.data.at) < RETENTION_MS) return taken.data;
+      }
       if (mine === undefined) {
         job.admit?.();
-        mine = { requestHash, plan: this.cipher.seal(JSON.stringify(job.plan())) };
+        mine = { requestHash, plan: this.cipher.seal(JSON.stringify(job.plan())), at: new Date(this.now()).toISOString() };
+        // The sealed plan holds the new API key: it should not outlive the retention anywhere.
+        await log.expireAfter?.(stream, RETENTION_MS);
       }
       try {
-        await log.append(stream, [{ type: 'IdempotencyKeyClaimed', data: { ...mine, at: new Date(this.now()).toISOString() } }], last === undefined ? 'no_stream' : last.revision);
+        await log.append(stream, [{ type: 'IdempotencyKeyClaimed', data: mine }], last !== undefined ? last.revision : (afterAgedOut ?? 'no_stream'));
         return mine;
       } catch (error) {
-        // Another replica claimed it meanwhile: its claim decides.
+        // Another replica claimed it meanwhile (its claim decides), or the stream's events aged out.
         if (!(error instanceof ConcurrencyError)) throw error;
+        afterAgedOut = last === undefined && error.actual !== undefined ? error.actual : undefined;
       }
     }
   }

@@ -368,11 +368,18 @@ export class KafkaMessageBus implements MessageBus {
       }
     };
 
-    kc.on(kc.events.CRASH, (event) => o.onError?.(event.payload.error, group, topic));
-    // The partitions of `topic` the group gave this member at its last (re)join.
+    // The partitions of `topic` the group gave this member at its last (re)join; none while it
+    // rejoins (after a crash, in a rebalance), when they may be another member's.
     let owned: ReadonlySet<number> = new Set();
     kc.on(kc.events.GROUP_JOIN, (event) => {
       owned = new Set(event.payload.memberAssignment[topic] ?? []);
+    });
+    kc.on(kc.events.REBALANCING, () => {
+      owned = new Set();
+    });
+    kc.on(kc.events.CRASH, (event) => {
+      owned = new Set();
+      o.onError?.(event.payload.error, group, topic);
     });
     try {
       await kc.connect();

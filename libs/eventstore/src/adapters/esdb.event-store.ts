@@ -166,13 +166,23 @@ export class EsdbEventStore implements EventStore {
     }
   }
 
+  async expireAfter(streamId: string, ms: number): Promise<void> {
+    this.assertOpen();
+    try {
+      await this.client.setStreamMetadata(streamId, { maxAge: Math.ceil(ms / 1000) });
+    } catch (error) {
+      throw translateError(error);
+    }
+  }
+
   async *readAll(options: ReadAllOptions = {}): AsyncIterable<RecordedEvent> {
     this.assertOpen();
     let left = options.maxCount ?? Number.POSITIVE_INFINITY;
     let from = options.fromPosition ?? 0n;
     while (left > 0) {
-      // The server's read from a position includes that position's record, hence one more than `left`.
-      const count = Math.min(this.pageSize, left + 1);
+      // The server's read from a position includes that position's record, hence one more than `left`;
+      // at least 64, so that a short read does not take a round trip per system event it passes.
+      const count = Math.min(this.pageSize, Math.max(left + 1, 64));
       const read = this.client.readAll({ fromPosition: from > 0n ? toServerPosition(from) : START, maxCount: count, direction: FORWARDS });
       let seen = 0;
       let last = from;
