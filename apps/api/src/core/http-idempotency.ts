@@ -37,7 +37,7 @@ import { type Cipher, sha256Hex } from '#security';
 const RETENTION_MS = 48 * 3600 * 1000;
 
 /** Streams of the claims taken in a shared log; only their last event matters. */
-export const IDEMPOTENCY_STREAM_PREFIX = 'idempotency-';
+const IDEMPOTENCY_STREAM_PREFIX = 'idempotency-';
 
 /** A claim as the shared log keeps it: the request's hash, its sealed plan, when it was taken. */
 const ClaimInLog = z.object({ requestHash: z.string(), plan: z.string(), at: z.string().datetime() });
