@@ -106,7 +106,7 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
       result = await runner.handle(
         otpStream(route.otpId),
         otpDecider,
-        { type: 'RecordReceipt', providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(claim ? { claim } : {}) },
+        { type: 'RecordReceipt', provider: r.provider, providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(claim ? { claim } : {}) },
         { accountId: route.accountId, provider: r.provider },
       );
     } catch (error) {

@@ -313,6 +313,24 @@ describe.each([true, false])('settlement edges, embedded pipeline (settleOnRecei
     await balanceIs(acc, charged);
   });
 
+  // Fixed 2026-11-27: the OTP decider knew a routed message by its id alone, so the routed attempt's
+  // id, given by another upstream, hid the earlier attempt's message of the same id: the earlier
+  // upstream's receipt was refused ("routed through quiet") and the OTP was refunded though delivered.
+  it("the earlier attempt's upstream delivered under the same id the routed attempt's upstream gave: its receipt counts, Delivered once", async () => {
+    const acc = await account();
+    const { otpId } = await p.send(acc, nextPhone(['091']), { channel: 'sms' });
+    const r = await routed(otpId);
+    expect(r).toMatchObject({ provider: 'quiet', attempt: 2 });
+    await receipt('flaky', r.providerMessageId, 'delivered', otpId);
+    await receipt(r.provider, r.providerMessageId, 'undelivered');
+    await recorded(otpId, ['delivered', 'undelivered']);
+    await quiet();
+    const f = (await p.ledger()).get(otpId)!;
+    expect(f.otpEvents.filter((e) => e.type === 'ReceiptReceived').map((e) => (e.data as { provider: string }).provider)).toEqual(['flaky', 'quiet']);
+    expect(settlements(f)).toEqual([{ type: 'Delivered', via: 'receipt' }]);
+    await balanceIs(acc, charged);
+  });
+
   // Found by this test, fixed 2026-11-26 (it was a bug): settlement refunded on the first failure receipt of ANY message of the OTP. The relay's
   // SettlementMessage carries no providerMessageId and settlement.consumer.ts's commandFor maps
   // `undelivered` to RefundOtp without asking whether that message is the OTP's live (routed)

@@ -1,4 +1,4 @@
-import { refundWaits, type OtpCommand, otpDecider } from './otp.decider.js';
+import { messageKey, refundWaits, type OtpCommand, otpDecider } from './otp.decider.js';
 import type { OtpEvent } from './otp.events.js';
 import { OtpEvent as OtpEventSchema } from './otp.events.js';
 import type { ReceiptStatus } from './otp.events.js';
@@ -33,19 +33,22 @@ const recordRouteFailed = (attempt: number, retryable?: boolean): OtpCommand => 
   ...failedData(attempt, retryable),
 });
 
-const receiptData = (providerMessageId: string, status: ReceiptStatus, seconds = 30, raw = `stat:${status.toUpperCase()}`) => ({
+/** A fixture's message ids start with their upstream's name: `sim-msg-1` came from `sim`. */
+const providerOf = (providerMessageId: string): string => providerMessageId.split('-')[0];
+const receiptData = (providerMessageId: string, status: ReceiptStatus, seconds = 30, raw = `stat:${status.toUpperCase()}`, provider = providerOf(providerMessageId)) => ({
+  provider,
   providerMessageId,
   status,
   raw,
   at: at(seconds),
 });
-const receipt = (id: string, status: ReceiptStatus, seconds?: number): OtpEvent => ({
+const receipt = (id: string, status: ReceiptStatus, seconds?: number, provider?: string): OtpEvent => ({
   type: 'ReceiptReceived',
-  data: receiptData(id, status, seconds),
+  data: receiptData(id, status, seconds, undefined, provider),
 });
-const recordReceipt = (id: string, status: ReceiptStatus, seconds?: number, raw?: string): OtpCommand => ({
+const recordReceipt = (id: string, status: ReceiptStatus, seconds?: number, raw?: string, provider?: string): OtpCommand => ({
   type: 'RecordReceipt',
-  ...receiptData(id, status, seconds, raw),
+  ...receiptData(id, status, seconds, raw, provider),
 });
 
 const expired = (seconds = 300): OtpEvent => ({ type: 'Expired', data: { at: at(seconds) } });
@@ -61,7 +64,7 @@ describe('route and route failed: attempts in order, redelivery appends nothing'
   it('records the first attempt', () => {
     const state = given([]).when(recordRouted(1)).then([routed(1)]);
     expect(state.lastAttempt).toBe(1);
-    expect(state.routed.get('sim-msg-1')).toEqual({ attempt: 1, provider: 'sim' });
+    expect(state.routed.get(messageKey('sim', 'sim-msg-1'))).toEqual({ attempt: 1, provider: 'sim', providerMessageId: 'sim-msg-1' });
   });
 
   it('records a failed first attempt, then the failover as attempt 2', () => {
@@ -69,7 +72,7 @@ describe('route and route failed: attempts in order, redelivery appends nothing'
     expect(afterFailure.failures).toBe(1);
     const state = given([routeFailed(1)]).when(recordRouted(2, 'backup')).then([routed(2, 'backup')]);
     expect(state.lastAttempt).toBe(2);
-    expect(state.routed.get('backup-msg-2')).toEqual({ attempt: 2, provider: 'backup' });
+    expect(state.routed.get(messageKey('backup', 'backup-msg-2'))).toEqual({ attempt: 2, provider: 'backup', providerMessageId: 'backup-msg-2' });
   });
 
   it('records consecutive failures', () => {
@@ -132,7 +135,7 @@ describe('receipts', () => {
 
 describe('receipts that name their OTP (an upstream echoing our reference): checked against its routes', () => {
   const claimed = (id: string, status: ReceiptStatus, provider: string, attempt?: number): OtpCommand => ({
-    ...recordReceipt(id, status),
+    ...recordReceipt(id, status, undefined, undefined, provider),
     claim: attempt === undefined ? { provider } : { provider, attempt },
   } as OtpCommand);
   const failedVia = (attempt: number, provider: string): OtpEvent => ({ type: 'RouteFailed', data: failedData(attempt, true, provider) });
@@ -151,7 +154,7 @@ describe('receipts that name their OTP (an upstream echoing our reference): chec
     given([failedVia(1, 'acme'), routed(2, 'backup')]).when(claimed('acme-x', 'delivered', 'acme', 1)).then([receipt('acme-x', 'delivered')]);
   });
 
-  it('refuses a message id routed through another provider, whatever attempt it claims', () => {
+  it('refuses a message id routed through another provider, claimed by one that made no attempt of the OTP, whatever attempt it claims', () => {
     const e = given([routed(1, 'acme')]).when(claimed('acme-msg-1', 'delivered', 'evil', 1)).then('invalid_command');
     expect(e.details).toMatchObject({ reason: 'receipt_claim', provider: 'evil', providerMessageId: 'acme-msg-1' });
     given([routed(1, 'acme')]).when(claimed('acme-msg-1', 'delivered', 'evil')).then('invalid_command');
@@ -169,6 +172,65 @@ describe('receipts that name their OTP (an upstream echoing our reference): chec
 
   it('a duplicate of a recorded receipt stays a no-op', () => {
     given([routed(1, 'acme'), receipt('acme-msg-1', 'delivered')]).when(claimed('acme-msg-1', 'delivered', 'acme', 1)).then([]);
+  });
+});
+
+describe('a message is its upstream and its id: two upstreams may hand out the same id', () => {
+  const routedAs = (attempt: number, provider: string, providerMessageId: string): OtpEvent => ({ type: 'Routed', data: { ...routedData(attempt, provider), providerMessageId } });
+  const stateOf = (events: OtpEvent[]) => events.reduce(otpDecider.evolve, otpDecider.initialState());
+  const failedOver = [routedAs(1, 'acme', '42'), routedAs(2, 'backup', '42')];
+
+  it('a claimed receipt for the earlier attempt counts after the failover got the same id from another upstream', () => {
+    given(failedOver)
+      .when({ ...recordReceipt('42', 'delivered', 60, undefined, 'acme'), claim: { provider: 'acme', attempt: 1 } } as OtpCommand)
+      .then([receipt('42', 'delivered', 60, 'acme')]);
+  });
+
+  it("the earlier upstream's failure does not refund while the later upstream's message of that id is in flight", () => {
+    expect(refundWaits(stateOf([...failedOver, receipt('42', 'undelivered', 60, 'acme')]))).toBe(true);
+    expect(refundWaits(stateOf([...failedOver, receipt('42', 'undelivered', 60, 'acme'), receipt('42', 'undelivered', 90, 'backup')]))).toBe(false);
+  });
+
+  it("each upstream's receipt of that id is its own fact; a repeat of either is a no-op", () => {
+    const history = [...failedOver, receipt('42', 'delivered', 60, 'acme')];
+    given(history).when(recordReceipt('42', 'delivered', 70, undefined, 'backup')).then([receipt('42', 'delivered', 70, 'backup')]);
+    given(history).when(recordReceipt('42', 'delivered', 70, undefined, 'acme')).then([]);
+  });
+
+  it('the earlier upstream may claim that id without naming its attempt: it made one', () => {
+    given(failedOver)
+      .when({ ...recordReceipt('42', 'undelivered', 60, undefined, 'acme'), claim: { provider: 'acme' } } as OtpCommand)
+      .then([receipt('42', 'undelivered', 60, 'acme')]);
+  });
+
+  it('a third upstream claiming that id is still refused', () => {
+    given(failedOver).when({ ...recordReceipt('42', 'delivered', 60, undefined, 'evil'), claim: { provider: 'evil' } } as OtpCommand).then('invalid_command');
+  });
+
+  it('a receipt cannot claim another upstream than the one it came from', () => {
+    given(failedOver).when({ ...recordReceipt('42', 'delivered', 60, undefined, 'acme'), claim: { provider: 'backup', attempt: 2 } } as OtpCommand).then('invalid_command');
+  });
+});
+
+describe('receipts recorded before they named their upstream', () => {
+  const legacy = (id: string, status: ReceiptStatus, seconds?: number): OtpEvent => {
+    const { provider: _, ...data } = receiptData(id, status, seconds);
+    return { type: 'ReceiptReceived', data };
+  };
+  const stateOf = (events: OtpEvent[]) => events.reduce(otpDecider.evolve, otpDecider.initialState());
+
+  it('still pass the stored schema', () => {
+    expect(OtpEventSchema.parse(legacy('sim-msg-1', 'delivered'))).toEqual(legacy('sim-msg-1', 'delivered'));
+  });
+
+  it('belong to the upstream that routed their id: a repeat naming it is a no-op, and refundWaits reads them', () => {
+    given([routed(1), legacy('sim-msg-1', 'delivered')]).when(recordReceipt('sim-msg-1', 'delivered', 95)).then([]);
+    expect(refundWaits(stateOf([routed(1), legacy('sim-msg-1', 'undelivered')]))).toBe(false);
+    expect(refundWaits(stateOf([routeFailed(1), routed(2), legacy('sim-msg-1', 'undelivered')]))).toBe(true);
+  });
+
+  it('of an id never routed, a repeat naming its upstream is a no-op too', () => {
+    given([legacy('sim-early', 'delivered')]).when(recordReceipt('sim-early', 'delivered', 95)).then([]);
   });
 });
 
@@ -202,6 +264,6 @@ describe('refundWaits: whether a failure receipt may refund', () => {
     expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'delivered')]))).toBe(true);
     expect(refundWaits(stateOf([routed(1), receipt('sim-msg-1', 'delivered'), receipt('sim-msg-1', 'undelivered')]))).toBe(true);
     // An attempt failed as overdue whose receipt still came (tied by its claim), then the next attempt's failure.
-    expect(refundWaits(stateOf([routeFailed(1), receipt('late-1', 'delivered'), routed(2), receipt('sim-msg-2', 'undelivered')]))).toBe(true);
+    expect(refundWaits(stateOf([routeFailed(1), receipt('sim-late-1', 'delivered'), routed(2), receipt('sim-msg-2', 'undelivered')]))).toBe(true);
   });
 });

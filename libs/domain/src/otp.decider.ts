@@ -27,13 +27,14 @@ export interface ReceiptClaim {
 export interface OtpState {
   /** Highest attempt recorded, routed or failed. */
   lastAttempt: number;
-  routed: Map<string, { attempt: number; provider: string }>;
-  /** The provider of every attempt recorded, routed or failed. */
-  attempts: Map<number, string>;
+  /** Routed messages by `messageKey(provider, id)`: an id alone may come from two upstreams. */
+  routed: Map<string, { attempt: number; provider: string; providerMessageId: string }>;
+  /** Every attempt recorded, routed (under the id its upstream gave) or failed. */
+  attempts: Map<number, { provider: string; routedAs?: string }>;
   failures: number;
   /** The dispatcher gave up: no provider left (settlement refunds). */
   finalFailure: boolean;
-  /** `providerMessageId|status` pairs already recorded. */
+  /** `messageKey(provider, id)|status` triples already recorded. */
   receipts: Set<string>;
   lastReceipt: ReceiptStatus | undefined;
   expired: boolean;
@@ -41,6 +42,23 @@ export interface OtpState {
 
 export function initialOtpState(): OtpState {
   return { lastAttempt: 0, routed: new Map(), attempts: new Map(), failures: 0, finalFailure: false, receipts: new Set(), lastReceipt: undefined, expired: false };
+}
+
+/** A message as the OTP knows it: its upstream and the id that upstream gave it. */
+export function messageKey(provider: string, providerMessageId: string): string {
+  return `${provider}\u0000${providerMessageId}`;
+}
+
+/**
+ * The message a recorded receipt is about. A receipt recorded before receipts named their upstream
+ * belongs to the upstream that routed its id (the newest routing of it, as ids were then matched);
+ * one whose id was never routed stays with no upstream.
+ */
+function receiptKey(state: OtpState, provider: string | undefined, providerMessageId: string): string {
+  if (provider !== undefined) return messageKey(provider, providerMessageId);
+  let routedBy = '';
+  for (const r of state.routed.values()) if (r.providerMessageId === providerMessageId) routedBy = r.provider;
+  return messageKey(routedBy, providerMessageId);
 }
 
 function checkAttempt(state: OtpState, attempt: number): 'new' | 'seen' {
@@ -65,56 +83,73 @@ export function decideOtp(cmd: OtpCommand, state: OtpState): OtpEvent[] {
     }
     case 'RecordReceipt': {
       // Receipts after expiry or refund are still recorded (they are facts); settlement decides what they mean.
-      if (state.receipts.has(`${cmd.providerMessageId}|${cmd.status}`)) return [];
       const { type: _, claim, ...data } = cmd;
+      const provider = data.provider ?? claim?.provider;
+      if (claim && provider !== claim.provider) throw new DomainError('invalid_command', `a receipt from ${provider} cannot claim to come from ${claim.provider}`);
+      if (recorded(state, provider, cmd.providerMessageId, cmd.status)) return [];
       if (claim) checkClaim(state, claim, cmd.providerMessageId);
-      return [{ type: 'ReceiptReceived', data }];
+      return [{ type: 'ReceiptReceived', data: provider === undefined ? data : { ...data, provider } }];
     }
     case 'Expire':
       return state.expired ? [] : [{ type: 'Expired', data: { at: cmd.at } }];
   }
 }
 
+/** Whether this receipt is recorded already; also under no upstream, as an old receipt of an unrouted id was. */
+function recorded(state: OtpState, provider: string | undefined, providerMessageId: string, status: ReceiptStatus): boolean {
+  if (state.receipts.has(`${receiptKey(state, provider, providerMessageId)}|${status}`)) return true;
+  return provider !== undefined && state.receipts.has(`${messageKey('', providerMessageId)}|${status}`);
+}
+
 /**
  * A receipt that names its OTP counts only for a submission this OTP made through the upstream it
  * came from: one upstream (or a bug in its echo of our reference) must not deliver, and so charge,
- * or refund an OTP that went through another. Refused: a message id this OTP was routed with by
- * another provider, or an attempt recorded as made through another provider or under another
- * message id. Allowed: an attempt not recorded yet (the receipt raced the submit's answer), and
- * one recorded as failed through the same provider (a timed-out submit may still deliver).
+ * or refund an OTP that went through another. A message is its upstream and its id: two upstreams
+ * may hand out the same id. Refused: a message this upstream routed as another attempt; an id
+ * routed through another upstream, from an upstream that made no attempt of this OTP; an attempt
+ * recorded as made through another upstream, or routed under another message id. Allowed: an
+ * attempt not recorded yet (the receipt raced the submit's answer), and one recorded as failed
+ * through the same upstream (a timed-out submit may still deliver).
  */
 function checkClaim(state: OtpState, claim: ReceiptClaim, providerMessageId: string): void {
   const refuse = (why: string) => {
     throw new DomainError('invalid_command', `receipt from ${claim.provider} refused: ${why}`, { reason: 'receipt_claim', provider: claim.provider, providerMessageId });
   };
-  const routed = state.routed.get(providerMessageId);
+  const routed = state.routed.get(messageKey(claim.provider, providerMessageId));
   if (routed) {
-    if (routed.provider !== claim.provider) refuse(`message ${providerMessageId} was routed through ${routed.provider}`);
     if (claim.attempt !== undefined && claim.attempt !== routed.attempt) refuse(`message ${providerMessageId} is attempt ${routed.attempt}, not ${claim.attempt}`);
     return;
   }
+  // Another upstream's message of that id is not this one's; but an upstream that made no attempt of this OTP has no message of its own to claim.
+  if (![...state.attempts.values()].some((a) => a.provider === claim.provider)) {
+    for (const r of state.routed.values()) if (r.providerMessageId === providerMessageId) refuse(`message ${providerMessageId} was routed through ${r.provider}`);
+  }
   if (claim.attempt === undefined) return;
-  const madeBy = state.attempts.get(claim.attempt);
-  if (madeBy === undefined) return;
-  if (madeBy !== claim.provider) refuse(`attempt ${claim.attempt} went through ${madeBy}`);
-  for (const r of state.routed.values()) if (r.attempt === claim.attempt) refuse(`attempt ${claim.attempt} was routed under another message id`);
+  const made = state.attempts.get(claim.attempt);
+  if (made === undefined) return;
+  if (made.provider !== claim.provider) refuse(`attempt ${claim.attempt} went through ${made.provider}`);
+  if (made.routedAs !== undefined) refuse(`attempt ${claim.attempt} was routed under another message id`);
 }
 
 export function evolveOtp(state: OtpState, event: OtpEvent): OtpState {
   switch (event.type) {
     case 'Routed':
       state.lastAttempt = Math.max(state.lastAttempt, event.data.attempt);
-      state.routed.set(event.data.providerMessageId, { attempt: event.data.attempt, provider: event.data.provider });
-      if (!state.attempts.has(event.data.attempt)) state.attempts.set(event.data.attempt, event.data.provider);
+      state.routed.set(messageKey(event.data.provider, event.data.providerMessageId), {
+        attempt: event.data.attempt,
+        provider: event.data.provider,
+        providerMessageId: event.data.providerMessageId,
+      });
+      if (!state.attempts.has(event.data.attempt)) state.attempts.set(event.data.attempt, { provider: event.data.provider, routedAs: event.data.providerMessageId });
       break;
     case 'RouteFailed':
-      if (!state.attempts.has(event.data.attempt)) state.attempts.set(event.data.attempt, event.data.provider);
+      if (!state.attempts.has(event.data.attempt)) state.attempts.set(event.data.attempt, { provider: event.data.provider });
       state.lastAttempt = Math.max(state.lastAttempt, event.data.attempt);
       state.failures += 1;
       if (event.data.final) state.finalFailure = true;
       break;
     case 'ReceiptReceived':
-      state.receipts.add(`${event.data.providerMessageId}|${event.data.status}`);
+      state.receipts.add(`${receiptKey(state, event.data.provider, event.data.providerMessageId)}|${event.data.status}`);
       state.lastReceipt = event.data.status;
       break;
     case 'Expired':
@@ -145,8 +180,8 @@ const DELIVERING_RECEIPTS: readonly ReceiptStatus[] = ['delivered', 'answered'];
  * before settlement reads this, so it does not count.
  */
 export function refundWaits(state: OtpState): boolean {
-  for (const id of state.routed.keys()) {
-    if (!FINAL_RECEIPTS.some((status) => state.receipts.has(`${id}|${status}`))) return true;
+  for (const key of state.routed.keys()) {
+    if (!FINAL_RECEIPTS.some((status) => state.receipts.has(`${key}|${status}`))) return true;
   }
   // Any message's, routed or not: a receipt can prove an attempt whose submit answer came too late
   // to record it as routed (its receipt was tied to the OTP by the attempt's claim).

@@ -27,6 +27,12 @@ export const RouteFailed = ev('RouteFailed', {
   at: IsoTime,
 });
 export const ReceiptReceived = ev('ReceiptReceived', {
+  /**
+   * The upstream the receipt came in from: a message is known by its upstream and its id, since two
+   * upstreams (or one whose counter started over) may hand out the same id. Absent from receipts
+   * recorded before it was added; the OTP decider then takes the upstream that routed that id.
+   */
+  provider: z.string().min(1).max(64).optional(),
   providerMessageId: z.string().min(1).max(128),
   status: z.enum(RECEIPT_STATUSES),
   raw: z.string().max(1000),

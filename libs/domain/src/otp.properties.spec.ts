@@ -9,7 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { fold } from './decider.js';
 import { DomainError } from './errors.js';
-import { type OtpCommand, type OtpState, otpDecider, type ReceiptClaim, refundWaits } from './otp.decider.js';
+import { messageKey, type OtpCommand, type OtpState, otpDecider, type ReceiptClaim, refundWaits } from './otp.decider.js';
 import { OtpEvent as OtpEventSchema, type OtpEvent, RECEIPT_STATUSES, type ReceiptStatus } from './otp.events.js';
 import { holds } from './testing/property.js';
 
@@ -30,6 +30,12 @@ const DELIVERING: ReadonlySet<ReceiptStatus> = new Set<ReceiptStatus>(['delivere
 type IdFor = (provider: Provider, attempt: number, slot: number) => string;
 /** Every upstream's ids are its own (what the `<otpId>:<attempt>` reference and Idempotency-Key give). */
 const distinctIds: IdFor = (provider, attempt) => `${provider}-${attempt}`;
+/**
+ * Upstreams counting on their own: two of them may answer two attempts of one OTP with the same
+ * id (acme's attempt 2 and backup's attempt 3 are both `m2`), and one may answer two attempts
+ * with the same id (a counter that started over: `slot` picks the same id again).
+ */
+const sharedIds: IdFor = (provider, attempt, slot) => `m${slot === 0 ? 0 : attempt + PROVIDERS.indexOf(provider) - 1}`;
 
 type ClaimPick = { provider: 'own' | Provider; attempt: 'own' | 'none' | number } | null;
 type Action =
@@ -91,9 +97,9 @@ interface Message {
 class LogView {
   /** Each recorded attempt's first and only outcome, by attempt number from 1. */
   readonly attempts: { provider: string; routedAs?: string }[] = [];
-  /** Every routing of each message id. */
-  readonly routings = new Map<string, Message[]>();
-  /** Recorded statuses of each message id. */
+  /** The newest routing of each message, by upstream and id (an upstream reusing an id moves it to the later attempt). */
+  readonly routings = new Map<string, Message>();
+  /** Recorded statuses of each message, by upstream and id. */
   readonly receipts = new Map<string, Set<ReceiptStatus>>();
   expired = false;
   finalFailure = false;
@@ -109,14 +115,16 @@ class LogView {
         this.attempts.push({ provider: e.data.provider, ...(routedAs !== undefined && { routedAs }) });
         if (e.type === 'Routed') {
           const m = { id: e.data.providerMessageId, provider: e.data.provider, attempt: e.data.attempt };
-          this.routings.set(m.id, [...(this.routings.get(m.id) ?? []), m]);
+          this.routings.set(messageKey(m.provider, m.id), m);
         } else if (e.data.final) this.finalFailure = true;
         break;
       }
       case 'ReceiptReceived': {
-        const seen = this.receipts.get(e.data.providerMessageId) ?? new Set();
-        if (seen.has(e.data.status)) this.breaches.push(`${e.data.providerMessageId} ${e.data.status} recorded twice`);
-        this.receipts.set(e.data.providerMessageId, seen.add(e.data.status));
+        if (e.data.provider === undefined) this.breaches.push(`${e.data.providerMessageId} recorded without its upstream`);
+        const key = messageKey(e.data.provider ?? '', e.data.providerMessageId);
+        const seen = this.receipts.get(key) ?? new Set();
+        if (seen.has(e.data.status)) this.breaches.push(`${e.data.provider} ${e.data.providerMessageId} ${e.data.status} recorded twice`);
+        this.receipts.set(key, seen.add(e.data.status));
         break;
       }
       case 'Expired':
@@ -128,13 +136,17 @@ class LogView {
 
   /**
    * The documented claim rule (otp.decider.ts, checkClaim): a receipt counts only for a submission
-   * this OTP made through the upstream it came from. Refused: a message id routed only through
-   * other upstreams or as another attempt, an attempt made through another upstream or routed under
-   * another message id. Allowed: an attempt not recorded yet, one that failed through the same upstream.
+   * this OTP made through the upstream it came from. A message is its upstream and its id. Refused:
+   * a message this upstream routed as another attempt, an id routed through another upstream from
+   * an upstream with no attempt of this OTP, an attempt made through another upstream or routed
+   * under another message id. Allowed: an attempt not recorded yet, one that failed through the
+   * same upstream.
    */
   claimHolds(claim: ReceiptClaim, id: string): boolean {
-    const routings = this.routings.get(id) ?? [];
-    if (routings.length > 0) return routings.some((r) => r.provider === claim.provider && (claim.attempt === undefined || claim.attempt === r.attempt));
+    const own = this.routings.get(messageKey(claim.provider, id));
+    if (own !== undefined) return claim.attempt === undefined || claim.attempt === own.attempt;
+    const tried = this.attempts.some((a) => a.provider === claim.provider);
+    if (!tried && [...this.routings.values()].some((r) => r.id === id)) return false;
     if (claim.attempt === undefined) return true;
     const made = this.attempts[claim.attempt - 1];
     return made === undefined || (made.provider === claim.provider && made.routedAs === undefined);
@@ -151,10 +163,10 @@ class LogView {
         return [{ type: type === 'RecordRouted' ? 'Routed' : 'RouteFailed', data } as OtpEvent];
       }
       case 'RecordReceipt': {
-        if (this.receipts.get(cmd.providerMessageId)?.has(cmd.status)) return [];
-        if (cmd.claim && !this.claimHolds(cmd.claim, cmd.providerMessageId)) return 'refused';
-        const { providerMessageId, status, raw, at } = cmd;
-        return [{ type: 'ReceiptReceived', data: { providerMessageId, status, raw, at } }];
+        const { provider, providerMessageId, status, raw, at } = cmd;
+        if (this.receipts.get(messageKey(provider ?? '', providerMessageId))?.has(status)) return [];
+        if (cmd.claim && !this.claimHolds(cmd.claim, providerMessageId)) return 'refused';
+        return [{ type: 'ReceiptReceived', data: { ...(provider !== undefined && { provider }), providerMessageId, status, raw, at } }];
       }
       case 'Expire':
         return this.expired ? [] : [{ type: 'Expired', data: { at: cmd.at } }];
@@ -163,8 +175,8 @@ class LogView {
 
   /** Documented in refundWaits: some routed message still lacks a final receipt, or some message reached the user. */
   refundWaits(): boolean {
-    const statuses = (id: string) => [...(this.receipts.get(id) ?? [])];
-    return [...this.routings.keys()].some((id) => !statuses(id).some((s) => FINAL.has(s))) || [...this.receipts.keys()].some((id) => statuses(id).some((s) => DELIVERING.has(s)));
+    const statuses = (key: string) => [...(this.receipts.get(key) ?? [])];
+    return [...this.routings.keys()].some((key) => !statuses(key).some((s) => FINAL.has(s))) || [...this.receipts.keys()].some((key) => statuses(key).some((s) => DELIVERING.has(s)));
   }
 }
 
@@ -181,7 +193,7 @@ function toCommand(a: Exclude<Action, { kind: 'redeliver' }>, step: number, log:
     }
     case 'receipt': {
       // A message the stream routed, or any one an upstream could name: raced, never sent, someone else's.
-      const routed = [...log.routings.values()].flat();
+      const routed = [...log.routings.values()];
       const pool = PROVIDERS.flatMap((p) => ATTEMPTS.map((n) => ({ id: idFor(p, n, n % 3), provider: p, attempt: n })));
       const candidates = a.routed && routed.length > 0 ? routed : pool;
       const m = candidates[a.pick % candidates.length]!;
@@ -191,7 +203,8 @@ function toCommand(a: Exclude<Action, { kind: 'redeliver' }>, step: number, log:
         claim = { provider: a.claim.provider === 'own' ? m.provider : a.claim.provider, ...(attempt !== undefined && { attempt }) };
       }
       const when = Math.max(0, step * STEP_MS - a.earlierMs);
-      return { type: 'RecordReceipt', providerMessageId: m.id, status: a.status, raw: `stat:${a.status}`, at: iso(when), ...(claim && { claim }) };
+      // Named by the receipt, the OTP is checked against the upstream it came in from; found by its message id, the route is that upstream's.
+      return { type: 'RecordReceipt', provider: claim?.provider ?? m.provider, providerMessageId: m.id, status: a.status, raw: `stat:${a.status}`, at: iso(when), ...(claim && { claim }) };
     }
     case 'expire':
       return { type: 'Expire', at };
@@ -274,7 +287,7 @@ function run(actions: readonly Action[], idFor: IdFor = distinctIds): Run {
 
 /** The state as text, its maps and sets in their order: cheap enough to take at every step. */
 const snapshot = (s: OtpState): string =>
-  [s.lastAttempt, s.failures, s.finalFailure, s.lastReceipt, s.expired, ...[...s.routed].map(([id, r]) => `${id}:${r.attempt}:${r.provider}`), ...s.attempts, ...s.receipts].join('|');
+  [s.lastAttempt, s.failures, s.finalFailure, s.lastReceipt, s.expired, ...[...s.routed].map(([key, r]) => `${key}:${r.attempt}:${r.provider}:${r.providerMessageId}`), ...[...s.attempts].map(([n, a]) => `${n}:${a.provider}:${a.routedAs}`), ...s.receipts].join('|');
 
 /** Walks the run's steps with a fresh LogView, handing each step the log as it stood before it. */
 function audit(steps: readonly Step[], check: (step: Step, log: LogView) => void): LogView {
@@ -401,7 +414,7 @@ describe('OTP decider under random command sequences', () => {
           if (!matches(outcome, want === 'refused' ? { code: 'invalid_command', reason: 'receipt_claim' } : want)) wrong.push({ command, got: show(outcome), want });
           if (want === 'refused') met('a claim refused');
           else if (want.length > 0 && !command.claim) met('a receipt found by its message id');
-          else if (want.length > 0 && command.claim?.attempt !== undefined && !log.routings.has(command.providerMessageId)) {
+          else if (want.length > 0 && command.claim?.attempt !== undefined && !log.routings.has(messageKey(command.claim.provider, command.providerMessageId))) {
             met(log.attempts[command.claim.attempt - 1] === undefined ? 'a claim that raced its Routed' : 'a claim on an attempt failed through its upstream');
           }
         });
@@ -417,16 +430,34 @@ describe('OTP decider under random command sequences', () => {
     claimsHold(distinctIds);
   });
 
+  it('receipt claims hold too when upstreams count on their own: two may answer two attempts with one id, one may answer two attempts with one id', () => {
+    claimsHold(sharedIds);
+  });
+
+  it('one money outcome holds too when upstreams count on their own', () => {
+    holds(
+      script,
+      (actions, met) => {
+        const log = new LogView();
+        const wrong: unknown[] = [];
+        for (const { command, outcome, after } of run(actions, sharedIds).steps) {
+          for (const e of 'events' in outcome ? outcome.events : []) {
+            log.apply(e);
+            if (e.type !== 'Routed') continue;
+            if ([...log.routings.values()].some((r) => r.id === e.data.providerMessageId && r.provider !== e.data.provider)) met('one id from two upstreams');
+          }
+          if (after.refundWaits !== log.refundWaits()) wrong.push({ command, refundWaits: after.refundWaits });
+        }
+        return [...wrong, ...log.breaches];
+      },
+      { numRuns: RUNS, mustMeet: ['one id from two upstreams'] },
+    );
+  });
+
   /*
-   * Not checked, a known limit: the decider keys what it knows of a routed message by its id alone (`routed`, and the `receipts` pairs), so when two submissions of one OTP are answered with the
-   * same id (one upstream reusing an id, or two upstreams whose ids coincide) the later routing
-   * hides the earlier one. Shrunk by fast-check (seed -30114132) to, in short: given Routed(1, acme,
-   * "m0"), Routed(2, acme, "m0"), a receipt for "m0" claiming { provider: acme, attempt: 1 } is
-   * refused ("message m0 is attempt 2, not 1"). Also: given Routed(1, acme, "m0"), Routed(2, evil,
-   * "m0"), acme's claim on "m0" is refused ("routed through evil"), while its claim on "m1" for
-   * attempt 1 is recorded, though attempt 1 was routed under "m0". Submissions carry distinct
-   * references (`<otpId>:<attempt>`), so ids are taken to be distinct within an OTP; whether the
-   * decider must hold up when an upstream breaks that is a design question, left open. A receipt so
-   * refused is not recorded: the OTP settles by another receipt, or is refunded at expiry.
+   * One upstream answering two attempts of one OTP with the same id (a counter that started over)
+   * cannot be told apart by its receipts: the newest routing holds the id, as in the otp-routes read
+   * model, so a claim on the earlier attempt under that id is refused (`sharedIds` runs it). A
+   * receipt so refused is not recorded: the OTP settles by another receipt, or is refunded at expiry.
    */
 });
