@@ -1,10 +1,11 @@
 /**
  * Statements from the `ledger_lines` table (written by the money projection).
  *
- * A month is cut by the line's event time `at` (UTC). Within one account the
- * times follow log order (one writer decides on the account stream, with the
- * clock), so lines ordered by position are also ordered by time and the
- * opening balance is the `balance_after` of the last line before the month.
+ * A month is cut by the line's time `at` (UTC). Within one account the money
+ * projection stamps lines so that their times never go back in log order (see
+ * money.projection.ts), so lines ordered by position are also ordered by time,
+ * a month's lines are a run of the account's lines, and the opening balance is
+ * the `balance_after` of the last line before the month.
  */
 import { type Db, memoPerDb } from '../projection.js';
 import type { LedgerLineType } from './money.projection.js';

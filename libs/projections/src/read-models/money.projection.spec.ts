@@ -77,6 +77,42 @@ describe('money projection: balances and ledger lines, hand-computed', () => {
     expect(statement(t.store.db, 'B', '2026-03').lines).toEqual([]);
   });
 
+  it('month statements chain when a settlement carries an earlier time than a charge appended before it (a refund of Jan 31 settled after a charge of Feb 1)', async () => {
+    const u = tempStore();
+    try {
+      const c = acct('C');
+      await u.put(c, opened('C'), credited(1, 1_000_000n, '2026-01-10T00:00:00.000Z'), sent('o1', '2026-01-31T23:49:00.000Z'));
+      // o1's receipt arrived at 23:59:59.990; before settlement appended its refund, the API charged o2 (Feb 1) and o3.
+      await u.put(c, sent('o2', '2026-02-01T00:00:00.010Z'));
+      await u.put(c, refunded('o1', '2026-01-31T23:59:59.990Z'));
+      // Both in January, out of order: the refund's receipt came in before the charge it follows in the log.
+      await u.put(c, sent('o3', '2026-02-10T10:00:00.000Z'));
+      await u.put(c, refunded('o2', '2026-02-10T09:59:59Z'));
+      const p = new Projector({ store: u.store, db: u.store.db, projections: [moneyProjection] });
+      await p.catchUp();
+      const months = ['2026-01', '2026-02', '2026-03'].map((m) => statement(u.store.db, 'C', m));
+      const line = ({ at, type, amount, balanceAfter, ref }: (typeof months)[number]['lines'][number]) => [at, type, amount, balanceAfter, ref];
+      expect(months[0].lines.map(line)).toEqual([
+        ['2026-01-10T00:00:00.000Z', 'deposit', 1_000_000n, 1_000_000n, `56:0x${'1'.padStart(64, '0')}:0`],
+        ['2026-01-31T23:49:00.000Z', 'charge', -22_000n, 978_000n, 'o1'],
+      ]);
+      expect(months[1].lines.map(line)).toEqual([
+        ['2026-02-01T00:00:00.010Z', 'charge', -22_000n, 956_000n, 'o2'],
+        ['2026-02-01T00:00:00.010Z', 'refund', 22_000n, 978_000n, 'o1'],
+        ['2026-02-10T10:00:00.000Z', 'charge', -22_000n, 956_000n, 'o3'],
+        ['2026-02-10T10:00:00.000Z', 'refund', 22_000n, 978_000n, 'o2'],
+      ]);
+      for (const [i, m] of months.entries()) {
+        // Each month opens where the one before closed, and its lines add up from its opening.
+        if (i > 0) expect(m.openingBalance).toBe(months[i - 1].closingBalance);
+        expect(m.lines.reduce((b, l) => (expect(l.balanceAfter).toBe(b + l.amount), l.balanceAfter), m.openingBalance)).toBe(m.closingBalance);
+      }
+      expect(months.map((m) => [m.openingBalance, m.closingBalance])).toEqual([[0n, 978_000n], [978_000n, 978_000n], [978_000n, 978_000n]]);
+    } finally {
+      await u.dispose();
+    }
+  });
+
   it('rejects a malformed month', () => {
     expect(() => statement(t.store.db, 'A', '2026-13')).toThrow(RangeError);
   });

@@ -16,6 +16,15 @@
  * stats, not as zero-amount lines. Amounts are signed micro-USD (a charge or
  * reversal is negative) so that `balance_after = previous + amount` holds.
  *
+ * A line's time is its event's, but never earlier than the account's line
+ * before it: a settlement carries the time of its receipt or expiry, and a
+ * charge the API appended meanwhile comes before it in the log with a later
+ * time. Stamped so, the lines of a month (cut by time) are a run of the
+ * account's lines in log order, and each month opens at the balance the one
+ * before closed at (a refund of January 31 settled after a charge of February 1
+ * is a February line, at the charge's time). Times are stored canonical (ISO,
+ * milliseconds, UTC), so their text order is their time order.
+ *
  * Lines are keyed by log position (one event, at most one line), so they are
  * appended in order and only the (account, time) index is written at random.
  * Within a transaction, the balances it touches are read once, kept in memory
@@ -42,7 +51,8 @@ CREATE TABLE IF NOT EXISTS balances${s} (
   account_id        TEXT    PRIMARY KEY,
   balance           INTEGER NOT NULL DEFAULT 0,
   test_credits_left INTEGER NOT NULL DEFAULT 0,
-  pending           INTEGER NOT NULL DEFAULT 0
+  pending           INTEGER NOT NULL DEFAULT 0,
+  last_line_at      TEXT    NOT NULL DEFAULT ''
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_lines${s} (
   position      INTEGER PRIMARY KEY,
@@ -88,6 +98,15 @@ interface Balance {
   balance: bigint;
   testCreditsLeft: bigint;
   pending: bigint;
+  /** The time of the account's last statement line ('' before the first). */
+  lastLineAt: string;
+}
+
+/** The time of a new line of this account: the event's, canonical, or its last line's when that is later. */
+function lineTime(b: Balance, at: string): string {
+  const t = new Date(Date.parse(at)).toISOString();
+  if (t > b.lastLineAt) b.lastLineAt = t;
+  return b.lastLineAt;
 }
 
 interface OpenCharge {
@@ -99,12 +118,12 @@ interface OpenCharge {
 function writer(db: Db, s: string): ProjectionWriter {
   const st = {
     balance: db
-      .prepare<[string], Balance>(`SELECT balance, test_credits_left AS testCreditsLeft, pending FROM balances${s} WHERE account_id = ?`)
+      .prepare<[string], Balance>(`SELECT balance, test_credits_left AS testCreditsLeft, pending, last_line_at AS lastLineAt FROM balances${s} WHERE account_id = ?`)
       .safeIntegers(true),
-    saveBalance: db.prepare<[string, bigint, bigint, bigint]>(
-      `INSERT INTO balances${s} (account_id, balance, test_credits_left, pending) VALUES (?, ?, ?, ?)
+    saveBalance: db.prepare<[string, bigint, bigint, bigint, string]>(
+      `INSERT INTO balances${s} (account_id, balance, test_credits_left, pending, last_line_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (account_id) DO UPDATE SET
-         balance = excluded.balance, test_credits_left = excluded.test_credits_left, pending = excluded.pending`,
+         balance = excluded.balance, test_credits_left = excluded.test_credits_left, pending = excluded.pending, last_line_at = excluded.last_line_at`,
     ),
     line: db.prepare<[string, number, string, string, bigint, bigint, string]>(
       `INSERT OR REPLACE INTO ledger_lines${s} (account_id, position, at, type, amount, balance_after, ref) VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -134,7 +153,7 @@ function writer(db: Db, s: string): ProjectionWriter {
     let b = balances.get(accountId);
     if (b === undefined) {
       // An account seen before its AccountOpened starts from zero, as the decider's state does.
-      b = st.balance.get(accountId) ?? { balance: 0n, testCreditsLeft: 0n, pending: 0n };
+      b = st.balance.get(accountId) ?? { balance: 0n, testCreditsLeft: 0n, pending: 0n, lastLineAt: '' };
       balances.set(accountId, b);
     }
     return b;
@@ -165,7 +184,7 @@ function writer(db: Db, s: string): ProjectionWriter {
           st.credit.run(accountId, ref, amount);
           const b = balanceOf(accountId);
           b.balance += amount;
-          st.line.run(accountId, position, d.at, 'deposit', amount, b.balance, ref);
+          st.line.run(accountId, position, lineTime(b, d.at), 'deposit', amount, b.balance, ref);
           return;
         }
         case 'DepositReversed': {
@@ -174,7 +193,7 @@ function writer(db: Db, s: string): ProjectionWriter {
           if (dep === undefined) return;
           const b = balanceOf(accountId);
           b.balance -= dep.amount;
-          st.line.run(accountId, position, d.at, 'reversal', -dep.amount, b.balance, ref);
+          st.line.run(accountId, position, lineTime(b, d.at), 'reversal', -dep.amount, b.balance, ref);
           return;
         }
         case 'Charged': {
@@ -187,7 +206,7 @@ function writer(db: Db, s: string): ProjectionWriter {
           }
           b.balance -= amount;
           b.pending += amount;
-          st.line.run(accountId, position, d.at, 'charge', -amount, b.balance, d.otpId);
+          st.line.run(accountId, position, lineTime(b, d.at), 'charge', -amount, b.balance, d.otpId);
           return;
         }
         case 'Delivered': {
@@ -205,7 +224,7 @@ function writer(db: Db, s: string): ProjectionWriter {
           }
           b.balance += charge.amount;
           b.pending -= charge.amount;
-          st.line.run(accountId, position, d.at, 'refund', charge.amount, b.balance, d.otpId);
+          st.line.run(accountId, position, lineTime(b, d.at), 'refund', charge.amount, b.balance, d.otpId);
           return;
         }
       }
@@ -213,7 +232,7 @@ function writer(db: Db, s: string): ProjectionWriter {
     flush(): void {
       for (const [otpId, c] of charges) st.openCharge.run(c.accountId, otpId, c.amount, c.fundedBy);
       charges.clear();
-      for (const [accountId, b] of balances) st.saveBalance.run(accountId, b.balance, b.testCreditsLeft, b.pending);
+      for (const [accountId, b] of balances) st.saveBalance.run(accountId, b.balance, b.testCreditsLeft, b.pending, b.lastLineAt);
       balances.clear();
     },
     discard(): void {
@@ -225,8 +244,9 @@ function writer(db: Db, s: string): ProjectionWriter {
 
 export const moneyProjection: Projection = {
   name: 'money',
-  // 2: ledger lines keyed by log position; files built with 1 are rebuilt from position 0.
-  version: 2,
+  // 2: ledger lines keyed by log position; 3: line times never earlier than the account's line before
+  // (balances.last_line_at). Files built with an older version are rebuilt from position 0.
+  version: 3,
   handles: MONEY_EVENT_TYPES,
   tables: ['balances', 'ledger_lines', 'money_deposits', 'money_open_charges'],
   ddl,
