@@ -86,8 +86,10 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     clientErrorHandler: clientErrorInApiShape,
     // What the router refuses itself (a malformed percent-encoding, a longer path parameter) answers in the API's error shape too.
     frameworkErrors: (error: Error, request: FastifyRequest, reply: FastifyReply) => {
+      // These answers skip Fastify's hooks: the headers the onSend hook gives every other answer.
+      void reply.headers({ 'x-request-id': request.id, 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' });
       sendError(reply, request, error, logger);
-      // These answers skip Fastify's hooks, the metrics' onResponse among them: count them here.
+      // The metrics' onResponse hook does not run either: count them here.
       core.metrics.httpRequestSeconds.observe({ method: request.method, route: 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     },
   });
@@ -164,7 +166,11 @@ function clientErrorInApiShape(err: NodeJS.ErrnoException, socket: Duplex): void
         : [400, 'malformed HTTP request'];
   const body = JSON.stringify({ ok: false, error: 'invalid_request', message });
   if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+    // The headers every other answer carries (the onSend hook does not run for these).
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `X-Content-Type-Options: nosniff\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
   socket.destroy(err);
 }

@@ -174,6 +174,11 @@ describe('send-otp', () => {
     const conflict = await post(BASE, '/api/v1/send-otp', api_key, { ...body, code: '999999' }, { 'Idempotency-Key': 'login-42' });
     expect(conflict.status).toBe(409);
     expect((await conflict.json()).error).toBe('idempotency_conflict');
+    // Another body under a used key is a conflict, also when that body would be refused on its own.
+    for (const other of [{ ...body, phone: '12345' }, { phone: '0702000001', code: '246810', channel: 'voice' }]) {
+      const answer = await post(BASE, '/api/v1/send-otp', api_key, other, { 'Idempotency-Key': 'login-42' });
+      expect([answer.status, (await answer.json()).error]).toEqual([409, 'idempotency_conflict']);
+    }
     const bal = await (await get(BASE, '/api/v1/balance', api_key)).json();
     expect(bal.test_credits).toBe(4);
   });
@@ -269,7 +274,14 @@ describe('error codes of API.md with their status', () => {
     expect(res.status).toBe(status);
     const body = await res.json();
     expect(body).toMatchObject({ ok: false, error: code, message: expect.any(String) });
+    // Every answer's headers, the HTTP parser's own refusals included; a 401 names the scheme it takes.
+    expect([res.headers.get('x-content-type-options'), res.headers.get('cache-control')]).toEqual(['nosniff', 'no-store']);
+    expect(res.headers.get('www-authenticate')).toBe(status === 401 ? 'Bearer' : null);
     expect(await server.running.core.store.headPosition()).toBe(head);
+  });
+
+  it('takes a key after more than one space (RFC 9110 allows it) and a lower-case scheme', async () => {
+    for (const header of [`Bearer  ${key}`, `bearer ${key}`]) expect((await get(BASE, '/api/v1/balance', undefined, { Authorization: header })).status).toBe(200);
   });
 });
 

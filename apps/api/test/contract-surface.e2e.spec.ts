@@ -144,7 +144,7 @@ describe("every documented operation's errors have API.md's shape and status", (
           expect(pattern.test(m)).toBe(true);
         }
       }
-      if (names.includes('limit')) for (const l of ['0', '-1', '1.5', 'many', '100000']) await expectError(await call(route, { key, query: `?limit=${l}` }), 400, 'invalid_request');
+      if (names.includes('limit')) for (const l of ['0', '-1', '1.5', 'many', '100000', '1e1', '0x10', '%205', '+5']) await expectError(await call(route, { key, query: `?limit=${l}` }), 400, 'invalid_request');
       checked++;
     }
     expect(checked).toBeGreaterThanOrEqual(5);

@@ -124,7 +124,8 @@ function relayRoute(
           accountId,
           at: d.at,
           ...settledFacts(d.otpId),
-          extra: { reason: d.reason, amount: d.amount },
+          // What was given back: money (`balance`) or a free test credit, as the send's answer said.
+          extra: { reason: d.reason, amount: d.amount, funded_by: d.fundedBy },
         }),
       ];
     }

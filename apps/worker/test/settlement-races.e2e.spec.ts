@@ -237,7 +237,7 @@ describe.each([true, false])('settlement edges, embedded pipeline (settleOnRecei
     await balanceIs(acc, refunded);
     const hooks = await webhooks(otpId, ['otp.routed', 'otp.refunded']);
     expect(hooks.map((h) => h.type).sort()).toEqual(['otp.refunded', 'otp.routed']);
-    expect(hooks.find((h) => h.type === 'otp.refunded')).toMatchObject({ reason: 'expired', amount: '0.022000' });
+    expect(hooks.find((h) => h.type === 'otp.refunded')).toMatchObject({ reason: 'expired', amount: '0.022000', funded_by: 'balance' });
   });
 
   it('an expiry scan that read the open row before the delivery was projected appends Expired, and refunds nothing', async () => {
@@ -289,6 +289,9 @@ describe.each([true, false])('settlement edges, embedded pipeline (settleOnRecei
     expect(f.charged).toEqual([{ amount: PRICE, fundedBy: 'test_credit' }]);
     expect(settlements(f)).toEqual([refund('expired', 'test_credit')]);
     await balanceIs(acc, { balance: DEPOSIT, testCreditsLeft: 2, pending: 0n });
+    // The webhook says what came back: a test credit, not money.
+    const hooks = await webhooks(otpId, ['otp.routed', 'otp.refunded']);
+    expect(hooks.find((h) => h.type === 'otp.refunded')).toMatchObject({ reason: 'expired', amount: '0.022000', funded_by: 'test_credit' });
     const lines = p.db.prepare<[string], { type: string; ref: string }>('SELECT type, ref FROM ledger_lines WHERE account_id = ? ORDER BY position').all(acc);
     expect(lines.map((x) => x.type)).toEqual(['deposit']);
   });

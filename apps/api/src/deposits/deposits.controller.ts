@@ -6,13 +6,14 @@ import { DomainError, formatUsd } from '#domain';
 import { listDeposits } from '#projections';
 import { type DepositChain, depositChains } from '../../../chain-listener/src/index.js';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
+import { pageSize } from '../http/schemas.js';
 import { parseInput } from '../http/validation.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
 import { AssignDepositAddress } from './deposits.handlers.js';
 
 export const DepositAddressQuery = z.strictObject({ chain: z.string().min(1).max(32) });
-export const DepositsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+export const DepositsQuery = z.strictObject({ limit: pageSize(1000, 100) });
 
 @Controller('api/v1')
 export class DepositsController {

@@ -29,8 +29,8 @@ export interface AuthContext {
 
 type AuthedRequest = FastifyRequest & { auth?: AuthContext };
 
-// The scheme name is case-insensitive (RFC 9110 §11.1).
-const BEARER = /^Bearer ([A-Za-z0-9_-]{16,200})$/i;
+// The scheme name is case-insensitive, and one or more spaces follow it (RFC 9110 §11.1, §11.4).
+const BEARER = /^Bearer +([A-Za-z0-9_-]{16,200})$/i;
 const CACHE_MAX = 10_000;
 
 type KeyView = NonNullable<ReturnType<Core['reads']['apiKey']>>;

@@ -51,8 +51,16 @@ export const TemplateBody = jsonBody(
 );
 export const FeedbackBody = jsonBody({ verified: z.boolean() }, '{ "verified": true }');
 export const IdParam = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/);
+/** A page size in a query: plain decimal digits only (not `1e1`, `0x10` or ` 5`), 1 to `max`. */
+export const pageSize = (max: number, byDefault: number) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,9}$/, `must be a whole number from 1 to ${max}`)
+    .transform(Number)
+    .pipe(z.number().min(1, `must be a whole number from 1 to ${max}`).max(max, `must be a whole number from 1 to ${max}`))
+    .default(byDefault);
 /** Page size of list endpoints; small, since each page is re-read by the polling dashboard. */
-export const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(100).default(20) });
+export const ListQuery = z.strictObject({ limit: pageSize(100, 20) });
 /** A calendar month, YYYY-MM; also the pattern /openapi.json gives the `month` parameter. */
 export const MONTH_PATTERN = /^\d{4}-(0[1-9]|1[0-2])$/;
 export const MonthQuery = z.strictObject({

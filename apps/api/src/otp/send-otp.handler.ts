@@ -72,19 +72,20 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
   async execute({ auth, input, idempotencyKey, requestHash }: SendOtp): Promise<SendOtpResponse> {
     // The key's request rate was taken by ApiKeyGuard, once per request on every authenticated route.
     const { core } = this;
-    const mobile = parseVnMobile(input.phone);
-    if (!mobile) throw new DomainError('invalid_phone', 'not a valid Vietnamese mobile number');
-    const channel = pickChannel(mobile.carrier, input.channel, core.channels);
-    if (!channel) throw new DomainError('no_route', `no ${input.channel === 'auto' ? '' : `${input.channel} `}route for ${mobile.carrier}`);
-
     const stream = accountStream(auth.accountId);
     const now = core.clock();
+    // The key first: a key used before answers as it did, and another body under it is a conflict,
+    // whatever that body would have been refused for on its own.
     if (idempotencyKey !== undefined) {
       const { state } = await core.runner.peek(stream, accountDecider);
       const match = idempotencyMatch(state, idempotencyKey, requestHash, now.getTime());
       if (match.kind === 'conflict') throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
       if (match.kind === 'replay') return this.replay(auth.accountId, match.otpId);
     }
+    const mobile = parseVnMobile(input.phone);
+    if (!mobile) throw new DomainError('invalid_phone', 'not a valid Vietnamese mobile number');
+    const channel = pickChannel(mobile.carrier, input.channel, core.channels);
+    if (!channel) throw new DomainError('no_route', `no ${input.channel === 'auto' ? '' : `${input.channel} `}route for ${mobile.carrier}`);
 
     const hash = phoneHash(core.config.phonePepper, mobile.e164);
     const testCredits = core.freeSends.allowed(hash);
