@@ -1,4 +1,8 @@
 /** The public API over real HTTP (API.md): the sample flow, every error code, idempotency, limits. */
+import { CommandBus } from '@nestjs/cqrs';
+import { requestHashKey, sha256Hex } from '#security';
+import { requestHash, SEND_OTP_FIELDS } from '../src/http/schemas.js';
+import { SendOtp } from '../src/otp/send-otp.handler.js';
 import { get, post, signup, startServer, freshPhone, type TestServer } from './harness.js';
 
 let server: TestServer;
@@ -10,6 +14,20 @@ beforeAll(async () => {
   BASE = server.base;
 });
 afterAll(async () => server.stop());
+
+/** The data of an OTP's event of this type, from its account's stream. */
+async function findEvent(otpId: string, type: string): Promise<Record<string, unknown>> {
+  for await (const e of server.running.core.store.readAll()) if (e.type === type && (e.data as { otpId?: string }).otpId === otpId) return e.data as Record<string, unknown>;
+  throw new Error(`no ${type} for ${otpId}`);
+}
+
+/** The account and key id behind an API key, as the guard finds them. */
+async function authOf(apiKey: string): Promise<{ accountId: string; keyId: string }> {
+  await server.running.core.caughtUp();
+  const key = server.running.core.reads.apiKey(sha256Hex(apiKey));
+  if (!key) throw new Error('no such key');
+  return { accountId: key.accountId, keyId: key.keyId };
+}
 
 describe('the sample customers copy from API.md', () => {
   it('works verbatim', async () => {
@@ -181,6 +199,30 @@ describe('send-otp', () => {
     }
     const bal = await (await get(BASE, '/api/v1/balance', api_key)).json();
     expect(bal.test_credits).toBe(4);
+  });
+
+  it('I7: the request hash kept in the log is keyed: hashing guesses of the phone and code does not find it', async () => {
+    const { api_key } = await signup(BASE);
+    const body = { phone: freshPhone(), code: '305172' };
+    const sent = await (await post(BASE, '/api/v1/send-otp', api_key, body, { 'Idempotency-Key': 'login-7781' })).json();
+    const requested = await findEvent(sent.id, 'OtpRequested');
+    const plain = requestHash(body, SEND_OTP_FIELDS);
+    expect(requested.requestHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(requested.requestHash).not.toBe(plain);
+    expect(requested.requestHash).toBe(requestHash(body, SEND_OTP_FIELDS, requestHashKey(server.running.core.config.phonePepper)));
+  });
+
+  it('I7: a send recorded with the plain hash (before it was keyed) still replays, and another body under its key is still 409', async () => {
+    const { api_key } = await signup(BASE);
+    const auth = await authOf(api_key);
+    const body = { phone: freshPhone(), code: '112233' };
+    // What the version before recorded: the same command with the unkeyed hash.
+    const old = await server.running.app.get(CommandBus).execute(new SendOtp(auth, { ...body, channel: 'auto' }, 'before-upgrade', requestHash(body, SEND_OTP_FIELDS)));
+    const again = await post(BASE, '/api/v1/send-otp', api_key, body, { 'Idempotency-Key': 'before-upgrade' });
+    expect(again.status).toBe(200);
+    expect((await again.json()).id).toBe(old.id);
+    const other = await post(BASE, '/api/v1/send-otp', api_key, { ...body, code: '445566' }, { 'Idempotency-Key': 'before-upgrade' });
+    expect([other.status, (await other.json()).error]).toEqual([409, 'idempotency_conflict']);
   });
 
   it('I7: the same body is the same JSON value: whitespace and field order do not make it another request', async () => {

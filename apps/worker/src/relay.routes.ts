@@ -92,7 +92,8 @@ function relayRoute(
           at: d.at,
           carrier: d.carrier,
           channel: d.channel,
-          extra: { provider: d.provider },
+          // Not the upstream: customers are not told which upstreams carry their codes.
+          extra: {},
         }),
       ];
     }

@@ -148,6 +148,8 @@ describe.each([true, false])('settlement edges, embedded pipeline (settleOnRecei
     const hooks = await webhooks(otpId, ['otp.routed', 'otp.delivered']);
     expect(hooks.map((h) => h.type).sort()).toEqual(['otp.delivered', 'otp.routed']);
     expect(hooks.find((h) => h.type === 'otp.delivered')).toMatchObject({ status: 'delivered', via: 'receipt', carrier: 'viettel', channel: 'sms' });
+    // Which upstream carried it is ours to know, not the customer's.
+    expect(Object.keys(hooks.find((h) => h.type === 'otp.routed')!).sort()).toEqual(['at', 'carrier', 'channel', 'event_id', 'id', 'status', 'type']);
   });
 
   const deliveredOnce = [{ type: 'Delivered', via: 'receipt' }];

@@ -87,6 +87,15 @@ describe('voice template validation', () => {
     expect(checkVoiceTemplate('{code}\u0000')).toEqual([{ code: 'control_characters' }]);
   });
 
+  it('refuses markup a voice upstream could take as SSML (tags, entities); an ampersand in words is text', () => {
+    expect(checkVoiceTemplate('<speak>Ma {code}</speak>')).toEqual([{ code: 'markup', text: '<' }]);
+    expect(checkVoiceTemplate('Ma {code} <audio src="x"/>')).toEqual([{ code: 'markup', text: '<' }]);
+    expect(checkVoiceTemplate('Ma {code} &#60;break/&#62;')).toEqual([{ code: 'markup', text: '&#60;' }]);
+    expect(checkVoiceTemplate('A & B: ma {code}')).toEqual([]);
+    // SMS text is never read as markup.
+    expect(checkSmsTemplate('Ma <b>{code}</b>')).toEqual([]);
+  });
+
   it('counts characters, not SMS segments: accents cost nothing more', () => {
     expect(checkVoiceTemplate(`{code} ${'â'.repeat(193)}`)).toEqual([]);
     expect(checkVoiceTemplate(`{code} ${'â'.repeat(194)}`)).toEqual([{ code: 'too_long', used: 201, limit: 200 }]);

@@ -141,7 +141,8 @@ export type TemplateProblem =
   | { code: 'control_characters' }
   | { code: 'invisible_characters'; codepoints: string[] }
   | { code: 'mixed_scripts'; codepoint: string }
-  | { code: 'link'; text: string };
+  | { code: 'link'; text: string }
+  | { code: 'markup'; text: string };
 
 /** What both channels refuse: no code, another placeholder, a flagged word, a control or invisible character, look-alike letters, a link. */
 function commonProblems(template: string): TemplateProblem[] {
@@ -177,6 +178,9 @@ export function checkSmsTemplate(template: string): TemplateProblem[] {
 export function checkVoiceTemplate(template: string): TemplateProblem[] {
   const problems = commonProblems(template);
   if (template.split(CODE_PLACEHOLDER).length > 2) problems.push({ code: 'repeated_code' });
+  // A voice upstream may take SSML: a tag or an entity could play audio or speak what the check never saw.
+  const markup = /[<>]|&[#\p{L}\p{N}]+;/u.exec(template);
+  if (markup) problems.push({ code: 'markup', text: markup[0].slice(0, 32) });
   const used = [...template].length;
   if (used > VOICE_TEMPLATE_MAX) problems.push({ code: 'too_long', used, limit: VOICE_TEMPLATE_MAX });
   return problems;
@@ -205,6 +209,8 @@ export function describeTemplateProblem(channel: Channel, p: TemplateProblem): s
       return `mixes Latin letters with Cyrillic or Greek look-alikes (${p.codepoint})`;
     case 'link':
       return `templates cannot contain links or web addresses ("${p.text}"; a full stop not followed by a space reads as one)`;
+    case 'markup':
+      return `voice templates are plain text: no markup ("${p.text}"), which a voice upstream could read as speech instructions`;
   }
 }
 

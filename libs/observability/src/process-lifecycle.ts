@@ -1,5 +1,6 @@
 /**
- * How every NEXO ROUTE process starts and stops: a configuration error exits
+ * How every NEXO ROUTE process starts and stops: files it creates are for its
+ * own user only (umask 077); a configuration error exits
  * 78 (EX_CONFIG) with the message naming the variable; SIGTERM/SIGINT drain
  * within 20 s and exit 0, or exit 1 if draining hangs; a start that fails
  * exits 1 after one JSON log line naming why (its stack a field of it).
@@ -37,6 +38,9 @@ async function exitAfterFlush(logger: Logger, code: number): Promise<never> {
 }
 
 export function runProcess<C>(spec: ProcessSpec<C>): void {
+  // Every file the process creates (the SQLite files and their WAL, secrets, state) is its own user's
+  // alone, also in a data directory that existed with a wider mode (one made by `mkdir -p`, a volume).
+  process.umask(0o077);
   const main = async () => {
     let config: C;
     try {

@@ -35,3 +35,12 @@ export function sha256Hex(text: string | Buffer): string {
 export function phoneHash(pepper: Buffer, e164: string): string {
   return createHmac('sha256', pepper).update(e164).digest('hex');
 }
+
+/**
+ * The key of the send's request hash (Idempotency-Key matching), derived from the pepper: that hash
+ * is kept in the log, and a body holds a phone number and a code, which an unkeyed hash would give
+ * back to anyone who reads the log (10^10 guesses at most, given the masked phone beside it).
+ */
+export function requestHashKey(pepper: Buffer): Buffer {
+  return createHmac('sha256', pepper).update('nexo request hash v1').digest();
+}

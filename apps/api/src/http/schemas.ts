@@ -1,5 +1,5 @@
 /** zod schemas of the public API's inputs (API.md); unknown fields are refused everywhere. */
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { z } from 'zod';
 import { SmsTemplateSchema, VoiceTemplateSchema } from '#domain';
 
@@ -76,7 +76,7 @@ export const MonthQuery = z.strictObject({
  * hashed in the schema's order (`fieldOrder`), then any others by name, so a body sent in that order
  * (API.md's sample) hashes as it did when the order sent was hashed, and keys stored then still match.
  */
-export function requestHash(body: unknown, fieldOrder: readonly string[] = []): string {
+export function requestHash(body: unknown, fieldOrder: readonly string[] = [], key?: Buffer): string {
   const rank = (k: string) => {
     const i = fieldOrder.indexOf(k);
     return i < 0 ? fieldOrder.length : i;
@@ -86,7 +86,8 @@ export function requestHash(body: unknown, fieldOrder: readonly string[] = []): 
     const entries = Object.entries(value).sort(([a], [b]) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
     return Object.fromEntries(entries);
   });
-  return createHash('sha256').update(canonical).digest('hex');
+  // Keyed where the hash is kept beside data that narrows what a body could be (the send's, in the log).
+  return (key === undefined ? createHash('sha256') : createHmac('sha256', key)).update(canonical).digest('hex');
 }
 
 /** The field order `requestHash` follows for each body. */

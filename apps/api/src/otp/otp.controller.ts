@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, UseGuards } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
+import { requestHashKey } from '#security';
 import { Auth, ApiKeyGuard, type AuthContext } from '../http/auth.guard.js';
 import { FeedbackBody, IdempotencyKeyHeader, ListQuery, requestHash, SEND_OTP_FIELDS, SendOtpBody } from '../http/schemas.js';
 import { checkWebhookUrl, parseIdParam, parseInput } from '../http/validation.js';
@@ -12,11 +13,15 @@ import { RecordFeedback } from './feedback.handler.js';
 @Controller('api/v1')
 @UseGuards(ApiKeyGuard)
 export class OtpController {
+  private readonly hashKey: Buffer;
+
   constructor(
     private readonly commands: CommandBus,
     private readonly queries: QueryBus,
     @Inject(CORE) private readonly core: Core,
-  ) {}
+  ) {
+    this.hashKey = requestHashKey(core.config.phonePepper);
+  }
 
   @Post('send-otp')
   @HttpCode(200)
@@ -29,7 +34,9 @@ export class OtpController {
         auth,
         { phone: input.phone, code: input.code, channel: input.channel, webhookUrl: input.webhook_url },
         idempotencyKey,
-        idempotencyKey === undefined ? undefined : requestHash(body, SEND_OTP_FIELDS),
+        idempotencyKey === undefined ? undefined : requestHash(body, SEND_OTP_FIELDS, this.hashKey),
+        // Sends recorded before the hash was keyed (kept IDEMPOTENCY_RETENTION_MS, 48 h) hold the plain one.
+        idempotencyKey === undefined ? undefined : () => requestHash(body, SEND_OTP_FIELDS),
       ),
     );
   }

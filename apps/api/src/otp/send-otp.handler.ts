@@ -50,6 +50,8 @@ export class SendOtp extends Command<SendOtpResponse> {
     readonly input: SendOtpInput,
     readonly idempotencyKey: string | undefined,
     readonly requestHash: string | undefined,
+    /** The unkeyed hash this body had before the hash was keyed, for sends recorded then. */
+    readonly legacyRequestHash?: () => string,
   ) {
     super();
   }
@@ -69,7 +71,7 @@ export const sendOtpResponse = (id: string, carrier: Carrier, channel: Channel, 
 export class SendOtpHandler implements ICommandHandler<SendOtp> {
   constructor(@Inject(CORE) private readonly core: Core) {}
 
-  async execute({ auth, input, idempotencyKey, requestHash }: SendOtp): Promise<SendOtpResponse> {
+  async execute({ auth, input, idempotencyKey, requestHash, legacyRequestHash }: SendOtp): Promise<SendOtpResponse> {
     // The key's request rate was taken by ApiKeyGuard, once per request on every authenticated route.
     const { core } = this;
     const stream = accountStream(auth.accountId);
@@ -78,7 +80,8 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
     // whatever that body would have been refused for on its own.
     if (idempotencyKey !== undefined) {
       const { state } = await core.runner.peek(stream, accountDecider);
-      const match = idempotencyMatch(state, idempotencyKey, requestHash, now.getTime());
+      let match = idempotencyMatch(state, idempotencyKey, requestHash, now.getTime());
+      if (match.kind === 'conflict' && legacyRequestHash !== undefined) match = idempotencyMatch(state, idempotencyKey, legacyRequestHash(), now.getTime());
       if (match.kind === 'conflict') throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
       if (match.kind === 'replay') return this.replay(auth.accountId, match.otpId);
     }

@@ -1,0 +1,31 @@
+/**
+ * The data files hold accounts, webhook URLs, masked phones and sealed codes: only the service's own
+ * user reads them, also when the data directory existed before with a wider mode (`mkdir -p`, a
+ * container volume), where the directory's own mode protects nothing.
+ */
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, ready, startApiProcess, stopApiProcess } from './api-process.js';
+
+it('creates every file in an existing 0755 data directory readable by its user alone', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nexo-modes-'));
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const child = startApiProcess(dir, port);
+  try {
+    await ready(`http://127.0.0.1:${port}`);
+    const signup = await fetch(`http://127.0.0.1:${port}/api/v1/signup`, { method: 'POST' });
+    expect(signup.status).toBe(201);
+  } finally {
+    await stopApiProcess(child);
+  }
+  try {
+    const files = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((f) => f.isFile());
+    expect(files.map((f) => f.name)).toEqual(expect.arrayContaining(['nexo.db', 'read-models.db', 'state.db', 'secrets.json']));
+    const open = files.map((f) => join(f.parentPath, f.name)).filter((f) => (statSync(f).mode & 0o077) !== 0);
+    expect(open).toEqual([]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
