@@ -417,6 +417,11 @@ describe('hostile input', () => {
       expect(res.status).toBeGreaterThanOrEqual(400);
       expect(res.status).toBeLessThan(500);
     }
+    // Valid JSON with a prototype key: refused, and the message names that case too (it read "body is not valid JSON").
+    for (const body of ['{"__proto__":{"x":1},"phone":"0912345678","code":"123456"}', '{"constructor":{"prototype":{"x":1}},"phone":"0912345678","code":"123456"}']) {
+      const res = await post(BASE, '/api/v1/send-otp', api_key, body);
+      expect([res.status, (await res.json()).message]).toEqual([400, 'body is not valid JSON, or has a forbidden key (__proto__, constructor.prototype)']);
+    }
     const wrongType = await fetch(`${BASE}/api/v1/send-otp`, { method: 'POST', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'text/plain' }, body: 'phone=0912345678' });
     expect(wrongType.status).toBe(400);
     expect(await server.running.core.store.headPosition()).toBe(head);

@@ -41,7 +41,7 @@ describe('a body that is not JSON is 400 invalid_request saying so', () => {
 
   it('truncated JSON: "body is not valid JSON"', async () => {
     const res = await raw('POST', '/api/v1/send-otp', json(), '{"phone":');
-    expect({ status: res.status, body: res.body }).toEqual(refused('body is not valid JSON'));
+    expect({ status: res.status, body: res.body }).toEqual(refused('body is not valid JSON, or has a forbidden key (__proto__, constructor.prototype)'));
     // Fastify closes the connection after any body it could not parse: the client may still be sending.
     expect(res.headers.connection).toBe('close');
   });
@@ -56,7 +56,7 @@ describe('a body that is not JSON is 400 invalid_request saying so', () => {
   it('not JSON on every JSON route, nothing created', async () => {
     const head = await server.running.core.store.headPosition();
     for (const path of ['/api/v1/signup', '/api/v1/keys', '/api/v1/otp/zz_unknown/feedback']) {
-      expect(await answer(post(BASE, path, key, '{nope}'))).toEqual(refused('body is not valid JSON'));
+      expect(await answer(post(BASE, path, key, '{nope}'))).toEqual(refused('body is not valid JSON, or has a forbidden key (__proto__, constructor.prototype)'));
     }
     expect(await server.running.core.store.headPosition()).toBe(head);
   });
@@ -101,7 +101,7 @@ describe('GET /api/v1/ledger negotiates JSON or CSV on Accept', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('vary')).toMatch(/accept/i);
     const type = res.headers.get('content-type')!.split(';')[0];
-    if (type === 'text/csv') expect(text.split('\n')[0]).toBe('at,type,amount,balance_after,ref');
+    if (type === 'text/csv') expect(text.split('\r\n')[0]).toBe('at,type,amount,balance_after,ref');
     else expect(JSON.parse(text)).toMatchObject({ ok: true, lines: [] });
     return type;
   };

@@ -153,8 +153,10 @@ describe('stats and ledger after delivered and refunded OTPs', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
     const text = await res.text();
-    expect(text.endsWith('\n')).toBe(true);
-    const rows = text.slice(0, -1).split('\n');
+    // RFC 4180: every record ends in CRLF.
+    expect(text.endsWith('\r\n')).toBe(true);
+    const rows = text.slice(0, -2).split('\r\n');
+    expect(rows.some((r) => r.includes('\n') || r.includes('\r'))).toBe(false);
     expect(rows[0]).toBe('at,type,amount,balance_after,ref');
     // Refs are ids and `chainId:txHash:logIndex`: nothing to quote, and no cell may start a spreadsheet formula.
     expect(rows.slice(1)).toEqual(lines.map((l: Record<string, string>) => [l.at, l.type, l.amount, l.balance_after, l.ref].join(',')));

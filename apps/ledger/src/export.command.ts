@@ -52,7 +52,8 @@ export function renderStatement(s: LedgerStatement, format: ExportFormat): strin
     ...s.lines.map((l) => [l.at, l.type, usd(l.amount), usd(l.balanceAfter), l.ref]),
     [`${nextMonth(s.month)}-01T00:00:00.000Z`, 'closing', '', usd(s.closingBalance), ''],
   ];
-  return rows.map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
+  // Records end in CRLF (RFC 4180), as spreadsheets and CSV libraries expect.
+  return rows.map((r) => r.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
 
 export async function exportCommand(

@@ -24,7 +24,7 @@ describe('ledger export', () => {
     `2026-03-31T23:59:59.999Z,reversal,-0.250000,0.978000,56:0x${'2'.padStart(64, '0')}:0`,
     '2026-04-01T00:00:00.000Z,closing,,0.978000,',
     '',
-  ].join('\n');
+  ].join('\r\n');
 
   it("prints the month's statement as CSV, opening and closing included (the default format)", async () => {
     const r = await ledger('export', '--db', t.file, '--account', 'A', '--month', '2026-03');

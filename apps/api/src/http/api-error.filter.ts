@@ -50,7 +50,8 @@ function clientMessage(error: unknown): string {
   if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'body is empty';
   if (code === 'FST_ERR_BAD_URL') return 'malformed URL';
   if (code === 'FST_ERR_MAX_PARAM_LENGTH') return 'URL path segment too long';
-  if (error instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'body is not valid JSON';
+  // Fastify's JSON parser refuses prototype keys in an otherwise valid body with the same error, its cause dropped.
+  if (error instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'body is not valid JSON, or has a forbidden key (__proto__, constructor.prototype)';
   return 'malformed request';
 }
 

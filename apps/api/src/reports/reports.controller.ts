@@ -53,7 +53,8 @@ export class ReportsController {
     // JSON unless the client prefers CSV; an Accept that takes neither gets JSON too, as before negotiation.
     if (preferredType(accept, LEDGER_TYPES) === 'text/csv') {
       void reply.type('text/csv; charset=utf-8');
-      return [CSV_HEADER, ...lines.map((l) => [l.at, l.type, l.amount, l.balance_after, csvCell(l.ref)].join(','))].join('\n') + '\n';
+      // Records end in CRLF (RFC 4180), as spreadsheets and CSV libraries expect.
+      return [CSV_HEADER, ...lines.map((l) => [l.at, l.type, l.amount, l.balance_after, csvCell(l.ref)].join(','))].join('\r\n') + '\r\n';
     }
     return { ok: true, month, lines };
   }
