@@ -18,7 +18,7 @@ import { CORE } from './core/tokens.js';
 import { ApiErrorFilter, sendError } from './http/api-error.filter.js';
 import { ApiKeyGuard } from './http/auth.guard.js';
 import { AccountsController } from './accounts/accounts.controller.js';
-import { ConfigureWebhookHandler, IssueKeyHandler, RevokeKeyHandler, SetMessageTemplateHandler, SignupHandler } from './accounts/accounts.handlers.js';
+import { ConfigureWebhookHandler, IssueKeyHandler, RemoveWebhookHandler, RevokeKeyHandler, SetMessageTemplateHandler, SignupHandler } from './accounts/accounts.handlers.js';
 import { OtpController } from './otp/otp.controller.js';
 import { SendOtpHandler } from './otp/send-otp.handler.js';
 import { GetOtpHandler } from './otp/otp.queries.js';
@@ -48,6 +48,7 @@ export class ApiModule {
         IssueKeyHandler,
         RevokeKeyHandler,
         ConfigureWebhookHandler,
+        RemoveWebhookHandler,
         SetMessageTemplateHandler,
         SendOtpHandler,
         GetOtpHandler,

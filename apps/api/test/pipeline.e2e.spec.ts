@@ -74,6 +74,35 @@ describe('delivery pipeline, embedded', () => {
     );
   });
 
+  it('DELETE /api/v1/webhook stops the webhooks (per-send URLs refused until a new PUT); it is idempotent; a new PUT sends again', async () => {
+    const { api_key } = await signup(server.base);
+    const put = async () =>
+      (await fetch(`${server.base}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: sink.url }) })).json();
+    const remove = async () => {
+      const res = await fetch(`${server.base}/api/v1/webhook`, { method: 'DELETE', headers: { Authorization: `Bearer ${api_key}` } });
+      return { status: res.status, body: await res.json() };
+    };
+    const delivered = async (id: string) =>
+      until('delivered', async () => ((await (await get(server.base, `/api/v1/otp/${id}`, api_key)).json()).status === 'delivered' ? true : undefined), { timeoutMs: 15_000, everyMs: 25 });
+    await put();
+    expect(await remove()).toEqual({ status: 200, body: { ok: true, url: null } });
+    expect(await remove()).toEqual({ status: 200, body: { ok: true, url: null } });
+    const silent = await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '1357' })).json();
+    const perSend = await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '1357', webhook_url: sink.url });
+    expect([perSend.status, (await perSend.json()).error]).toEqual([400, 'invalid_request']);
+    await delivered(silent.id);
+
+    const { secret } = await put();
+    const heard = await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '2468' })).json();
+    await delivered(heard.id);
+    const hooks = await until('the new webhooks', async () => {
+      const mine = sink.hooks.filter((h) => JSON.parse(h.body).id === heard.id);
+      return mine.length >= 2 ? mine : undefined;
+    }, { timeoutMs: 15_000, everyMs: 25 });
+    for (const h of hooks) expect(verifyWebhook(secret, h.body, h.signature, Math.floor(Date.now() / 1000))).toBe(true);
+    expect(sink.hooks.filter((h) => JSON.parse(h.body).id === silent.id)).toEqual([]);
+  });
+
   it('customer feedback proves delivery', async () => {
     const { api_key } = await signup(server.base);
     const sent = await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('090'), code: '2468' })).json();

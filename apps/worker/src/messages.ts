@@ -50,6 +50,8 @@ export const WebhookMessage = z.discriminatedUnion('kind', [
    * models to learn an endpoint that is already in the log.
    */
   z.object({ kind: z.literal('account'), accountId: Id, url: z.string().url(), secret: z.string().min(1) }),
+  /** The account's webhook removed (`WebhookRemoved`): nothing more is sent for it, retries included. */
+  z.object({ kind: z.literal('account_removed'), accountId: Id }),
   z.object({
     kind: z.literal('event'),
     eventId: z.string().min(1).max(64),

@@ -78,6 +78,8 @@ function relayRoute(
       const d = e.data as AccountEventOf<'WebhookConfigured'>['data'];
       return [webhook(accountId, { kind: 'account', accountId, url: d.url, secret: d.secret })];
     }
+    case 'WebhookRemoved':
+      return [webhook(accountId, { kind: 'account_removed', accountId })];
     case 'Routed': {
       if (!e.streamId.startsWith(OTP)) return [];
       const d = e.data as OtpEventOf<'Routed'>['data'];

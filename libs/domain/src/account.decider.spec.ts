@@ -79,6 +79,7 @@ describe('open account', () => {
     ['IssueApiKey', { type: 'IssueApiKey', keyId: 'key_1', keyHash: hex64('1'), prefix: 'nx_live_ab', at: T0 }],
     ['RevokeApiKey', { type: 'RevokeApiKey', keyId: 'key_1', at: T0 }],
     ['ConfigureWebhook', { type: 'ConfigureWebhook', url: 'https://ex.example/hook', secret: 'k1:c2VjcmV0', at: T0 }],
+    ['RemoveWebhook', { type: 'RemoveWebhook', at: T0 }],
     ['SetMessageTemplate', { type: 'SetMessageTemplate', sms: 'ACME {code}', at: T0 }],
     ['AssignDepositAddress', { type: 'AssignDepositAddress', chain: 'bsc', address: `0x${'a'.repeat(40)}`, index: 0, at: T0 }],
     ['CreditDeposit', creditDeposit({ tx: 1 }, 1_000_000n)],
@@ -182,6 +183,20 @@ describe('webhook', () => {
 
   it('takes a per-send webhook URL once the account has a secret', () => {
     given([opened(5), configured('https://ex.example/hook', 'k1:b2xk')])
+      .when(sendOtp('otp_1', PRICE, { webhookUrl: 'https://ex.example/per-send' }))
+      .then(sent('otp_1', PRICE, 'test_credit', { webhookUrl: 'https://ex.example/per-send' }));
+  });
+
+  it('removes the webhook once (a second removal, or one with none, appends nothing); per-send URLs are refused again, until a new one', () => {
+    const removed: AccountEvent = { type: 'WebhookRemoved', data: { at: at(HOUR) } };
+    const state = given([opened(5), configured('https://ex.example/hook', 'k1:b2xk')])
+      .when({ type: 'RemoveWebhook', at: at(HOUR) })
+      .then([removed]);
+    expect(state.webhook).toBeUndefined();
+    given([opened(5), configured('https://ex.example/hook', 'k1:b2xk'), removed]).when({ type: 'RemoveWebhook', at: at(2 * HOUR) }).then([]);
+    given([opened(5)]).when({ type: 'RemoveWebhook', at: T0 }).then([]);
+    given([opened(5), configured('https://ex.example/hook', 'k1:b2xk'), removed]).when(sendOtp('otp_1', PRICE, { webhookUrl: 'https://ex.example/per-send' })).then('invalid_request');
+    given([opened(5), configured('https://ex.example/hook', 'k1:b2xk'), removed, configured('https://ex.example/v2', 'k2:bmV3', at(2 * HOUR))])
       .when(sendOtp('otp_1', PRICE, { webhookUrl: 'https://ex.example/per-send' }))
       .then(sent('otp_1', PRICE, 'test_credit', { webhookUrl: 'https://ex.example/per-send' }));
   });

@@ -20,6 +20,7 @@ export type AccountCommand =
   | ({ type: 'IssueApiKey' } & Data<'ApiKeyIssued'>)
   | ({ type: 'RevokeApiKey' } & Data<'ApiKeyRevoked'>)
   | ({ type: 'ConfigureWebhook' } & Data<'WebhookConfigured'>)
+  | ({ type: 'RemoveWebhook' } & Data<'WebhookRemoved'>)
   /** Per channel: a template sets it, `null` puts the default back, absent leaves it as it is. */
   | { type: 'SetMessageTemplate'; sms?: string | null; voice?: string | null; at: string }
   | ({ type: 'AssignDepositAddress' } & Data<'DepositAddressAssigned'>)
@@ -260,6 +261,9 @@ export function decideAccount(cmd: AccountCommand, state: AccountState): Account
       const { type: _, ...data } = cmd;
       return [{ type: 'WebhookConfigured', data }];
     }
+    case 'RemoveWebhook':
+      requireOpen(state);
+      return state.webhook === undefined ? [] : [{ type: 'WebhookRemoved', data: { at: cmd.at } }];
     case 'SetMessageTemplate':
       return decideTemplate(cmd, state);
     case 'AssignDepositAddress': {
@@ -331,6 +335,9 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
     }
     case 'WebhookConfigured':
       state.webhook = { url: event.data.url, secret: event.data.secret };
+      break;
+    case 'WebhookRemoved':
+      state.webhook = undefined;
       break;
     case 'MessageTemplateSet': {
       const { at: _, ...template } = event.data;

@@ -39,6 +39,8 @@ export const MessageTemplateSchema = z.object(templateShape).strict();
 /** The account's templates after this event, both channels: a channel left out is back to its default. */
 export const MessageTemplateSet = ev('MessageTemplateSet', { ...templateShape, at: IsoTime });
 export const WebhookConfigured = ev('WebhookConfigured', { url: z.string().url().max(2048), secret: Sealed, at: IsoTime });
+/** The account's webhook is gone: nothing more is sent to it (nor to per-send URLs, which its secret signed). */
+export const WebhookRemoved = ev('WebhookRemoved', { at: IsoTime });
 export const DepositAddressAssigned = ev('DepositAddressAssigned', {
   chain: z.string().min(1).max(32),
   address: Address,
@@ -106,6 +108,7 @@ export const AccountEvent = z.discriminatedUnion('type', [
   ApiKeyIssued,
   ApiKeyRevoked,
   WebhookConfigured,
+  WebhookRemoved,
   MessageTemplateSet,
   DepositAddressAssigned,
   DepositCredited,

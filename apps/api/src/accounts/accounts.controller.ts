@@ -7,7 +7,7 @@ import { checkWebhookUrl, parseIdParam, parseInput } from '../http/validation.js
 import { addressBucket, rateLimited } from '../http/rate-limiter.js';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
-import { ConfigureWebhook, IssueKey, planKey, planSignup, RevokeKey, SetMessageTemplate, Signup, templateAnswer } from './accounts.handlers.js';
+import { ConfigureWebhook, IssueKey, planKey, planSignup, RemoveWebhook, RevokeKey, SetMessageTemplate, Signup, templateAnswer } from './accounts.handlers.js';
 
 @Controller('api/v1')
 export class AccountsController {
@@ -66,6 +66,13 @@ export class AccountsController {
     const { url } = parseInput(WebhookBody, body, 'body');
     checkWebhookUrl('url', url, this.core.config.webhookPrivateAddresses);
     return this.commands.execute(new ConfigureWebhook(auth.accountId, url));
+  }
+
+  /** Beyond API.md: a customer retiring its endpoint stops what would be sent (and retried for 24 h) to it. */
+  @Delete('webhook')
+  @UseGuards(ApiKeyGuard)
+  removeWebhook(@Auth() auth: AuthContext) {
+    return this.commands.execute(new RemoveWebhook(auth.accountId));
   }
 
   /** Beyond API.md, like GET /keys: the account's own message text, for OTPs sent after the answer. */

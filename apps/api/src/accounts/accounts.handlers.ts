@@ -137,6 +137,25 @@ export class ConfigureWebhookHandler implements ICommandHandler<ConfigureWebhook
   }
 }
 
+/** Beyond API.md: stops the account's webhooks, retries of earlier ones and per-send URLs included. */
+export class RemoveWebhook extends Command<{ ok: true; url: null }> {
+  constructor(readonly accountId: string) {
+    super();
+  }
+}
+
+@CommandHandler(RemoveWebhook)
+export class RemoveWebhookHandler implements ICommandHandler<RemoveWebhook> {
+  constructor(@Inject(CORE) private readonly core: Core) {}
+
+  async execute({ accountId }: RemoveWebhook) {
+    // Idempotent: an account without a webhook appends nothing and answers the same.
+    await this.core.runner.handle(accountStream(accountId), accountDecider, { type: 'RemoveWebhook', at: this.core.clock().toISOString() });
+    await this.core.caughtUp();
+    return { ok: true as const, url: null };
+  }
+}
+
 const PREVIEW_CODE = '123456';
 
 export interface TemplateAnswer {

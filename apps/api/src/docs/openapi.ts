@@ -68,7 +68,14 @@ export function openApiDocument(chains: readonly string[] = []): Record<string, 
       '/api/v1/otp': { get: { summary: "This account's newest OTPs, newest first, each as GET /api/v1/otp/{id}", security: bearer, parameters: [limit], responses: { '200': ok(R.OtpListResponse, 'otps'), ...errors(400, 401) } } },
       '/api/v1/otp/{id}': { get: { summary: 'Status and history of one OTP', security: bearer, parameters: [idParam], responses: { '200': ok(R.OtpResponse, 'otp'), ...errors(401, 404) } } },
       '/api/v1/otp/{id}/feedback': { post: { summary: 'The user typed the right code', security: bearer, parameters: [idParam], requestBody: { content: json(FeedbackBody) }, responses: { '200': ok(R.FeedbackResponse, 'recorded'), ...errors(400, 401, 404) } } },
-      '/api/v1/webhook': { put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok(R.WebhookResponse, 'url, secret'), ...errors(400, 401) } } },
+      '/api/v1/webhook': {
+        put: { summary: 'Set the webhook URL; returns its signing secret', security: bearer, requestBody: { content: json(WebhookBody) }, responses: { '200': ok(R.WebhookResponse, 'url, secret'), ...errors(400, 401) } },
+        delete: {
+          summary: 'Remove the webhook: nothing more is sent, retries of earlier events and per-send webhook_url included (a send with webhook_url is refused until a PUT)',
+          security: bearer,
+          responses: { '200': ok(R.WebhookRemovedResponse, 'url: null'), ...errors(401) },
+        },
+      },
       '/api/v1/template': {
         get: { summary: "The message text of this account's OTPs, SMS and voice: its own templates or the defaults", security: bearer, responses: { '200': ok(R.TemplateResponse, 'sms, voice'), ...errors(401) } },
         put: {

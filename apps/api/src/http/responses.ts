@@ -51,6 +51,7 @@ export const OtpResponse = ok(Otp);
 export const OtpListResponse = ok({ otps: z.array(z.strictObject(Otp)) });
 export const FeedbackResponse = ok({ id: z.string(), status: z.enum(['queued', 'routed', 'delivered', 'refunded']) });
 export const WebhookResponse = ok({ url: z.string(), secret: z.string().describe('signs every POST: Nexo-Signature') });
+export const WebhookRemovedResponse = ok({ url: z.null().describe('no webhook: nothing more is sent, retries of earlier events and per-send URLs included') });
 export const TemplateResponse = ok({
   sms: z.string().describe("the SMS text the account's OTPs go out in, {code} standing for the code: its own or the default"),
   voice: z.string().describe('the words of its voice calls around {code}, which the call reads digit by digit and then once more'),

@@ -106,6 +106,8 @@ export function openDeliveries(db: Db) {
     retry: db.prepare<[string, number | null, string | null, number, string, string], unknown>(
       `UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, last_code = ?, last_error = ?, next_ms = ? WHERE otp_id = ? AND event_id = ?`,
     ),
+    /** Given up without an attempt (the account's webhook was removed). */
+    abandon: db.prepare<[string, string, string], unknown>(`UPDATE webhook_deliveries SET status = 'failed', last_error = ? WHERE otp_id = ? AND event_id = ?`),
     backlog: db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM webhook_deliveries WHERE status = 'pending'`),
     /** Deletes up to a batch of final rows (and per-send URLs) of OTPs created before `beforeMs`; the number of delivery rows deleted. */
     prune(beforeMs: number): number {

@@ -357,6 +357,40 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
     });
   });
 
+  describe('a removed webhook (DELETE /api/v1/webhook)', () => {
+    it('gives up the retries waiting for it at once, makes no row for later events though the read models still know it, across a restart; a new PUT sends again', async () => {
+      const ep = await endpoint(() => 503);
+      account('acc_r', ep.url);
+      const sender = await start({ baseDelayMs: 100, maxDelayMs: 100 });
+      const failing = event('acc_r');
+      await publish(failing);
+      await attempt(failing.eventId, 1);
+
+      // The directory (the read models) still has acc_r's webhook: the log's removal wins.
+      const later = event('acc_r');
+      await publish({ kind: 'account_removed', accountId: 'acc_r' }, later);
+      now += 1_000;
+      await until('the retry given up', () => (row(failing.eventId)?.status === 'failed' ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
+      expect(row(failing.eventId)).toMatchObject({ status: 'failed', attempts: 1, last_error: 'webhook removed' });
+      expect(row(later.eventId)).toBeUndefined();
+      await sender.stop();
+
+      await start();
+      const afterRestart = event('acc_r');
+      await publish(afterRestart);
+      await scans();
+      expect(row(afterRestart.eventId)).toBeUndefined();
+      expect(ep.posts).toHaveLength(1);
+
+      const secret = newWebhookSecret();
+      const ok = await endpoint(() => 204);
+      const again = event('acc_r');
+      await publish({ kind: 'account', accountId: 'acc_r', url: ok.url, secret: cipher.seal(secret) }, again);
+      expect(await delivered(again.eventId)).toMatchObject({ url: ok.url });
+      expect(signedBy(secret, ok.posts[0])).toBe(true);
+    });
+  });
+
   describe('non-2xx answers are retried with exponential backoff and jitter', () => {
     it('sends the same event_id and body each time, counts attempts in the row, and waits [½, 1) × min(maxDelayMs, baseDelayMs · 2^(n−1)) after attempt n', async () => {
       const failures = [500, 503, 404, 500, 502];

@@ -126,7 +126,9 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   function accountWebhook(accountId: string): { url: string; secret: string } | undefined {
     let w = accounts.get(accountId);
     if (w === undefined) {
-      w = table.account.get(accountId) ?? directory.accountWebhook(accountId) ?? null;
+      const stored = table.account.get(accountId);
+      // A removed webhook is kept as an empty row, so the read models (maybe lagging) cannot bring it back.
+      w = stored !== undefined ? (stored.url === '' ? null : stored) : (directory.accountWebhook(accountId) ?? null);
       remember(accountId, w);
     }
     return w ?? undefined;
@@ -249,6 +251,11 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       remember(m.accountId, { url: m.url, secret: m.secret });
       return undefined;
     }
+    if (m.kind === 'account_removed') {
+      table.putAccount.run(m.accountId, '', '');
+      remember(m.accountId, null);
+      return undefined;
+    }
     // Past retention its row may be gone already: a relay replaying the log that far back must not send it again.
     if (m.otpId < otpIdsBefore(now - retainMs)) return undefined;
     // Without the account's secret nothing can be signed: a per-send URL needs one too (the send refuses it otherwise).
@@ -330,8 +337,12 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     let code: number | null = null;
     let error: string | null = null;
     let refused = false;
+    if (!configured) {
+      // Rows are made only for a configured webhook: it was removed since (DELETE /api/v1/webhook). Given up, not retried.
+      table.abandon.run('webhook removed', row.otp_id, row.event_id);
+      return;
+    }
     try {
-      if (!configured) throw new Error('no webhook secret: PUT /api/v1/webhook first');
       code = await post(row.url, row.body, signWebhook(open(configured.secret), row.body, Math.floor(now / 1000)));
       if (code >= 200 && code < 300) {
         markDone(row, code);

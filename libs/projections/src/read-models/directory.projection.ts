@@ -69,6 +69,7 @@ function writer(db: Db, s: string): ProjectionWriter {
     webhook: db.prepare<[string, string, string, string]>(
       `INSERT OR REPLACE INTO webhooks${s} (account_id, url, secret_sealed, configured_at) VALUES (?, ?, ?, ?)`,
     ),
+    removeWebhook: db.prepare<[string]>(`DELETE FROM webhooks${s} WHERE account_id = ?`),
     template: db.prepare<[string, string | null, string | null, string]>(
       `INSERT OR REPLACE INTO message_templates${s} (account_id, sms, voice, set_at) VALUES (?, ?, ?, ?)`,
     ),
@@ -93,6 +94,9 @@ function writer(db: Db, s: string): ProjectionWriter {
         case 'WebhookConfigured':
           st.webhook.run(accountId, d.url, d.secret, d.at);
           return;
+        case 'WebhookRemoved':
+          st.removeWebhook.run(accountId);
+          return;
         case 'MessageTemplateSet':
           st.template.run(accountId, d.sms ?? null, d.voice ?? null, d.at);
           return;
@@ -109,7 +113,7 @@ function writer(db: Db, s: string): ProjectionWriter {
 export const directoryProjection: Projection = {
   name: 'directory',
   version: 2,
-  handles: ['AccountOpened', 'ApiKeyIssued', 'ApiKeyRevoked', 'WebhookConfigured', 'MessageTemplateSet', 'DepositAddressAssigned'],
+  handles: ['AccountOpened', 'ApiKeyIssued', 'ApiKeyRevoked', 'WebhookConfigured', 'WebhookRemoved', 'MessageTemplateSet', 'DepositAddressAssigned'],
   tables: ['accounts', 'api_keys', 'webhooks', 'message_templates', 'deposit_addresses'],
   ddl,
   writer,
