@@ -1,5 +1,6 @@
 /** `npm start`: the embedded default — SQLite event store, in-process bus and workers, carrier simulator. */
 import 'reflect-metadata';
+import { join } from 'node:path';
 import { runProcess, startProbeServer, startingMetrics } from '#observability';
 import { ConfigError, loadConfig } from './config.js';
 import { createApp } from './app.js';
@@ -10,6 +11,7 @@ runProcess({
   configError: ConfigError,
   logLevel: (config) => config.logLevel,
   drainMessage: 'draining requests, flushing the event store',
+  dataFiles: (config) => [config.dbFile, config.readModelsFile, config.stateFile, config.webhooksFile, join(config.dataDir, 'secrets.json')],
   start: async (config, logger) => {
     // Until the read models have caught up (a new replica replays the whole log), the port answers the
     // probes: alive, not ready, and a /metrics that says so, so neither an orchestrator nor Prometheus

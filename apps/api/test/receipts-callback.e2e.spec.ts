@@ -84,6 +84,8 @@ describe('receipt callbacks', () => {
       const res = await callback(provider, body, sign(SECRET, body));
       expect(res.status).toBe(401);
       expect(await res.json()).toEqual({ ok: false, error: 'unauthorized', message: 'bad or missing receipt signature' });
+      // The challenge is the signature, not an API key; the same for every provider name.
+      expect(res.headers.get('www-authenticate')).toBe('HMAC-SHA256 header="x-signature"');
       expect(onBus(id)).toBe(0);
     }
   });
@@ -94,6 +96,7 @@ describe('receipt callbacks', () => {
     const signed = sign(OTHER_SECRET, body);
     const wrong = await callback('aggr', body, signed);
     expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toBe('HMAC-SHA256 header="x-signature"');
     expect(await wrong.json()).toMatchObject({ ok: false, error: 'unauthorized' });
     expect(onBus(id)).toBe(0);
     const right = await callback('other', body, signed);

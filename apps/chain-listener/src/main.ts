@@ -9,6 +9,7 @@ runProcess({
   configError: ChainListenerConfigError,
   logLevel: (config) => config.logLevel,
   drainMessage: 'finishing the step in hand, saving the cursor',
+  dataFiles: (config) => [config.dbFile],
   start: async (config, logger) => {
     const running = await startChainListenerProcess(config, logger);
     return { fields: { url: running.url, chain: config.chain.slug, chainId: config.chain.chainId, db: config.dbFile }, stop: () => running.stop() };

@@ -9,6 +9,7 @@ runProcess({
   configError: WorkerConfigError,
   logLevel: (config) => config.logLevel,
   drainMessage: 'finishing the batches in hand, committing, leaving the groups',
+  dataFiles: (config) => [config.dbFile],
   start: async (config, logger) => {
     const running = await startWorkerProcess(config, logger);
     return { fields: { url: running.url, relay: config.relay, db: config.dbFile }, stop: () => running.stop() };

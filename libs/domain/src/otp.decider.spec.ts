@@ -232,6 +232,11 @@ describe('receipts recorded before they named their upstream', () => {
   it('of an id never routed, a repeat naming its upstream is a no-op too', () => {
     given([legacy('sim-early', 'delivered')]).when(recordReceipt('sim-early', 'delivered', 95)).then([]);
   });
+
+  it('recorded ahead of their id\'s Routed, still end that message for refundWaits, as they did', () => {
+    const routedAs = (attempt: number, provider: string, providerMessageId: string): OtpEvent => ({ type: 'Routed', data: { ...routedData(attempt, provider), providerMessageId } });
+    expect(refundWaits(stateOf([routedAs(1, 'acme', 'a-1'), legacy('b-2', 'undelivered'), routedAs(2, 'backup', 'b-2'), receipt('a-1', 'undelivered', 60, 'acme')]))).toBe(false);
+  });
 });
 
 describe('expiry', () => {

@@ -180,8 +180,10 @@ const DELIVERING_RECEIPTS: readonly ReceiptStatus[] = ['delivered', 'answered'];
  * before settlement reads this, so it does not count.
  */
 export function refundWaits(state: OtpState): boolean {
-  for (const key of state.routed.keys()) {
-    if (!FINAL_RECEIPTS.some((status) => state.receipts.has(`${key}|${status}`))) return true;
+  for (const [key, r] of state.routed) {
+    // Also under no upstream: a receipt recorded before receipts named theirs, ahead of its id's Routed.
+    const unnamed = messageKey('', r.providerMessageId);
+    if (!FINAL_RECEIPTS.some((status) => state.receipts.has(`${key}|${status}`) || state.receipts.has(`${unnamed}|${status}`))) return true;
   }
   // Any message's, routed or not: a receipt can prove an attempt whose submit answer came too late
   // to record it as routed (its receipt was tied to the OTP by the attempt's claim).

@@ -5,6 +5,7 @@
  * within 20 s and exit 0, or exit 1 if draining hangs; a start that fails
  * exits 1 after one JSON log line naming why (its stack a field of it).
  */
+import { chmodSync, statSync } from 'node:fs';
 import { createLogger, type Logger } from './logger.js';
 
 export interface ProcessSpec<C> {
@@ -17,6 +18,30 @@ export interface ProcessSpec<C> {
   start(config: C, logger: Logger): Promise<{ fields: Record<string, unknown>; stop(): Promise<void> }>;
   /** What draining means for this process, for the log line. */
   drainMessage: string;
+  /** The process's own files (SQLite files with their -wal and -shm, secrets): narrowed to the owner at start. */
+  dataFiles?(config: C): string[];
+}
+
+/**
+ * Takes group and other permissions off these files and their SQLite companions (-wal, -shm) where
+ * they have any: files an earlier version created before the umask, in a directory that was never
+ * private. SQLite gives a new -wal or -shm the main file's mode, so the main file's matters most.
+ * Returns the files narrowed.
+ */
+export function narrowToOwner(files: readonly string[]): string[] {
+  const narrowed: string[] = [];
+  for (const file of files.flatMap((f) => [f, `${f}-wal`, `${f}-shm`])) {
+    let mode: number;
+    try {
+      mode = statSync(file).mode;
+    } catch {
+      continue;
+    }
+    if ((mode & 0o077) === 0) continue;
+    chmodSync(file, mode & 0o700);
+    narrowed.push(file);
+  }
+  return narrowed;
 }
 
 export const SHUTDOWN_BUDGET_MS = 20_000;
@@ -53,6 +78,8 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
       throw error;
     }
     const logger = createLogger({ level: spec.logLevel(config), name: spec.name });
+    const narrowed = narrowToOwner(spec.dataFiles?.(config) ?? []);
+    if (narrowed.length > 0) logger.warn({ files: narrowed }, 'data files were readable by other users: narrowed to the owner (0600)');
     let running: Awaited<ReturnType<ProcessSpec<C>['start']>>;
     try {
       running = await spec.start(config, logger);

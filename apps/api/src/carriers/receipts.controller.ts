@@ -12,6 +12,9 @@ import { DomainError } from '#domain';
 import type { Core } from '../core/core.js';
 import { CORE } from '../core/tokens.js';
 
+/** What a 401 here asks for (WWW-Authenticate): the body's HMAC in the signature header, not an API key. */
+const RECEIPT_CHALLENGE = `HMAC-SHA256 header="${SIGNATURE_HEADER}"`;
+
 @Controller('api/v1/carriers')
 export class CarrierReceiptsController {
   private readonly secrets: ReadonlyMap<string, string>;
@@ -27,11 +30,11 @@ export class CarrierReceiptsController {
   async receipt(@Param('provider') provider: string, @Req() request: RawBodyRequest<FastifyRequest>, @Headers(SIGNATURE_HEADER) signature: string | undefined) {
     const secret = this.secrets.get(provider);
     // An unknown provider answers as a bad signature does: the names of our upstreams are not told.
-    if (!secret) throw new DomainError('unauthorized', 'bad or missing receipt signature');
+    if (!secret) throw new DomainError('unauthorized', 'bad or missing receipt signature', { challenge: RECEIPT_CHALLENGE });
     const result = parseReceiptCallback(provider, secret, request.rawBody ?? Buffer.alloc(0), signature);
     if (!result.ok) {
       throw result.reason === 'bad_signature'
-        ? new DomainError('unauthorized', 'bad or missing receipt signature')
+        ? new DomainError('unauthorized', 'bad or missing receipt signature', { challenge: RECEIPT_CHALLENGE })
         : new DomainError('invalid_request', 'receipt body is not valid');
     }
     if (result.unknownStatus !== undefined && this.unknownStatusLogged(`${provider}\t${result.unknownStatus}`)) this.core.logger.warn({ provider, status: result.unknownStatus }, 'receipt with a status word we do not know; acknowledged and dropped');

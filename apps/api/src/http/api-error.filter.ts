@@ -16,9 +16,10 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
     // API.md names one field beside error and message (retry_after); other details are for logs and code, not the answer.
     const retry = error.details.retry_after;
     const body: ErrorBody = { ok: false, error: error.code, message: error.message, ...(typeof retry === 'number' ? { retry_after: retry } : {}) };
-    // A 401 names the scheme that would be accepted (RFC 9110 §11.6.1).
+    // A 401 names the scheme that would be accepted (RFC 9110 §11.6.1): API keys, unless the route says otherwise.
+    const challenge = typeof error.details.challenge === 'string' ? error.details.challenge : 'Bearer';
     const headers: Record<string, string> | undefined =
-      typeof retry === 'number' ? { 'retry-after': String(retry) } : status === 401 ? { 'www-authenticate': 'Bearer' } : undefined;
+      typeof retry === 'number' ? { 'retry-after': String(retry) } : status === 401 ? { 'www-authenticate': challenge } : undefined;
     return { status, body, headers };
   }
   if (error instanceof MethodNotAllowed) {

@@ -63,5 +63,5 @@ export class ReportsController {
 /** Refs are ids or tx hashes, but quote defensively: a cell starting with = + - @ is a formula in spreadsheets. */
 function csvCell(value: string): string {
   const safe = /^[=+\-@]/.test(value) ? `'${value}` : value;
-  return /[",\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }

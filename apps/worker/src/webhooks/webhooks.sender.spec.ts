@@ -358,36 +358,44 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
   });
 
   describe('a removed webhook (DELETE /api/v1/webhook)', () => {
-    it('gives up the retries waiting for it at once, makes no row for later events though the read models still know it, across a restart; a new PUT sends again', async () => {
-      const ep = await endpoint(() => 503);
-      account('acc_r', ep.url);
-      const sender = await start({ baseDelayMs: 100, maxDelayMs: 100 });
+    it('gives up the retries waiting for it, also when a new webhook is set before they come due; makes no row for events between, though the read models still know it', async () => {
+      const old = await endpoint(() => 503);
+      account('acc_r', old.url);
+      await start({ baseDelayMs: 100, maxDelayMs: 100 });
       const failing = event('acc_r');
       await publish(failing);
       await attempt(failing.eventId, 1);
 
-      // The directory (the read models) still has acc_r's webhook: the log's removal wins.
-      const later = event('acc_r');
-      await publish({ kind: 'account_removed', accountId: 'acc_r' }, later);
+      // Removed, then a new endpoint, all before the retry is due. The directory (the read models) still has the old one.
+      const between = event('acc_r');
+      const secret = newWebhookSecret();
+      const fresh = await endpoint(() => 204);
+      const after = event('acc_r');
+      await publish({ kind: 'account_removed', accountId: 'acc_r' }, between, { kind: 'account', accountId: 'acc_r', url: fresh.url, secret: cipher.seal(secret) }, after);
+      expect(await delivered(after.eventId)).toMatchObject({ url: fresh.url });
+      expect(signedBy(secret, fresh.posts[0])).toBe(true);
+      expect(row(between.eventId)).toBeUndefined();
+
       now += 1_000;
       await until('the retry given up', () => (row(failing.eventId)?.status === 'failed' ? true : undefined), { timeoutMs: 3_000, everyMs: 5 });
       expect(row(failing.eventId)).toMatchObject({ status: 'failed', attempts: 1, last_error: 'webhook removed' });
-      expect(row(later.eventId)).toBeUndefined();
-      await sender.stop();
+      expect(old.posts).toHaveLength(1);
+      expect(fresh.posts).toHaveLength(1);
+    });
 
-      await start();
-      const afterRestart = event('acc_r');
-      await publish(afterRestart);
+    it('keeps the removal across a restart: no row for later events, even from the read models', async () => {
+      const ep = await endpoint(() => 204);
+      account('acc_s', ep.url);
+      const sender = await start();
+      await publish({ kind: 'account_removed', accountId: 'acc_s' });
       await scans();
-      expect(row(afterRestart.eventId)).toBeUndefined();
-      expect(ep.posts).toHaveLength(1);
-
-      const secret = newWebhookSecret();
-      const ok = await endpoint(() => 204);
-      const again = event('acc_r');
-      await publish({ kind: 'account', accountId: 'acc_r', url: ok.url, secret: cipher.seal(secret) }, again);
-      expect(await delivered(again.eventId)).toMatchObject({ url: ok.url });
-      expect(signedBy(secret, ok.posts[0])).toBe(true);
+      await sender.stop();
+      await start();
+      const later = event('acc_s');
+      await publish(later);
+      await scans();
+      expect(row(later.eventId)).toBeUndefined();
+      expect(ep.posts).toHaveLength(0);
     });
   });
 

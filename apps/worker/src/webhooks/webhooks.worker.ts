@@ -47,6 +47,8 @@ export interface WebhookOptions {
 }
 
 type Row = DeliveryRow;
+/** An account's webhook; `removedMs`: when one was last removed here (rows made until then are given up), 0 if never. */
+type AccountWebhook = { url: string; secret: string; removedMs: number };
 
 /** Longest stretch spent starting requests before the event loop gets a turn. */
 const PUMP_SLICE_MS = 4;
@@ -117,23 +119,27 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
    * its endpoint even while the read models lag. The read models answer only for accounts configured
    * before this file followed the log.
    */
-  const accounts = new Map<string, { url: string; secret: string } | null>();
+  const accounts = new Map<string, AccountWebhook | null>();
   /**
    * `null` is remembered too: most status changes of an account without a webhook (a customer who
    * polls) then cost one map lookup, not two reads. The account's first `WebhookConfigured`
    * reaches `remember` through the relay before any event sent after it.
    */
-  function accountWebhook(accountId: string): { url: string; secret: string } | undefined {
+  function accountWebhook(accountId: string): AccountWebhook | undefined {
     let w = accounts.get(accountId);
     if (w === undefined) {
       const stored = table.account.get(accountId);
       // A removed webhook is kept as an empty row, so the read models (maybe lagging) cannot bring it back.
-      w = stored !== undefined ? (stored.url === '' ? null : stored) : (directory.accountWebhook(accountId) ?? null);
+      if (stored !== undefined) w = stored.url === '' ? null : { url: stored.url, secret: stored.secret, removedMs: stored.removed_ms };
+      else {
+        const projected = directory.accountWebhook(accountId);
+        w = projected === undefined ? null : { ...projected, removedMs: 0 };
+      }
       remember(accountId, w);
     }
     return w ?? undefined;
   }
-  function remember(accountId: string, w: { url: string; secret: string } | null): void {
+  function remember(accountId: string, w: AccountWebhook | null): void {
     if (accounts.size >= 10_000) accounts.clear();
     accounts.set(accountId, w);
   }
@@ -248,11 +254,12 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     }
     if (m.kind === 'account') {
       table.putAccount.run(m.accountId, m.url, m.secret);
-      remember(m.accountId, { url: m.url, secret: m.secret });
+      remember(m.accountId, { url: m.url, secret: m.secret, removedMs: table.account.get(m.accountId)?.removed_ms ?? 0 });
       return undefined;
     }
     if (m.kind === 'account_removed') {
-      table.putAccount.run(m.accountId, '', '');
+      // Rows made before this are given up when they come due (`deliver`), also once a new webhook is set.
+      table.removeAccount.run(m.accountId, now);
       remember(m.accountId, null);
       return undefined;
     }
@@ -261,6 +268,8 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     // Without the account's secret nothing can be signed: a per-send URL needs one too (the send refuses it otherwise).
     const configured = accountWebhook(m.accountId);
     if (configured === undefined) return undefined;
+    // A row made after a removal in the same millisecond still counts as after it.
+    const created = Math.max(now, configured.removedMs + 1);
     const url = table.target.get(m.otpId)?.url ?? configured.url;
     const facts = m.carrier && m.channel ? { carrier: m.carrier, channel: m.channel } : directory.otpFacts(m.otpId);
     const extra: Record<string, string> = { ...m.extra };
@@ -275,8 +284,8 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       at: m.at,
       ...extra,
     });
-    if (table.insert.run(m.otpId, m.eventId, m.accountId, m.type, url, body, now, now).changes === 0) return undefined;
-    return { otp_id: m.otpId, event_id: m.eventId, url, account_id: m.accountId, body, attempts: 0, created_ms: now, next_ms: now };
+    if (table.insert.run(m.otpId, m.eventId, m.accountId, m.type, url, body, now, created).changes === 0) return undefined;
+    return { otp_id: m.otpId, event_id: m.eventId, url, account_id: m.accountId, body, attempts: 0, created_ms: created, next_ms: now };
   }
   // The whole batch in one transaction: in publish order, so a per-send target precedes its OTP's
   // events (same key), and one commit instead of one per event.
@@ -337,8 +346,8 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     let code: number | null = null;
     let error: string | null = null;
     let refused = false;
-    if (!configured) {
-      // Rows are made only for a configured webhook: it was removed since (DELETE /api/v1/webhook). Given up, not retried.
+    if (!configured || row.created_ms <= configured.removedMs) {
+      // Made for a webhook removed since (DELETE /api/v1/webhook), whatever was set after: given up, not sent.
       table.abandon.run('webhook removed', row.otp_id, row.event_id);
       return;
     }
