@@ -39,6 +39,9 @@ export const SettlementMessage = z.discriminatedUnion('kind', [
 ]);
 export type SettlementMessage = z.infer<typeof SettlementMessage>;
 
+/** The log position of the event a message comes from (absent from messages relayed before it was added). */
+const LogPosition = z.number().int().nonnegative().default(0);
+
 export const WEBHOOK_TYPES = ['otp.routed', 'otp.delivered', 'otp.refunded'] as const;
 
 export const WebhookMessage = z.discriminatedUnion('kind', [
@@ -49,9 +52,9 @@ export const WebhookMessage = z.discriminatedUnion('kind', [
    * log order with the account's status changes (same key): the sender never waits for the read
    * models to learn an endpoint that is already in the log.
    */
-  z.object({ kind: z.literal('account'), accountId: Id, url: z.string().url(), secret: z.string().min(1) }),
+  z.object({ kind: z.literal('account'), accountId: Id, url: z.string().url(), secret: z.string().min(1), position: LogPosition }),
   /** The account's webhook removed (`WebhookRemoved`): nothing more is sent for it, retries included. */
-  z.object({ kind: z.literal('account_removed'), accountId: Id }),
+  z.object({ kind: z.literal('account_removed'), accountId: Id, position: LogPosition }),
   z.object({
     kind: z.literal('event'),
     eventId: z.string().min(1).max(64),

@@ -18,7 +18,7 @@ describe('relay routing', () => {
     const route = createRelayRoute(new Set([TOPICS.webhooks]));
     const configured = route(recorded('account-acc_1', 'WebhookConfigured', { url: 'https://hooks.example/x', secret: 'k1:sealed', at: '2026-11-26T09:00:00.000Z' }, 1n));
     expect(configured).toEqual([
-      { topic: TOPICS.webhooks, message: { key: 'acc_1', value: { kind: 'account', accountId: 'acc_1', url: 'https://hooks.example/x', secret: 'k1:sealed' } } },
+      { topic: TOPICS.webhooks, message: { key: 'acc_1', value: { kind: 'account', accountId: 'acc_1', url: 'https://hooks.example/x', secret: 'k1:sealed', position: 1 } } },
     ]);
     const delivered = route(recorded('account-acc_1', 'Delivered', { otpId: 'otp_1', via: 'receipt', at: '2026-11-26T09:00:01.000Z' }, 2n));
     expect(delivered.map((p) => [p.topic, p.message.key, (p.message.value as { kind: string }).kind])).toEqual([[TOPICS.webhooks, 'acc_1', 'event']]);

@@ -76,10 +76,10 @@ function relayRoute(
     }
     case 'WebhookConfigured': {
       const d = e.data as AccountEventOf<'WebhookConfigured'>['data'];
-      return [webhook(accountId, { kind: 'account', accountId, url: d.url, secret: d.secret })];
+      return [webhook(accountId, { kind: 'account', accountId, url: d.url, secret: d.secret, position: Number(e.position) })];
     }
     case 'WebhookRemoved':
-      return [webhook(accountId, { kind: 'account_removed', accountId })];
+      return [webhook(accountId, { kind: 'account_removed', accountId, position: Number(e.position) })];
     case 'Routed': {
       if (!e.streamId.startsWith(OTP)) return [];
       const d = e.data as OtpEventOf<'Routed'>['data'];

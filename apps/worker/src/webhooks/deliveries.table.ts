@@ -73,6 +73,8 @@ export function openDeliveries(db: Db) {
   // Files from before DELETE /api/v1/webhook: no account's webhook was ever removed.
   const accountColumns = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(webhook_accounts)').all().map((c) => c.name));
   if (!accountColumns.has('removed_ms')) db.exec('ALTER TABLE webhook_accounts ADD COLUMN removed_ms INTEGER NOT NULL DEFAULT 0');
+  // The log position of the change a row holds (0: written before positions were kept, older than any).
+  if (!accountColumns.has('position')) db.exec('ALTER TABLE webhook_accounts ADD COLUMN position INTEGER NOT NULL DEFAULT 0');
   const pruneDeliveries = db.prepare<[string], unknown>(
     `DELETE FROM webhook_deliveries WHERE (otp_id, event_id) IN
        (SELECT otp_id, event_id FROM webhook_deliveries WHERE otp_id < ? AND status != 'pending' LIMIT ${PRUNE_ROWS})`,
@@ -92,16 +94,23 @@ export function openDeliveries(db: Db) {
     migrated,
     putTarget: db.prepare<[string, string], unknown>('INSERT OR REPLACE INTO webhook_targets (otp_id, url) VALUES (?, ?)'),
     target: db.prepare<[string], { url: string }>('SELECT url FROM webhook_targets WHERE otp_id = ?'),
-    /** The account's webhook as the log configured it (the secret sealed); the time of its last removal stays. */
-    putAccount: db.prepare<[string, string, string], unknown>(
-      'INSERT INTO webhook_accounts (account_id, url, secret) VALUES (?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET url = excluded.url, secret = excluded.secret',
+    /**
+     * The account's webhook as the log configured it at `position` (the secret sealed), unless the row
+     * holds a later change (a replayed message); the time of its last removal stays.
+     */
+    putAccount: db.prepare<[string, string, string, number], unknown>(
+      `INSERT INTO webhook_accounts (account_id, url, secret, position) VALUES (?, ?, ?, ?)
+       ON CONFLICT (account_id) DO UPDATE SET url = excluded.url, secret = excluded.secret, position = excluded.position WHERE excluded.position >= webhook_accounts.position`,
     ),
-    /** The account's webhook removed at `removed_ms` (this file's clock): an empty URL, and rows made before it are given up. */
-    removeAccount: db.prepare<[string, number], unknown>(
-      `INSERT INTO webhook_accounts (account_id, url, secret, removed_ms) VALUES (?, '', '', ?)
-       ON CONFLICT (account_id) DO UPDATE SET url = '', secret = '', removed_ms = excluded.removed_ms`,
+    /** The account's webhook removed at `position`, at `removed_ms` (this file's clock): an empty URL, and rows made before it are given up. */
+    removeAccount: db.prepare<[string, number, number], unknown>(
+      `INSERT INTO webhook_accounts (account_id, url, secret, position, removed_ms) VALUES (?, '', '', ?, ?)
+       ON CONFLICT (account_id) DO UPDATE SET url = '', secret = '', position = excluded.position, removed_ms = excluded.removed_ms
+       WHERE excluded.position >= webhook_accounts.position`,
     ),
-    account: db.prepare<[string], { url: string; secret: string; removed_ms: number }>('SELECT url, secret, removed_ms FROM webhook_accounts WHERE account_id = ?'),
+    account: db.prepare<[string], { url: string; secret: string; removed_ms: number; position: number }>(
+      'SELECT url, secret, removed_ms, position FROM webhook_accounts WHERE account_id = ?',
+    ),
     insert: db.prepare<[string, string, string, string, string, string, number, number], unknown>(
       `INSERT OR IGNORE INTO webhook_deliveries (otp_id, event_id, account_id, type, url, body, status, attempts, next_ms, created_ms)
        VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,

@@ -84,12 +84,13 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
   const logs: string[] = [];
   let outcomes: Outcome[];
   const cipher = new AesGcmCipher({ k1: randomBytes(32) }, 'k1');
-  const accounts = new Map<string, { url: string; sealed: string }>();
+  /** The read models' webhooks: an empty URL is a removal; `position`, the log position of the change (default 0). */
+  const accounts = new Map<string, { url: string; sealed: string; position?: number }>();
   const facts = new Map<string, { carrier: string; channel: string }>();
   const directory: WebhookDirectory = {
     accountWebhook: (accountId) => {
       const a = accounts.get(accountId);
-      return a && { url: a.url, secret: a.sealed };
+      return a && { url: a.url, secret: a.sealed, position: a.position ?? 0 };
     },
     otpFacts: (otpId) => facts.get(otpId),
   };
@@ -319,12 +320,12 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       // The directory (the read models) knows nothing of acc_a: the projector lags behind the relay.
       const sender = await start();
       const before = event('acc_a');
-      await publish({ kind: 'account', accountId: 'acc_a', url: first.url, secret: cipher.seal(oldSecret) }, before);
+      await publish({ kind: 'account', accountId: 'acc_a', url: first.url, secret: cipher.seal(oldSecret), position: 1 }, before);
       expect(await delivered(before.eventId)).toMatchObject({ url: first.url });
       expect(signedBy(oldSecret, first.posts[0])).toBe(true);
 
       const after = event('acc_a');
-      await publish({ kind: 'account', accountId: 'acc_a', url: second.url, secret: cipher.seal(newSecret) }, after);
+      await publish({ kind: 'account', accountId: 'acc_a', url: second.url, secret: cipher.seal(newSecret), position: 2 }, after);
       expect(await delivered(after.eventId)).toMatchObject({ url: second.url });
       expect(signedBy(newSecret, second.posts[0])).toBe(true);
 
@@ -350,10 +351,49 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
 
       const secret = newWebhookSecret();
       const after = event('acc_p');
-      await publish({ kind: 'account', accountId: 'acc_p', url: ep.url, secret: cipher.seal(secret) }, after);
+      await publish({ kind: 'account', accountId: 'acc_p', url: ep.url, secret: cipher.seal(secret), position: 1 }, after);
       expect(await delivered(after.eventId)).toMatchObject({ url: ep.url });
       expect(ep.posts).toHaveLength(1);
       expect(signedBy(secret, ep.posts[0])).toBe(true);
+    });
+  });
+
+  describe("an account's webhook changed while its partition was another sender's (the distributed mode)", () => {
+    it('takes the later change by log position: the read models\' over this file\'s older row, this file\'s over read models lagging behind it, looked at again every 30 s', async () => {
+      const a = await endpoint(() => 204);
+      const b = await endpoint(() => 204);
+      const c = await endpoint(() => 204);
+      const [secretA, secretB, secretC] = [newWebhookSecret(), newWebhookSecret(), newWebhookSecret()];
+      await start();
+      const first = event('acc_m');
+      await publish({ kind: 'account', accountId: 'acc_m', url: a.url, secret: cipher.seal(secretA), position: 5 }, first);
+      expect(await delivered(first.eventId)).toMatchObject({ url: a.url });
+
+      // Another sender consumed a PUT of B at position 9 meanwhile; the read models have it.
+      accounts.set('acc_m', { url: b.url, sealed: cipher.seal(secretB), position: 9 });
+      now += 31_000;
+      const second = event('acc_m');
+      await publish(second);
+      expect(await delivered(second.eventId)).toMatchObject({ url: b.url });
+      expect(signedBy(secretB, b.posts[0])).toBe(true);
+
+      // Then a DELETE at position 12, also consumed elsewhere: nothing more is made.
+      accounts.set('acc_m', { url: '', sealed: '', position: 12 });
+      now += 31_000;
+      const third = event('acc_m');
+      await publish(third);
+      await scans();
+      expect(row(third.eventId)).toBeUndefined();
+
+      // This sender consumes a PUT of C at 20, the read models still at 12: its own row wins.
+      const fourth = event('acc_m');
+      await publish({ kind: 'account', accountId: 'acc_m', url: c.url, secret: cipher.seal(secretC), position: 20 }, fourth);
+      expect(await delivered(fourth.eventId)).toMatchObject({ url: c.url });
+      // A replay of an older change (the relay from its checkpoint) changes nothing.
+      const fifth = event('acc_m');
+      await publish({ kind: 'account', accountId: 'acc_m', url: a.url, secret: cipher.seal(secretA), position: 5 }, fifth);
+      expect(await delivered(fifth.eventId)).toMatchObject({ url: c.url });
+      expect(a.posts).toHaveLength(1);
     });
   });
 
@@ -371,7 +411,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       const secret = newWebhookSecret();
       const fresh = await endpoint(() => 204);
       const after = event('acc_r');
-      await publish({ kind: 'account_removed', accountId: 'acc_r' }, between, { kind: 'account', accountId: 'acc_r', url: fresh.url, secret: cipher.seal(secret) }, after);
+      await publish({ kind: 'account_removed', accountId: 'acc_r', position: 1 }, between, { kind: 'account', accountId: 'acc_r', url: fresh.url, secret: cipher.seal(secret), position: 2 }, after);
       expect(await delivered(after.eventId)).toMatchObject({ url: fresh.url });
       expect(signedBy(secret, fresh.posts[0])).toBe(true);
       expect(row(between.eventId)).toBeUndefined();
@@ -387,7 +427,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
       const ep = await endpoint(() => 204);
       account('acc_s', ep.url);
       const sender = await start();
-      await publish({ kind: 'account_removed', accountId: 'acc_s' });
+      await publish({ kind: 'account_removed', accountId: 'acc_s', position: 1 });
       await scans();
       await sender.stop();
       await start();

@@ -14,8 +14,8 @@ import { type DeliveryRow, type DueCursor, openDeliveries, otpIdsBefore, SCAN_RO
 import { SIGNATURE_HEADER, signWebhook } from './signature.js';
 
 export interface WebhookDirectory {
-  /** The account's configured URL and its sealed secret. */
-  accountWebhook(accountId: string): { url: string; secret: string } | undefined;
+  /** The account's configured URL and its sealed secret, as of the log position of its last change; an empty URL: removed. */
+  accountWebhook(accountId: string): { url: string; secret: string; position: number } | undefined;
   /** Carrier, channel and status of an OTP, for the payload. */
   otpFacts(otpId: string): { carrier: string; channel: string } | undefined;
 }
@@ -49,6 +49,8 @@ export interface WebhookOptions {
 type Row = DeliveryRow;
 /** An account's webhook; `removedMs`: when one was last removed here (rows made until then are given up), 0 if never. */
 type AccountWebhook = { url: string; secret: string; removedMs: number };
+/** How long a sender trusts what it last resolved of an account's webhook before it looks again (its file and the read models). */
+const ACCOUNT_RECHECK_MS = 30_000;
 
 /** Longest stretch spent starting requests before the event loop gets a turn. */
 const PUMP_SLICE_MS = 4;
@@ -119,29 +121,26 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
    * its endpoint even while the read models lag. The read models answer only for accounts configured
    * before this file followed the log.
    */
-  const accounts = new Map<string, AccountWebhook | null>();
+  const accounts = new Map<string, { webhook: AccountWebhook | null; checkedMs: number }>();
   /**
    * `null` is remembered too: most status changes of an account without a webhook (a customer who
    * polls) then cost one map lookup, not two reads. The account's first `WebhookConfigured`
    * reaches `remember` through the relay before any event sent after it.
    */
   function accountWebhook(accountId: string): AccountWebhook | undefined {
-    let w = accounts.get(accountId);
-    if (w === undefined) {
-      const stored = table.account.get(accountId);
-      // A removed webhook is kept as an empty row, so the read models (maybe lagging) cannot bring it back.
-      if (stored !== undefined) w = stored.url === '' ? null : { url: stored.url, secret: stored.secret, removedMs: stored.removed_ms };
-      else {
-        const projected = directory.accountWebhook(accountId);
-        w = projected === undefined ? null : { ...projected, removedMs: 0 };
-      }
-      remember(accountId, w);
-    }
-    return w ?? undefined;
-  }
-  function remember(accountId: string, w: AccountWebhook | null): void {
+    const now = clock().getTime();
+    const known = accounts.get(accountId);
+    if (known !== undefined && now - known.checkedMs < ACCOUNT_RECHECK_MS) return known.webhook ?? undefined;
+    // The later change wins, by log position: this file's row (relayed to this sender, maybe ahead of
+    // the read models) or the read models' (a change another sender consumed while the account's
+    // partition was elsewhere). A removal is an empty URL in either.
+    const stored = table.account.get(accountId);
+    const projected = directory.accountWebhook(accountId);
+    const newest = stored !== undefined && (projected === undefined || stored.position >= projected.position) ? stored : projected;
+    const webhook = newest === undefined || newest.url === '' ? null : { url: newest.url, secret: newest.secret, removedMs: stored?.removed_ms ?? 0 };
     if (accounts.size >= 10_000) accounts.clear();
-    accounts.set(accountId, w);
+    accounts.set(accountId, { webhook, checkedMs: now });
+    return webhook ?? undefined;
   }
   /** Parsed webhook URLs: one parse per endpoint, not two per POST. */
   const endpoints = new Map<string, Endpoint>();
@@ -253,14 +252,14 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       return undefined;
     }
     if (m.kind === 'account') {
-      table.putAccount.run(m.accountId, m.url, m.secret);
-      remember(m.accountId, { url: m.url, secret: m.secret, removedMs: table.account.get(m.accountId)?.removed_ms ?? 0 });
+      table.putAccount.run(m.accountId, m.url, m.secret, m.position);
+      accounts.delete(m.accountId);
       return undefined;
     }
     if (m.kind === 'account_removed') {
       // Rows made before this are given up when they come due (`deliver`), also once a new webhook is set.
-      table.removeAccount.run(m.accountId, now);
-      remember(m.accountId, null);
+      table.removeAccount.run(m.accountId, m.position, now);
+      accounts.delete(m.accountId);
       return undefined;
     }
     // Past retention its row may be gone already: a relay replaying the log that far back must not send it again.

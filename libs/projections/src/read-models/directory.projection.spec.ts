@@ -33,6 +33,12 @@ describe('directory projection: API keys by hash, webhooks, deposit addresses', 
     );
     // Key ids are per account: B's k1 is another key, untouched by A's revocation.
     await t.put(acct('B'), opened('B'), { type: 'ApiKeyIssued', data: { keyId: 'k1', keyHash: hex64('cc'), prefix: 'nx_live_ef', at: AT } });
+    await t.put(
+      acct('C'),
+      opened('C'),
+      { type: 'WebhookConfigured', data: { url: 'https://c.example/hook', secret: 'k1:c2VjcmV0Mw', at: AT } },
+      { type: 'WebhookRemoved', data: { at: AT } },
+    );
     await new Projector({ store: t.store, db: t.store.db, projections: [directoryProjection] }).catchUp();
   });
   afterAll(() => t.dispose());
@@ -46,8 +52,10 @@ describe('directory projection: API keys by hash, webhooks, deposit addresses', 
   });
 
   it('keeps the latest webhook, with its secret still sealed', () => {
-    expect(getWebhook(t.store.db, 'A')).toEqual({ url: 'https://a.example/hook2', secretSealed: 'k1:c2VjcmV0Mg' });
+    expect(getWebhook(t.store.db, 'A')).toEqual({ url: 'https://a.example/hook2', secretSealed: 'k1:c2VjcmV0Mg', position: 6 });
     expect(getWebhook(t.store.db, 'B')).toBeUndefined();
+    // A removal stays, at its log position, as an empty URL and secret: an older copy elsewhere can tell.
+    expect(getWebhook(t.store.db, 'C')).toEqual({ url: '', secretSealed: '', position: 14 });
   });
 
   it("keeps the account's latest templates; a channel reset is absent, and an account with none has none", () => {

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS webhooks${s} (
   account_id    TEXT PRIMARY KEY,
   url           TEXT NOT NULL,
   secret_sealed TEXT NOT NULL,
-  configured_at TEXT NOT NULL
+  configured_at TEXT NOT NULL,
+  position      INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS message_templates${s} (
   account_id TEXT PRIMARY KEY,
@@ -66,10 +67,10 @@ function writer(db: Db, s: string): ProjectionWriter {
       `INSERT OR REPLACE INTO api_keys${s} (key_hash, account_id, key_id, prefix, revoked, issued_at) VALUES (?, ?, ?, ?, 0, ?)`,
     ),
     revoke: db.prepare<[string, string]>(`UPDATE api_keys${s} SET revoked = 1 WHERE account_id = ? AND key_id = ?`),
-    webhook: db.prepare<[string, string, string, string]>(
-      `INSERT OR REPLACE INTO webhooks${s} (account_id, url, secret_sealed, configured_at) VALUES (?, ?, ?, ?)`,
+    // A removal stays as a row with an empty URL: a reader holding an older copy can tell it is older.
+    webhook: db.prepare<[string, string, string, string, number]>(
+      `INSERT OR REPLACE INTO webhooks${s} (account_id, url, secret_sealed, configured_at, position) VALUES (?, ?, ?, ?, ?)`,
     ),
-    removeWebhook: db.prepare<[string]>(`DELETE FROM webhooks${s} WHERE account_id = ?`),
     template: db.prepare<[string, string | null, string | null, string]>(
       `INSERT OR REPLACE INTO message_templates${s} (account_id, sms, voice, set_at) VALUES (?, ?, ?, ?)`,
     ),
@@ -92,10 +93,10 @@ function writer(db: Db, s: string): ProjectionWriter {
           st.revoke.run(accountId, d.keyId);
           return;
         case 'WebhookConfigured':
-          st.webhook.run(accountId, d.url, d.secret, d.at);
+          st.webhook.run(accountId, d.url, d.secret, d.at, Number(e.position));
           return;
         case 'WebhookRemoved':
-          st.removeWebhook.run(accountId);
+          st.webhook.run(accountId, '', '', d.at, Number(e.position));
           return;
         case 'MessageTemplateSet':
           st.template.run(accountId, d.sms ?? null, d.voice ?? null, d.at);
@@ -112,7 +113,8 @@ function writer(db: Db, s: string): ProjectionWriter {
 
 export const directoryProjection: Projection = {
   name: 'directory',
-  version: 2,
+  // 3: webhooks keep the log position of their last change, and a removal as an empty row.
+  version: 3,
   handles: ['AccountOpened', 'ApiKeyIssued', 'ApiKeyRevoked', 'WebhookConfigured', 'WebhookRemoved', 'MessageTemplateSet', 'DepositAddressAssigned'],
   tables: ['accounts', 'api_keys', 'webhooks', 'message_templates', 'deposit_addresses'],
   ddl,
@@ -141,7 +143,7 @@ const statements = memoPerDb((db) => ({
   keys: db.prepare<[string], { key_id: string; account_id: string; prefix: string; revoked: number }>(
     'SELECT key_id, account_id, prefix, revoked FROM api_keys WHERE account_id = ? ORDER BY issued_at, key_id',
   ),
-  webhook: db.prepare<[string], { url: string; secret_sealed: string }>('SELECT url, secret_sealed FROM webhooks WHERE account_id = ?'),
+  webhook: db.prepare<[string], { url: string; secret_sealed: string; position: number }>('SELECT url, secret_sealed, position FROM webhooks WHERE account_id = ?'),
   template: db.prepare<[string], { sms: string | null; voice: string | null }>('SELECT sms, voice FROM message_templates WHERE account_id = ?'),
   byAddress: db.prepare<[string, string], { chain: string; address: string; account_id: string; address_index: number }>(
     'SELECT * FROM deposit_addresses WHERE chain = ? AND address = ?',
@@ -177,10 +179,13 @@ export function listApiKeys(db: Db, accountId: string): ApiKeyView[] {
   return statements(db).keys.all(accountId).map(keyView);
 }
 
-/** The account's webhook; `secretSealed` is still sealed by the Cipher. */
-export function getWebhook(db: Db, accountId: string): { url: string; secretSealed: string } | undefined {
+/**
+ * The account's webhook as of the log position of its last change; `secretSealed` is still sealed by
+ * the Cipher. An empty `url` (and secret): the webhook was removed at that position.
+ */
+export function getWebhook(db: Db, accountId: string): { url: string; secretSealed: string; position: number } | undefined {
   const r = statements(db).webhook.get(accountId);
-  return r === undefined ? undefined : { url: r.url, secretSealed: r.secret_sealed };
+  return r === undefined ? undefined : { url: r.url, secretSealed: r.secret_sealed, position: r.position };
 }
 
 /** The account's own templates, a channel absent where it uses the default; undefined when it has none. */
