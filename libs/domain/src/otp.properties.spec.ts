@@ -346,17 +346,18 @@ describe('OTP decider under random command sequences', () => {
     );
   });
 
-  it('one money outcome: once a receipt proves delivery no failure receipt may refund it, and none may while a routed message awaits its final receipt', () => {
+  /** Settlement refunds on a failure receipt only when refundWaits, read after the receipt is recorded, is false. */
+  const moneyOutcomeHolds = (idFor: IdFor, mustMeet: string[]) =>
     holds(
       script,
       (actions, met) => {
         const log = new LogView();
         const wrong: unknown[] = [];
         let delivered = false;
-        // Settlement refunds on a failure receipt only when refundWaits, read after the receipt is recorded, is false.
-        for (const { command, outcome, after } of run(actions).steps) {
+        for (const { command, outcome, after } of run(actions, idFor).steps) {
           for (const e of 'events' in outcome ? outcome.events : []) {
             log.apply(e);
+            if (e.type === 'Routed' && [...log.routings.values()].some((r) => r.id === e.data.providerMessageId && r.provider !== e.data.provider)) met('one id from two upstreams');
             if (e.type !== 'ReceiptReceived') continue;
             delivered ||= DELIVERING.has(e.data.status);
             const failure = FINAL.has(e.data.status) && !DELIVERING.has(e.data.status);
@@ -365,10 +366,13 @@ describe('OTP decider under random command sequences', () => {
           }
           if (after.refundWaits !== log.refundWaits() || (delivered && !after.refundWaits)) wrong.push({ command, refundWaits: after.refundWaits, delivered });
         }
-        return wrong;
+        return [...wrong, ...log.breaches];
       },
-      { numRuns: RUNS, mustMeet: ['a failure receipt after a delivery', 'a failure receipt while a message is in flight'] },
+      { numRuns: RUNS, mustMeet },
     );
+
+  it('one money outcome: once a receipt proves delivery no failure receipt may refund it, and none may while a routed message awaits its final receipt', () => {
+    moneyOutcomeHolds(distinctIds, ['a failure receipt after a delivery', 'a failure receipt while a message is in flight']);
   });
 
   it('idempotency: a command decided again appends nothing, at once or redelivered any time later; a refused one is refused again', () => {
@@ -435,23 +439,7 @@ describe('OTP decider under random command sequences', () => {
   });
 
   it('one money outcome holds too when upstreams count on their own', () => {
-    holds(
-      script,
-      (actions, met) => {
-        const log = new LogView();
-        const wrong: unknown[] = [];
-        for (const { command, outcome, after } of run(actions, sharedIds).steps) {
-          for (const e of 'events' in outcome ? outcome.events : []) {
-            log.apply(e);
-            if (e.type !== 'Routed') continue;
-            if ([...log.routings.values()].some((r) => r.id === e.data.providerMessageId && r.provider !== e.data.provider)) met('one id from two upstreams');
-          }
-          if (after.refundWaits !== log.refundWaits()) wrong.push({ command, refundWaits: after.refundWaits });
-        }
-        return [...wrong, ...log.breaches];
-      },
-      { numRuns: RUNS, mustMeet: ['one id from two upstreams'] },
-    );
+    moneyOutcomeHolds(sharedIds, ['one id from two upstreams', 'a failure receipt after a delivery', 'a failure receipt while a message is in flight']);
   });
 
   /*
