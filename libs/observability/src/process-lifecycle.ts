@@ -28,7 +28,7 @@ export interface ProcessSpec<C> {
  * private. SQLite gives a new -wal or -shm the main file's mode, so the main file's matters most.
  * Returns the files narrowed.
  */
-export function narrowToOwner(files: readonly string[]): string[] {
+function narrowToOwner(files: readonly string[]): string[] {
   const narrowed: string[] = [];
   for (const file of files.flatMap((f) => [f, `${f}-wal`, `${f}-shm`])) {
     let mode: number;

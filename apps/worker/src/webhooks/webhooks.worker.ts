@@ -116,17 +116,14 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   /** Opened secrets by their sealed form: one AES-GCM open per account, not per POST. */
   const secrets = new Map<string, string>();
   /**
-   * Accounts' webhooks as the log configured them: the relay hands each `WebhookConfigured` over in
-   * order with the account's status changes, so an OTP sent right after `PUT /api/v1/webhook` finds
-   * its endpoint even while the read models lag. The read models answer only for accounts configured
-   * before this file followed the log.
+   * Accounts' webhooks as last resolved (`accountWebhook`), for ACCOUNT_RECHECK_MS. The relay hands
+   * each `WebhookConfigured` / `WebhookRemoved` over in order with the account's status changes, and
+   * `record` writes it to this file and forgets the account here, so an OTP sent right after
+   * `PUT /api/v1/webhook` finds its endpoint even while the read models lag. `null` is remembered
+   * too: most status changes of an account without a webhook (a customer who polls) then cost one
+   * map lookup, not two reads.
    */
   const accounts = new Map<string, { webhook: AccountWebhook | null; checkedMs: number }>();
-  /**
-   * `null` is remembered too: most status changes of an account without a webhook (a customer who
-   * polls) then cost one map lookup, not two reads. The account's first `WebhookConfigured`
-   * reaches `remember` through the relay before any event sent after it.
-   */
   function accountWebhook(accountId: string): AccountWebhook | undefined {
     const now = clock().getTime();
     const known = accounts.get(accountId);
