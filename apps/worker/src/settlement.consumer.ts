@@ -29,9 +29,27 @@ function commandFor(m: SettlementMessage): AccountCommand | undefined {
   return byStatus[m.status];
 }
 
+/**
+ * OTPs a settler remembers settling, so that the messages that follow for them (the relay's copy of
+ * a receipt it settled early, a duplicate) are dropped without a command. Enough for the relay's lag
+ * behind early settlement (milliseconds; two seconds of a busy minute's sends); past it, a message
+ * takes the command path, whose decider makes it a no-op (I2).
+ */
+const REMEMBERED_SETTLEMENTS = 4_096;
+
 /** Settles one message: what the settlement consumer does with each (and the receipts consumer's early settlement, see `ReceiptsOptions.settleNow`). */
 export function settler(deps: WorkerDeps): (m: SettlementMessage) => Promise<void> {
-  return async (m: SettlementMessage) => {
+  // Only OTPs whose Delivered or Refunded this settler appended: the append was durable when it
+  // resolved, and an OTP settles once (I2), so any later message for it would decide nothing.
+  const settled = new Set<string>();
+  const remember = (otpId: string) => {
+    settled.add(otpId);
+    if (settled.size > REMEMBERED_SETTLEMENTS) settled.delete(settled.values().next().value as string);
+  };
+  // The relay's message usually comes while the early settlement of the same receipt is still being
+  // appended: it waits for that one's outcome instead of queueing a command that would decide nothing.
+  const inFlight = new Map<string, Promise<void>>();
+  const settle = async (m: SettlementMessage) => {
     const command = commandFor(m);
     if (!command) return;
     // A failure receipt refunds only when no routed attempt of the OTP can still deliver, or has
@@ -43,12 +61,24 @@ export function settler(deps: WorkerDeps): (m: SettlementMessage) => Promise<voi
     for (const e of events) {
       if (e.type === 'Delivered') deps.metrics?.settled?.(m.otpId, { type: 'Delivered', via: e.data.via }, charge);
       else if (e.type === 'Refunded') deps.metrics?.settled?.(m.otpId, { type: 'Refunded', reason: e.data.reason }, charge);
+      if ((e.type === 'Delivered' || e.type === 'Refunded') && e.data.otpId === m.otpId) remember(m.otpId);
+    }
+  };
+  return async (m: SettlementMessage) => {
+    for (let before = inFlight.get(m.otpId); before !== undefined; before = inFlight.get(m.otpId)) await before.catch(() => undefined);
+    if (settled.has(m.otpId)) return;
+    const settling = settle(m);
+    inFlight.set(m.otpId, settling);
+    try {
+      await settling;
+    } finally {
+      if (inFlight.get(m.otpId) === settling) inFlight.delete(m.otpId);
     }
   };
 }
 
-export async function startSettlement(deps: WorkerDeps): Promise<Consumer> {
-  const settle = settler(deps);
+/** `settle`: the settler the receipts consumer settles early with, if any, so that both know what it settled. */
+export async function startSettlement(deps: WorkerDeps, settle: (m: SettlementMessage) => Promise<void> = settler(deps)): Promise<Consumer> {
   return deps.bus.consume<unknown>('nexo-settlement', TOPICS.settlement, (batch) => {
     const parsed = new Map(batch.map((msg) => [msg, SettlementMessage.parse(msg.value)]));
     return forEachKeyInOrder(batch, (msg) => settle(parsed.get(msg)!), undefined, (msg) => parsed.get(msg)!.otpId);

@@ -104,11 +104,12 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
   if (lease) lease.start();
   else relay?.start();
   const recent = new RecentRoutes();
+  const settle = settler(deps);
   // Joined together: on Kafka each consumer's first join waits out the group's rebalance delay.
   const started = await Promise.allSettled([
     startDispatcher(deps, { ...options.dispatcher, onSubmitted: (...route) => recent.submitted(...route) }),
-    startReceipts(deps, recent.over(lookups.routes), { rematchMs: options.receiptRematchMs, ...(options.settleOnReceipt ? { settleNow: settler(deps) } : {}) }),
-    startSettlement(deps),
+    startReceipts(deps, recent.over(lookups.routes), { rematchMs: options.receiptRematchMs, ...(options.settleOnReceipt ? { settleNow: settle } : {}) }),
+    startSettlement(deps, settle),
     options.webhookSender ? Promise.resolve(senderAsWorker(options.webhookSender)) : startWebhooks(deps, lookups.directory, options.webhooks),
   ] as const);
   const [d, r, s, w] = started;

@@ -6,7 +6,9 @@
  * settlement consumer is held shut by a gate around its handler, so what
  * settles while it is shut was settled early. Failure receipts are not
  * settled early (another attempt may still deliver): they wait for the gate.
+ * The relay's message for an OTP settled early is dropped without a command.
  */
+import { jest } from '@jest/globals';
 import { type BatchHandler, type ConsumeOptions, type MessageBus, TOPICS } from '#bus';
 import { otpDecider, otpStream, type ReceiptStatus } from '#domain';
 import { until } from '#testing';
@@ -78,6 +80,13 @@ describe.each([
   };
 
   it(`delivered and answered receipts ${early ? 'settle while the settlement consumer is shut' : 'wait for the settlement consumer'}; a failure receipt waits either way; each OTP settles once`, async () => {
+    const handle = jest.spyOn(p.runner, 'handle');
+    /** Settlement commands taken for an OTP: by early settlement and by the settlement consumer. */
+    const settlementCommands = (otpId: string) =>
+      handle.mock.calls.filter(([stream, , command]) => {
+        const c = command as { type?: string; otpId?: string };
+        return stream.startsWith('account-') && c.otpId === otpId && (c.type === 'MarkDelivered' || c.type === 'RefundOtp');
+      }).length;
     const delivered = await sendAndReceipt('098', 'sms', 'delivered');
     const answered = await sendAndReceipt('091', 'voice', 'answered');
     const failed = await sendAndReceipt('090', 'sms', 'undelivered');
@@ -101,6 +110,9 @@ describe.each([
     expect(ledger.get(delivered)!.settlements.map((e) => [e.type, (e.data as { via?: string }).via])).toEqual([['Delivered', 'receipt']]);
     expect(ledger.get(answered)!.settlements.map((e) => [e.type, (e.data as { via?: string }).via])).toEqual([['Delivered', 'voice_answer']]);
     expect(ledger.get(failed)!.settlements.map((e) => [e.type, (e.data as { reason?: string }).reason])).toEqual([['Refunded', 'undelivered']]);
+    // One command each: settled early, the relay's message that followed took none.
+    expect([settlementCommands(delivered), settlementCommands(answered), settlementCommands(failed)]).toEqual([1, 1, 1]);
+    handle.mockRestore();
   });
 
   it('leaves an OTP the log expired before its delivered receipt to the settlement consumer, which refunds it in the log\'s order', async () => {
