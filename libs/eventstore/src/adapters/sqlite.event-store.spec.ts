@@ -86,6 +86,19 @@ describe('SQLite event store only', () => {
     expect(r).toEqual({ nextExpectedRevision: 2n, position: 4n });
   });
 
+  it("a writer thread's cached stream revisions give way to another connection's commits (optimistic concurrency holds across writers)", async () => {
+    const a = open(); // the writer thread, which keeps the revisions it wrote
+    const b = open({ writer: 'inline' }); // another writer on the same file (another process, say)
+    await a.append('s', [ev('A0')], 'no_stream');
+    await b.append('s', [ev('B1')], 0n);
+    // a's cache says revision 0; the file says 1.
+    await expect(a.append('s', [ev('A-stale')], 0n)).rejects.toMatchObject({ name: 'ConcurrencyError' });
+    expect(await a.append('s', [ev('A2')], 1n)).toMatchObject({ nextExpectedRevision: 2n });
+    await b.append('t', [ev('B-t0')], 'no_stream');
+    await expect(a.append('t', [ev('A-t')], 'no_stream')).rejects.toMatchObject({ name: 'ConcurrencyError' });
+    expect((await collect(b.readStream('s'))).map((e) => e.type)).toEqual(['A0', 'B1', 'A2']);
+  });
+
   it('a read-only second connection sees what the writer appends, also through a polling subscription', async () => {
     const writer = open();
     await writer.append('s', [ev('E0')], 'no_stream');

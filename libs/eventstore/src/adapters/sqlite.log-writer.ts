@@ -65,15 +65,66 @@ export function prepareLogConnection(db: Database.Database, cacheKib = 8 * 1024)
   db.pragma(`cache_size = -${cacheKib}`);
 }
 
+/** Streams whose last written revision a caching writer keeps (a busy hour's accounts and open OTPs). */
+const CACHED_STREAMS = 50_000;
+
+export interface SqliteLogWriterOptions {
+  /**
+   * Keep the last revision this connection wrote to each stream, and trust it while no other
+   * connection has committed to the file since (`PRAGMA data_version`, read under the write lock).
+   * It saves the revision read of each append (~3 µs, of the writer's ~30 per send here). Only for a
+   * connection nothing else writes through, such as the writer thread's own: writes made through
+   * the same connection outside `write` would not change `data_version`.
+   */
+  cacheRevisions?: boolean;
+}
+
 export class SqliteLogWriter {
   private readonly revision: Database.Statement<[string], { r: number | null }>;
   private readonly head: Database.Statement<[], { p: number | null }>;
   private readonly insert: Database.Statement<[number, string, number, string, string, string, string | null, number]>;
+  private readonly dataVersion: Database.Statement<[], number> | undefined;
+  /** Last revision written per stream, in least recently written order; valid at `seenVersion`. */
+  private readonly written = new Map<string, number>();
+  private seenVersion: number | undefined;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    options: SqliteLogWriterOptions = {},
+  ) {
     this.revision = db.prepare('SELECT max(revision) AS r FROM events WHERE stream_id = ?');
     this.head = db.prepare('SELECT max(position) AS p FROM events');
     this.insert = db.prepare('INSERT INTO events (position, stream_id, revision, id, type, data, metadata, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    if (options.cacheRevisions) this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+  }
+
+  /** The stream's last revision (undefined: no stream), from this batch, the cache, or the file. */
+  private lastRevision(streamId: string, overlay: Map<string, number>): number | undefined {
+    const inBatch = overlay.get(streamId);
+    if (inBatch !== undefined) return inBatch;
+    const cached = this.written.get(streamId);
+    if (cached !== undefined) return cached;
+    return this.revision.get(streamId)?.r ?? undefined;
+  }
+
+  /** Forgets every cached revision when another connection has committed since this one last looked. */
+  private checkCache(): void {
+    if (this.dataVersion === undefined) return;
+    const version = this.dataVersion.get();
+    if (version !== this.seenVersion) this.written.clear();
+    this.seenVersion = version;
+  }
+
+  private remember(overlay: Map<string, number>): void {
+    if (this.dataVersion === undefined) return;
+    for (const [streamId, revision] of overlay) {
+      this.written.delete(streamId);
+      this.written.set(streamId, revision);
+    }
+    for (const streamId of this.written.keys()) {
+      if (this.written.size <= CACHED_STREAMS) break;
+      this.written.delete(streamId);
+    }
   }
 
   /** Writes the whole group in one transaction or nothing (the error is thrown). */
@@ -82,34 +133,43 @@ export class SqliteLogWriter {
     const outcomes: WriteOutcome[] = [];
     let written = 0;
     const now = Date.now();
-    this.db
-      .transaction(() => {
-        let position = this.head.get()?.p ?? 0;
-        // Revisions decided earlier in this batch, so later appends see them.
-        const overlay = new Map<string, number>();
-        for (const a of batch) {
-          const known = overlay.get(a.streamId) ?? this.revision.get(a.streamId)?.r ?? undefined;
-          const actual = known === undefined || known === null ? undefined : BigInt(known);
-          if (!revisionMatches(a.expected, actual)) {
-            outcomes.push({ ok: false, streamId: a.streamId, expected: a.expected, actual });
-            continue;
+    // Revisions decided earlier in this batch, so later appends see them.
+    const overlay = new Map<string, number>();
+    try {
+      this.db
+        .transaction(() => {
+          // Under the write lock: nobody else commits until this transaction ends.
+          this.checkCache();
+          let position = this.head.get()?.p ?? 0;
+          for (const a of batch) {
+            const known = this.lastRevision(a.streamId, overlay);
+            const actual = known === undefined ? undefined : BigInt(known);
+            if (!revisionMatches(a.expected, actual)) {
+              outcomes.push({ ok: false, streamId: a.streamId, expected: a.expected, actual });
+              continue;
+            }
+            if (a.events.length === 0) {
+              outcomes.push({ ok: true, nextExpectedRevision: actual ?? -1n, position: BigInt(position) });
+              continue;
+            }
+            let revision = known ?? -1;
+            for (const e of a.events) {
+              revision += 1;
+              position += 1;
+              this.insert.run(position, a.streamId, revision, e.id, e.type, e.data, e.metadata, now);
+            }
+            written += a.events.length;
+            overlay.set(a.streamId, revision);
+            outcomes.push({ ok: true, nextExpectedRevision: BigInt(revision), position: BigInt(position) });
           }
-          if (a.events.length === 0) {
-            outcomes.push({ ok: true, nextExpectedRevision: actual ?? -1n, position: BigInt(position) });
-            continue;
-          }
-          let revision = known ?? -1;
-          for (const e of a.events) {
-            revision += 1;
-            position += 1;
-            this.insert.run(position, a.streamId, revision, e.id, e.type, e.data, e.metadata, now);
-          }
-          written += a.events.length;
-          overlay.set(a.streamId, revision);
-          outcomes.push({ ok: true, nextExpectedRevision: BigInt(revision), position: BigInt(position) });
-        }
-      })
-      .immediate();
+        })
+        .immediate();
+    } catch (error) {
+      // Rolled back: what this batch decided never reached the file.
+      this.written.clear();
+      throw error;
+    }
+    this.remember(overlay);
     return { outcomes, events: written, seconds: (performance.now() - started) / 1000 };
   }
 }

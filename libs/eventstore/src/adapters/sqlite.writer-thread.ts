@@ -21,7 +21,8 @@ if (port) {
   const db = new Database((workerData as { file: string }).file);
   // Stream-keyed index pages are scattered across hot streams; keeping them cached saves re-reads per commit.
   prepareLogConnection(db, WRITER_CACHE_KIB);
-  const writer = new SqliteLogWriter(db);
+  // Only this thread writes through this connection: its own revisions can be trusted between other connections' commits.
+  const writer = new SqliteLogWriter(db, { cacheRevisions: true });
   port.on('message', (message: WriterMessage) => {
     if (message.kind === 'close') {
       db.pragma('wal_checkpoint(TRUNCATE)');
