@@ -156,32 +156,31 @@ describeWithKcat('Kafka bus: delivery under failure (mock cluster)', () => {
     const all = messages(16, 2);
     await bus().publish(topic, all);
     // Nothing is ever committed: every message stays behind, each partition with the member that owns it.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    // Each batch fails at once and comes again after the bus's retry delay. A handler that blocked
+    // instead would hold up the group's rebalance when the second member joins after the first has
+    // begun a batch (the first cannot rejoin until it returns), and the second would never get a partition.
     const seen = [new Set<number>(), new Set<number>()];
-    const members = await Promise.all(
-      seen.map((partitions) =>
-        bus().consume<Payload>(group, topic, async (batch) => {
-          partitions.add(batch[0].partition);
-          await held;
-          throw new Error('never durable (test)');
-        }),
-      ),
+    const member = (partitions: Set<number>) =>
+      bus().consume<Payload>(group, topic, async (batch) => {
+        partitions.add(batch[0].partition);
+        throw new Error('never durable (test)');
+      });
+    // The second member joins once the first is at work, so the group rebalances around a busy member.
+    const first = await member(seen[0]);
+    consumers.push(first);
+    await until('the first member at work', () => seen[0].size > 0, { timeoutMs: 15_000, everyMs: 20 });
+    const second = await member(seen[1]);
+    consumers.push(second);
+    const members = [first, second];
+    let lags: number[] = [];
+    await until(
+      () => `both members at work and their lags adding up to ${all.length}: ${lags.join(' + ')}`,
+      async () => {
+        lags = await Promise.all(members.map((m) => m.lag()));
+        return seen.every((p) => p.size > 0) && lags.every((l) => l > 0) && lags[0] + lags[1] === all.length;
+      },
+      { timeoutMs: 15_000, everyMs: 50 },
     );
-    consumers.push(...members);
-    try {
-      let lags: number[] = [];
-      await until(
-        () => `both members at work and their lags adding up to ${all.length}: ${lags.join(' + ')}`,
-        async () => {
-          lags = await Promise.all(members.map((m) => m.lag()));
-          return seen.every((p) => p.size > 0) && lags.every((l) => l > 0) && lags[0] + lags[1] === all.length;
-        },
-        { timeoutMs: 15_000, everyMs: 50 },
-      );
-    } finally {
-      release();
-    }
   }, 25_000);
 
   it('reports a value that is not JSON as a rejected BusError and never skips past it', async () => {
