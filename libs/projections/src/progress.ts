@@ -15,15 +15,31 @@ export interface Lag {
   position: bigint;
 }
 
-/** Measures the lag of `position` now: one head read and, when behind, one event read. */
-export async function measureLag(store: EventStore, read: ReadPage, position: bigint): Promise<Lag> {
+/**
+ * Measures the lag now: one head read and, when behind, one event read. The position is asked for
+ * after the head is read and again at the end: projections move on during the reads, and a lag
+ * counted from where they were when the measure began would overstate it (a measure begun before a
+ * catch-up and ended after it would report the events the catch-up applied).
+ */
+export async function measureLag(store: EventStore, read: ReadPage, current: () => bigint): Promise<Lag> {
   const head = await store.headPosition();
   let seconds = 0;
-  if (head > position) {
-    const [next] = await read(position, 1);
+  const from = current();
+  if (head > from) {
+    const [next] = await read(from, 1);
     if (next !== undefined) seconds = Math.max(0, (Date.now() - Date.parse(next.created)) / 1000);
   }
-  return { events: head > position ? Number(head - position) : 0, seconds, head, position };
+  return lagAt(head, current(), seconds);
+}
+
+/** The lag of `position` behind `head`; `seconds`, the age of the oldest unapplied event, counts only while behind. */
+export function lagAt(head: bigint, position: bigint, seconds: number): Lag {
+  return head > position ? { events: Number(head - position), seconds, head, position } : { events: 0, seconds: 0, head, position };
+}
+
+/** A lag measured earlier, brought up to a later position of the projections (the head stays as measured). */
+export function lagSince(measured: Lag, position: bigint): Lag {
+  return position > measured.position ? lagAt(measured.head, position, measured.seconds) : measured;
 }
 
 interface Waiter {

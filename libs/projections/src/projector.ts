@@ -23,7 +23,7 @@ import type { EventStore, RecordedEvent, Subscription } from '#eventstore';
 import { advanceCheckpoint, createCheckpointTable, readCheckpoint, writeCheckpoint } from './checkpoints.js';
 import { pageReader, type ReadPage, syncPageReader } from './log-reader.js';
 import { createTables, type Db, dropTables, type Projection, type ProjectionWriter } from './projection.js';
-import { type Lag, measureLag, PositionWaiters } from './progress.js';
+import { type Lag, lagSince, measureLag, PositionWaiters } from './progress.js';
 
 export interface ProjectorOptions {
   /** Where events come from. */
@@ -370,7 +370,9 @@ export class Projector implements ProjectionProgress {
 
   /** Measures the lag now: one head read and, when behind, one event read. */
   async lag(): Promise<Lag> {
-    this.latestLag = await measureLag(this.store, this.read, this.position());
+    const measured = await measureLag(this.store, this.read, () => this.position());
+    // Another measure may have ended meanwhile with a later position: keep the later.
+    if (measured.position >= this.latestLag.position) this.latestLag = measured;
     return this.latestLag;
   }
 
@@ -420,6 +422,8 @@ export class Projector implements ProjectionProgress {
   }
 
   private wake(): void {
+    // What this page applied is no longer lag.
+    this.latestLag = lagSince(this.latestLag, this.position());
     this.waiters.release(this.position());
   }
 

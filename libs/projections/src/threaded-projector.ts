@@ -10,7 +10,7 @@ import { Worker } from 'node:worker_threads';
 import { type EventStore, threadScriptUrl } from '#eventstore';
 import { pageReader, type ReadPage } from './log-reader.js';
 import type { ProjectionProgress } from './projector.js';
-import { type Lag, measureLag, PositionWaiters } from './progress.js';
+import { type Lag, lagSince, measureLag, PositionWaiters } from './progress.js';
 import type { FromProjectorThread, ProjectorThreadData, ToProjectorThread } from './projector.thread.js';
 
 export interface ThreadedProjectorOptions extends ProjectorThreadData {
@@ -107,6 +107,8 @@ export class ThreadedProjector implements ProjectionProgress {
   private progress(position: bigint, checkpoints: Record<string, bigint>): void {
     if (position > this.applied) this.applied = position;
     this.latest = checkpoints;
+    // What the thread applied since the last measure is no longer lag.
+    this.latestLag = lagSince(this.latestLag, this.applied);
     this.waiters.release(this.applied);
   }
 
@@ -126,7 +128,9 @@ export class ThreadedProjector implements ProjectionProgress {
 
   /** Measures the lag now: one head read and, when behind, one event read. */
   async lag(): Promise<Lag> {
-    this.latestLag = await measureLag(this.store, this.read, this.applied);
+    const measured = await measureLag(this.store, this.read, () => this.applied);
+    // Another measure may have ended meanwhile with a later position: keep the later.
+    if (measured.position >= this.latestLag.position) this.latestLag = measured;
     return this.latestLag;
   }
 
