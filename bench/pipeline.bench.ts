@@ -20,6 +20,7 @@
  *   BENCH_STAGES=1 node dist/bench/pipeline.bench.js           also split settled → webhook received with the sender's rows (webhooks.db)
  *   BENCH_TIMELINE=1 node dist/bench/pipeline.bench.js         also receipt → webhook received per 500 ms of receipts (a steady tail, or a few bursts?)
  *   BENCH_NODE_FLAGS=--trace-gc BENCH_STDOUT=/tmp/gc.log node dist/bench/pipeline.bench.js   the service with more node flags, its stdout appended to a file
+ *   BENCH_NODE_FLAGS="--import ./bench/count-statements.mjs" node dist/bench/pipeline.bench.js   SQLite statements per thread, by SQL (work per OTP, whatever the machine's speed)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
