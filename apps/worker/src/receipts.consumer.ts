@@ -50,8 +50,9 @@ export interface ReceiptsOptions {
    * Settles a delivering receipt (delivered, answered) as soon as its `ReceiptReceived` is durable,
    * without waiting for the relay to bring it to the settlement consumer: one hop (log → relay →
    * bus → consumer) less between a receipt and its webhook. The relay's settlement message still
-   * follows and finds the OTP settled (a no-op, I2); it is what settles the OTP if this one fails or
-   * the process dies first. For a process that also runs settlement (the embedded default).
+   * follows: given the same settler, the settlement consumer drops it (see `settler`); it is what
+   * settles the OTP if this one fails or the process dies first. For a process that also runs
+   * settlement (the embedded default).
    */
   settleNow?: (m: SettlementMessage) => Promise<void>;
 }
