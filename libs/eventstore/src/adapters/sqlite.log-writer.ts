@@ -65,8 +65,12 @@ export function prepareLogConnection(db: Database.Database, cacheKib = 8 * 1024)
   db.pragma(`cache_size = -${cacheKib}`);
 }
 
-/** Streams whose last written revision a caching writer keeps (a busy hour's accounts and open OTPs). */
-const CACHED_STREAMS = 50_000;
+/**
+ * Streams whose last written revision a caching writer keeps, the least recently written dropped
+ * first: every account that sends, and the OTP streams of the last ~10 s at 2,000 OTPs/s (an OTP's
+ * stream is written within seconds of its send). About 2 MB of the writer thread's heap.
+ */
+const CACHED_STREAMS = 20_000;
 
 export interface SqliteLogWriterOptions {
   /**
