@@ -9,6 +9,7 @@
 import type Database from 'better-sqlite3';
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
 import { DomainError, otpDecider, type OtpEvent, type OtpState, otpStream } from '#domain';
+import { addMissingColumns } from '#projections';
 import { ReceiptMessage, type SettlementMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
 
@@ -62,9 +63,7 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
   db.exec(`CREATE TABLE IF NOT EXISTS unmatched_receipts (provider TEXT NOT NULL, provider_message_id TEXT NOT NULL, status TEXT NOT NULL,
     body TEXT NOT NULL, received_ms INTEGER NOT NULL, PRIMARY KEY (provider, provider_message_id, status)) WITHOUT ROWID`);
   // Files from before the retry schedule: every kept row becomes due at once.
-  const columns = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(unmatched_receipts)').all().map((c) => c.name));
-  if (!columns.has('next_ms')) db.exec('ALTER TABLE unmatched_receipts ADD COLUMN next_ms INTEGER NOT NULL DEFAULT 0');
-  if (!columns.has('tries')) db.exec('ALTER TABLE unmatched_receipts ADD COLUMN tries INTEGER NOT NULL DEFAULT 0');
+  addMissingColumns(db, 'unmatched_receipts', { next_ms: 'INTEGER NOT NULL DEFAULT 0', tries: 'INTEGER NOT NULL DEFAULT 0' });
   db.exec('CREATE INDEX IF NOT EXISTS unmatched_receipts_due ON unmatched_receipts (next_ms)');
   const keep = db.prepare<[string, string, string, string, number, number]>(
     `INSERT OR IGNORE INTO unmatched_receipts (provider, provider_message_id, status, body, received_ms, next_ms, tries) VALUES (?, ?, ?, ?, ?, ?, 0)`,

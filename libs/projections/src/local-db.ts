@@ -28,3 +28,12 @@ export function attachReadModels(db: Database.Database, file: string, cacheKib =
   db.prepare('ATTACH DATABASE ? AS read_models').run(file);
   db.pragma(`read_models.cache_size = -${cacheKib}`);
 }
+
+/**
+ * Adds the columns a table of an older file lacks (`columns`: name → its definition, as in
+ * `ALTER TABLE … ADD COLUMN`); the migration of a local table whose rows need no rewrite.
+ */
+export function addMissingColumns(db: Database.Database, table: string, columns: Record<string, string>): void {
+  const present = new Set(db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all().map((c) => c.name));
+  for (const [name, definition] of Object.entries(columns)) if (!present.has(name)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${name} ${definition}`);
+}

@@ -32,6 +32,7 @@ import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { DomainError } from '#domain';
 import { commitDurably, ConcurrencyError, type EventStore, type ExpectedRevision } from '#eventstore';
+import { addMissingColumns } from '#projections';
 import { type Cipher, sha256Hex } from '#security';
 
 const RETENTION_MS = 48 * 3600 * 1000;
@@ -75,8 +76,7 @@ export class HttpIdempotency {
     db.exec(`CREATE TABLE IF NOT EXISTS http_idempotency (
       scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL, body TEXT, created_at INTEGER NOT NULL, plan TEXT,
       PRIMARY KEY (scope, key)) WITHOUT ROWID`);
-    const columns = db.prepare<[], { name: string }>('PRAGMA table_info(http_idempotency)').all();
-    if (!columns.some((c) => c.name === 'plan')) db.exec('ALTER TABLE http_idempotency ADD COLUMN plan TEXT');
+    addMissingColumns(db, 'http_idempotency', { plan: 'TEXT' });
     db.prepare('DELETE FROM http_idempotency WHERE created_at < ?').run(now() - RETENTION_MS);
     this.claim = db.prepare('INSERT OR IGNORE INTO http_idempotency (scope, key, request_hash, plan, created_at) VALUES (?, ?, ?, ?, ?)');
     // A row past the retention is no claim: the key may be taken again (the log agrees, see claimInLog).

@@ -9,6 +9,7 @@
  * growing with traffic. Events older than that are not turned into rows again (a relay that
  * replays the log from further back cannot resend them).
  */
+import { addMissingColumns } from '#projections';
 import type { WorkerDeps } from '../worker.deps.js';
 
 type Db = WorkerDeps['db'];
@@ -70,11 +71,12 @@ export function otpIdsBefore(ms: number): string {
 export function openDeliveries(db: Db) {
   const migrated = migrate(db);
   db.exec(SCHEMA);
-  // Files from before DELETE /api/v1/webhook: no account's webhook was ever removed.
-  const accountColumns = new Set(db.prepare<[], { name: string }>('PRAGMA table_info(webhook_accounts)').all().map((c) => c.name));
-  if (!accountColumns.has('removed_ms')) db.exec('ALTER TABLE webhook_accounts ADD COLUMN removed_ms INTEGER NOT NULL DEFAULT 0');
-  // The log position of the change a row holds (0: written before positions were kept, older than any).
-  if (!accountColumns.has('position')) db.exec('ALTER TABLE webhook_accounts ADD COLUMN position INTEGER NOT NULL DEFAULT 0');
+  addMissingColumns(db, 'webhook_accounts', {
+    // Files from before DELETE /api/v1/webhook: no account's webhook was ever removed.
+    removed_ms: 'INTEGER NOT NULL DEFAULT 0',
+    // The log position of the change a row holds (0: written before positions were kept, older than any).
+    position: 'INTEGER NOT NULL DEFAULT 0',
+  });
   const pruneDeliveries = db.prepare<[string], unknown>(
     `DELETE FROM webhook_deliveries WHERE (otp_id, event_id) IN
        (SELECT otp_id, event_id FROM webhook_deliveries WHERE otp_id < ? AND status != 'pending' LIMIT ${PRUNE_ROWS})`,
