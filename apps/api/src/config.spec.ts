@@ -35,6 +35,9 @@ describe('configuration from the environment', () => {
 
   it.each([
     ['PORT', 'seventy'],
+    ['HOST', 'not..a..host'],
+    ['HOST', 'http://example.com'],
+    ['HOST', '-lead.example'],
     ['NEXO_PRICE_USD', '0.0220001'],
     ['NEXO_PRICE_USD', '-1'],
     ['NEXO_CIPHER_KEYS', 'k1:abc'],
@@ -55,6 +58,24 @@ describe('configuration from the environment', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toContain(name);
+  });
+
+  it('HOST takes IP addresses and host names', () => {
+    for (const host of ['0.0.0.0', '127.0.0.1', '::', '::1', 'localhost', 'api.nexo.internal', 'api-1.example.com.']) {
+      expect(loadConfig({ NEXO_DATA_DIR: dir, HOST: host }).host).toBe(host);
+    }
+  });
+
+  it('NEXO_CARRIERS without providers says so, on one line', () => {
+    let error: unknown;
+    try {
+      loadConfig({ NEXO_DATA_DIR: dir, NEXO_CARRIERS: '{"providers":[]}' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const lines = (error as Error).message.split('\n').slice(1);
+    expect(lines).toEqual([expect.stringMatching(/^ {2}NEXO_CARRIERS\.providers: /)]);
   });
 
   it('NEXO_TRUST_PROXY counts the proxies in front: true is one, false none', () => {

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { join, resolve } from 'node:path';
 import { HDNodeWallet, Mnemonic } from 'ethers';
 import { z } from 'zod';
+import { ListenHostSchema } from '#observability';
 import { parseUsd } from '#domain';
 import { CarriersConfigEnvSchema, type CarriersConfigInput } from '#carriers';
 import { type ChainConfig, deriveDepositAddress } from '#chain';
@@ -20,7 +21,7 @@ const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.nu
 
 const EnvSchema = z.object({
   PORT: int(3000, 0, 65535),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  HOST: ListenHostSchema,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NEXO_DATA_DIR: z.string().min(1).default('./data'),
   NEXO_DB_FILE: z.string().min(1).optional(),

@@ -1,7 +1,7 @@
 /** `npm start`: the embedded default — SQLite event store, in-process bus and workers, carrier simulator. */
 import 'reflect-metadata';
 import { join } from 'node:path';
-import { runProcess, startProbeServer, startingMetrics } from '#observability';
+import { listenOn, runProcess, startProbeServer, startingMetrics } from '#observability';
 import { ConfigError, loadConfig } from './config.js';
 import { createApp } from './app.js';
 
@@ -31,7 +31,7 @@ runProcess({
     } finally {
       await probes.close();
     }
-    await running.app.listen({ port: config.port, host: config.host });
+    await listenOn(config.host, config.port, () => running.app.listen({ port: config.port, host: config.host }));
     return { fields: { port: config.port, db: config.dbFile }, stop: () => running.close() };
   },
 });

@@ -15,6 +15,7 @@ import { until } from '#testing';
 import { ensureBuilt } from '../../../libs/eventstore/src/testing/ensure-built.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { freePort, ready, startApiProcess, stopApiProcess } from './api-process.js';
+import { ReadyStartingResponse } from '../src/http/responses.js';
 
 describe('the API process while its read models catch up', () => {
   beforeAll(() => ensureBuilt(), 180_000);
@@ -43,7 +44,10 @@ describe('the API process while its read models catch up', () => {
       expect(live.status).toBe(200);
       const notReady = await fetch(`${base}/health/ready`);
       expect(notReady.status).toBe(503);
-      expect(await notReady.json()).toEqual({ ok: false, starting: true });
+      const body: unknown = await notReady.json();
+      expect(body).toEqual({ ok: false, starting: true });
+      // The schema /openapi.json gives for that answer.
+      expect(ReadyStartingResponse.safeParse(body).success).toBe(true);
       const scrape = await fetch(`${base}/metrics`);
       expect(scrape.status).toBe(200);
       expect(await scrape.text()).toMatch(/^nexo_process_starting 1$/m);

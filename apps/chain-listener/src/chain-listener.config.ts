@@ -5,12 +5,13 @@
  */
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { ListenHostSchema } from '#observability';
 import type { ChainConfig } from '#chain';
 import { chainsFromEnv } from './chains.config.js';
 
 const EnvSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3002),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  HOST: ListenHostSchema,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   NEXO_CHAIN: z.string({ error: 'is required (the slug of the chain this process listens to)' }).regex(/^[a-z][a-z0-9-]{0,31}$/),
   NEXO_CHAINS: z.string().optional(),

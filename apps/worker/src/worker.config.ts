@@ -6,6 +6,7 @@
  */
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
+import { ListenHostSchema } from '#observability';
 import { CarriersConfigEnvSchema, type CarriersConfigInput } from '#carriers';
 import type { PrivateAddressPolicy } from '#security';
 
@@ -13,7 +14,7 @@ const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => z.coerce.nu
 
 const EnvSchema = z.object({
   PORT: int(3001, 0, 65535),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  HOST: ListenHostSchema,
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ESDB_URL: z.string({ error: 'is required' }).regex(/^esdb(\+discover)?:\/\//, 'must be an esdb:// connection string'),
   /** `host:port[,host:port…]` */

@@ -59,6 +59,8 @@ export const CarriersConfigSchema = z
   // The routing table's own rules (a route to a provider nobody configured, voice to Mobifone) fail
   // the config at start, naming the variable, instead of the process later.
   .superRefine((config, ctx) => {
+    // No provider is its own issue (above); zod still runs this refinement, which has nothing to check.
+    if (config.providers.length === 0) return;
     try {
       RoutingTable.fromConfig(config.routes ?? defaultRoutingConfig(config.providers[0]!.name), config.providers.map((p) => p.name));
     } catch (error) {

@@ -84,7 +84,10 @@ export const OtpRequested = ev('OtpRequested', {
    * out in them whatever the account sets later, and the dispatcher needs no read of the account.
    */
   template: MessageTemplateSchema.optional(),
-  /** SHA-256 of the request body that carried the Idempotency-Key (I7). */
+  /**
+   * The request body that carried the Idempotency-Key, hashed (I7): HMAC-SHA256 keyed from the phone
+   * pepper; sends recorded before it was keyed hold a plain SHA-256.
+   */
   requestHash: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   at: IsoTime,
 });

@@ -3,8 +3,29 @@
  * and `/metrics` on a small Fastify server. They answer from the first
  * moment, so a long catch-up shows as alive but not ready.
  */
+import { isIP } from 'node:net';
 import { fastify } from 'fastify';
 import { Gauge, Registry } from 'prom-client';
+import { z } from 'zod';
+
+/** A host name (RFC 1123 labels) or an IP address, for `HOST`: a typo is a config error naming it, not a failed lookup at listen. */
+export const ListenHostSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .refine((v) => isIP(v) !== 0 || /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$/.test(v), 'must be an IP address or a host name')
+  .default('0.0.0.0');
+
+/** Listens, or fails saying on what: the variables that chose it (`HOST`, `PORT`) and why (taken, not this machine's, unknown). */
+export async function listenOn<T>(host: string, port: number, listen: () => Promise<T>): Promise<T> {
+  try {
+    return await listen();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    // The reason in the message, and its code (EADDRINUSE…) kept; no `cause`: the logger would print the reason twice.
+    throw Object.assign(new Error(`cannot listen on HOST=${host} PORT=${port}: ${reason}`), { code: (error as { code?: unknown } | null)?.code });
+  }
+}
 
 export interface ProbeServer {
   url: string;
@@ -38,7 +59,7 @@ export async function startProbeServer(options: {
     void reply.header('content-type', metrics.contentType);
     return metrics.render();
   });
-  await app.listen({ port: options.port, host: options.host });
+  await listenOn(options.host, options.port, () => app.listen({ port: options.port, host: options.host }));
   const address = app.server.address();
   const url = typeof address === 'object' && address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : '';
   return { url, close: () => app.close() };

@@ -105,7 +105,7 @@ export function openApiDocument(chains: readonly string[] = []): Record<string, 
       '/api/v1/stats/public': { get: { summary: 'Monthly delivery stats over all traffic', parameters: [month], responses: { '200': ok(R.StatsResponse, 'stats'), ...errors(400) } } },
       '/api/v1/ledger': { get: { summary: 'Monthly statement: JSON, or CSV when Accept prefers text/csv (q-values count; no Accept or */* is JSON)', security: bearer, parameters: [month], responses: { '200': withCsv(ok(R.LedgerResponse, 'lines')), ...errors(400, 401) } } },
       '/health/live': { get: { summary: 'Process is up', responses: { '200': ok(R.LiveResponse, 'live') } } },
-      '/health/ready': { get: { summary: 'Store and bus answer, projections caught up', responses: { '200': ok(R.ReadyResponse, 'ready'), '503': ok(R.ReadyResponse, 'not ready') } } },
+      '/health/ready': { get: { summary: 'Store and bus answer, projections caught up', responses: { '200': ok(R.ReadyResponse, 'ready'), '503': ok(z.union([R.ReadyResponse, R.ReadyStartingResponse]), 'not ready (or still starting: { ok: false, starting: true })') } } },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { '200': { description: 'text format' } } } },
     },
   };

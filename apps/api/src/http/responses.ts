@@ -113,3 +113,5 @@ export const ReadyResponse = z.strictObject({
   projection_lag_events: z.number(),
   projection_lag_seconds: z.number(),
 });
+/** `/health/ready` while the process starts (its read models catching up with the log): not ready yet, nothing else known. */
+export const ReadyStartingResponse = z.strictObject({ ok: z.literal(false), starting: z.literal(true) });
