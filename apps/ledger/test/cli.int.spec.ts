@@ -1,25 +1,14 @@
-import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { defaultProjections, openLocalDb, Projector, type Projection } from '#projections';
 import { dumpTables } from '../../../libs/projections/src/testing/dump.js';
 import { ensureBuilt, repoRoot } from '../../../libs/projections/src/testing/ensure-built.js';
+import { ledgerProcess } from './ledger-test-kit.js';
 import { acct, credited, delivered, isoAt, opened, refunded, sent, tempStore, type TempStore } from '../../../libs/projections/src/testing/events.js';
 
-const run = promisify(execFile);
 const T = '2026-06-01T00:00:00.000Z';
 
-/** The built CLI, as finance runs it: `node dist/apps/ledger/src/main.js <command>`. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [join(repoRoot, 'dist/apps/ledger/src/main.js'), ...args], { cwd: repoRoot });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const cli = ledgerProcess;
 
 const dumpAll = (db: Database.Database, ps: Projection[]) => Object.fromEntries(ps.map((p) => [p.name, dumpTables(db, p)]));
 

@@ -57,6 +57,9 @@ export interface Dispatcher extends Consumer {
 /** When a parked row whose dispatch is still in hand is looked at again. */
 const IN_HAND_RECHECK_MS = 5_000;
 
+/** Submissions an upstream took whose `Routed` append failed, remembered (by holder) so the retry records them instead of sending again. */
+const UNRECORDED_REMEMBERED = 10_000;
+
 /** How often the phone windows opened meanwhile are written to disk. */
 const WINDOWS_FLUSH_MS = 250;
 
@@ -200,9 +203,28 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
     }
   }
 
+  type Taken = { provider: string; channel: SubmitRequest['channel']; providerMessageId: string; at: string };
+  /** Taken by an upstream, `Routed` not durable yet: by holder (`<otpId>/<attempt>`), oldest first. */
+  const unrecorded = new Map<string, Taken>();
+  /** Appends the attempt's `Routed`; until that is durable the attempt is remembered, so a retry records it instead of sending again. */
+  async function recordRouted(m: Dispatch, stream: string, holder: string, { attempt, ...taken }: Taken & { attempt: number }): Promise<void> {
+    unrecorded.set(holder, taken);
+    if (unrecorded.size > UNRECORDED_REMEMBERED) unrecorded.delete(unrecorded.keys().next().value as string);
+    await runner.handle(stream, otpDecider, { type: 'RecordRouted', attempt, carrier: m.carrier, ...taken }, { accountId: m.accountId });
+    unrecorded.delete(holder);
+  }
+
   async function submitUntilDone(m: Dispatch): Promise<number | undefined> {
     const stream = otpStream(m.otpId);
     const { state } = await runner.peek(stream, otpDecider);
+    // The next attempt reached its upstream here but its `Routed` append failed (the log refused
+    // writes for a while): record it as it was, whatever came meanwhile (its receipt, say), and send nothing.
+    const nextHolder = phoneWindowHolder(m.otpId, state.lastAttempt + 1);
+    const taken = unrecorded.get(nextHolder);
+    if (taken !== undefined && !state.expired && !state.finalFailure) {
+      await recordRouted(m, stream, nextHolder, { attempt: state.lastAttempt + 1, ...taken });
+      return undefined;
+    }
     // A receipt means some upstream took it (after an ambiguous failure, while this waited for the
     // phone's window): it is settled from that receipt, never sent again.
     if (state.routed.size > 0 || state.receipts.size > 0 || state.expired || state.finalFailure) return undefined;
@@ -241,14 +263,10 @@ export async function startDispatcher(deps: WorkerDeps, options: DispatcherOptio
         deps.metrics?.submitted?.(provider, (performance.now() - started) / 1000);
         options.onSubmitted?.(provider, providerMessageId, m.otpId, m.accountId);
         // Outside the submit's error handling: a failed append is not a carrier failure (the upstream
-        // took the message), so it must not fail over; the batch comes again and resubmits the same
-        // attempt, which an HTTP upstream deduplicates by its Idempotency-Key.
-        await runner.handle(
-          stream,
-          otpDecider,
-          { type: 'RecordRouted', attempt, provider, carrier: m.carrier, channel, providerMessageId, at: clock().toISOString() },
-          metadata,
-        );
+        // took the message), so it must not fail over. The batch comes again, and this process records
+        // the attempt from `unrecorded` without sending it again; another process, or this one after a
+        // restart, resubmits the same attempt, which an HTTP upstream deduplicates by its Idempotency-Key.
+        await recordRouted(m, stream, holder, { attempt, provider, channel, providerMessageId, at: clock().toISOString() });
         return undefined;
       }
       const e = failure ?? new CarrierError(provider, 'network', true, 'submit failed');

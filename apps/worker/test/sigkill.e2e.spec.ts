@@ -12,16 +12,16 @@
  * (opened, keyed and funded), as bench/api.bench.ts does: signup would give
  * each only 5 test credits.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CommandRunner, SqliteEventStore } from '#eventstore';
 import { until } from '#testing';
 import { ensureBuilt, repoRoot } from '../../../libs/eventstore/src/testing/ensure-built.js';
 import { nextPhone, readLedger } from './pipeline.harness.js';
+import { ledgerProcess } from '../../ledger/test/ledger-test-kit.js';
 import { seedFundedAccounts } from '../../../libs/eventstore/src/testing/seed-accounts.js';
 
 const TOTAL = 5_000;
@@ -200,14 +200,8 @@ describe('SIGKILL in the middle of 5,000 OTPs', () => {
     for (const [k, id] of idsBefore) expect(requests.find((r) => r.idempotencyKey === k)!.id).toBe(id);
     expect(delivered).toBeGreaterThan(TOTAL * 0.8);
 
-    const verify = await promisify(execFile)(process.execPath, [join(repoRoot, 'dist/apps/ledger/src/main.js'), 'verify', '--db', file], {
-      cwd: repoRoot,
-      env: { ...process.env, NODE_OPTIONS: '' },
-    }).then(
-      (r) => ({ code: 0, out: r.stdout + r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
-    );
-    expect(verify.out).toMatch(/0 violations/);
+    const verify = await ledgerProcess('verify', '--db', file);
+    expect(verify.stdout + verify.stderr).toMatch(/0 violations/);
     expect(verify.code).toBe(0);
   }, 120_000);
 });
