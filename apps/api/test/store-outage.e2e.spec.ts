@@ -1,11 +1,12 @@
 /**
- * The log refusing writes for a while (a full disk, a failing volume) under a running embedded
- * service. First it refuses the dispatcher's `Routed` (the upstream has taken each code, the
- * log will not say so), then every write. Sends meanwhile are refused with nothing half-done;
- * once the log takes writes again every OTP accepted before settles exactly once, each was
- * submitted once (not again on the retries), its `Routed` is recorded even when its receipt
- * came first, and `ledger verify` passes. The outage is a trigger on the log's `events` table,
- * created and dropped by another connection to the file.
+ * The service's files refusing writes for a while (a full disk, a failing volume) under a running
+ * embedded service. The log: first it refuses the dispatcher's `Routed` (the upstream has taken
+ * each code, the log will not say so), then every write. Sends meanwhile are refused with nothing
+ * half-done; once the log takes writes again every OTP accepted before settles exactly once, each
+ * was submitted once (not again on the retries), its `Routed` is recorded even when its receipt
+ * came first, and `ledger verify` passes. The state file (the bus, relay checkpoints, phone
+ * windows): sends go on, and once it takes writes again every OTP is delivered, each submitted
+ * once. Each outage is triggers on the file's tables, created and dropped by another connection.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -21,95 +22,138 @@ import { ledgerProcess } from '../../ledger/test/ledger-test-kit.js';
 /** Voice answered in 0.5-1 s, SMS in 0.15-4.5 s: the OTPs are still in flight when the outage starts. */
 const CARRIERS = JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.1, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] });
 const OUTAGE_MS = 3_000;
+const REFUSED = { status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } };
+const refuseWrites = (table: string, op = 'INSERT', when = '') =>
+  `CREATE TRIGGER "outage_${table}_${op}" BEFORE ${op} ON "${table}" ${when} BEGIN SELECT RAISE(ABORT, 'disk I/O error (test outage)'); END`;
 
-describe('the log refusing writes for a while (embedded service)', () => {
+/** The embedded service with a quick simulator, and an account to send with. */
+async function service() {
+  const dir = mkdtempSync(join(tmpdir(), 'nexo-outage-'));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const child = startApiProcess(dir, port, { NEXO_CARRIERS: CARRIERS, NEXO_TEST_CREDITS: '100' });
+  await ready(base);
+  const key = (await signup(base)).api_key;
+  return {
+    dir,
+    async send() {
+      const r = await post(base, '/api/v1/send-otp', key, { phone: freshPhone(), code: '123456' });
+      return { status: r.status, body: (await r.json()) as { id?: string; error?: string; message?: string } };
+    },
+    /** Waits until every one of `ids` is delivered (a simulator that fails nothing). */
+    allDelivered: (what: string, ids: readonly string[]) =>
+      until(
+        what,
+        async () => {
+          const statuses = await Promise.all(ids.map(async (id) => ((await (await get(base, `/api/v1/otp/${id}`, key)).json()) as { status: string }).status));
+          return statuses.every((s) => s === 'delivered');
+        },
+        { timeoutMs: 30_000, everyMs: 200 },
+      ),
+    /** Submissions the upstream took, from `/metrics`. */
+    async submitted(): Promise<number> {
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      return [...metrics.matchAll(/^nexo_carrier_submit_seconds_count\{[^}]*outcome="ok"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    },
+    stop: () => stopApiProcess(child),
+  };
+}
+
+async function expectLedgerVerifies(file: string): Promise<void> {
+  const verify = await ledgerProcess('verify', '--db', file);
+  expect(verify.stdout + verify.stderr).toMatch(/0 violations/);
+  expect(verify.code).toBe(0);
+}
+
+describe('files refusing writes for a while (embedded service)', () => {
   beforeAll(() => ensureBuilt(), 180_000);
 
-  it('refuses sends meanwhile; then every accepted OTP, submitted once, is routed and settled once, and ledger verify passes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'nexo-outage-'));
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const child = startApiProcess(dir, port, { NEXO_CARRIERS: CARRIERS, NEXO_TEST_CREDITS: '100' });
-    const file = join(dir, 'nexo.db');
-    const outside = new Database(file);
-    let expectedCharged = -1;
-    outside.pragma('busy_timeout = 5000');
+  it('the log: refuses sends meanwhile; then every accepted OTP, submitted once, is routed and settled once, and ledger verify passes', async () => {
+    const s = await service();
+    const file = join(s.dir, 'nexo.db');
+    const log = new Database(file);
+    log.pragma('busy_timeout = 5000');
+    let accepted: string[] = [];
     try {
-      await ready(base);
-      const key = (await signup(base)).api_key;
-      const sendOne = async () => {
-        const r = await post(base, '/api/v1/send-otp', key, { phone: freshPhone(), code: '123456' });
-        return { status: r.status, body: (await r.json()) as { id?: string; error?: string; message?: string } };
-      };
       // The upstream takes each code, the log refuses to record it (and every batch that carries a `Routed`).
-      outside.exec(`CREATE TRIGGER outage_routed BEFORE INSERT ON events WHEN NEW.type = 'Routed' BEGIN SELECT RAISE(ABORT, 'disk I/O error (test outage)'); END`);
-      const before = await Promise.all(Array.from({ length: 20 }, sendOne));
+      log.exec(refuseWrites('events', 'INSERT', "WHEN NEW.type = 'Routed'"));
+      const before = await Promise.all(Array.from({ length: 20 }, s.send));
       // A send in the same group commit as a refused `Routed` is refused with it: nothing was changed.
-      for (const a of before.filter((x) => x.status !== 200)) expect(a).toEqual({ status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } });
-      const accepted = before.filter((a) => a.status === 200).map((a) => a.body.id!);
+      for (const a of before.filter((x) => x.status !== 200)) expect(a).toEqual(REFUSED);
+      accepted = before.filter((a) => a.status === 200).map((a) => a.body.id!);
       expect(accepted.length).toBeGreaterThan(10);
       // Long enough for the dispatcher's retries and for receipts (0.15-4.5 s) to come before the `Routed`.
       await new Promise((r) => setTimeout(r, OUTAGE_MS));
 
       // Then nothing is written at all.
-      outside.exec(`CREATE TRIGGER outage BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk I/O error (test outage)'); END; DROP TRIGGER outage_routed;`);
-      const during = await Promise.all(Array.from({ length: 5 }, sendOne));
-      for (const a of during) expect(a).toEqual({ status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } });
+      log.exec(`DROP TRIGGER "outage_events_INSERT"; ${refuseWrites('events')}`);
+      for (const a of await Promise.all(Array.from({ length: 5 }, s.send))) expect(a).toEqual(REFUSED);
       await new Promise((r) => setTimeout(r, 1_000));
-      outside.exec('DROP TRIGGER outage');
+      log.exec('DROP TRIGGER "outage_events_INSERT"');
 
-      // Every OTP accepted before ends delivered (a simulator that fails nothing), however its steps
-      // met the outage (submission, receipt, settlement).
-      await until(
-        'every accepted OTP delivered after the outage',
-        async () => {
-          const statuses = await Promise.all(accepted.map(async (id) => ((await (await get(base, `/api/v1/otp/${id}`, key)).json()) as { status: string }).status));
-          return statuses.every((s) => s === 'delivered');
-        },
-        { timeoutMs: 30_000, everyMs: 200 },
-      );
+      await s.allDelivered('every accepted OTP delivered after the outage', accepted);
       // And the service takes sends again.
-      const after = await sendOne();
+      const after = await s.send();
       expect(after.status).toBe(200);
-      await until('the send after the outage delivered', async () => ((await (await get(base, `/api/v1/otp/${after.body.id!}`, key)).json()) as { status: string }).status === 'delivered', {
-        timeoutMs: 30_000,
-        everyMs: 200,
-      });
+      accepted.push(after.body.id!);
+      await s.allDelivered('the send after the outage delivered', [after.body.id!]);
       // One submission per OTP: no step retried after the outage sent a code again.
-      const metrics = await (await fetch(`${base}/metrics`)).text();
-      const submitted = [...metrics.matchAll(/^nexo_carrier_submit_seconds_count\{[^}]*outcome="ok"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-      expect(submitted).toBe(accepted.length + 1);
-      expectedCharged = accepted.length + 1;
+      expect(await s.submitted()).toBe(accepted.length);
     } finally {
-      outside.close();
-      await stopApiProcess(child);
+      log.close();
+      await s.stop();
     }
 
     try {
       const store = SqliteEventStore.open(file, { readonly: true });
-      const charged = new Map<string, number>();
-      const settled = new Map<string, number>();
-      const routed = new Map<string, number>();
+      const count = new Map<string, { charged: number; settled: number; routed: number }>();
       for await (const e of store.readAll()) {
         const otpId = (e.data as { otpId?: string }).otpId ?? (e.streamId.startsWith('otp-') ? e.streamId.slice(4) : undefined);
         if (!otpId) continue;
-        const count = (m: Map<string, number>) => m.set(otpId, (m.get(otpId) ?? 0) + 1);
-        if (e.type === 'Charged') count(charged);
-        else if (e.type === 'Delivered' || e.type === 'Refunded') count(settled);
-        else if (e.type === 'Routed') count(routed);
+        const c = count.get(otpId) ?? { charged: 0, settled: 0, routed: 0 };
+        count.set(otpId, c);
+        if (e.type === 'Charged') c.charged++;
+        else if (e.type === 'Delivered' || e.type === 'Refunded') c.settled++;
+        else if (e.type === 'Routed') c.routed++;
       }
       await store.close();
       // The sends answered 200 are in the log, and only they: the refused ones left nothing.
-      expect(charged.size).toBe(expectedCharged);
-      for (const [id, n] of charged) {
-        expect([id, n, settled.get(id), routed.get(id)]).toEqual([id, 1, 1, 1]);
-      }
-
-      const verify = await ledgerProcess('verify', '--db', file);
-      expect(verify.stdout + verify.stderr).toMatch(/0 violations/);
-      expect(verify.code).toBe(0);
+      expect([...count.keys()].sort()).toEqual([...accepted].sort());
+      for (const [id, c] of count) expect([id, c]).toEqual([id, { charged: 1, settled: 1, routed: 1 }]);
+      await expectLedgerVerifies(file);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('the state file: sends go on; once it takes writes again every OTP is delivered, each submitted once', async () => {
+    const s = await service();
+    const state = new Database(join(s.dir, 'state.db'));
+    state.pragma('busy_timeout = 5000');
+    try {
+      const before = await Promise.all(Array.from({ length: 20 }, s.send));
+      // Every table of the file: the bus's topics and offsets, the relay's checkpoints, the dispatcher's windows and parked rows, kept receipts.
+      const tables = state.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((t) => t.name);
+      for (const t of tables) for (const op of ['INSERT', 'UPDATE', 'DELETE']) state.exec(refuseWrites(t, op));
+      // Sends need only the log: they go on.
+      const during = await Promise.all(Array.from({ length: 5 }, s.send));
+      await new Promise((r) => setTimeout(r, OUTAGE_MS));
+      for (const t of tables) for (const op of ['INSERT', 'UPDATE', 'DELETE']) state.exec(`DROP TRIGGER "outage_${t}_${op}"`);
+      const answers = [...before, ...during];
+      expect(answers.map((a) => a.status)).toEqual(Array(25).fill(200));
+
+      // Receipts the state file could not take meanwhile come again from the upstream (the simulator
+      // resends them as an SMSC or an aggregator would), and the relay publishes what it had to hold.
+      await s.allDelivered('every OTP delivered after the outage', answers.map((a) => a.body.id!));
+      expect(await s.submitted()).toBe(25);
+    } finally {
+      state.close();
+      await s.stop();
+    }
+    try {
+      await expectLedgerVerifies(join(s.dir, 'nexo.db'));
+    } finally {
+      rmSync(s.dir, { recursive: true, force: true });
     }
   }, 90_000);
 });

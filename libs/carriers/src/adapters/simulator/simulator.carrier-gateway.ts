@@ -8,6 +8,7 @@ import {
   silentLogger,
   type CarrierGateway,
   type CarrierLogger,
+  type Receipt,
   type ReceiptSink,
   type SubmitRequest,
   type SubmitResult,
@@ -15,6 +16,10 @@ import {
 import { formatDlrText } from '../../delivery-receipt.codec.js';
 import { SimulatorEngine } from './simulator.engine.js';
 import type { SimulatorConfig, SimulatorConfigInput } from './simulator.config.js';
+
+const RECEIPT_RETRY_FIRST_MS = 100;
+const RECEIPT_RETRY_MAX_MS = 30_000;
+const RECEIPT_RETRY_FOR_MS = 10 * 60_000;
 
 export interface SimulatorCarrierGatewayOptions {
   /** Default `simulator`. */
@@ -32,6 +37,8 @@ export class SimulatorCarrierGateway implements CarrierGateway {
   private readonly logger: CarrierLogger;
   private readonly now: () => number;
   private closed = false;
+  /** Receipts the sink refused, waiting to be handed again. */
+  private readonly retries = new Set<NodeJS.Timeout>();
 
   constructor(opts: SimulatorCarrierGatewayOptions) {
     this.provider = opts.provider ?? 'simulator';
@@ -66,17 +73,41 @@ export class SimulatorCarrierGateway implements CarrierGateway {
         otpId,
         attempt,
       };
-      Promise.resolve()
-        .then(() => this.sink(receipt))
-        .catch((err: unknown) =>
-          this.logger.warn({ provider: this.provider, otpId, err: String(err) }, 'simulator receipt sink failed; receipt dropped'),
-        );
+      this.deliver(receipt, 0);
     });
     return { providerMessageId: messageId };
   }
 
+  /**
+   * Hands a receipt to the sink; one it refuses (the service cannot record it for a while: its state
+   * file refusing writes, say) is handed again later, as an SMSC resends a `deliver_sm` and an
+   * aggregator a callback: after 100 ms, then twice as long each time up to 30 s, for 10 minutes.
+   */
+  private deliver(receipt: Receipt, tries: number, failingSince?: number): void {
+    Promise.resolve()
+      .then(() => this.sink(receipt))
+      .catch((err: unknown) => {
+        const since = failingSince ?? this.now();
+        if (this.closed || this.now() - since >= RECEIPT_RETRY_FOR_MS) {
+          this.logger.warn({ provider: this.provider, otpId: receipt.otpId, tries: tries + 1, err: String(err) }, 'simulator receipt sink failed; receipt dropped');
+          return;
+        }
+        if (tries === 0) this.logger.warn({ provider: this.provider, otpId: receipt.otpId, err: String(err) }, 'simulator receipt sink failed; resending it later');
+        const timer = setTimeout(
+          () => {
+            this.retries.delete(timer);
+            this.deliver(receipt, tries + 1, since);
+          },
+          Math.min(RECEIPT_RETRY_MAX_MS, RECEIPT_RETRY_FIRST_MS * 2 ** Math.min(tries, 20)),
+        );
+        this.retries.add(timer);
+      });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    for (const timer of this.retries) clearTimeout(timer);
+    this.retries.clear();
     this.engine.close();
   }
 }

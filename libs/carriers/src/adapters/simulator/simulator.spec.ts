@@ -116,6 +116,39 @@ describe('simulator in-process face', () => {
     await Promise.all([f.close(), d.close(), l.close()]);
   });
 
+  it('hands a receipt the sink refused again later, as an upstream resends it, and no more once closed', async () => {
+    const got: Receipt[] = [];
+    let refusals = 2;
+    const gw = new SimulatorCarrierGateway({
+      config: QUIET,
+      sink: (r) => {
+        if (refusals-- > 0) throw new Error('state file refuses writes');
+        got.push(r);
+      },
+    });
+    const { providerMessageId } = await gw.submit(sms(5));
+    // Refused twice: handed again after 100 ms, then 200 ms.
+    await tick(120);
+    expect(got).toEqual([]);
+    await tick(300);
+    expect(got.map((r) => r.providerMessageId)).toEqual([providerMessageId]);
+
+    let calls = 0;
+    const closing = new SimulatorCarrierGateway({
+      config: QUIET,
+      sink: () => {
+        calls++;
+        throw new Error('down');
+      },
+    });
+    await closing.submit(sms(6));
+    await tick(20);
+    expect(calls).toBe(1);
+    await Promise.all([gw.close(), closing.close()]);
+    await tick(250);
+    expect(calls).toBe(1);
+  });
+
   it('hits roughly the configured failure rate over many messages', () => {
     const engine = new SimulatorEngine({ ...QUIET, failureRate: 0.2, seed: 3 });
     let failed = 0;
