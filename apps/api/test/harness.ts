@@ -52,8 +52,16 @@ export async function signup(base: string, name = 'test exchange'): Promise<{ ac
 }
 
 export function post(base: string, path: string, key: string | undefined, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return send('POST', base, path, key, body, headers);
+}
+
+export function put(base: string, path: string, key: string | undefined, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return send('PUT', base, path, key, body, headers);
+}
+
+function send(method: 'POST' | 'PUT', base: string, path: string, key: string | undefined, body: unknown, headers: Record<string, string>): Promise<Response> {
   return fetch(`${base}${path}`, {
-    method: 'POST',
+    method,
     headers: { 'Content-Type': 'application/json', ...(key ? { Authorization: `Bearer ${key}` } : {}), ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });

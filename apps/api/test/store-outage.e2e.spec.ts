@@ -6,9 +6,14 @@
  * was submitted once (not again on the retries), its `Routed` is recorded even when its receipt
  * came first, and `ledger verify` passes. The state file (the bus, relay checkpoints, phone
  * windows): sends go on, and once it takes writes again every OTP is delivered, each submitted
- * once. Each outage is triggers on the file's tables, created and dropped by another connection.
+ * once. The read models: sends go on, and a read that must wait for them to catch up with
+ * the log answers 503 with when to retry. The webhook rows: each webhook goes out once they take writes
+ * again, each event once. Each outage is triggers on the file's tables, created and dropped by
+ * another connection.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,7 +21,7 @@ import { SqliteEventStore } from '#eventstore';
 import { until } from '#testing';
 import { ensureBuilt } from '../../../libs/eventstore/src/testing/ensure-built.js';
 import { freePort, ready, startApiProcess, stopApiProcess } from './api-process.js';
-import { freshPhone, get, post, signup } from './harness.js';
+import { freshPhone, get, post, put, signup } from './harness.js';
 import { ledgerProcess } from '../../ledger/test/ledger-test-kit.js';
 
 /** Voice answered in 0.5-1 s, SMS in 0.15-4.5 s: the OTPs are still in flight when the outage starts. */
@@ -26,16 +31,28 @@ const REFUSED = { status: 500, body: { ok: false, error: 'internal', message: 'i
 const refuseWrites = (table: string, op = 'INSERT', when = '') =>
   `CREATE TRIGGER "outage_${table}_${op}" BEFORE ${op} ON "${table}" ${when} BEGIN SELECT RAISE(ABORT, 'disk I/O error (test outage)'); END`;
 
+/** Refuses every write to every table of `db`'s file; returns what lifts it. */
+function refuseAllWrites(db: Database.Database): () => void {
+  const tables = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((t) => t.name);
+  const ops = ['INSERT', 'UPDATE', 'DELETE'];
+  for (const t of tables) for (const op of ops) db.exec(refuseWrites(t, op));
+  return () => {
+    for (const t of tables) for (const op of ops) db.exec(`DROP TRIGGER "outage_${t}_${op}"`);
+  };
+}
+
 /** The embedded service with a quick simulator, and an account to send with. */
-async function service() {
+async function service(env: Record<string, string> = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'nexo-outage-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = startApiProcess(dir, port, { NEXO_CARRIERS: CARRIERS, NEXO_TEST_CREDITS: '100' });
+  const child = startApiProcess(dir, port, { NEXO_CARRIERS: CARRIERS, NEXO_TEST_CREDITS: '100', ...env });
   await ready(base);
   const key = (await signup(base)).api_key;
   return {
     dir,
+    base,
+    key,
     async send() {
       const r = await post(base, '/api/v1/send-otp', key, { phone: freshPhone(), code: '123456' });
       return { status: r.status, body: (await r.json()) as { id?: string; error?: string; message?: string } };
@@ -133,12 +150,11 @@ describe('files refusing writes for a while (embedded service)', () => {
     try {
       const before = await Promise.all(Array.from({ length: 20 }, s.send));
       // Every table of the file: the bus's topics and offsets, the relay's checkpoints, the dispatcher's windows and parked rows, kept receipts.
-      const tables = state.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((t) => t.name);
-      for (const t of tables) for (const op of ['INSERT', 'UPDATE', 'DELETE']) state.exec(refuseWrites(t, op));
+      const lift = refuseAllWrites(state);
       // Sends need only the log: they go on.
       const during = await Promise.all(Array.from({ length: 5 }, s.send));
       await new Promise((r) => setTimeout(r, OUTAGE_MS));
-      for (const t of tables) for (const op of ['INSERT', 'UPDATE', 'DELETE']) state.exec(`DROP TRIGGER "outage_${t}_${op}"`);
+      lift();
       const answers = [...before, ...during];
       expect(answers.map((a) => a.status)).toEqual(Array(25).fill(200));
 
@@ -153,6 +169,68 @@ describe('files refusing writes for a while (embedded service)', () => {
     try {
       await expectLedgerVerifies(join(s.dir, 'nexo.db'));
     } finally {
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('the read models: sends go on, a read that waits for them answers 503 with when to retry; then balance and statuses are right', async () => {
+    const s = await service();
+    const readModels = new Database(join(s.dir, 'read-models.db'));
+    readModels.pragma('busy_timeout = 5000');
+    try {
+      const before = await Promise.all(Array.from({ length: 10 }, s.send));
+      const lift = refuseAllWrites(readModels);
+      const during = await Promise.all(Array.from({ length: 5 }, s.send));
+      // A balance shows every write before it or nothing: after 5 s behind, "try again".
+      const balance = await get(s.base, '/api/v1/balance', s.key);
+      expect([balance.status, balance.headers.get('retry-after'), await balance.json()]).toEqual([
+        503,
+        '1',
+        { ok: false, error: 'internal', message: 'the read models are behind the log; nothing was changed, try again' },
+      ]);
+      lift();
+      const answers = [...before, ...during];
+      expect(answers.map((a) => a.status)).toEqual(Array(15).fill(200));
+      await s.allDelivered('every OTP delivered after the outage', answers.map((a) => a.body.id!));
+      // 15 sends, each paid by a test credit and delivered: none came back.
+      expect(await (await get(s.base, '/api/v1/balance', s.key)).json()).toMatchObject({ ok: true, test_credits: 85, pending: '0.000000' });
+    } finally {
+      readModels.close();
+      await s.stop();
+      rmSync(s.dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('the webhook rows: each status change is POSTed once the file takes writes again, each event once', async () => {
+    const events = new Map<string, number>();
+    const endpoint = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        const id = (JSON.parse(body) as { event_id: string }).event_id;
+        events.set(id, (events.get(id) ?? 0) + 1);
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', r));
+    const s = await service({ NEXO_WEBHOOK_PRIVATE_ADDRESSES: 'allow' });
+    const webhooks = new Database(join(s.dir, 'webhooks.db'));
+    webhooks.pragma('busy_timeout = 5000');
+    try {
+      const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
+      expect((await put(s.base, '/api/v1/webhook', s.key, { url })).status).toBe(200);
+      const lift = refuseAllWrites(webhooks);
+      const answers = await Promise.all(Array.from({ length: 10 }, s.send));
+      await new Promise((r) => setTimeout(r, OUTAGE_MS));
+      lift();
+      await s.allDelivered('every OTP delivered', answers.map((a) => a.body.id!));
+      // otp.routed and otp.delivered for each of the 10.
+      await until(() => `20 webhook events (${events.size} so far)`, () => events.size === 20, { timeoutMs: 30_000, everyMs: 100 });
+      expect([...events.values()].every((n) => n === 1)).toBe(true);
+    } finally {
+      webhooks.close();
+      await s.stop();
+      endpoint.close();
       rmSync(s.dir, { recursive: true, force: true });
     }
   }, 90_000);

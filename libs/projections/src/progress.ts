@@ -47,6 +47,11 @@ interface Waiter {
   resolve(): void;
 }
 
+/** The read models did not reach a position in time: they are behind the log (a busy or failing projector). */
+export class ProjectionBehindError extends Error {
+  override readonly name = 'ProjectionBehindError';
+}
+
 /** Callers waiting for the projections to reach a position. */
 export class PositionWaiters {
   private waiters: Waiter[] = [];
@@ -67,7 +72,7 @@ export class PositionWaiters {
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`projections did not reach position ${position} within ${timeoutMs} ms (at ${current()})`));
+        reject(new ProjectionBehindError(`projections did not reach position ${position} within ${timeoutMs} ms (at ${current()})`));
       }, timeoutMs);
       this.waiters.push(waiter);
     });

@@ -1,5 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { DomainError } from '#domain';
+import { ProjectionBehindError } from '#projections';
 import { toErrorBody } from './api-error.filter.js';
 
 describe('toErrorBody: every error as API.md shapes it', () => {
@@ -12,6 +13,14 @@ describe('toErrorBody: every error as API.md shapes it', () => {
       status: 429,
       body: { ok: false, error: 'rate_limited', message: 'slow down', retry_after: 12 },
       headers: { 'retry-after': '12' },
+    });
+  });
+
+  it('answers read models behind the log with 503 and when to retry, not as a bug', () => {
+    expect(toErrorBody(new ProjectionBehindError('projections did not reach position 74 within 5000 ms (at 5)'))).toEqual({
+      status: 503,
+      body: { ok: false, error: 'internal', message: 'the read models are behind the log; nothing was changed, try again' },
+      headers: { 'retry-after': '1' },
     });
   });
 

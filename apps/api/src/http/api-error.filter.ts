@@ -6,6 +6,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, NotFoundException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, type ErrorCode } from '#domain';
+import { ProjectionBehindError } from '#projections';
 import type { Logger } from '#observability';
 import { type ErrorBody, STATUS_BY_CODE } from './api-error.js';
 import { MethodNotAllowed, methodNotAllowed } from './method-not-allowed.js';
@@ -26,6 +27,16 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
     // 405 is not in API.md's table, and its codes are stable API: the status and Allow say what HTTP
     // says, the code is the table's one for a request the client must change (README, API edges).
     return { status: 405, body: { ok: false, error: 'invalid_request', message: error.message }, headers: { allow: error.allow.join(', ') } };
+  }
+  if (error instanceof ProjectionBehindError) {
+    // A request that waits for the read models to catch up with the log, while they stay behind it:
+    // nothing is wrong with the request, nothing was done, and it will succeed again.
+    // API.md's table has no code for that; its server-side code, with 503 and when to retry (README).
+    return {
+      status: 503,
+      body: { ok: false, error: 'internal', message: 'the read models are behind the log; nothing was changed, try again' },
+      headers: { 'retry-after': '1' },
+    };
   }
   const status = error instanceof HttpException ? error.getStatus() : httpStatusOf(error);
   if (status !== undefined && status >= 400 && status < 500) {
@@ -58,7 +69,8 @@ function clientMessage(error: unknown): string {
 
 export function sendError(reply: FastifyReply, request: FastifyRequest | undefined, error: unknown, logger: Logger): void {
   const { status, body, headers } = toErrorBody(error);
-  if (status >= 500) logger.error({ err: error, reqId: request?.id, route: request?.routeOptions?.url }, 'request failed');
+  if (status === 503) logger.warn({ err: error, reqId: request?.id, route: request?.routeOptions?.url }, 'request refused for now');
+  else if (status >= 500) logger.error({ err: error, reqId: request?.id, route: request?.routeOptions?.url }, 'request failed');
   if (headers) void reply.headers(headers);
   void reply.status(status).type('application/json; charset=utf-8').send(body);
 }
