@@ -8,8 +8,6 @@ import { acct, credited, delivered, isoAt, opened, refunded, sent, tempStore, ty
 
 const T = '2026-06-01T00:00:00.000Z';
 
-const cli = ledgerProcess;
-
 const dumpAll = (db: Database.Database, ps: Projection[]) => Object.fromEntries(ps.map((p) => [p.name, dumpTables(db, p)]));
 
 describe('the built ledger CLI against the file of a running embedded service', () => {
@@ -35,7 +33,7 @@ describe('the built ledger CLI against the file of a running embedded service', 
 
   it('replay reads the live file read-only and exits 0 when it matches', async () => {
     // 10 USD credited, 150 of 200 OTPs delivered at 0.022 (the refunded 50 cost nothing): 6.700000.
-    const r = await cli('replay', '--db', t.file);
+    const r = await ledgerProcess('replay', '--db', t.file);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^A\s+6\.700000\s+0\s+0\.000000\s+6\.700000 \/ 0 \/ 0\.000000\s+ok$/m);
     expect(r.code).toBe(0);
@@ -45,7 +43,7 @@ describe('the built ledger CLI against the file of a running embedded service', 
     const appending = (async () => {
       for (let i = 200; i < 400; i++) await t.put(acct('A'), sent(`o${i}`, isoAt(T, i)), delivered(`o${i}`, isoAt(T, i + 3)));
     })();
-    const r = await cli('rebuild', 'otps', '--db', t.file);
+    const r = await ledgerProcess('rebuild', 'otps', '--db', t.file);
     await appending;
     expect(r.stdout).toMatch(/rebuilt otps: \d+ events .* swapped in at position \d+/);
     expect(r.code).toBe(0);
@@ -59,14 +57,14 @@ describe('the built ledger CLI against the file of a running embedded service', 
     const revision = await t.store.streamRevision(acct('A'));
     await t.put(acct('A'), refunded('o0', isoAt(T, 9_999)));
     await live.waitUntilCaughtUp();
-    const r = await cli('verify', '--db', t.file);
+    const r = await ledgerProcess('verify', '--db', t.file);
     expect(r.stdout).toContain(`I2 account-A@${(revision as bigint) + 1n} `);
     expect(r.stdout).toContain('otp o0 refunded after it was already refunded');
     expect(r.code).toBe(1);
   });
 
   it('exits 2 when the file does not exist', async () => {
-    const r = await cli('verify', '--db', join(t.dir, 'missing.db'));
+    const r = await ledgerProcess('verify', '--db', join(t.dir, 'missing.db'));
     expect(r.stderr).toMatch(/cannot open the sources/);
     expect(r.code).toBe(2);
   });

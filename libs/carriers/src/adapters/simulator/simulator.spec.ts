@@ -3,6 +3,7 @@ import { CarrierError } from '../../carrier-gateway.port.js';
 import { latencyFor, parseSimulatorConfig } from './simulator.config.js';
 import { SimulatorCarrierGateway } from './simulator.carrier-gateway.js';
 import { SimulatorEngine } from './simulator.engine.js';
+import { until } from '#testing';
 
 const QUIET = { failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0, timeScale: 0 };
 
@@ -130,7 +131,7 @@ describe('simulator in-process face', () => {
     // Refused twice: handed again after 100 ms, then 200 ms.
     await tick(120);
     expect(got).toEqual([]);
-    await tick(300);
+    await until('the receipt handed a third time', () => got.length > 0);
     expect(got.map((r) => r.providerMessageId)).toEqual([providerMessageId]);
 
     let calls = 0;
@@ -142,8 +143,7 @@ describe('simulator in-process face', () => {
       },
     });
     await closing.submit(sms(6));
-    await tick(20);
-    expect(calls).toBe(1);
+    await until('the first hand-over', () => calls === 1);
     await Promise.all([gw.close(), closing.close()]);
     await tick(250);
     expect(calls).toBe(1);
