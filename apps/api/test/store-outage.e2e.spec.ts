@@ -72,6 +72,12 @@ async function service(env: Record<string, string> = {}) {
       const metrics = await (await fetch(`${base}/metrics`)).text();
       return [...metrics.matchAll(/^nexo_carrier_submit_seconds_count\{[^}]*outcome="ok"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     },
+    /** Another connection to one of the service's files (`nexo.db`, `state.db`…), to inject an outage with. */
+    open(file: string): Database.Database {
+      const db = new Database(join(dir, file));
+      db.pragma('busy_timeout = 5000');
+      return db;
+    },
     stop: () => stopApiProcess(child),
   };
 }
@@ -88,8 +94,7 @@ describe('files refusing writes for a while (embedded service)', () => {
   it('the log: refuses sends meanwhile; then every accepted OTP, submitted once, is routed and settled once, and ledger verify passes', async () => {
     const s = await service();
     const file = join(s.dir, 'nexo.db');
-    const log = new Database(file);
-    log.pragma('busy_timeout = 5000');
+    const log = s.open('nexo.db');
     let accepted: string[] = [];
     try {
       // The upstream takes each code, the log refuses to record it (and every batch that carries a `Routed`).
@@ -145,8 +150,7 @@ describe('files refusing writes for a while (embedded service)', () => {
 
   it('the state file: sends go on; once it takes writes again every OTP is delivered, each submitted once', async () => {
     const s = await service();
-    const state = new Database(join(s.dir, 'state.db'));
-    state.pragma('busy_timeout = 5000');
+    const state = s.open('state.db');
     try {
       const before = await Promise.all(Array.from({ length: 20 }, s.send));
       // Every table of the file: the bus's topics and offsets, the relay's checkpoints, the dispatcher's windows and parked rows, kept receipts.
@@ -175,8 +179,7 @@ describe('files refusing writes for a while (embedded service)', () => {
 
   it('the read models: sends go on, a read that waits for them answers 503 with when to retry; then balance and statuses are right', async () => {
     const s = await service();
-    const readModels = new Database(join(s.dir, 'read-models.db'));
-    readModels.pragma('busy_timeout = 5000');
+    const readModels = s.open('read-models.db');
     try {
       const before = await Promise.all(Array.from({ length: 10 }, s.send));
       const lift = refuseAllWrites(readModels);
@@ -214,8 +217,7 @@ describe('files refusing writes for a while (embedded service)', () => {
     });
     await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', r));
     const s = await service({ NEXO_WEBHOOK_PRIVATE_ADDRESSES: 'allow' });
-    const webhooks = new Database(join(s.dir, 'webhooks.db'));
-    webhooks.pragma('busy_timeout = 5000');
+    const webhooks = s.open('webhooks.db');
     try {
       const url = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}/hook`;
       expect((await put(s.base, '/api/v1/webhook', s.key, { url })).status).toBe(200);
