@@ -192,8 +192,12 @@ export class KafkaMessageBus implements MessageBus {
         if (!logger) return;
         const { message, ...fields } = entry.log;
         const line = { ...fields, namespace: entry.namespace };
-        if (entry.level === logLevel.ERROR) logger.error(line, message);
-        else if (entry.level === logLevel.WARN) logger.warn(line, message);
+        // kafkajs logs each failed try of what it will try again at error level: a broker out of reach
+        // for a minute is hundreds of error lines. They are warnings; when kafkajs gives up, the failure
+        // reaches the caller (a publish, a consumer's crash), which logs it as the error.
+        const retried = 'retryCount' in fields;
+        if (entry.level === logLevel.ERROR && !retried) logger.error(line, message);
+        else if (entry.level <= logLevel.WARN) logger.warn(line, message);
         else if (entry.level === logLevel.INFO) logger.info(line, message);
         else logger.debug(line, message);
       },

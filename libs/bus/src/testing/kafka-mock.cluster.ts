@@ -23,6 +23,19 @@ export interface KafkaMockCluster {
    * so open connections drop and new ones are closed as soon as they open.
    */
   kill(): Promise<void>;
+  /**
+   * The network to the broker fails while the broker keeps its topics,
+   * offsets and groups: every open connection drops and new ones are closed
+   * as soon as they open, until `reconnect()`.
+   */
+  disconnect(): void;
+  reconnect(): void;
+  /**
+   * The broker hangs (SIGSTOP): connections open and requests go out, and
+   * nothing answers until `thaw()` (SIGCONT), when it goes on where it was.
+   */
+  freeze(): void;
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -44,7 +57,12 @@ export async function startKafkaMockCluster(): Promise<KafkaMockCluster> {
   return {
     brokers: [`127.0.0.1:${proxy.port}`],
     kill: () => kill(kcat, 'SIGKILL'),
+    disconnect: () => proxy.cut(true),
+    reconnect: () => proxy.cut(false),
+    freeze: () => void kcat.kill('SIGSTOP'),
+    thaw: () => void kcat.kill('SIGCONT'),
     async stop() {
+      kcat.kill('SIGCONT');
       await proxy.close();
       await kill(kcat);
     },
@@ -89,10 +107,15 @@ async function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Pr
   clearTimeout(force);
 }
 
-async function startProxy(upstreamPort: number): Promise<{ port: number; close(): Promise<void> }> {
+async function startProxy(upstreamPort: number): Promise<{ port: number; cut(on: boolean): void; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   let port = 0;
+  let cut = false;
   const server: Server = createServer((client) => {
+    if (cut) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(upstreamPort, '127.0.0.1');
     sockets.add(client).add(upstream);
     const drop = () => {
@@ -122,6 +145,10 @@ async function startProxy(upstreamPort: number): Promise<{ port: number; close()
   port = (server.address() as { port: number }).port;
   return {
     port,
+    cut(on) {
+      cut = on;
+      if (on) for (const s of sockets) s.destroy();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
