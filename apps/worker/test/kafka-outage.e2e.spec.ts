@@ -26,19 +26,18 @@ import { accountDecider, accountStream } from '#domain';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createLogger, linesInto } from '#observability';
 import { AesGcmCipher, newId } from '#security';
-import { loadWorkerConfig } from '#worker';
 import { until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
 import { describeWithKcat, probeUntilNotReady, sleep } from '../../../libs/bus/src/testing/kafka-test.support.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
+import { distributedWorkerConfig, FAST_KAFKA } from './distributed.harness.js';
 import { appendSend, nextPhone, readLedger } from './pipeline.harness.js';
 
 const BEFORE = 10;
 const DURING = 20;
 /** Longer than the group's session timeout (2.5 s), kafkajs's retries (~2 s here) and a request timeout (5 s). */
 const OUTAGE_MS = 12_000;
-const FAST_KAFKA = { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 };
 
 describeWithKcat('the distributed worker while Kafka is out of reach', () => {
   let cluster: KafkaMockCluster | undefined;
@@ -57,17 +56,7 @@ describeWithKcat('the distributed worker while Kafka is out of reach', () => {
     dir = mkdtempSync(join(tmpdir(), 'nexo-kafka-outage-'));
     esdb = await FakeEventStoreDb.start();
     cluster = await startKafkaMockCluster();
-    const config = loadWorkerConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      ESDB_URL: esdb.url,
-      KAFKA_BROKERS: cluster.brokers.join(','),
-      NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
-      NEXO_PHONE_PEPPER: pepper.toString('hex'),
-      NEXO_WORKER_DB_FILE: join(dir, 'worker.db'),
-      NEXO_RELAY: 'true',
-      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0 } }] }),
-    });
+    const config = distributedWorkerConfig({ esdbUrl: esdb.url, brokers: cluster.brokers, cipherKey, pepper, dbFile: join(dir, 'worker.db') });
     worker = await startWorkerProcess(config, createLogger({ level: 'warn', destination: linesInto(logs) }), {
       kafka: { ...FAST_KAFKA, requestTimeoutMs: 5_000, connectionTimeoutMs: 1_000 },
     });

@@ -15,15 +15,14 @@ import { accountDecider, accountStream, otpStream, parseVnMobile, phoneWindowDec
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createLogger, linesInto } from '#observability';
 import { AesGcmCipher, newId, phoneHash } from '#security';
-import { loadWorkerConfig } from '#worker';
 import { until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
+import { distributedWorkerConfig, FAST_KAFKA } from './distributed.harness.js';
 import { appendSend, nextPhone } from './pipeline.harness.js';
 
 const INTERVAL_S = 8;
-const KAFKA = { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 };
 
 describe('a phone handed to another dispatcher keeps its window (I8)', () => {
   let cluster: KafkaMockCluster | undefined;
@@ -38,20 +37,16 @@ describe('a phone handed to another dispatcher keeps its window (I8)', () => {
 
   const startWorker = (name: string) =>
     startWorkerProcess(
-      loadWorkerConfig({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        ESDB_URL: esdb!.url,
-        KAFKA_BROKERS: cluster!.brokers.join(','),
-        NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
-        NEXO_PHONE_PEPPER: pepper.toString('hex'),
-        NEXO_PHONE_INTERVAL_SECONDS: String(INTERVAL_S),
-        NEXO_WORKER_DB_FILE: join(dir, `${name}.db`),
-        NEXO_RELAY: 'true',
-        NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0 } }] }),
+      distributedWorkerConfig({
+        esdbUrl: esdb!.url,
+        brokers: cluster!.brokers,
+        cipherKey,
+        pepper,
+        dbFile: join(dir, `${name}.db`),
+        env: { NEXO_PHONE_INTERVAL_SECONDS: String(INTERVAL_S) },
       }),
       createLogger({ level: 'warn', destination: linesInto(logs) }),
-      { kafka: KAFKA },
+      { kafka: FAST_KAFKA },
     ).then((w) => (workers.push(w), w));
 
   beforeAll(async () => {

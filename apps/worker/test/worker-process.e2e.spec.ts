@@ -16,17 +16,15 @@ import { accountDecider, accountStream } from '#domain';
 import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
 import { createLogger, linesInto } from '#observability';
 import { AesGcmCipher, newId } from '#security';
-import { loadWorkerConfig } from '#worker';
 import { freePort, until } from '#testing';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
 import { probeUntilNotReady } from '../../../libs/bus/src/testing/kafka-test.support.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
+import { distributedWorkerConfig, FAST_KAFKA } from './distributed.harness.js';
 import { appendSend, nextPhone } from './pipeline.harness.js';
 
 const OTPS = 12;
-// The mock holds a group for the session timeout after a member leaves; short timings keep joins quick.
-const FAST_KAFKA = { heartbeatIntervalMs: 500, sessionTimeoutMs: 2_500, rebalanceTimeoutMs: 5_000, maxWaitTimeMs: 100, retryDelayMs: 100, maxRetryDelayMs: 400 };
 
 describe('the distributed worker on Kafka and EventStoreDB', () => {
   let cluster: KafkaMockCluster | undefined;
@@ -44,17 +42,7 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
     // stops it, instead of its server keeping jest from ever exiting.
     esdb = await FakeEventStoreDb.start();
     cluster = await startKafkaMockCluster();
-    const config = loadWorkerConfig({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      ESDB_URL: esdb.url,
-      KAFKA_BROKERS: cluster.brokers.join(','),
-      NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
-      NEXO_PHONE_PEPPER: pepper.toString('hex'),
-      NEXO_WORKER_DB_FILE: join(dir, 'worker.db'),
-      NEXO_RELAY: 'true',
-      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0 } }] }),
-    });
+    const config = distributedWorkerConfig({ esdbUrl: esdb.url, brokers: cluster.brokers, cipherKey, pepper, dbFile: join(dir, 'worker.db') });
     const logger = createLogger({
       level: 'warn',
       destination: linesInto(logs),
@@ -111,14 +99,14 @@ describe('the distributed worker on Kafka and EventStoreDB', () => {
     const restore = esdb!.slowForwardLogReads(1_000);
     let started = false;
     const starting = startWorkerProcess(
-      loadWorkerConfig({
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        ESDB_URL: esdb!.url,
-        KAFKA_BROKERS: cluster!.brokers.join(','),
-        NEXO_CIPHER_KEYS: `k1:${cipherKey.toString('hex')}`,
-        NEXO_PHONE_PEPPER: pepper.toString('hex'),
-        NEXO_WORKER_DB_FILE: join(dir, 'catching-up.db'),
+      distributedWorkerConfig({
+        esdbUrl: esdb!.url,
+        brokers: cluster!.brokers,
+        cipherKey,
+        pepper,
+        dbFile: join(dir, 'catching-up.db'),
+        relay: false,
+        env: { PORT: String(port) },
       }),
       createLogger({ level: 'warn', destination: linesInto(logs) }),
       { kafka: FAST_KAFKA },
