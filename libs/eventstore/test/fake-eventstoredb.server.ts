@@ -65,24 +65,31 @@ export class FakeEventStoreDb {
   private appends = 0;
   readonly subscriptions: SubscriptionStats[] = [];
 
-  private constructor(
-    private readonly server: grpc.Server,
-    readonly port: number,
-  ) {}
+  private server: grpc.Server | undefined;
+  private boundPort = 0;
+
+  private constructor(private readonly options: FakeOptions) {}
 
   static async start(options: FakeOptions = {}): Promise<FakeEventStoreDb> {
+    const fake = new FakeEventStoreDb(options);
+    await fake.listen(0);
+    // The real server writes system events of its own from the start.
+    fake.writeSystemEvent();
+    return fake;
+  }
+
+  private async listen(port: number): Promise<void> {
     const server = new grpc.Server();
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
+    this.boundPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
     );
-    const fake = new FakeEventStoreDb(server, port);
     server.addService(streamsGrpc.StreamsService, {
       append: (call: grpc.ServerReadableStream<Streams.AppendReq, Streams.AppendResp>, callback: grpc.sendUnaryData<Streams.AppendResp>) =>
-        fake.onAppend(call, callback),
-      read: (call: grpc.ServerWritableStream<Streams.ReadReq, Streams.ReadResp>) => fake.onRead(call),
-      batchAppend: (call: grpc.ServerDuplexStream<Streams.BatchAppendReq, Streams.BatchAppendResp>) => fake.onBatchAppend(call),
+        this.onAppend(call, callback),
+      read: (call: grpc.ServerWritableStream<Streams.ReadReq, Streams.ReadResp>) => this.onRead(call),
+      batchAppend: (call: grpc.ServerDuplexStream<Streams.BatchAppendReq, Streams.BatchAppendResp>) => this.onBatchAppend(call),
     });
-    if (options.batchAppend ?? true) {
+    if (this.options.batchAppend ?? true) {
       server.addService(featuresGrpc.ServerFeaturesService, {
         getSupportedMethods: (_call: unknown, callback: grpc.sendUnaryData<InstanceType<typeof featuresPb.SupportedMethods>>) => {
           const batch = new featuresPb.SupportedMethod().setServiceName('event_store.client.streams.Streams').setMethodName('BatchAppend');
@@ -90,9 +97,11 @@ export class FakeEventStoreDb {
         },
       });
     }
-    // The real server writes system events of its own from the start.
-    fake.writeSystemEvent();
-    return fake;
+    this.server = server;
+  }
+
+  get port(): number {
+    return this.boundPort;
   }
 
   get url(): string {
@@ -101,8 +110,18 @@ export class FakeEventStoreDb {
 
   /** Stops the server at once, as a crash would: open calls fail, new ones find nothing listening. */
   stop(): Promise<void> {
-    this.server.forceShutdown();
+    this.server?.forceShutdown();
+    this.server = undefined;
     return Promise.resolve();
+  }
+
+  /**
+   * After `stop()`: listens again on the same port with the log it had, as a
+   * node that was down (or out of reach) and comes back with its data.
+   */
+  async restart(): Promise<void> {
+    if (this.server) throw new Error('the fake EventStoreDB is running');
+    await this.listen(this.boundPort);
   }
 
   /** A `$statsCollected`-like record: $-typed, in a $-stream, between the application's events. */
