@@ -150,12 +150,13 @@ describe("every documented operation's errors have API.md's shape and status", (
     expect(checked).toBeGreaterThanOrEqual(5);
   });
 
-  it('429 answers carry the Retry-After header the document declares, every secured operation lists 429, and every API operation with errors lists 500 internal', async () => {
+  it('429 and 503 answers carry the Retry-After header the document declares, every secured operation lists 429, and every API operation with errors lists 500 and 503 internal', async () => {
     const ops = await documented();
     for (const [route, op] of ops) {
       const codes = Object.keys(op.responses ?? {}).filter((c) => c >= '400');
-      if (route.includes(' /api/') && codes.length > 0) expect({ route, internal: codes.includes('500') }).toEqual({ route, internal: true });
-      if (codes.includes('429')) expect({ route, headers: Object.keys(op.responses!['429'].headers ?? {}) }).toEqual({ route, headers: ['Retry-After'] });
+      if (route.includes(' /api/') && codes.length > 0) expect({ route, internal: codes.includes('500') && codes.includes('503') }).toEqual({ route, internal: true });
+      // (A probe's 503 is readiness, not a retry: /health/ready declares no Retry-After.)
+      for (const c of ['429', '503'].filter((x) => codes.includes(x) && (x === '429' || route.includes(' /api/')))) expect({ route, c, headers: Object.keys(op.responses![c].headers ?? {}) }).toEqual({ route, c, headers: ['Retry-After'] });
       // Every request with a key takes a token of its rate, whatever the route.
       if ((op.security ?? []).length > 0) expect({ route, keyLimited: codes.includes('429') }).toEqual({ route, keyLimited: true });
     }

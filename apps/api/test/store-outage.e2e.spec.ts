@@ -27,7 +27,7 @@ import { ledgerProcess } from '../../ledger/test/ledger-test-kit.js';
 /** Voice answered in 0.5-1 s, SMS in 0.15-4.5 s: the OTPs are still in flight when the outage starts. */
 const CARRIERS = JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.1, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] });
 const OUTAGE_MS = 3_000;
-const REFUSED = { status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } };
+const REFUSED = { status: 503, body: { ok: false, error: 'internal', message: 'the event log is unavailable; nothing was changed, try again' } };
 const refuseWrites = (table: string, op = 'INSERT', when = '') =>
   `CREATE TRIGGER "outage_${table}_${op}" BEFORE ${op} ON "${table}" ${when} BEGIN SELECT RAISE(ABORT, 'disk I/O error (test outage)'); END`;
 

@@ -11,13 +11,18 @@ const errorRef = { $ref: '#/components/schemas/Error' };
 const retryAfter = { 'Retry-After': { description: 'seconds until a retry can succeed, as retry_after in the body', required: true, schema: { type: 'integer', minimum: 1 } } };
 /**
  * The operation's error answers; any operation can also answer 500 `internal` (API.md: a bug, nothing
- * half-done left behind), and any that takes a key (401) 429 `rate_limited`: the key's request rate.
+ * half-done left behind) and 503 `internal` with Retry-After (briefly unavailable, nothing done: README,
+ * API edges), and any that takes a key (401) 429 `rate_limited`: the key's request rate.
  */
+const DESCRIPTIONS: Record<number, string> = {
+  500: 'internal: a bug; nothing half-done is left behind',
+  503: 'internal: briefly unavailable (starting, shutting down, the read models or the event log behind or unreachable); nothing was changed, retry after Retry-After',
+};
 const errors = (...codes: number[]) =>
   Object.fromEntries(
-    [...new Set([...codes, ...(codes.includes(401) ? [429] : []), 500])].map((c) => [
+    [...new Set([...codes, ...(codes.includes(401) ? [429] : []), 500, 503])].map((c) => [
       String(c),
-      { description: c === 500 ? 'internal: a bug; nothing half-done is left behind' : 'error', ...(c === 429 ? { headers: retryAfter } : {}), content: { 'application/json': { schema: errorRef } } },
+      { description: DESCRIPTIONS[c] ?? 'error', ...(c === 429 || c === 503 ? { headers: retryAfter } : {}), content: { 'application/json': { schema: errorRef } } },
     ]),
   );
 /** An answer and its schema (`../http/responses.ts`, which the contract test checks real answers against). */

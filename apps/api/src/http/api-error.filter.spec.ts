@@ -1,5 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import { DomainError } from '#domain';
+import { StoreUnavailableError } from '#eventstore';
 import { ProjectionBehindError } from '#projections';
 import { toErrorBody } from './api-error.filter.js';
 
@@ -20,6 +21,15 @@ describe('toErrorBody: every error as API.md shapes it', () => {
     expect(toErrorBody(new ProjectionBehindError('projections did not reach position 74 within 5000 ms (at 5)'))).toEqual({
       status: 503,
       body: { ok: false, error: 'internal', message: 'the read models are behind the log; nothing was changed, try again' },
+      headers: { 'retry-after': '1' },
+    });
+  });
+
+  it('answers an event log that does not take the write (unreachable, closed, a full disk) with 503 and when to retry, not as a bug', () => {
+    const refused = new StoreUnavailableError('append failed; nothing in this batch was written', { cause: new Error('database or disk is full') });
+    expect(toErrorBody(refused)).toEqual({
+      status: 503,
+      body: { ok: false, error: 'internal', message: 'the event log is unavailable; nothing was changed, try again' },
       headers: { 'retry-after': '1' },
     });
   });

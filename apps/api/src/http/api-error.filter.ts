@@ -6,6 +6,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, NotFoundException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, type ErrorCode } from '#domain';
+import { StoreUnavailableError } from '#eventstore';
 import { ProjectionBehindError } from '#projections';
 import type { Logger } from '#observability';
 import { type ErrorBody, STATUS_BY_CODE } from './api-error.js';
@@ -35,6 +36,15 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
     return {
       status: 503,
       body: { ok: false, error: 'internal', message: 'the read models are behind the log; nothing was changed, try again' },
+      headers: { 'retry-after': '1' },
+    };
+  }
+  if (error instanceof StoreUnavailableError) {
+    // The event log did not take the write (unreachable, closed, its disk full): not a bug and not for
+    // good. Same answer as the other 503s; the log line stays an error (see sendError).
+    return {
+      status: 503,
+      body: { ok: false, error: 'internal', message: 'the event log is unavailable; nothing was changed, try again' },
       headers: { 'retry-after': '1' },
     };
   }
@@ -69,7 +79,9 @@ function clientMessage(error: unknown): string {
 
 export function sendError(reply: FastifyReply, request: FastifyRequest | undefined, error: unknown, logger: Logger): void {
   const { status, body, headers } = toErrorBody(error);
-  if (status === 503) logger.warn({ err: error, reqId: request?.id, route: request?.routeOptions?.url }, 'request refused for now');
+  // A 503 is the service briefly busy (starting, draining, read models behind): a warning. The event log
+  // refusing writes is an outage an operator must see, whatever the status says to the client.
+  if (status === 503 && !(error instanceof StoreUnavailableError)) logger.warn({ err: error, reqId: request?.id, route: request?.routeOptions?.url }, 'request refused for now');
   else if (status >= 500) logger.error({ err: error, reqId: request?.id, route: request?.routeOptions?.url }, 'request failed');
   if (headers) void reply.headers(headers);
   void reply.status(status).type('application/json; charset=utf-8').send(body);
