@@ -107,9 +107,17 @@ export class ConcurrencyError extends Error {
 
 /** The store is closed or unreachable. */
 export class StoreUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * Of a failed append: `no` when it surely wrote nothing (refused before it was sent, a local
+   * transaction rolled back); `unknown` when the store may have recorded it without confirming
+   * (a timeout or a dropped connection after the request went out).
+   */
+  readonly written: 'no' | 'unknown';
+
+  constructor(message: string, options?: { cause?: unknown; written?: 'no' | 'unknown' }) {
     super(message, options);
     this.name = 'StoreUnavailableError';
+    this.written = options?.written ?? 'no';
   }
 }
 

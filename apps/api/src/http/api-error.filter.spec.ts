@@ -32,6 +32,12 @@ describe('toErrorBody: every error as API.md shapes it', () => {
       body: { ok: false, error: 'internal', message: 'the event log is unavailable; nothing was changed, try again' },
       headers: { 'retry-after': '1' },
     });
+    // A write the log may have taken without confirming it (EventStoreDB's deadline passed): not "nothing was changed".
+    expect(toErrorBody(new StoreUnavailableError('EventStoreDB unavailable: deadline exceeded', { written: 'unknown' })).body).toEqual({
+      ok: false,
+      error: 'internal',
+      message: 'the event log did not confirm the write, which may have been recorded; retry with the same Idempotency-Key, which answers what was done',
+    });
   });
 
   it('answers what the framework refuses as invalid_request or not_found, and anything else as internal without its text', () => {

@@ -41,12 +41,13 @@ export function toErrorBody(error: unknown): { status: number; body: ErrorBody; 
   }
   if (error instanceof StoreUnavailableError) {
     // The event log did not take the write (unreachable, closed, its disk full): not a bug and not for
-    // good. Same answer as the other 503s; the log line stays an error (see sendError).
-    return {
-      status: 503,
-      body: { ok: false, error: 'internal', message: 'the event log is unavailable; nothing was changed, try again' },
-      headers: { 'retry-after': '1' },
-    };
+    // good. Same answer as the other 503s; the log line stays an error (see sendError). When the log
+    // may have taken it without confirming, the answer must not say nothing was done.
+    const message =
+      error.written === 'unknown'
+        ? 'the event log did not confirm the write, which may have been recorded; retry with the same Idempotency-Key, which answers what was done'
+        : 'the event log is unavailable; nothing was changed, try again';
+    return { status: 503, body: { ok: false, error: 'internal', message }, headers: { 'retry-after': '1' } };
   }
   const status = error instanceof HttpException ? error.getStatus() : httpStatusOf(error);
   if (status !== undefined && status >= 400 && status < 500) {

@@ -181,6 +181,13 @@ describe('EventStoreDB vendor values and errors in port terms', () => {
       expect(ours).toBeInstanceOf(StoreUnavailableError);
       expect((ours as StoreUnavailableError).cause).toBe(vendor);
     }
+    // Of an append: written "no" when it never went out, "unknown" when the node may have taken it without answering.
+    const append = { streamId: 'account-1', expected: 3n } as const;
+    const notSent = Object.assign(new Error('14 UNAVAILABLE: No connection established. Last error: null.'), { code: 14 });
+    expect(translateError(notSent, append)).toMatchObject({ name: 'StoreUnavailableError', written: 'no' });
+    expect(translateError(new DeadlineExceededError(), append)).toMatchObject({ name: 'StoreUnavailableError', written: 'unknown' });
+    expect(translateError(new UnavailableError(), append)).toMatchObject({ name: 'StoreUnavailableError', written: 'unknown' });
+    expect(translateError(new DeadlineExceededError())).toMatchObject({ written: 'no' });
     const denied = new AccessDeniedError();
     expect(translateError(denied)).toBe(denied);
     const bug = new TypeError('bug');

@@ -33,6 +33,8 @@ const UNAVAILABLE = new Set<unknown>([
 ]);
 /** gRPC status codes of a vendor error that reached us unconverted: CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE. */
 const UNAVAILABLE_CODES = new Set<unknown>([1, 4, 14]);
+/** Failures before a request could go out: no node found, no connection. */
+const NOT_SENT = /Failed to discover|No connection established/;
 
 export function closedError(): StoreUnavailableError {
   return new StoreUnavailableError('event store is closed');
@@ -67,8 +69,10 @@ export function translateError(error: unknown, append?: { streamId: string; expe
   if (type === ErrorType.WRONG_EXPECTED_VERSION && append) {
     return new ConcurrencyError(append.streamId, append.expected, toActualRevision((error as { actualVersion?: unknown }).actualVersion));
   }
-  if (UNAVAILABLE.has(type) || UNAVAILABLE_CODES.has(code) || /Failed to discover/.test(error.message)) {
-    return new StoreUnavailableError(`EventStoreDB unavailable: ${error.message}`, { cause: error });
+  if (UNAVAILABLE.has(type) || UNAVAILABLE_CODES.has(code) || NOT_SENT.test(error.message)) {
+    // An append that failed once it had gone out (a deadline, a dropped connection) may have been written.
+    const written = append && !NOT_SENT.test(error.message) ? 'unknown' : 'no';
+    return new StoreUnavailableError(`EventStoreDB unavailable: ${error.message}`, { cause: error, written });
   }
   return error;
 }
