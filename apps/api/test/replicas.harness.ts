@@ -12,6 +12,8 @@ export interface Replicas {
   a: TestServer;
   b: TestServer;
   log: EventStore;
+  /** The node both replicas use: stop and restart it for an outage. */
+  esdb: FakeEventStoreDb;
   /** The phone pepper both replicas hash with. */
   pepper: Buffer;
   stop(): Promise<void>;
@@ -41,5 +43,5 @@ export async function startReplicas(): Promise<Replicas> {
     await stop();
     throw error;
   }
-  return { a: started[0], b: started[1], log, pepper, stop };
+  return { a: started[0], b: started[1], log, esdb, pepper, stop };
 }
