@@ -3,6 +3,7 @@
  * bus and an SQLite store, on the in-memory chain (reorgs, outages and range
  * limits on demand). The ganache tests in ../test cover a real node and HTTP.
  */
+import { BusError, type MessageBus, type OutgoingMessage } from '#bus';
 import { type ChainConfig, InMemoryChain, parseChainsConfig } from '#chain';
 import { DepositNode } from './testing/deposit-node.fixture.js';
 
@@ -93,6 +94,42 @@ describe('chain listener and deposit consumer', () => {
     }
     expect(node.balance('acc_a')).toBe(3_000_000n);
     expect(node.logs.some((l) => l.includes('chain listener step failed'))).toBe(true);
+  });
+
+  it('keeps its cursor while the bus refuses its steps (Kafka down), and credits the transfer once when the bus takes them again', async () => {
+    let refusing = false;
+    let refused = 0;
+    // The listener's bus: the fixture's, refusing to publish while `refusing`, as the Kafka adapter does with no broker.
+    const bus = {
+      publish: (topic: string, messages: readonly OutgoingMessage[]) => {
+        if (!refusing) return node.bus.publish(topic, messages);
+        refused++;
+        return Promise.reject(new BusError('unavailable', 'kafka: publishing 1 message(s) to nexo.chain.transfers failed: Closed connection'));
+      },
+    } as unknown as MessageBus;
+    const s = setup({ maxBackoffMs: 150, bus });
+    node = s.node;
+    const a = await node.openAccount('acc_a');
+    node.newListener();
+    await node.startConsumer();
+    await node.listener!.step();
+    const before = await node.listener!.cursor();
+    refusing = true;
+    node.listener!.start();
+    s.client.mine([{ token: USDT, from: PAYER, to: a, amount: 3_000_000n }]);
+    for (let i = 0; i < 100 && refused < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(refused).toBeGreaterThanOrEqual(3);
+    expect(node.listener!.lastError).toMatch(/Closed connection/);
+    expect(await node.listener!.cursor()).toEqual(before);
+    expect(node.balance('acc_a')).toBe(0n);
+    refusing = false;
+    for (let i = 0; i < 100 && node.balance('acc_a') === 0n; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      await node.caughtUp();
+    }
+    expect(node.balance('acc_a')).toBe(3_000_000n);
+    await pollUntilCaughtUp(node);
+    expect(await credits(node, 'acc_a')).toHaveLength(1);
   });
 
   it('splits a range the node refuses and credits everything in it, 18-decimal dust recorded', async () => {
