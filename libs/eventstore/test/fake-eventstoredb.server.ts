@@ -121,7 +121,15 @@ export class FakeEventStoreDb {
    */
   async restart(): Promise<void> {
     if (this.server) throw new Error('the fake EventStoreDB is running');
-    await this.listen(this.boundPort);
+    // Freed, the port could have been given to a client's outgoing connection meanwhile: try for a while.
+    for (let tries = 1; ; tries++) {
+      try {
+        return await this.listen(this.boundPort);
+      } catch (error) {
+        if (tries >= 30) throw new Error(`the fake EventStoreDB could not listen on its port ${this.boundPort} again`, { cause: error });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   /** A `$statsCollected`-like record: $-typed, in a $-stream, between the application's events. */

@@ -69,10 +69,10 @@ export function translateError(error: unknown, append?: { streamId: string; expe
   if (type === ErrorType.WRONG_EXPECTED_VERSION && append) {
     return new ConcurrencyError(append.streamId, append.expected, toActualRevision((error as { actualVersion?: unknown }).actualVersion));
   }
-  if (UNAVAILABLE.has(type) || UNAVAILABLE_CODES.has(code) || NOT_SENT.test(error.message)) {
+  const notSent = NOT_SENT.test(error.message);
+  if (UNAVAILABLE.has(type) || UNAVAILABLE_CODES.has(code) || notSent) {
     // An append that failed once it had gone out (a deadline, a dropped connection) may have been written.
-    const written = append && !NOT_SENT.test(error.message) ? 'unknown' : 'no';
-    return new StoreUnavailableError(`EventStoreDB unavailable: ${error.message}`, { cause: error, written });
+    return new StoreUnavailableError(`EventStoreDB unavailable: ${error.message}`, { cause: error, written: append && !notSent ? 'unknown' : 'no' });
   }
   return error;
 }
