@@ -170,6 +170,51 @@ describe('webhook thread', () => {
   });
 });
 
+describe('webhook thread that dies', () => {
+  it('is started again by itself: not ready meanwhile, then every webhook of the OTPs sent meanwhile delivered, none twice', async () => {
+    const sink = await webhookSink();
+    const server = await startServer({
+      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+    });
+    const hooksOf = (ids: string[]) =>
+      until(`two webhooks each for ${ids.length} OTPs`, async () => ids.every((id) => sink.hooks.filter((h) => JSON.parse(h.body).id === id).length >= 2) || undefined, {
+        timeoutMs: 15_000,
+        everyMs: 25,
+      });
+    try {
+      const { api_key } = await signup(server.base);
+      await fetch(`${server.base}/api/v1/webhook`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ url: sink.url }),
+      });
+      const send = async (prefix: string) => (await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone(prefix), code: '303030' })).json()).id as string;
+      const before = await send('098');
+      await hooksOf([before]);
+      // A moment for the thread to record them delivered: a crash between a POST and its record sends it again (at least once).
+      await new Promise((r) => setTimeout(r, 300));
+
+      await server.running.core.webhookThread!.crash();
+      expect((await get(server.base, '/health/ready')).status).toBe(503);
+      // Sends go on meanwhile; their webhooks wait in the log.
+      const during = [await send('086'), await send('094'), await send('097')];
+      await hooksOf(during);
+      await until('ready again', async () => (await get(server.base, '/health/ready')).status === 200 || undefined, { timeoutMs: 10_000, everyMs: 50 });
+      const logged = server.logs.map((l) => JSON.parse(l) as { level: number; msg: string; restartInMs?: number });
+      expect(logged.filter((l) => l.msg.startsWith('the webhook thread stopped'))).toEqual([expect.objectContaining({ level: 50, restartInMs: 1_000 })]);
+      expect(logged.filter((l) => l.msg === 'webhook thread started')).toHaveLength(2);
+
+      await new Promise((r) => setTimeout(r, 300));
+      const ids = sink.hooks.map((h) => JSON.parse(h.body).event_id);
+      expect(ids).toHaveLength(8);
+      expect(new Set(ids).size).toBe(8);
+    } finally {
+      await server.stop();
+      await sink.close();
+    }
+  });
+});
+
 describe('delivery pipeline, failures refund', () => {
   let server: TestServer;
   afterEach(async () => server.stop());

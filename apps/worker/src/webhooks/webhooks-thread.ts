@@ -9,7 +9,8 @@
  * the relay beside the other consumers leaves that topic out), into a file
  * only it writes. What crosses between the threads: attempt outcomes (for
  * the API's Prometheus registry), log lines (written by the API's logger),
- * and, on request, backlog and consumer lag.
+ * and, on request, backlog and consumer lag. A thread that dies is started
+ * again (WebhooksThread below).
  */
 import { Worker } from 'node:worker_threads';
 import { threadScriptUrl } from '#eventstore';
@@ -54,30 +55,115 @@ export interface WebhooksThreadOptions extends WebhooksThreadData {
 
 /** How long `stop` lets the thread finish the requests in flight before ending it. */
 const STOP_TIMEOUT_MS = 30_000;
+/** After the thread dies: the first wait before starting it again, doubled per death in a row up to the last. */
+const FIRST_RESTART_MS = 1_000;
+const MAX_RESTART_MS = 60_000;
+/** A thread that ran this long before it died had a one-off failure: the next restart waits FIRST_RESTART_MS again. */
+const STABLE_MS = 60_000;
 
+/**
+ * The webhook sender's thread, started again whenever it dies (a bug's uncaught error, its heap
+ * limit, its file failing): its relay resumes from its checkpoint in its own file, so what it had
+ * not sent waits in the log meanwhile and goes out once it runs again. While it is down (the wait
+ * and the new thread's start) `healthy()` is false, which readiness reports.
+ */
 export class WebhooksThread implements WebhookSender {
-  private readonly worker: Worker;
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve(lag: number): void; reject(error: Error): void }>();
-  private lastBacklog = 0;
-  private failure: Error | undefined;
+  private run: ThreadRun;
+  private down: Error | undefined;
   private stopping = false;
-  private readonly exited: Promise<void>;
-  private readonly ready: Promise<void>;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restartMs = FIRST_RESTART_MS;
 
   /** Starts the thread; resolves once its relay and sender run (rejects with its start error). */
   static async start(options: WebhooksThreadOptions): Promise<WebhooksThread> {
-    const thread = new WebhooksThread(options);
+    const run = new ThreadRun(options);
     try {
-      await thread.ready;
+      await run.ready;
     } catch (error) {
-      await thread.exited;
+      await run.exited;
       throw error;
     }
-    return thread;
+    return new WebhooksThread(options, run);
   }
 
-  private constructor(options: WebhooksThreadOptions) {
+  private constructor(
+    private readonly options: WebhooksThreadOptions,
+    run: ThreadRun,
+  ) {
+    this.run = run;
+    this.watch(run);
+  }
+
+  private watch(run: ThreadRun): void {
+    const startedAt = Date.now();
+    void run.exited.then((error) => {
+      if (this.stopping) return;
+      this.down = error;
+      if (Date.now() - startedAt >= STABLE_MS) this.restartMs = FIRST_RESTART_MS;
+      const waitMs = this.restartMs;
+      this.restartMs = Math.min(this.restartMs * 2, MAX_RESTART_MS);
+      this.options.logger.error({ err: error, restartInMs: waitMs }, 'the webhook thread stopped; starting it again (webhooks wait in the log meanwhile)');
+      this.restartTimer = setTimeout(() => this.restart(), waitMs);
+    });
+  }
+
+  private restart(): void {
+    this.restartTimer = undefined;
+    if (this.stopping) return;
+    const run = new ThreadRun(this.options);
+    this.run = run;
+    run.ready.then(
+      () => {
+        if (this.run === run && !this.stopping) this.down = undefined;
+      },
+      // Its exit follows, and watch() starts the next one.
+      () => undefined,
+    );
+    this.watch(run);
+  }
+
+  /** Running (false while a thread that died waits to be started again). */
+  healthy(): boolean {
+    return this.down === undefined;
+  }
+
+  /** Deliveries still to be made, as of the last `lag` answer. */
+  backlog(): number {
+    return this.run.lastBacklog;
+  }
+
+  /** Webhook messages not yet consumed (and, as a side effect, a fresh backlog). */
+  lag(): Promise<number> {
+    if (this.down) return Promise.reject(this.down);
+    return this.run.lag();
+  }
+
+  /** Ends the running thread at once, as a crash would; it is started again like after one. For tests. */
+  async crash(): Promise<void> {
+    await this.run.terminate();
+  }
+
+  /** Stops the relay, then the sender (requests in flight finish), then the thread. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    await this.run.stop();
+  }
+}
+
+/** One thread, from its start to its exit. */
+class ThreadRun {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve(lag: number): void; reject(error: Error): void }>();
+  private failure: Error | undefined;
+  private stopping = false;
+  lastBacklog = 0;
+  readonly ready: Promise<void>;
+  /** Resolves, when the thread has exited, with why (an error even for a clean stop, which nobody asks). */
+  readonly exited: Promise<Error>;
+
+  constructor(options: WebhooksThreadOptions) {
     const { logger, metrics, ...data } = options;
     // The default young generation: with an 8 MB one the webhook step's p99 got worse. The
     // old-generation limit only stops a runaway (the relay's facts and the queued rows are bounded).
@@ -91,6 +177,8 @@ export class WebhooksThread implements WebhookSender {
       started = resolve;
       failed = reject;
     });
+    // Nobody may be waiting for `ready` (a restart): its rejection is not unhandled.
+    this.ready.catch(() => undefined);
     this.worker.on('message', (m: FromWebhooksThread) => {
       switch (m.kind) {
         case 'ready':
@@ -130,26 +218,12 @@ export class WebhooksThread implements WebhookSender {
         failed(error);
         for (const p of this.pending.values()) p.reject(error);
         this.pending.clear();
-        if (!this.stopping) {
-          this.failure = error;
-          logger.error({ err: error }, 'the webhook thread stopped; webhooks wait in the log until the service restarts');
-        }
-        resolve();
+        this.failure = error;
+        resolve(error);
       }),
     );
   }
 
-  /** Running (a thread that died sends nothing more until a restart). */
-  healthy(): boolean {
-    return this.failure === undefined;
-  }
-
-  /** Deliveries still to be made, as of the last `lag` answer. */
-  backlog(): number {
-    return this.lastBacklog;
-  }
-
-  /** Webhook messages not yet consumed (and, as a side effect, a fresh backlog). */
   lag(): Promise<number> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
@@ -159,8 +233,13 @@ export class WebhooksThread implements WebhookSender {
     });
   }
 
-  /** Stops the relay, then the sender (requests in flight finish), then the thread. */
+  async terminate(): Promise<void> {
+    await this.worker.terminate();
+    await this.exited;
+  }
+
   async stop(): Promise<void> {
+    if (this.stopping) return void (await this.exited);
     this.stopping = true;
     this.worker.postMessage({ kind: 'stop' } satisfies ToWebhooksThread);
     const timer = setTimeout(() => void this.worker.terminate(), STOP_TIMEOUT_MS);
