@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SqliteEventStore } from '#eventstore';
 import { verifyWebhook } from '#worker';
 import { until } from '#testing';
 import { webhookSink } from '../../worker/test/pipeline.harness.js';
@@ -211,6 +212,39 @@ describe('webhook thread that dies', () => {
     } finally {
       await server.stop();
       await sink.close();
+    }
+  });
+});
+
+describe('log writer thread that dies', () => {
+  it('is started again on the next send: a send refused meanwhile is 503, then sends are taken and every accepted OTP delivered', async () => {
+    const server = await startServer({
+      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+    });
+    try {
+      const { api_key } = await signup(server.base);
+      const send = async () => {
+        const res = await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '404040' });
+        return { status: res.status, body: (await res.json()) as { id?: string; error?: string } };
+      };
+      const accepted = [(await send()).body.id!];
+      const store = server.running.core.store;
+      if (!(store instanceof SqliteEventStore)) throw new Error('the embedded default runs on the SQLite log');
+      await store.crashWriterThread();
+      // Within a second a new thread takes the appends; until then a send is 503 (nothing written) or taken.
+      const after = await until('a send taken again', async () => {
+        const r = await send();
+        expect([200, 503]).toContain(r.status);
+        return r.status === 200 ? r : undefined;
+      }, { timeoutMs: 5_000, everyMs: 100 });
+      accepted.push(after.body.id!, (await send()).body.id!);
+      await until('every accepted OTP delivered', async () => {
+        const statuses = await Promise.all(accepted.map(async (id) => ((await (await get(server.base, `/api/v1/otp/${id}`, api_key)).json()) as { status: string }).status));
+        return statuses.every((st) => st === 'delivered') || undefined;
+      }, { timeoutMs: 15_000, everyMs: 50 });
+      expect((await get(server.base, '/health/ready')).status).toBe(200);
+    } finally {
+      await server.stop();
     }
   });
 });

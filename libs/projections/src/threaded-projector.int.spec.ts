@@ -73,6 +73,22 @@ describe('ThreadedProjector: the default projections on their own thread, into t
     fresh.close();
   });
 
+  it('a thread that dies is started again after a second and catches up from its checkpoints', async () => {
+    await t.put(acct('C'), opened('C'), credited(3, 5_000_000n, T));
+    projector = await start();
+    await projector.crash();
+    // Appends go on while it is down; its lag shows them.
+    for (let i = 0; i < 20; i++) await t.put(acct('C'), sent(`c${i}`, isoAt(T, i)), delivered(`c${i}`, isoAt(T, i + 1)));
+    expect((await projector.lag()).events).toBeGreaterThan(0);
+    expect(errors.map((e) => e.message)).toEqual(['the projector thread exited (code 1); starting it again in 1000 ms']);
+    await projector.waitUntilCaughtUp(5_000);
+    expect((await projector.lag()).events).toBe(0);
+    const reader = openLocalDb(join(t.dir, 'state.db'));
+    attachReadModels(reader, readModelsFile);
+    expect(getBalance(reader, 'C')?.balance).toBe(5_000_000n - 20n * 22_000n);
+    reader.close();
+  });
+
   it('refuses to start, with the reason, when its file cannot be opened', async () => {
     // Its directory would have to be inside a regular file.
     readModelsFile = join(t.file, 'read-models.db');

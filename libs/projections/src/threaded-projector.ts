@@ -21,8 +21,19 @@ export interface ThreadedProjectorOptions extends ProjectorThreadData {
   lagIntervalMs?: number;
 }
 
+/** After the thread dies: the first wait before starting it again, doubled per death in a row up to the last. */
+const FIRST_RESTART_MS = 1_000;
+const MAX_RESTART_MS = 60_000;
+/** A thread that ran this long before it died had a one-off failure: the next restart waits FIRST_RESTART_MS again. */
+const STABLE_MS = 60_000;
+
+/**
+ * A thread that dies (a bug, its heap limit) is started again, 1 s after and twice as late per
+ * death in a row up to a minute: it resumes from the read models' checkpoints, and the lag (so
+ * readiness) shows the time it was down.
+ */
 export class ThreadedProjector implements ProjectionProgress {
-  private readonly worker: Worker;
+  private worker!: Worker;
   private readonly store: EventStore;
   private readonly read: ReadPage;
   private applied = 0n;
@@ -31,21 +42,38 @@ export class ThreadedProjector implements ProjectionProgress {
   private readonly waiters = new PositionWaiters();
   private lagTimer: NodeJS.Timeout | undefined;
   private failure: Error | undefined;
-  private readonly exited: Promise<void>;
+  private exited!: Promise<void>;
   private stopping = false;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private restartMs = FIRST_RESTART_MS;
 
   /** Starts the thread and resolves once it has caught up with the log (as `Projector.catchUp` then `start`). */
   static async start(options: ThreadedProjectorOptions): Promise<ThreadedProjector> {
     const projector = new ThreadedProjector(options);
-    await projector.ready;
+    try {
+      await projector.ready;
+    } catch (error) {
+      // A thread that cannot start is not started again: the caller hears why.
+      await projector.stop();
+      throw error;
+    }
     return projector;
   }
 
-  private readonly ready: Promise<void>;
+  private ready!: Promise<void>;
 
   private constructor(private readonly options: ThreadedProjectorOptions) {
     this.store = options.store;
     this.read = pageReader(options.store);
+    this.spawn();
+    this.lagTimer = setInterval(() => {
+      this.lag().catch(() => undefined);
+    }, options.lagIntervalMs ?? 500);
+    this.lagTimer.unref();
+  }
+
+  private spawn(): void {
+    const { options } = this;
     const data: ProjectorThreadData = {
       logFile: options.logFile,
       readModelsFile: options.readModelsFile,
@@ -53,14 +81,18 @@ export class ThreadedProjector implements ProjectionProgress {
       ...(options.coalesceMs !== undefined ? { coalesceMs: options.coalesceMs } : {}),
     };
     // Pages are applied and dropped, so the heap stays small; the limit only stops a runaway.
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './projector.thread.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 8 } });
+    const worker = new Worker(threadScriptUrl(import.meta.url, './projector.thread.js'), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 8 } });
+    this.worker = worker;
+    const startedAt = Date.now();
     let started: () => void;
     let failed: (error: Error) => void;
     this.ready = new Promise<void>((resolve, reject) => {
       started = resolve;
       failed = reject;
     });
-    this.worker.on('message', (m: FromProjectorThread) => {
+    // After a restart nobody waits for `ready`: its rejection is not unhandled.
+    this.ready.catch(() => undefined);
+    worker.on('message', (m: FromProjectorThread) => {
       switch (m.kind) {
         case 'ready':
           this.progress(m.position, m.checkpoints);
@@ -80,28 +112,36 @@ export class ThreadedProjector implements ProjectionProgress {
           return;
       }
     });
-    this.worker.on('error', (error) => {
+    worker.on('error', (error) => {
       this.failure = error;
       failed(error);
       this.options.onError?.(error);
     });
     this.exited = new Promise((resolve) =>
-      this.worker.once('exit', (code) => {
-        if (this.lagTimer !== undefined) clearInterval(this.lagTimer);
+      worker.once('exit', (code) => {
         const error = new Error(`the projector thread exited (code ${code})`);
         failed(error);
         if (!this.stopping) {
-          // Read models stop moving: the lag grows and readiness fails, as with a failing page.
+          // Read models stop moving meanwhile: the lag grows, and readiness fails once it passes its bound.
           this.failure = error;
-          this.options.onError?.(error);
+          if (Date.now() - startedAt >= STABLE_MS) this.restartMs = FIRST_RESTART_MS;
+          const waitMs = this.restartMs;
+          this.restartMs = Math.min(this.restartMs * 2, MAX_RESTART_MS);
+          this.options.onError?.(new Error(`${error.message}; starting it again in ${waitMs} ms`, { cause: error }));
+          this.restartTimer = setTimeout(() => {
+            this.restartTimer = undefined;
+            if (!this.stopping) this.spawn();
+          }, waitMs);
         }
         resolve();
       }),
     );
-    this.lagTimer = setInterval(() => {
-      this.lag().catch(() => undefined);
-    }, options.lagIntervalMs ?? 500);
-    this.lagTimer.unref();
+  }
+
+  /** Ends the thread at once, as a crash would; it is started again like after one. For tests. */
+  async crash(): Promise<void> {
+    await this.worker.terminate();
+    await this.exited;
   }
 
   private progress(position: bigint, checkpoints: Record<string, bigint>): void {
@@ -153,6 +193,7 @@ export class ThreadedProjector implements ProjectionProgress {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    clearTimeout(this.restartTimer);
     if (this.lagTimer !== undefined) clearInterval(this.lagTimer);
     this.lagTimer = undefined;
     this.worker.postMessage({ kind: 'stop' } satisfies ToProjectorThread);

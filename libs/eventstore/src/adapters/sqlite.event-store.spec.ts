@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
 import { describeEventStoreContract } from '../testing/event-store.contract.js';
-import type { EventData, RecordedEvent } from '../event-store.port.js';
+import { until } from '#testing';
+import type { EventData, RecordedEvent, StoreUnavailableError } from '../event-store.port.js';
 import { SqliteEventStore, type SqliteEventStoreOptions } from './sqlite.event-store.js';
 
 const ev = (type: string, data: unknown = {}): EventData => ({ type, data });
@@ -176,6 +177,33 @@ describe('SQLite event store only', () => {
     expect(b).toMatchObject({ status: 'rejected', reason: { name: 'StoreUnavailableError' } });
     expect(await store.headPosition()).toBe(0n);
     expect(await store.append('a', [ev('Fine')], 'no_stream')).toEqual({ nextExpectedRevision: 0n, position: 1n });
+  });
+
+  it('writer thread that dies: the batch in hand fails as possibly written, and a new thread takes the next appends', async () => {
+    const store = open();
+    expect(await store.append('a', [ev('First')], 'no_stream')).toEqual({ nextExpectedRevision: 0n, position: 1n });
+    // Dies with a batch in hand: committed or not, the caller is told it may have been.
+    const inHand = store.append('b', [ev('InHand')], 'no_stream');
+    await store.crashWriterThread();
+    const outcome = await inHand.then(
+      () => 'written',
+      (error: StoreUnavailableError) => error.written,
+    );
+    expect(['written', 'unknown']).toContain(outcome);
+    // A new thread within a second: appends before it are refused as not written.
+    const next = await until(
+      'an append through a new writer thread',
+      () =>
+        store.append('a', [ev('Second')], 0n).catch((error: unknown) => {
+          expect(error).toMatchObject({ name: 'StoreUnavailableError', written: 'no' });
+          return undefined;
+        }),
+      { timeoutMs: 5_000, everyMs: 100 },
+    );
+    expect(next.nextExpectedRevision).toBe(1n);
+    const types: string[] = [];
+    for await (const e of store.readAll()) types.push(e.type);
+    expect(types.filter((t) => t !== 'InHand')).toEqual(['First', 'Second']);
   });
 
   it('close writes every append accepted before it, then releases the file', async () => {

@@ -115,41 +115,62 @@ function toRecorded(row: EventRow): RecordedEvent {
 }
 
 
-/** Group commits on a worker thread: one batch in flight; what arrives meanwhile forms the next. */
+/** A writer thread that died is started again on the next write, at most this often. */
+const WRITER_RESPAWN_MS = 1_000;
+
+/**
+ * Group commits on a worker thread: one batch in flight; what arrives meanwhile forms the next.
+ * A thread that dies (its heap limit, a bug) fails the batch in hand as possibly written (it may
+ * have committed before it could answer) and is started again on the next write.
+ */
 class ThreadWriter {
-  private readonly worker: Worker;
+  private worker: Worker | undefined;
   private nextId = 1;
   private inFlight: { id: number; resolve(r: WriteResult): void; reject(e: unknown): void } | undefined;
-  private broken: Error | undefined;
-  private exited: Promise<void>;
+  private closing = false;
+  private death: Error | undefined;
+  private spawnedAt = Number.NEGATIVE_INFINITY;
+  private exited: Promise<void> = Promise.resolve();
 
-  constructor(file: string) {
+  constructor(private readonly file: string) {
+    this.spawn();
+  }
+
+  private spawn(): Worker {
     // The thread holds nothing between batches, so its heap stays small; the limit only stops a
     // runaway (messages carry at most MAX_EVENTS_PER_MESSAGE events, unless one append has more).
-    this.worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), { workerData: { file }, resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 8 } });
-    this.worker.unref();
-    this.worker.on('message', (reply: WriterReply) => {
+    const worker = new Worker(threadScriptUrl(import.meta.url, './sqlite.writer-thread.js'), {
+      workerData: { file: this.file },
+      resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 8 },
+    });
+    this.worker = worker;
+    this.spawnedAt = performance.now();
+    worker.unref();
+    worker.on('message', (reply: WriterReply) => {
       if (reply.kind === 'closed') return;
       const pending = this.inFlight;
       if (!pending || pending.id !== reply.id) return;
       this.inFlight = undefined;
-      this.worker.unref();
+      worker.unref();
       if (reply.kind === 'written') pending.resolve(reply.result);
       else pending.reject(Object.assign(new Error(reply.message), reply.code ? { code: reply.code } : {}));
     });
-    const fail = (error: Error) => {
-      this.broken ??= error;
-      const pending = this.inFlight;
-      this.inFlight = undefined;
-      pending?.reject(error);
-    };
-    this.worker.on('error', fail);
+    let error: Error | undefined;
+    worker.on('error', (e) => (error = e));
     this.exited = new Promise((resolve) =>
-      this.worker.once('exit', (code) => {
-        fail(new Error(`the writer thread exited (code ${code})`));
+      worker.once('exit', (code) => {
+        const why = error ?? new Error(`the writer thread exited (code ${code})`);
+        if (this.worker === worker) this.worker = undefined;
+        if (!this.closing) this.death = why;
+        const pending = this.inFlight;
+        this.inFlight = undefined;
+        pending?.reject(
+          new StoreUnavailableError(`the log writer thread stopped (${why.message}) with a batch in hand, which may have been written`, { cause: why, written: 'unknown' }),
+        );
         resolve();
       }),
     );
+    return worker;
   }
 
   get busy(): boolean {
@@ -157,18 +178,34 @@ class ThreadWriter {
   }
 
   write(batch: WriteRequest[]): Promise<WriteResult> {
-    if (this.broken) return Promise.reject(this.broken);
+    if (this.closing) return Promise.reject(new StoreUnavailableError('event store is closed'));
+    let worker = this.worker;
+    if (!worker) {
+      // It died: start another, though not more than once a second (one that cannot start must not spin).
+      if (performance.now() - this.spawnedAt < WRITER_RESPAWN_MS) {
+        return Promise.reject(new StoreUnavailableError(`the log writer thread stopped (${this.death?.message}); it is started again within a second`, { cause: this.death }));
+      }
+      worker = this.spawn();
+    }
+    const w = worker;
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.inFlight = { id, resolve, reject };
       // Held referenced only while a commit is in flight: an idle store never keeps a process alive.
-      this.worker.ref();
-      this.worker.postMessage({ kind: 'write', id, batch: batch.map(({ streamId, events, expected }) => ({ streamId, events, expected })) } satisfies WriterMessage);
+      w.ref();
+      w.postMessage({ kind: 'write', id, batch: batch.map(({ streamId, events, expected }) => ({ streamId, events, expected })) } satisfies WriterMessage);
     });
   }
 
+  /** Ends the thread at once, as a crash would; the next write starts another. For tests. */
+  async crash(): Promise<void> {
+    await this.worker?.terminate();
+    await this.exited;
+  }
+
   async close(): Promise<void> {
-    if (!this.broken) {
+    this.closing = true;
+    if (this.worker) {
       this.worker.ref();
       this.worker.postMessage({ kind: 'close' } satisfies WriterMessage);
     }
@@ -322,7 +359,8 @@ export class SqliteEventStore implements EventStore {
   }
 
   private failBatch(batch: PendingAppend[], error: unknown): void {
-    const failure = new StoreUnavailableError('append failed; nothing in this batch was written', { cause: error });
+    // The writer's own unavailability says what it knows (a thread that died may have written the batch).
+    const failure = error instanceof StoreUnavailableError ? error : new StoreUnavailableError('append failed; nothing in this batch was written', { cause: error });
     for (const a of batch) a.reject(failure);
   }
 
@@ -470,6 +508,11 @@ export class SqliteEventStore implements EventStore {
         wake?.();
       },
     };
+  }
+
+  /** Ends the log writer thread at once, as a crash would (it is started again on the next write). For tests. */
+  async crashWriterThread(): Promise<void> {
+    await this.thread?.crash();
   }
 
   /** Reads on a closed store get the port's error, not better-sqlite3's TypeError. */
