@@ -49,3 +49,23 @@ function threadId(): number | undefined {
   const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
   return Number.isInteger(tid) && tid > 0 ? tid : undefined;
 }
+
+/**
+ * When to start a service thread again after it died: 1 s after, twice as late per death in a
+ * row up to a minute, and 1 s again once one has run a minute (its death was a one-off). The
+ * projector and the webhook thread use it; a thread that dies at once keeps backing off.
+ */
+export class ThreadRestarts {
+  static readonly FIRST_MS = 1_000;
+  static readonly MAX_MS = 60_000;
+  static readonly STABLE_MS = 60_000;
+  private waitMs = ThreadRestarts.FIRST_MS;
+
+  /** The wait before the next start, for a thread that ran `ranMs` before it died. */
+  next(ranMs: number): number {
+    if (ranMs >= ThreadRestarts.STABLE_MS) this.waitMs = ThreadRestarts.FIRST_MS;
+    const wait = this.waitMs;
+    this.waitMs = Math.min(wait * 2, ThreadRestarts.MAX_MS);
+    return wait;
+  }
+}

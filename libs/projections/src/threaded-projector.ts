@@ -7,7 +7,7 @@
  * writes; this process reads them through any connection (an ATTACH).
  */
 import { Worker } from 'node:worker_threads';
-import { type EventStore, threadScriptUrl } from '#eventstore';
+import { type EventStore, ThreadRestarts, threadScriptUrl } from '#eventstore';
 import { pageReader, type ReadPage } from './log-reader.js';
 import type { ProjectionProgress } from './projector.js';
 import { type Lag, lagSince, measureLag, PositionWaiters } from './progress.js';
@@ -21,15 +21,8 @@ export interface ThreadedProjectorOptions extends ProjectorThreadData {
   lagIntervalMs?: number;
 }
 
-/** After the thread dies: the first wait before starting it again, doubled per death in a row up to the last. */
-const FIRST_RESTART_MS = 1_000;
-const MAX_RESTART_MS = 60_000;
-/** A thread that ran this long before it died had a one-off failure: the next restart waits FIRST_RESTART_MS again. */
-const STABLE_MS = 60_000;
-
 /**
- * A thread that dies (a bug, its heap limit) is started again, 1 s after and twice as late per
- * death in a row up to a minute: it resumes from the read models' checkpoints, and the lag (so
+ * A thread that dies (a bug, its heap limit) is started again (when: ThreadRestarts): it resumes from the read models' checkpoints, and the lag (so
  * readiness) shows the time it was down.
  */
 export class ThreadedProjector implements ProjectionProgress {
@@ -45,7 +38,7 @@ export class ThreadedProjector implements ProjectionProgress {
   private exited!: Promise<void>;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
-  private restartMs = FIRST_RESTART_MS;
+  private readonly restarts = new ThreadRestarts();
 
   /** Starts the thread and resolves once it has caught up with the log (as `Projector.catchUp` then `start`). */
   static async start(options: ThreadedProjectorOptions): Promise<ThreadedProjector> {
@@ -124,9 +117,7 @@ export class ThreadedProjector implements ProjectionProgress {
         if (!this.stopping) {
           // Read models stop moving meanwhile: the lag grows, and readiness fails once it passes its bound.
           this.failure = error;
-          if (Date.now() - startedAt >= STABLE_MS) this.restartMs = FIRST_RESTART_MS;
-          const waitMs = this.restartMs;
-          this.restartMs = Math.min(this.restartMs * 2, MAX_RESTART_MS);
+          const waitMs = this.restarts.next(Date.now() - startedAt);
           this.options.onError?.(new Error(`${error.message}; starting it again in ${waitMs} ms`, { cause: error }));
           this.restartTimer = setTimeout(() => {
             this.restartTimer = undefined;

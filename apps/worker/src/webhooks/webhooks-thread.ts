@@ -13,7 +13,7 @@
  * again (WebhooksThread below).
  */
 import { Worker } from 'node:worker_threads';
-import { threadScriptUrl } from '#eventstore';
+import { ThreadRestarts, threadScriptUrl } from '#eventstore';
 import type { Logger } from '#observability';
 import type { WorkerMetrics } from '../worker.deps.js';
 import type { WebhookOptions } from './webhooks.worker.js';
@@ -55,15 +55,10 @@ export interface WebhooksThreadOptions extends WebhooksThreadData {
 
 /** How long `stop` lets the thread finish the requests in flight before ending it. */
 const STOP_TIMEOUT_MS = 30_000;
-/** After the thread dies: the first wait before starting it again, doubled per death in a row up to the last. */
-const FIRST_RESTART_MS = 1_000;
-const MAX_RESTART_MS = 60_000;
-/** A thread that ran this long before it died had a one-off failure: the next restart waits FIRST_RESTART_MS again. */
-const STABLE_MS = 60_000;
 
 /**
  * The webhook sender's thread, started again whenever it dies (a bug's uncaught error, its heap
- * limit, its file failing): its relay resumes from its checkpoint in its own file, so what it had
+ * limit, its file failing; when: ThreadRestarts): its relay resumes from its checkpoint in its own file, so what it had
  * not sent waits in the log meanwhile and goes out once it runs again. While it is down (the wait
  * and the new thread's start) `healthy()` is false, which readiness reports.
  */
@@ -72,7 +67,7 @@ export class WebhooksThread implements WebhookSender {
   private down: Error | undefined;
   private stopping = false;
   private restartTimer: NodeJS.Timeout | undefined;
-  private restartMs = FIRST_RESTART_MS;
+  private readonly restarts = new ThreadRestarts();
 
   /** Starts the thread; resolves once its relay and sender run (rejects with its start error). */
   static async start(options: WebhooksThreadOptions): Promise<WebhooksThread> {
@@ -99,9 +94,7 @@ export class WebhooksThread implements WebhookSender {
     void run.exited.then((error) => {
       if (this.stopping) return;
       this.down = error;
-      if (Date.now() - startedAt >= STABLE_MS) this.restartMs = FIRST_RESTART_MS;
-      const waitMs = this.restartMs;
-      this.restartMs = Math.min(this.restartMs * 2, MAX_RESTART_MS);
+      const waitMs = this.restarts.next(Date.now() - startedAt);
       this.options.logger.error({ err: error, restartInMs: waitMs }, 'the webhook thread stopped; starting it again (webhooks wait in the log meanwhile)');
       this.restartTimer = setTimeout(() => this.restart(), waitMs);
     });
