@@ -95,14 +95,18 @@ describe('files refusing writes for a while (embedded service)', () => {
     const s = await service();
     const file = join(s.dir, 'nexo.db');
     const log = s.open('nexo.db');
-    let accepted: string[] = [];
+    const accepted: string[] = [];
     try {
       // The upstream takes each code, the log refuses to record it (and every batch that carries a `Routed`).
       log.exec(refuseWrites('events', 'INSERT', "WHEN NEW.type = 'Routed'"));
-      const before = await Promise.all(Array.from({ length: 20 }, s.send));
       // A send in the same group commit as a refused `Routed` is refused with it: nothing was changed.
-      for (const a of before.filter((x) => x.status !== 200)) expect(a).toEqual(REFUSED);
-      accepted = before.filter((a) => a.status === 200).map((a) => a.body.id!);
+      // How many land in such a commit depends on timing (all but one of 20, on a loaded machine): send
+      // in rounds until more than 10 are in.
+      for (let round = 0; round < 10 && accepted.length <= 10; round++) {
+        const answers = await Promise.all(Array.from({ length: 20 }, s.send));
+        for (const a of answers.filter((x) => x.status !== 200)) expect(a).toEqual(REFUSED);
+        accepted.push(...answers.filter((a) => a.status === 200).map((a) => a.body.id!));
+      }
       expect(accepted.length).toBeGreaterThan(10);
       // Long enough for the dispatcher's retries and for receipts (0.15-4.5 s) to come before the `Routed`.
       await new Promise((r) => setTimeout(r, OUTAGE_MS));
