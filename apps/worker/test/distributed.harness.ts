@@ -18,6 +18,7 @@ import { AesGcmCipher, newId } from '#security';
 import { until } from '#testing';
 import { loadWorkerConfig, type WorkerConfig } from '#worker';
 import { startKafkaMockCluster, type KafkaMockCluster } from '../../../libs/bus/src/testing/kafka-mock.cluster.js';
+import { sleep } from '../../../libs/bus/src/testing/kafka-test.support.js';
 import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstoredb.server.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/worker.process.js';
 import { appendSend, nextPhone, readLedger, type SendOptions } from './pipeline.harness.js';
@@ -136,7 +137,7 @@ export async function startDistributed(name: string, options: { env?: Record<str
           },
           { timeoutMs, everyMs: 250 },
         );
-        await new Promise((r) => setTimeout(r, 1_000));
+        await sleep(1_000);
         const ledger = await readLedger(api);
         return ids.map((id) => {
           const f = ledger.get(id)!;

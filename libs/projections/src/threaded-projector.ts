@@ -22,8 +22,8 @@ export interface ThreadedProjectorOptions extends ProjectorThreadData {
 }
 
 /**
- * A thread that dies (a bug, its heap limit) is started again (when: ThreadRestarts): it resumes from the read models' checkpoints, and the lag (so
- * readiness) shows the time it was down.
+ * A thread that dies (a bug, its heap limit) is started again (when: ThreadRestarts). It resumes
+ * from the read models' checkpoints, and the lag (so readiness) shows the time it was down.
  */
 export class ThreadedProjector implements ProjectionProgress {
   private worker!: Worker;

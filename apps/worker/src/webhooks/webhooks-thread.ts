@@ -150,7 +150,6 @@ class ThreadRun {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve(lag: number): void; reject(error: Error): void }>();
   private failure: Error | undefined;
-  private stopping = false;
   lastBacklog = 0;
   readonly ready: Promise<void>;
   /** Resolves, when the thread has exited, with why (an error even for a clean stop, which nobody asks). */
@@ -232,8 +231,6 @@ class ThreadRun {
   }
 
   async stop(): Promise<void> {
-    if (this.stopping) return void (await this.exited);
-    this.stopping = true;
     this.worker.postMessage({ kind: 'stop' } satisfies ToWebhooksThread);
     const timer = setTimeout(() => void this.worker.terminate(), STOP_TIMEOUT_MS);
     await this.exited;

@@ -179,21 +179,17 @@ class ThreadWriter {
 
   write(batch: WriteRequest[]): Promise<WriteResult> {
     if (this.closing) return Promise.reject(new StoreUnavailableError('event store is closed'));
-    let worker = this.worker;
+    // One that died is started again, though not more than once a second (one that cannot start must not spin).
+    const worker = this.worker ?? (performance.now() - this.spawnedAt >= WRITER_RESPAWN_MS ? this.spawn() : undefined);
     if (!worker) {
-      // It died: start another, though not more than once a second (one that cannot start must not spin).
-      if (performance.now() - this.spawnedAt < WRITER_RESPAWN_MS) {
-        return Promise.reject(new StoreUnavailableError(`the log writer thread stopped (${this.death?.message}); it is started again within a second`, { cause: this.death }));
-      }
-      worker = this.spawn();
+      return Promise.reject(new StoreUnavailableError(`the log writer thread stopped (${this.death?.message}); it is started again within a second`, { cause: this.death }));
     }
-    const w = worker;
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.inFlight = { id, resolve, reject };
       // Held referenced only while a commit is in flight: an idle store never keeps a process alive.
-      w.ref();
-      w.postMessage({ kind: 'write', id, batch: batch.map(({ streamId, events, expected }) => ({ streamId, events, expected })) } satisfies WriterMessage);
+      worker.ref();
+      worker.postMessage({ kind: 'write', id, batch: batch.map(({ streamId, events, expected }) => ({ streamId, events, expected })) } satisfies WriterMessage);
     });
   }
 
