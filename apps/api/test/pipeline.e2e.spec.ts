@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteEventStore } from '#eventstore';
+import { ThreadedProjector } from '#projections';
 import { verifyWebhook } from '#worker';
 import { until } from '#testing';
 import { webhookSink } from '../../worker/test/pipeline.harness.js';
@@ -204,6 +205,7 @@ describe('webhook thread that dies', () => {
       const logged = server.logs.map((l) => JSON.parse(l) as { level: number; msg: string; restartInMs?: number });
       expect(logged.filter((l) => l.msg.startsWith('the webhook thread stopped'))).toEqual([expect.objectContaining({ level: 50, restartInMs: 1_000 })]);
       expect(logged.filter((l) => l.msg === 'webhook thread started')).toHaveLength(2);
+      expect(await restarts(server)).toEqual({ 'nexo-log-writer': 0, 'nexo-projector': 0, 'nexo-webhooks': 1 });
 
       await new Promise((r) => setTimeout(r, 300));
       const ids = sink.hooks.map((h) => JSON.parse(h.body).event_id);
@@ -243,11 +245,46 @@ describe('log writer thread that dies', () => {
         return statuses.every((st) => st === 'delivered') || undefined;
       }, { timeoutMs: 15_000, everyMs: 50 });
       expect((await get(server.base, '/health/ready')).status).toBe(200);
+      expect(await restarts(server)).toEqual({ 'nexo-log-writer': 1, 'nexo-projector': 0, 'nexo-webhooks': 0 });
+      const logged = server.logs.map((l) => JSON.parse(l) as { level: number; msg: string });
+      expect(logged.filter((l) => l.msg.startsWith('the log writer thread stopped'))).toEqual([expect.objectContaining({ level: 50 })]);
     } finally {
       await server.stop();
     }
   });
 });
+
+describe('projector thread that dies', () => {
+  it('is started again by itself, and the read models then show what was sent meanwhile', async () => {
+    const server = await startServer({
+      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+    });
+    try {
+      const { api_key } = await signup(server.base);
+      const projector = server.running.core.projections.projector;
+      if (!(projector instanceof ThreadedProjector)) throw new Error('the embedded default projects on its own thread');
+      await projector.crash();
+      // Sends are taken meanwhile (readiness follows the read models' lag, which grows with them): they show once it runs again.
+      const res = await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '505050' });
+      expect(res.status).toBe(200);
+      const { id } = (await res.json()) as { id: string };
+      await until('delivered in the read models', async () => ((await (await get(server.base, `/api/v1/otp/${id}`, api_key)).json()) as { status?: string }).status === 'delivered' || undefined, {
+        timeoutMs: 15_000,
+        everyMs: 50,
+      });
+      await until('ready again', async () => (await get(server.base, '/health/ready')).status === 200 || undefined, { timeoutMs: 10_000, everyMs: 50 });
+      expect(await restarts(server)).toEqual({ 'nexo-log-writer': 0, 'nexo-projector': 1, 'nexo-webhooks': 0 });
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
+/** `nexo_thread_restarts_total` by thread, as /metrics shows it. */
+async function restarts(server: TestServer): Promise<Record<string, number>> {
+  const text = await (await get(server.base, '/metrics')).text();
+  return Object.fromEntries([...text.matchAll(/^nexo_thread_restarts_total\{thread="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
 
 describe('delivery pipeline, failures refund', () => {
   let server: TestServer;

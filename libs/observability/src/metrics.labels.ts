@@ -155,6 +155,8 @@ export const DEFAULT_CONSUMER_GROUPS = ['nexo-dispatcher', 'nexo-receipts', 'nex
 export const DEFAULT_CHAINS = ['ethereum', 'bsc', 'polygon', 'arbitrum', 'optimism', 'base', 'avalanche'] as const;
 export const DEFAULT_PROVIDERS = ['simulator'] as const;
 export const TOKENS = ['usdt', 'usdc'] as const;
+/** The embedded default's service threads (their names in `top -H` and the benches' CPU lines), each started again when it dies. */
+export const SERVICE_THREADS = ['nexo-log-writer', 'nexo-projector', 'nexo-webhooks'] as const;
 
 /** The shape of provider names in the routing table (ProviderNameSchema in #carriers). */
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -196,5 +198,6 @@ export function createLabelSets(config: LabelSetConfig = {}) {
     webhookOutcome: new LabelSet('outcome', WEBHOOK_OUTCOMES),
     chain: new LabelSet('chain', DEFAULT_CHAINS, { normalize: lower, pattern: CHAIN_NAME, capacity: 16 }).allow(...(config.chains ?? [])),
     token: new LabelSet('token', TOKENS, { normalize: lower }),
+    thread: new LabelSet('thread', SERVICE_THREADS),
   };
 }

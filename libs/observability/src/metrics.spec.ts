@@ -36,6 +36,7 @@ const CONTRACT: Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels
   nexo_deposits_credited_total: { type: 'counter', labels: ['chain', 'token'] },
   nexo_deposits_reversed_total: { type: 'counter', labels: ['chain'] },
   nexo_deposits_uncredited_total: { type: 'counter', labels: ['chain'] },
+  nexo_thread_restarts_total: { type: 'counter', labels: ['thread'] },
   nexo_metrics_collect_errors_total: { type: 'counter', labels: [] },
 };
 

@@ -193,6 +193,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       registers,
     }),
 
+    threadRestarts: counter(
+      'nexo_thread_restarts_total',
+      'Service threads of the embedded default that died (a bug, their heap limit, their file failing) and were started again, by thread.',
+      { thread: l.thread },
+    ),
+
     webhookAttempts: counter('nexo_webhook_attempts_total', 'Webhook POST attempts, by outcome; anything but success is retried.', {
       outcome: l.webhookOutcome,
     }),

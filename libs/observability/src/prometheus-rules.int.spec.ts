@@ -125,6 +125,7 @@ describe('alert rules', () => {
         'NexoProviderNoReceipts',
         'NexoRefundRateSpike',
         'NexoTargetDown',
+        'NexoThreadRestarting',
         'NexoWebhookBacklogHigh',
       ].sort(),
     );

@@ -18,14 +18,17 @@ describe('ThreadedProjector: the default projections on their own thread, into t
   let readModelsFile: string;
   let projector: ThreadedProjector | undefined;
   const errors: Error[] = [];
+  let restarts = 0;
 
-  const start = () => ThreadedProjector.start({ store: t.store, logFile: t.file, readModelsFile, coalesceMs: 5, onError: (e) => errors.push(e) });
+  const start = () =>
+    ThreadedProjector.start({ store: t.store, logFile: t.file, readModelsFile, coalesceMs: 5, onError: (e) => errors.push(e), onRestart: () => restarts++ });
 
   beforeAll(() => ensureBuilt(['libs/projections/src', 'libs/eventstore/src']));
   beforeEach(() => {
     t = tempStore('nexo-threaded-projector-');
     readModelsFile = join(t.dir, 'read-models.db');
     errors.length = 0;
+    restarts = 0;
   });
   afterEach(async () => {
     await projector?.stop();
@@ -81,7 +84,9 @@ describe('ThreadedProjector: the default projections on their own thread, into t
     for (let i = 0; i < 20; i++) await t.put(acct('C'), sent(`c${i}`, isoAt(T, i)), delivered(`c${i}`, isoAt(T, i + 1)));
     expect((await projector.lag()).events).toBeGreaterThan(0);
     expect(errors.map((e) => e.message)).toEqual(['the projector thread exited (code 1); starting it again in 1000 ms']);
+    expect(restarts).toBe(0);
     await projector.waitUntilCaughtUp(5_000);
+    expect(restarts).toBe(1);
     expect((await projector.lag()).events).toBe(0);
     const reader = openLocalDb(join(t.dir, 'state.db'));
     attachReadModels(reader, readModelsFile);

@@ -18,6 +18,8 @@ export interface ThreadedProjectorOptions extends ProjectorThreadData {
   store: EventStore;
   /** A failed page (retried by the thread from its checkpoint). */
   onError?: (error: Error) => void;
+  /** A thread that died was started again (its death went to `onError`). */
+  onRestart?: () => void;
   lagIntervalMs?: number;
 }
 
@@ -121,7 +123,9 @@ export class ThreadedProjector implements ProjectionProgress {
           this.options.onError?.(new Error(`${error.message}; starting it again in ${waitMs} ms`, { cause: error }));
           this.restartTimer = setTimeout(() => {
             this.restartTimer = undefined;
-            if (!this.stopping) this.spawn();
+            if (this.stopping) return;
+            this.spawn();
+            this.options.onRestart?.();
           }, waitMs);
         }
         resolve();

@@ -138,9 +138,11 @@ export class Core {
             logLevel: config.logLevel,
             logger: this.logger,
             metrics,
+            onRestart: () => this.metrics.threadRestarts.inc({ thread: 'nexo-webhooks' }),
             options: { privateAddresses: config.webhookPrivateAddresses },
           })
         : undefined;
+    if (this.webhookThread) this.metrics.threadRestarts.inc({ thread: 'nexo-webhooks' }, 0);
     const deps = {
       store: this.store,
       runner: this.runner,
@@ -201,6 +203,10 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
         metricsRef.current?.eventstoreBatchAppends.observe(appends);
         metricsRef.current?.eventstoreAppendSeconds.observe(seconds);
       },
+      onWriterRestart: (death) => {
+        logger.error({ err: death }, 'the log writer thread stopped; started it again for the next write (the writes it had in hand answered 503)');
+        metricsRef.current?.threadRestarts.inc({ thread: 'nexo-log-writer' });
+      },
     });
     // Three files, one writer each (SQLite has one write lock per file, and a writer that waits for
     // it sleeps): the log (its writer thread), the read models (the projector thread; attached to
@@ -212,6 +218,7 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
   const { reads, projections } = await startReadModels(store, readDb, logger, {
     expiryMs: config.expiryMs,
     ...(config.esdbUrl ? {} : { thread: { logFile: config.dbFile, readModelsFile: config.readModelsFile } }),
+    onThreadRestart: () => metricsRef.current?.threadRestarts.inc({ thread: 'nexo-projector' }),
   });
   const bus = config.kafkaBrokers
     ? await openMessageBus({ kind: 'kafka', brokers: config.kafkaBrokers, clientId: 'nexo-api' })
@@ -236,7 +243,17 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     clock: core.clock,
   });
   metricsRef.current = core.metrics;
-  if (config.workers === 'embedded') await core.startWorkers();
+  // Each thread's series from the start, at 0: an alert on its increase then sees the first restart.
+  if (!config.esdbUrl) for (const thread of ['nexo-log-writer', 'nexo-projector'] as const) core.metrics.threadRestarts.inc({ thread }, 0);
+  if (config.workers === 'embedded') {
+    try {
+      await core.startWorkers();
+    } catch (error) {
+      // Its store, projector and bus would otherwise keep the process (or a test) alive.
+      await core.close().catch(() => undefined);
+      throw error;
+    }
+  }
   // Only where a chain takes deposits: with none, no deposit address is ever handed out.
   if (config.depositXpubGenerated && config.chains.length > 0) {
     logger.warn(

@@ -46,12 +46,12 @@ export async function startReadModels(
   store: EventStore,
   db: Db,
   logger: Logger,
-  options: { expiryMs?: number; thread?: { logFile: string; readModelsFile: string } } = {},
+  options: { expiryMs?: number; thread?: { logFile: string; readModelsFile: string }; onThreadRestart?: () => void } = {},
 ): Promise<{ reads: ReadModels; projections: ProjectionStatus & { projector: ProjectionProgress; stop(): Promise<void> } }> {
   const onError = (error: unknown) => logger.error({ err: error }, 'projection failed; retrying from the checkpoint');
   let projector: ProjectionProgress;
   if (options.thread) {
-    projector = await ThreadedProjector.start({ store, ...options.thread, expiryMs: options.expiryMs, onError });
+    projector = await ThreadedProjector.start({ store, ...options.thread, expiryMs: options.expiryMs, onError, onRestart: options.onThreadRestart });
     attachReadModels(db, options.thread.readModelsFile);
   } else {
     const local = new Projector({ store, db, projections: defaultProjections({ expiryMs: options.expiryMs }), onError });

@@ -51,6 +51,8 @@ export interface WebhookSender {
 export interface WebhooksThreadOptions extends WebhooksThreadData {
   logger: Logger;
   metrics?: WorkerMetrics;
+  /** A thread that died was started again (its death is logged). */
+  onRestart?: () => void;
 }
 
 /** How long `stop` lets the thread finish the requests in flight before ending it. */
@@ -105,6 +107,7 @@ export class WebhooksThread implements WebhookSender {
     if (this.stopping) return;
     const run = new ThreadRun(this.options);
     this.run = run;
+    this.options.onRestart?.();
     run.ready.then(
       () => {
         if (this.run === run && !this.stopping) this.down = undefined;
@@ -156,7 +159,8 @@ class ThreadRun {
   readonly exited: Promise<Error>;
 
   constructor(options: WebhooksThreadOptions) {
-    const { logger, metrics, ...data } = options;
+    // What is not data stays here: functions cannot be sent to a thread.
+    const { logger, metrics, onRestart: _onRestart, ...data } = options;
     // The default young generation: with an 8 MB one the webhook step's p99 got worse. The
     // old-generation limit only stops a runaway (the relay's facts and the queued rows are bounded).
     this.worker = new Worker(threadScriptUrl(import.meta.url, './webhooks.thread.js'), {

@@ -180,7 +180,8 @@ describe('SQLite event store only', () => {
   });
 
   it('writer thread that dies: the batch in hand fails as possibly written, and a new thread takes the next appends', async () => {
-    const store = open();
+    const deaths: Error[] = [];
+    const store = open({ onWriterRestart: (death) => deaths.push(death) });
     expect(await store.append('a', [ev('First')], 'no_stream')).toEqual({ nextExpectedRevision: 0n, position: 1n });
     // Dies with a batch in hand: committed or not, the caller is told it may have been.
     const inHand = store.append('b', [ev('InHand')], 'no_stream');
@@ -201,6 +202,7 @@ describe('SQLite event store only', () => {
       { timeoutMs: 5_000, everyMs: 100 },
     );
     expect(next.nextExpectedRevision).toBe(1n);
+    expect(deaths.map((d) => d.message)).toEqual([expect.stringMatching(/^the writer thread exited \(code 1\)$/)]);
     const types: string[] = [];
     for await (const e of store.readAll()) types.push(e.type);
     expect(types.filter((t) => t !== 'InHand')).toEqual(['First', 'Second']);

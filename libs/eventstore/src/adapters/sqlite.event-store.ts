@@ -54,6 +54,8 @@ export interface SqliteEventStoreOptions {
   pollIntervalMs?: number;
   /** Called after every group commit: appends and events in it, and the time it took. */
   onCommit?: (stats: { appends: number; events: number; seconds: number }) => void;
+  /** Called when a writer thread that died is started again, with why it died. */
+  onWriterRestart?: (death: Error) => void;
 }
 
 interface PendingAppend extends WriteRequest {
@@ -132,7 +134,10 @@ class ThreadWriter {
   private spawnedAt = Number.NEGATIVE_INFINITY;
   private exited: Promise<void> = Promise.resolve();
 
-  constructor(private readonly file: string) {
+  constructor(
+    private readonly file: string,
+    private readonly onRestart?: (death: Error) => void,
+  ) {
     this.spawn();
   }
 
@@ -173,6 +178,16 @@ class ThreadWriter {
     return worker;
   }
 
+  private respawn(): Worker {
+    const worker = this.spawn();
+    try {
+      this.onRestart?.(this.death ?? new Error('the writer thread exited'));
+    } catch {
+      /* an observer's failure is not the write's */
+    }
+    return worker;
+  }
+
   get busy(): boolean {
     return this.inFlight !== undefined;
   }
@@ -180,7 +195,7 @@ class ThreadWriter {
   write(batch: WriteRequest[]): Promise<WriteResult> {
     if (this.closing) return Promise.reject(new StoreUnavailableError('event store is closed'));
     // One that died is started again, though not more than once a second (one that cannot start must not spin).
-    const worker = this.worker ?? (performance.now() - this.spawnedAt >= WRITER_RESPAWN_MS ? this.spawn() : undefined);
+    const worker = this.worker ?? (performance.now() - this.spawnedAt >= WRITER_RESPAWN_MS ? this.respawn() : undefined);
     if (!worker) {
       return Promise.reject(new StoreUnavailableError(`the log writer thread stopped (${this.death?.message}); it is started again within a second`, { cause: this.death }));
     }
@@ -262,7 +277,7 @@ export class SqliteEventStore implements EventStore {
     // The inline writer keeps the writer's cache; a reader beside a writer thread needs little.
     prepareLogConnection(db, options.cacheKib ?? (writerFile === undefined && !db.readonly ? WRITER_CACHE_KIB : undefined));
     if (!db.readonly) {
-      if (writerFile !== undefined) this.thread = new ThreadWriter(writerFile);
+      if (writerFile !== undefined) this.thread = new ThreadWriter(writerFile, options.onWriterRestart);
       else this.inline = new SqliteLogWriter(db);
     }
     if (file !== undefined) {
