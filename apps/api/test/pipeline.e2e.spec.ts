@@ -13,6 +13,11 @@ import { until } from '#testing';
 import { webhookSink } from '../../worker/test/pipeline.harness.js';
 import { freshPhone, get, post, signup, startServer, type TestServer } from './harness.js';
 
+/** The simulator at a thousandth of its latencies, delivering every OTP, each receipt once. */
+const RELIABLE_SIMULATOR = JSON.stringify({
+  providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }],
+});
+
 describe('delivery pipeline, embedded', () => {
   let server: TestServer;
   let sink: Awaited<ReturnType<typeof webhookSink>>;
@@ -131,7 +136,7 @@ describe('webhook thread', () => {
     const sink = await webhookSink();
     const env = {
       NEXO_DATA_DIR: dir,
-      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+      NEXO_CARRIERS: RELIABLE_SIMULATOR,
     };
     const hooksOf = (id: string) =>
       until(
@@ -176,7 +181,7 @@ describe('webhook thread that dies', () => {
   it('is started again by itself: not ready meanwhile, then every webhook of the OTPs sent meanwhile delivered, none twice', async () => {
     const sink = await webhookSink();
     const server = await startServer({
-      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+      NEXO_CARRIERS: RELIABLE_SIMULATOR,
     });
     const hooksOf = (ids: string[]) =>
       until(`two webhooks each for ${ids.length} OTPs`, async () => ids.every((id) => sink.hooks.filter((h) => JSON.parse(h.body).id === id).length >= 2) || undefined, {
@@ -221,7 +226,7 @@ describe('webhook thread that dies', () => {
 describe('log writer thread that dies', () => {
   it('is started again on the next send: a send refused meanwhile is 503, then sends are taken and every accepted OTP delivered', async () => {
     const server = await startServer({
-      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+      NEXO_CARRIERS: RELIABLE_SIMULATOR,
     });
     try {
       const { api_key } = await signup(server.base);
@@ -257,7 +262,7 @@ describe('log writer thread that dies', () => {
 describe('projector thread that dies', () => {
   it('is started again by itself, and the read models then show what was sent meanwhile', async () => {
     const server = await startServer({
-      NEXO_CARRIERS: JSON.stringify({ providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] }),
+      NEXO_CARRIERS: RELIABLE_SIMULATOR,
     });
     try {
       const { api_key } = await signup(server.base);
