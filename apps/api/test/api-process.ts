@@ -5,10 +5,11 @@ import { repoRoot } from '../../../libs/eventstore/src/testing/ensure-built.js';
 
 export { freePort } from '#testing';
 
-export function startApiProcess(dir: string, port: number, env: Record<string, string> = {}): ChildProcess {
+/** `stdout: 'pipe'` for a test that reads its log lines (at `LOG_LEVEL` in `env`; `warn` otherwise). */
+export function startApiProcess(dir: string, port: number, env: Record<string, string> = {}, options: { stdout?: 'pipe' } = {}): ChildProcess {
   return spawn(process.execPath, [join(repoRoot, 'dist/apps/api/src/main.js')], {
     env: { ...process.env, NEXO_DATA_DIR: dir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', NEXO_SIGNUPS_PER_HOUR: '100000', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', options.stdout ?? 'ignore', 'inherit'],
   });
 }
 

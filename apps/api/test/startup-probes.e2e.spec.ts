@@ -67,4 +67,57 @@ describe('the API process while its read models catch up', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('asked to stop (SIGTERM) while starting, stops cleanly once started instead of dying with its log unwritten', async () => {
+    const esdb = await FakeEventStoreDb.start();
+    const log = await openEventStore({ kind: 'esdb', url: esdb.url });
+    await log.append('account-acc_stopping', [{ type: 'AccountOpened', data: { accountId: 'acc_stopping', name: 'x', testCredits: 5, at: new Date().toISOString() } }], 'no_stream');
+    await log.close();
+    const restore = esdb.slowForwardLogReads(1_500);
+    const dir = mkdtempSync(join(tmpdir(), 'nexo-stopping-'));
+    const port = await freePort();
+    const child = startApiProcess(
+      dir,
+      port,
+      {
+        ESDB_URL: esdb.url,
+        NEXO_WORKERS: 'off',
+        LOG_LEVEL: 'info',
+        NEXO_CIPHER_KEYS: `k1:${randomBytes(32).toString('hex')}`,
+        NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'),
+      },
+      { stdout: 'pipe' },
+    );
+    const messages: string[] = [];
+    let partial = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) messages.push((JSON.parse(line) as { msg: string }).msg);
+    });
+    // 'close', not 'exit': its last log lines may still be in the pipe when it exits.
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+    try {
+      await until('/health/live answering while starting', () => fetch(`http://127.0.0.1:${port}/health/live`).then((r) => (r.ok ? r : undefined), () => undefined), {
+        timeoutMs: 20_000,
+        everyMs: 50,
+      });
+      child.kill('SIGTERM');
+      await until('the stop asked while starting logged', () => messages.some((m) => m.startsWith('asked to stop while starting')) || undefined, { timeoutMs: 5_000, everyMs: 50 });
+      expect(child.exitCode).toBeNull();
+      restore();
+      expect(await exited).toEqual({ code: 0, signal: null });
+      expect(messages.filter((m) => /^(asked to stop|NEXO ROUTE api running|shutting down|stopped cleanly)/.test(m))).toEqual([
+        expect.stringMatching(/^asked to stop while starting/),
+        'NEXO ROUTE api running',
+        expect.stringMatching(/^shutting down/),
+        'stopped cleanly',
+      ]);
+    } finally {
+      restore();
+      await stopApiProcess(child);
+      await esdb.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

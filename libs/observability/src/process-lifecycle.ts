@@ -2,10 +2,13 @@
  * How every NEXO ROUTE process starts and stops: files it creates are for its
  * own user only (umask 077); a configuration error exits
  * 78 (EX_CONFIG) with the message naming the variable; SIGTERM/SIGINT drain
- * within 20 s and exit 0, or exit 1 if draining hangs; a start that fails
- * exits 1 after one JSON log line naming why (its stack a field of it).
+ * within 20 s and exit 0, or exit 1 if draining hangs (one that comes while
+ * starting stops it once started, or exits 1 if starting takes over 20 s
+ * more); a start that fails exits 1 after one JSON log line naming why (its
+ * stack a field of it).
  */
 import { chmodSync, statSync } from 'node:fs';
+import { pino } from 'pino';
 import { createLogger, type Logger } from './logger.js';
 
 export interface ProcessSpec<C> {
@@ -47,17 +50,24 @@ function narrowToOwner(files: readonly string[]): string[] {
 export const SHUTDOWN_BUDGET_MS = 20_000;
 
 /**
- * Exits once the log's last lines are written. The destination is asynchronous: `flush()` without
- * waiting for it, then `process.exit`, sometimes lost the last line (the one saying why a start
- * failed). The wait is bounded, so a stuck stdout cannot keep the process alive.
+ * Exits once the log's last lines are written. The destination writes asynchronously, and its
+ * `flush(cb)` answers at once without waiting for a write in flight (it has no minimum length),
+ * so `process.exit` after it sometimes lost the last line (`stopped cleanly`, or why a start
+ * failed). Ending the stream waits for every write (stdout itself stays open). The wait is
+ * bounded, so a stuck stdout cannot keep the process alive.
  */
 async function exitAfterFlush(logger: Logger, code: number): Promise<never> {
+  const stream = (logger as unknown as Record<symbol, NodeJS.WritableStream | undefined>)[pino.symbols.streamSym];
   await new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, 1_000);
-    logger.flush(() => {
+    const done = () => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    if (!stream) return logger.flush(done);
+    stream.once('close', done);
+    stream.once('error', done);
+    stream.end();
   });
   process.exit(code);
 }
@@ -80,6 +90,22 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
     const logger = createLogger({ level: spec.logLevel(config), name: spec.name });
     const narrowed = narrowToOwner(spec.dataFiles?.(config) ?? []);
     if (narrowed.length > 0) logger.warn({ files: narrowed }, 'data files were readable by other users: narrowed to the owner (0600)');
+    // Asked to stop while starting (its port already answers the probes, and a replica may replay
+    // the log for a while): without a handler the signal would end it at once and its buffered log
+    // lines with it. It stops as soon as it has started, or, if starting takes longer than the
+    // shutdown budget, exits as after a crash (every file recovers from that).
+    let stopAsked: string | undefined;
+    const askedWhileStarting = (signal: string) => {
+      if (stopAsked) return;
+      stopAsked = signal;
+      logger.info({ signal }, `asked to stop while starting: stopping once started (within ${SHUTDOWN_BUDGET_MS / 1000} s)`);
+      setTimeout(() => {
+        logger.error(`still starting ${SHUTDOWN_BUDGET_MS / 1000} s after ${signal}; exiting without a clean stop`);
+        void exitAfterFlush(logger, 1);
+      }, SHUTDOWN_BUDGET_MS).unref();
+    };
+    process.on('SIGTERM', askedWhileStarting);
+    process.on('SIGINT', askedWhileStarting);
     let running: Awaited<ReturnType<ProcessSpec<C>['start']>>;
     try {
       running = await spec.start(config, logger);
@@ -88,6 +114,9 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
       // JSON line like every other, with the error's code and stack as fields.
       logger.fatal({ err: error }, `NEXO ROUTE ${spec.name} could not start: ${error instanceof Error ? error.message : String(error)}`);
       return exitAfterFlush(logger, 1);
+    } finally {
+      process.off('SIGTERM', askedWhileStarting);
+      process.off('SIGINT', askedWhileStarting);
     }
     logger.info(running.fields, `NEXO ROUTE ${spec.name} running`);
 
@@ -102,6 +131,7 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
       logger.info('stopped cleanly');
       await exitAfterFlush(logger, 0);
     };
+    if (stopAsked) return void shutdown(stopAsked);
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
     process.once('SIGINT', () => void shutdown('SIGINT'));
   };

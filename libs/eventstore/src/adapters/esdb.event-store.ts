@@ -241,8 +241,11 @@ export class EsdbEventStore implements EventStore {
       // The client's dispose waits for every call it opened to say it finished. Under load one
       // sometimes never does (a subscription's call torn down as it opened, it seems): a replica's
       // close hung for good, about once in 25 runs of the replica tests. So the wait is bounded: the
-      // channel's calls are cancelled either way, and the process goes on closing.
-      await Promise.race([this.client.dispose(), new Promise<void>((resolve) => setTimeout(resolve, DISPOSE_WAIT_MS).unref())]);
+      // channel's calls are cancelled either way, and the process goes on closing. The timer is not
+      // unref'd: a process with nothing else left would otherwise exit in the middle of its close.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.client.dispose(), new Promise<void>((resolve) => (timer = setTimeout(resolve, DISPOSE_WAIT_MS)))]);
+      clearTimeout(timer);
     })();
     return this.closing;
   }
