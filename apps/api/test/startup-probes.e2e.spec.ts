@@ -17,31 +17,45 @@ import { FakeEventStoreDb } from '../../../libs/eventstore/test/fake-eventstored
 import { freePort, ready, startApiProcess, stopApiProcess } from './api-process.js';
 import { ReadyStartingResponse } from '../src/http/responses.js';
 
+/**
+ * An API process on the EventStoreDB stand-in whose log has something to replay (an empty log is
+ * caught up at once), each page of it answered 1.5 s late until `restore()`.
+ */
+async function slowStartingApi(env: Record<string, string> = {}, options: { stdout?: 'pipe' } = {}) {
+  const esdb = await FakeEventStoreDb.start();
+  const log = await openEventStore({ kind: 'esdb', url: esdb.url });
+  await log.append('account-acc_starting', [{ type: 'AccountOpened', data: { accountId: 'acc_starting', name: 'x', testCredits: 5, at: new Date().toISOString() } }], 'no_stream');
+  await log.close();
+  const restore = esdb.slowForwardLogReads(1_500);
+  const dir = mkdtempSync(join(tmpdir(), 'nexo-starting-'));
+  const port = await freePort();
+  const child = startApiProcess(
+    dir,
+    port,
+    { ESDB_URL: esdb.url, NEXO_WORKERS: 'off', NEXO_CIPHER_KEYS: `k1:${randomBytes(32).toString('hex')}`, NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'), ...env },
+    options,
+  );
+  const live = () =>
+    until('/health/live answering while starting', () => fetch(`http://127.0.0.1:${port}/health/live`).then((r) => (r.ok ? r : undefined), () => undefined), {
+      timeoutMs: 20_000,
+      everyMs: 50,
+    });
+  const cleanUp = async () => {
+    restore();
+    await stopApiProcess(child);
+    await esdb.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return { child, base: `http://127.0.0.1:${port}`, live, restore, cleanUp };
+}
+
 describe('the API process while its read models catch up', () => {
   beforeAll(() => ensureBuilt(), 180_000);
 
   it('answers live, not ready, and a /metrics that says it is starting; then serves', async () => {
-    const esdb = await FakeEventStoreDb.start();
-    // Something to replay: an empty log is caught up at once.
-    const log = await openEventStore({ kind: 'esdb', url: esdb.url });
-    await log.append('account-acc_starting', [{ type: 'AccountOpened', data: { accountId: 'acc_starting', name: 'x', testCredits: 5, at: new Date().toISOString() } }], 'no_stream');
-    await log.close();
-    const restore = esdb.slowForwardLogReads(1_500);
-    const dir = mkdtempSync(join(tmpdir(), 'nexo-starting-'));
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const child = startApiProcess(dir, port, {
-      ESDB_URL: esdb.url,
-      NEXO_WORKERS: 'off',
-      NEXO_CIPHER_KEYS: `k1:${randomBytes(32).toString('hex')}`,
-      NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'),
-    });
+    const { base, live, restore, cleanUp } = await slowStartingApi();
     try {
-      const live = await until('/health/live answering while starting', () => fetch(`${base}/health/live`).then((r) => (r.ok ? r : undefined), () => undefined), {
-        timeoutMs: 20_000,
-        everyMs: 50,
-      });
-      expect(live.status).toBe(200);
+      expect((await live()).status).toBe(200);
       const notReady = await fetch(`${base}/health/ready`);
       expect(notReady.status).toBe(503);
       const body: unknown = await notReady.json();
@@ -61,33 +75,12 @@ describe('the API process while its read models catch up', () => {
       await ready(base);
       expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^# TYPE nexo_otp_requested_total counter$/m);
     } finally {
-      restore();
-      await stopApiProcess(child);
-      await esdb.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await cleanUp();
     }
   }, 60_000);
 
   it('asked to stop (SIGTERM) while starting, stops cleanly once started instead of dying with its log unwritten', async () => {
-    const esdb = await FakeEventStoreDb.start();
-    const log = await openEventStore({ kind: 'esdb', url: esdb.url });
-    await log.append('account-acc_stopping', [{ type: 'AccountOpened', data: { accountId: 'acc_stopping', name: 'x', testCredits: 5, at: new Date().toISOString() } }], 'no_stream');
-    await log.close();
-    const restore = esdb.slowForwardLogReads(1_500);
-    const dir = mkdtempSync(join(tmpdir(), 'nexo-stopping-'));
-    const port = await freePort();
-    const child = startApiProcess(
-      dir,
-      port,
-      {
-        ESDB_URL: esdb.url,
-        NEXO_WORKERS: 'off',
-        LOG_LEVEL: 'info',
-        NEXO_CIPHER_KEYS: `k1:${randomBytes(32).toString('hex')}`,
-        NEXO_PHONE_PEPPER: randomBytes(32).toString('hex'),
-      },
-      { stdout: 'pipe' },
-    );
+    const { child, live, restore, cleanUp } = await slowStartingApi({ LOG_LEVEL: 'info' }, { stdout: 'pipe' });
     const messages: string[] = [];
     let partial = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -98,10 +91,7 @@ describe('the API process while its read models catch up', () => {
     // 'close', not 'exit': its last log lines may still be in the pipe when it exits.
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
     try {
-      await until('/health/live answering while starting', () => fetch(`http://127.0.0.1:${port}/health/live`).then((r) => (r.ok ? r : undefined), () => undefined), {
-        timeoutMs: 20_000,
-        everyMs: 50,
-      });
+      await live();
       child.kill('SIGTERM');
       await until('the stop asked while starting logged', () => messages.some((m) => m.startsWith('asked to stop while starting')) || undefined, { timeoutMs: 5_000, everyMs: 50 });
       expect(child.exitCode).toBeNull();
@@ -114,10 +104,7 @@ describe('the API process while its read models catch up', () => {
         'stopped cleanly',
       ]);
     } finally {
-      restore();
-      await stopApiProcess(child);
-      await esdb.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await cleanUp();
     }
   }, 60_000);
 });
