@@ -134,6 +134,14 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
   // JSON in and out (API.md): Nest registers a form-encoded parser, which would read `phone=…&code=…`
   // as a body, and Fastify a text one. Without them such bodies are refused as not JSON (400 invalid_request).
   fastify.removeContentTypeParser(['application/x-www-form-urlencoded', 'text/plain']);
+  // `Content-Type: application/json` with no body at all, as client libraries that set the header on
+  // every request send it, is no body (what signup and a new key take), not a malformed one; a route
+  // that needs a body says so itself. Any other body goes to Fastify's own parser, as before.
+  const parseJson = fastify.getDefaultJsonParser('error', 'error');
+  fastify.removeContentTypeParser('application/json');
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    body === '' ? done(null, undefined) : parseJson(request, body as string, done),
+  );
 
   let closing: Promise<void> | undefined;
   return {

@@ -49,7 +49,6 @@ describe('toErrorBody: every error as API.md shapes it', () => {
     // What Nest's Fastify adapter makes of the JSON parser's refusals: an HttpException with Fastify's error as its cause.
     const parserError = (code: string) => new HttpException('Body is not valid JSON', 400, { cause: Object.assign(new Error('x'), { name: 'FastifyError', statusCode: 400, code }) });
     expect(toErrorBody(parserError('FST_ERR_CTP_INVALID_JSON_BODY')).body).toEqual({ ok: false, error: 'invalid_request', message: 'body is not valid JSON, or has a forbidden key (__proto__, constructor.prototype)' });
-    expect(toErrorBody(parserError('FST_ERR_CTP_EMPTY_JSON_BODY')).body).toEqual({ ok: false, error: 'invalid_request', message: 'body is empty' });
     expect(toErrorBody(new HttpException('Not Found', 404)).body).toEqual({ ok: false, error: 'not_found', message: 'no such route' });
     expect(toErrorBody(new Error('SQLITE_CORRUPT at /secret/path'))).toEqual({ status: 500, body: { ok: false, error: 'internal', message: 'internal error; nothing was changed' } });
   });

@@ -70,7 +70,6 @@ function clientMessage(error: unknown): string {
   const cause = error instanceof HttpException ? error.cause : undefined;
   const code = ((cause ?? error) as { code?: string } | null)?.code;
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return 'Content-Type must be application/json';
-  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY') return 'body is empty';
   if (code === 'FST_ERR_BAD_URL') return 'malformed URL';
   if (code === 'FST_ERR_MAX_PARAM_LENGTH') return 'URL path segment too long';
   // Fastify's JSON parser refuses prototype keys in an otherwise valid body with the same error, its cause dropped.
