@@ -322,6 +322,15 @@ describe('error codes of API.md with their status', () => {
     expect(await server.running.core.store.headPosition()).toBe(head);
   });
 
+  it('tells a key that cannot be one (truncated, mistyped) as an unknown key, not as a malformed header', async () => {
+    for (const presented of ['nxo_live_wrong', `${key}!`, 'x'.repeat(201)]) {
+      const res = await get(BASE, '/api/v1/balance', presented);
+      expect({ status: res.status, body: await res.json() }).toEqual({ status: 401, body: { ok: false, error: 'unauthorized', message: 'unknown or revoked API key' } });
+    }
+    const res = await get(BASE, '/api/v1/balance', undefined, { Authorization: 'Bearer' });
+    expect(await res.json()).toMatchObject({ error: 'unauthorized', message: 'missing or malformed Authorization: Bearer <api key>' });
+  });
+
   it('takes a key after more than one space (RFC 9110 allows it) and a lower-case scheme', async () => {
     for (const header of [`Bearer  ${key}`, `bearer ${key}`]) expect((await get(BASE, '/api/v1/balance', undefined, { Authorization: header })).status).toBe(200);
   });

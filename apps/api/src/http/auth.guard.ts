@@ -30,7 +30,9 @@ export interface AuthContext {
 type AuthedRequest = FastifyRequest & { auth?: AuthContext };
 
 // The scheme name is case-insensitive, and one or more spaces follow it (RFC 9110 §11.1, §11.4).
-const BEARER = /^Bearer +([A-Za-z0-9_-]{16,200})$/i;
+const BEARER = /^Bearer +(\S+)$/i;
+/** What a key can look like; a token of another shape (truncated, mistyped) is no key of ours. */
+const KEY_SHAPE = /^[A-Za-z0-9_-]{16,200}$/;
 const CACHE_MAX = 10_000;
 
 type KeyView = NonNullable<ReturnType<Core['reads']['apiKey']>>;
@@ -60,6 +62,8 @@ export class ApiKeyGuard implements CanActivate {
     const header = request.headers.authorization;
     const m = typeof header === 'string' ? BEARER.exec(header) : null;
     if (!m) throw new DomainError('unauthorized', 'missing or malformed Authorization: Bearer <api key>');
+    // A well-formed header with a token that cannot be a key: the same answer as an unknown key.
+    if (!KEY_SHAPE.test(m[1])) throw new DomainError('unauthorized', 'unknown or revoked API key');
     let key = this.lookup(m[1]);
     if (!key) {
       await this.core.caughtUp();
