@@ -136,12 +136,15 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
   fastify.removeContentTypeParser(['application/x-www-form-urlencoded', 'text/plain']);
   // `Content-Type: application/json` with no body at all, as client libraries that set the header on
   // every request send it, is no body (what signup and a new key take), not a malformed one; a route
-  // that needs a body says so itself. Any other body goes to Fastify's own parser, as before.
+  // that needs a body says so itself. Otherwise as Nest's own parser (`rawBody: true`, which this
+  // replaces): the raw bytes kept for the receipt callbacks' signatures, then Fastify's JSON parser.
   const parseJson = fastify.getDefaultJsonParser('error', 'error');
   fastify.removeContentTypeParser('application/json');
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
-    body === '' ? done(null, undefined) : parseJson(request, body as string, done),
-  );
+  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    (request as { rawBody?: Buffer }).rawBody = body as Buffer;
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    parseJson(request, (body as Buffer).toString('utf8'), done);
+  });
 
   let closing: Promise<void> | undefined;
   return {

@@ -50,11 +50,11 @@ function narrowToOwner(files: readonly string[]): string[] {
 export const SHUTDOWN_BUDGET_MS = 20_000;
 
 /**
- * Exits once the log's last lines are written. The destination writes asynchronously, and its
- * `flush(cb)` answers at once without waiting for a write in flight (it has no minimum length),
- * so `process.exit` after it sometimes lost the last line (`stopped cleanly`, or why a start
- * failed). Ending the stream waits for every write (stdout itself stays open). The wait is
- * bounded, so a stuck stdout cannot keep the process alive.
+ * Exits once the log's last lines are written. The destination writes asynchronously: `flush()`
+ * without waiting for it, then `process.exit`, sometimes lost the last line (the one saying why a
+ * start failed), and `flush(cb)` answers at once without waiting for a write in flight (the
+ * destination has no minimum length). Ending the stream waits for every write (stdout itself stays
+ * open). The wait is bounded, so a stuck stdout cannot keep the process alive.
  */
 async function exitAfterFlush(logger: Logger, code: number): Promise<never> {
   const stream = (logger as unknown as Record<symbol, NodeJS.WritableStream | undefined>)[pino.symbols.streamSym];
@@ -95,11 +95,12 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
     // lines with it. It stops as soon as it has started, or, if starting takes longer than the
     // shutdown budget, exits as after a crash (every file recovers from that).
     let stopAsked: string | undefined;
+    let startBudget: NodeJS.Timeout | undefined;
     const askedWhileStarting = (signal: string) => {
       if (stopAsked) return;
       stopAsked = signal;
       logger.info({ signal }, `asked to stop while starting: stopping once started (within ${SHUTDOWN_BUDGET_MS / 1000} s)`);
-      setTimeout(() => {
+      startBudget = setTimeout(() => {
         logger.error(`still starting ${SHUTDOWN_BUDGET_MS / 1000} s after ${signal}; exiting without a clean stop`);
         void exitAfterFlush(logger, 1);
       }, SHUTDOWN_BUDGET_MS).unref();
@@ -117,6 +118,8 @@ export function runProcess<C>(spec: ProcessSpec<C>): void {
     } finally {
       process.off('SIGTERM', askedWhileStarting);
       process.off('SIGINT', askedWhileStarting);
+      // Started (or failed): the shutdown's own budget applies from here.
+      clearTimeout(startBudget);
     }
     logger.info(running.fields, `NEXO ROUTE ${spec.name} running`);
 
