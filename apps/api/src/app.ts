@@ -9,7 +9,7 @@ import { CqrsModule } from '@nestjs/cqrs';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { STATUS_CODES } from 'node:http';
+import { type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type Logger, PinoNestLogger } from '#observability';
 import type { AppConfig } from './config.js';
@@ -130,21 +130,19 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
       reply.elapsedTime / 1000,
     );
   });
+  // `Content-Type: application/json` with no body at all, as client libraries that set the header on
+  // every request send it, is no body (what signup and a new key take), not a malformed one; a route
+  // that needs a body says so itself. Any other body goes to Fastify's own JSON parser, and Nest keeps
+  // the raw bytes (`rawBody`, for the receipt callbacks' signatures) as with its default parser, which
+  // this one takes the place of.
+  const parseJson = fastify.getDefaultJsonParser('error', 'error');
+  app.useBodyParser<Server>('application/json', { bodyLimit: BODY_LIMIT_BYTES }, (request, body, done) =>
+    body.length === 0 ? done(null, undefined) : parseJson(request, body.toString('utf8'), done),
+  );
   await app.init();
   // JSON in and out (API.md): Nest registers a form-encoded parser, which would read `phone=…&code=…`
   // as a body, and Fastify a text one. Without them such bodies are refused as not JSON (400 invalid_request).
   fastify.removeContentTypeParser(['application/x-www-form-urlencoded', 'text/plain']);
-  // `Content-Type: application/json` with no body at all, as client libraries that set the header on
-  // every request send it, is no body (what signup and a new key take), not a malformed one; a route
-  // that needs a body says so itself. Otherwise as Nest's own parser (`rawBody: true`, which this
-  // replaces): the raw bytes kept for the receipt callbacks' signatures, then Fastify's JSON parser.
-  const parseJson = fastify.getDefaultJsonParser('error', 'error');
-  fastify.removeContentTypeParser('application/json');
-  fastify.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    (request as { rawBody?: Buffer }).rawBody = body as Buffer;
-    if ((body as Buffer).length === 0) return done(null, undefined);
-    parseJson(request, (body as Buffer).toString('utf8'), done);
-  });
 
   let closing: Promise<void> | undefined;
   return {
