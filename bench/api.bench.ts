@@ -10,6 +10,7 @@
  *   BENCH_OUTLIERS=1                       the burst's slowest sends, by when they were due
  *   BENCH_WORKERS=off                      the API alone (no delivery pipeline in the process)
  *   BENCH_CONNECTIONS=128                  the sustained run and its ceiling on that many connections (default 64, the figure of record)
+ *   BENCH_KEYED=1                          every send with an Idempotency-Key of its own (the main thread's heap with keys)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

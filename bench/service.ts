@@ -29,10 +29,18 @@ function nextPhone(): string {
   return `${prefixes[n % prefixes.length]}${String(Math.floor(n / prefixes.length) % 10_000_000).padStart(7, '0')}`;
 }
 
+/** BENCH_KEYED=1: every send carries an Idempotency-Key of its own, as a careful client's do. */
+const KEYED = process.env.BENCH_KEYED === '1';
+let sendSeq = 0;
+
 /** One send-otp request: round-robin over `keys`, a new phone each time, by SMS. */
 function nextSendOtp(keys: readonly string[], k: number): { headers: Record<string, string>; body: string } {
   return {
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${keys[k % keys.length]}` },
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${keys[k % keys.length]}`,
+      ...(KEYED ? { 'idempotency-key': `bench-${process.pid}-${sendSeq++}` } : {}),
+    },
     body: JSON.stringify({ phone: nextPhone(), code: '482913', channel: 'sms' }),
   };
 }

@@ -225,6 +225,30 @@ describe('send-otp', () => {
     expect([other.status, (await other.json()).error]).toEqual([409, 'idempotency_conflict']);
   });
 
+  it('I7: a key used ten minutes ago is answered from the read model of send keys (the account state keeps 20 s of keys)', async () => {
+    const { api_key } = await signup(BASE);
+    const core = server.running.core;
+    const body = { phone: freshPhone(), code: '246810' };
+    // The first send as if made ten minutes ago: its key is past the state's 20 s, within the 48 h.
+    const clock = core.clock;
+    const setClock = (c: () => Date) => Object.defineProperty(core, 'clock', { value: c, configurable: true });
+    setClock(() => new Date(Date.now() - 10 * 60_000));
+    let firstText: string;
+    try {
+      firstText = await (await post(BASE, '/api/v1/send-otp', api_key, body, { 'Idempotency-Key': 'ten-minutes-ago' })).text();
+    } finally {
+      setClock(clock);
+    }
+    // Ten minutes on, the read models have long applied it.
+    await core.caughtUp();
+    const again = await post(BASE, '/api/v1/send-otp', api_key, body, { 'Idempotency-Key': 'ten-minutes-ago' });
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe(firstText);
+    const other = await post(BASE, '/api/v1/send-otp', api_key, { ...body, code: '135791' }, { 'Idempotency-Key': 'ten-minutes-ago' });
+    expect([other.status, (await other.json()).error]).toEqual([409, 'idempotency_conflict']);
+    expect((await (await get(BASE, '/api/v1/balance', api_key)).json()).test_credits).toBe(4);
+  });
+
   it('I7: the same body is the same JSON value: whitespace and field order do not make it another request', async () => {
     const { api_key } = await signup(BASE);
     const phone = freshPhone();

@@ -86,6 +86,7 @@ export interface AccountState {
    * (a million settled ids would cost ~100 MB).
    */
   settled: Set<string>;
+  /** The keys of the last IDEMPOTENCY_MEMORY_MS (20 s) of sends, oldest first. */
   idempotency: Map<string, IdempotencyRecord>;
   /** The OtpRequested just folded, for the Charged that follows it in the same append. */
   requesting: Data<'OtpRequested'> | undefined;
@@ -108,8 +109,20 @@ export const MAX_ACTIVE_KEYS = 20;
  */
 export const MAX_KEYS_ISSUED = 1_000;
 
-/** Idempotency keys are honoured for at least 24 h (API.md); they are pruned after 48 h. */
+/** Idempotency keys are honoured for at least 24 h (API.md); after 48 h a key is new again. */
 export const IDEMPOTENCY_RETENTION_MS = 48 * 3600 * 1000;
+
+/**
+ * The keys an account's state remembers: those of its sends of the last 20 s (by the sends' own
+ * time), which is what two requests racing with one key need, decided one after the other on the
+ * stream. A key used earlier is answered by the read model of send keys (`send_idempotency`, folded
+ * from the same OtpRequested events), which the API asks before it sends the command: that is
+ * normally under a second behind the log, and the API waits for it when it is over half this window
+ * behind. 5,000 keyed sends a second keep ~100,000 keys here (~28 MB). The state
+ * kept all 48 h of keys until 2026-11-27: ~280 bytes a key, so one keyed send a second held ~50 MB
+ * per account, and the process ran out of heap within a day or two.
+ */
+export const IDEMPOTENCY_MEMORY_MS = 20_000;
 
 export const SETTLED_WINDOW = 1024;
 
@@ -143,17 +156,21 @@ export function initialAccountState(): AccountState {
   };
 }
 
-/** What a SendOtp with an Idempotency-Key means against the state: a fresh send, a replay, or a conflict. */
-export function idempotencyMatch(
-  state: AccountState,
-  key: string | undefined,
-  requestHash: string | undefined,
-  atMs: number,
-): { kind: 'fresh' } | { kind: 'replay'; otpId: string } | { kind: 'conflict'; otpId: string } {
-  if (key === undefined) return { kind: 'fresh' };
-  const rec = state.idempotency.get(key);
-  if (!rec || atMs - rec.atMs > IDEMPOTENCY_RETENTION_MS) return { kind: 'fresh' };
+export type IdempotencyMatch = { kind: 'fresh' } | { kind: 'replay'; otpId: string } | { kind: 'conflict'; otpId: string };
+
+/** What an earlier use of a key (`rec`, made `withinMs` before `atMs` at most) means for a request hashing to `requestHash`. */
+export function matchIdempotencyRecord(rec: IdempotencyRecord | undefined, requestHash: string | undefined, atMs: number, withinMs = IDEMPOTENCY_RETENTION_MS): IdempotencyMatch {
+  if (!rec || atMs - rec.atMs > withinMs) return { kind: 'fresh' };
   return rec.requestHash === requestHash ? { kind: 'replay', otpId: rec.otpId } : { kind: 'conflict', otpId: rec.otpId };
+}
+
+/**
+ * What a SendOtp with an Idempotency-Key means against the state: a replay or a conflict of a send of
+ * the last 20 s, or `fresh` (no such send in them; an earlier one is the read model's).
+ */
+export function idempotencyMatch(state: AccountState, key: string | undefined, requestHash: string | undefined, atMs: number): IdempotencyMatch {
+  if (key === undefined) return { kind: 'fresh' };
+  return matchIdempotencyRecord(state.idempotency.get(key), requestHash, atMs, IDEMPOTENCY_MEMORY_MS);
 }
 
 function requireOpen(state: AccountState): void {
@@ -312,9 +329,11 @@ export function decideAccount(cmd: AccountCommand, state: AccountState): Account
 }
 
 function pruneIdempotency(state: AccountState, nowMs: number): void {
-  // Amortized: only sweep when the map has grown, so a steady trickle costs nothing.
-  if (state.idempotency.size < 1024 || state.idempotency.size % 1024 !== 0) return;
-  for (const [k, rec] of state.idempotency) if (nowMs - rec.atMs > IDEMPOTENCY_RETENTION_MS) state.idempotency.delete(k);
+  // Oldest first (a key used again moves to the end): the sweep stops at the first key still in the window.
+  for (const [k, rec] of state.idempotency) {
+    if (nowMs - rec.atMs <= IDEMPOTENCY_MEMORY_MS) break;
+    state.idempotency.delete(k);
+  }
 }
 
 export function evolveAccount(state: AccountState, event: AccountEvent): AccountState {
@@ -366,6 +385,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       state.requesting = event.data;
       if (idempotencyKey !== undefined) {
         const atMs = Date.parse(at);
+        state.idempotency.delete(idempotencyKey);
         state.idempotency.set(idempotencyKey, { requestHash, otpId, atMs });
         pruneIdempotency(state, atMs);
       }

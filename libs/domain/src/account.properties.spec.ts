@@ -4,7 +4,7 @@
  * from the decider's own state, so a bug in evolve cannot hide itself.
  */
 import fc from 'fast-check';
-import { type AccountCommand, type AccountState, accountDecider, TEST_ATTEMPTS_PER_CREDIT } from './account.decider.js';
+import { type AccountCommand, type AccountState, accountDecider, idempotencyMatch, type IdempotencyRecord, matchIdempotencyRecord, TEST_ATTEMPTS_PER_CREDIT } from './account.decider.js';
 import {
   AccountEvent as AccountEventSchema,
   type AccountEvent,
@@ -122,6 +122,7 @@ function run(script: readonly Action[]): Run {
   const noops: Action['kind'][] = [];
   /** Request hash of the OTP each Idempotency-Key created; scripts are shorter than the retention. */
   const keyedHashes = new Map<string, string | undefined>();
+  const sendKeys = new Map<string, IdempotencyRecord>();
   script.forEach((a, step) => {
     const command = toCommand(a, step, otpIds);
     const balanceBefore = state.balance;
@@ -131,6 +132,21 @@ function run(script: readonly Action[]): Run {
     const key = command.type === 'SendOtp' ? command.otp.idempotencyKey : undefined;
     const seen = key !== undefined && keyedHashes.has(key) && command.type === 'SendOtp';
     const replay = seen && keyedHashes.get(key) === command.otp.requestHash;
+    // As the API does: a key the state no longer remembers (past its 20 s) is looked up in the
+    // read model of send keys (here: every keyed send so far) before the command is decided.
+    if (key !== undefined && command.type === 'SendOtp' && idempotencyMatch(state, key, command.otp.requestHash, Date.parse(command.otp.at)).kind === 'fresh') {
+      const earlier = matchIdempotencyRecord(sendKeys.get(key), command.otp.requestHash, Date.parse(command.otp.at));
+      if (earlier.kind === 'conflict') {
+        expect(seen && !replay).toBe(true);
+        refusals.push('idempotency_conflict');
+        return;
+      }
+      if (earlier.kind === 'replay') {
+        expect(replay).toBe(true);
+        noops.push(a.kind);
+        return;
+      }
+    }
     let emitted: AccountEvent[];
     try {
       emitted = accountDecider.decide(command, state);
@@ -156,7 +172,10 @@ function run(script: readonly Action[]): Run {
       state = accountDecider.evolve(state, e);
       events.push(e);
       if (e.type === 'OtpRequested' && !otpIds.includes(e.data.otpId)) otpIds.push(e.data.otpId);
-      if (e.type === 'OtpRequested' && e.data.idempotencyKey !== undefined) keyedHashes.set(e.data.idempotencyKey, e.data.requestHash);
+      if (e.type === 'OtpRequested' && e.data.idempotencyKey !== undefined) {
+        keyedHashes.set(e.data.idempotencyKey, e.data.requestHash);
+        sendKeys.set(e.data.idempotencyKey, { requestHash: e.data.requestHash, otpId: e.data.otpId, atMs: Date.parse(e.data.at) });
+      }
     }
   });
   return { events, state, refusals, noops };

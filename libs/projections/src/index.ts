@@ -15,5 +15,6 @@ export * from './read-models/latency-histogram.js';
 export * from './read-models/directory.projection.js';
 export * from './read-models/deposits.projection.js';
 export * from './read-models/otp-routes.projection.js';
+export * from './read-models/send-idempotency.projection.js';
 export * from './local-db.js';
 export { ProjectionBehindError } from './progress.js';

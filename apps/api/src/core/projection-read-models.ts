@@ -13,6 +13,7 @@ import {
   type ProjectionProgress,
   Projector,
   recentOtps,
+  sendIdempotencyRecord,
   statement,
   ThreadedProjector,
   type Db,
@@ -27,6 +28,7 @@ export function readModelsOn(db: Db): ReadModels {
     balance: (accountId) => getBalance(db, accountId),
     otp: (accountId, otpId) => getOtp(db, accountId, otpId),
     recentOtps: (accountId, limit) => recentOtps(db, accountId, limit),
+    sendKey: (accountId, key) => sendIdempotencyRecord(db, accountId, key),
     stats: (month, accountId) => {
       const { month: _, ...figures } = monthlyStats(db, month, accountId === undefined ? {} : { accountId });
       return figures;

@@ -1,5 +1,5 @@
 /** What the HTTP layer reads: the read models behind one narrow interface. */
-import type { Carrier, Channel, FundedBy, MessageTemplate } from '#domain';
+import type { Carrier, Channel, FundedBy, IdempotencyRecord, MessageTemplate } from '#domain';
 
 export interface OtpView {
   id: string;
@@ -34,6 +34,8 @@ export interface ReadModels {
   otp(accountId: string, otpId: string): OtpView | undefined;
   /** The account's newest OTPs, newest first. */
   recentOtps(accountId: string, limit: number): OtpView[];
+  /** The account's last send under this Idempotency-Key (kept 48 h), for keys older than its state's 20 s. */
+  sendKey(accountId: string, key: string): IdempotencyRecord | undefined;
   /** API.md's stats fields (sent … by_channel), for one account or for all traffic. */
   stats(month: string, accountId?: string): Record<string, unknown>;
   statement(accountId: string, month: string): StatementLine[];

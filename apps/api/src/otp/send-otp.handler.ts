@@ -11,13 +11,18 @@ import {
   DomainError,
   formatUsd,
   fundingOf,
+  IDEMPOTENCY_MEMORY_MS,
   idempotencyMatch,
+  matchIdempotencyRecord,
   maskPhone,
   parseVnMobile,
   pickChannel,
+  type AccountState,
   type Carrier,
   type Channel,
   type FundedBy,
+  type IdempotencyMatch,
+  type IdempotencyRecord,
   type RequestedChannel,
 } from '#domain';
 import { newId, phoneHash } from '#security';
@@ -80,8 +85,7 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
     // whatever that body would have been refused for on its own.
     if (idempotencyKey !== undefined) {
       const { state } = await core.runner.peek(stream, accountDecider);
-      let match = idempotencyMatch(state, idempotencyKey, requestHash, now.getTime());
-      if (match.kind === 'conflict' && legacyRequestHash !== undefined) match = idempotencyMatch(state, idempotencyKey, legacyRequestHash(), now.getTime());
+      const match = await this.matchKey(state, auth.accountId, idempotencyKey, requestHash, legacyRequestHash, now.getTime());
       if (match.kind === 'conflict') throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
       if (match.kind === 'replay') return this.replay(auth.accountId, match.otpId);
     }
@@ -152,6 +156,40 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
       core.phoneLimiter.release(hash);
       throw error;
     }
+  }
+
+  /**
+   * The key against the account's sends of the last 20 s (its state), then against the 48 h before
+   * (the read model of send keys). A conflict is looked at again with the unkeyed hash of sends
+   * recorded before the hash was keyed.
+   */
+  private async matchKey(
+    state: AccountState,
+    accountId: string,
+    key: string,
+    requestHash: string | undefined,
+    legacyRequestHash: (() => string) | undefined,
+    nowMs: number,
+  ): Promise<IdempotencyMatch> {
+    let earlier: IdempotencyRecord | undefined;
+    let match = idempotencyMatch(state, key, requestHash, nowMs);
+    if (match.kind === 'fresh') {
+      earlier = await this.earlierSendKey(accountId, key);
+      match = matchIdempotencyRecord(earlier, requestHash, nowMs);
+    }
+    if (match.kind === 'conflict' && legacyRequestHash !== undefined) {
+      const legacy = legacyRequestHash();
+      match = earlier !== undefined ? matchIdempotencyRecord(earlier, legacy, nowMs) : idempotencyMatch(state, key, legacy, nowMs);
+    }
+    return match;
+  }
+
+  /** A key used before the state's 20 s, from the read model, once that has applied the log so far. */
+  private async earlierSendKey(accountId: string, key: string): Promise<IdempotencyRecord | undefined> {
+    // It is normally a fraction of a second behind; one further behind than half the state's window
+    // might not have a key the state has forgotten yet, so the answer waits for it (503 after 5 s).
+    if (this.core.projections.lag().seconds * 1000 > IDEMPOTENCY_MEMORY_MS / 2) await this.core.caughtUp();
+    return this.core.reads.sendKey(accountId, key);
   }
 
   private async replay(accountId: string, otpId: string): Promise<SendOtpResponse> {

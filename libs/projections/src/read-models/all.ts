@@ -5,11 +5,12 @@ import { directoryProjection } from './directory.projection.js';
 import { moneyProjection } from './money.projection.js';
 import { otpsProjection, type OtpsProjectionOptions } from './otps.projection.js';
 import { otpRoutesProjection } from './otp-routes.projection.js';
+import { sendIdempotencyProjection } from './send-idempotency.projection.js';
 
 export type ReadModelOptions = OtpsProjectionOptions;
 
 export function defaultProjections(options: ReadModelOptions = {}): Projection[] {
-  return [moneyProjection, otpsProjection(options), directoryProjection, otpRoutesProjection, depositsProjection];
+  return [moneyProjection, otpsProjection(options), directoryProjection, otpRoutesProjection, depositsProjection, sendIdempotencyProjection];
 }
 
 export function projectionByName(name: string, options: ReadModelOptions = {}): Projection | undefined {
