@@ -14,7 +14,7 @@ import {
 } from './account.events.js';
 import { fold } from './decider.js';
 import { DomainError, type ErrorCode } from './errors.js';
-import { at, creditDeposit, hex64, MINUTE, openAccount, refundOtp, markDelivered, reverseDeposit, sendOtp } from './testing/account.fixtures.js';
+import { at, creditDeposit, hex64, openAccount, refundOtp, markDelivered, reverseDeposit, sendOtp } from './testing/account.fixtures.js';
 
 type Action =
   | { kind: 'open'; testCredits: number }
@@ -91,8 +91,12 @@ interface Run {
   noops: Action['kind'][];
 }
 
+const STEP_MS = 7_000;
+
 function toCommand(a: Action, step: number, otpIds: readonly string[]): AccountCommand {
-  const when = at(step * MINUTE);
+  // 7 s apart: a key used again within two steps is still in the account's state (its last 20 s of
+  // keys), one used earlier is the read model's, so scripts go both ways.
+  const when = at(step * STEP_MS);
   const pickOtp = (pick: number) => otpIds[pick % (otpIds.length + 1)] ?? 'otp_never_sent';
   switch (a.kind) {
     case 'open':
