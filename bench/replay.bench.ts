@@ -9,17 +9,21 @@
  * ReceiptReceived on its own stream, then Delivered (90 %) or Refunded;
  * 500 accounts with skewed (Zipf) traffic, deposits, keys, over ~3 months.
  * Targets: replay ≥ 100,000 events/s, `ledger replay` < 15 s, lag < 1 s.
+ * Then (f) the busiest account's state loaded as after a restart, without and with snapshots:
+ * how long its first command waits, and the longest the event loop (every other account's
+ * requests) is held meanwhile.
  */
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { type AccountCommand, accountDecider, accountStream, DomainError } from '#domain';
-import { CommandRunner, SqliteEventStore } from '#eventstore';
+import { CommandRunner, SqliteEventStore, SqliteSnapshotStore } from '#eventstore';
 import { defaultProjections, listBalances, Projector } from '#projections';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
@@ -52,6 +56,24 @@ interface Pending {
   stream: string;
   type: string;
   data: unknown;
+}
+
+/** A send as the API would decide it (sealed fields are placeholders: nothing here opens them). */
+function benchSend(otpId: string, i: number, channel: 'sms' | 'voice'): AccountCommand {
+  return {
+    type: 'SendOtp',
+    price: BigInt(PRICE),
+    otp: {
+      otpId,
+      phone: 'k1:c2VhbGVkLXBob25l',
+      phoneHash: i.toString(16).padStart(64, '0'),
+      phoneMasked: '+8491****678',
+      carrier: 'viettel',
+      channel,
+      code: 'k1:c2VhbGVkLWNvZGU',
+      at: new Date().toISOString(),
+    },
+  };
 }
 
 /** Writes the log with plain INSERTs in large transactions: setup, not what is measured. */
@@ -213,20 +235,7 @@ async function lagUnderLoad(): Promise<{ sends: number; seconds: number; maxLag:
       while (performance.now() < deadline) {
         const i = n++;
         const accountId = accounts[i % accounts.length];
-        const cmd: AccountCommand = {
-          type: 'SendOtp',
-          price: BigInt(PRICE),
-          otp: {
-            otpId: `load_${i}`,
-            phone: 'k1:c2VhbGVkLXBob25l',
-            phoneHash: i.toString(16).padStart(64, '0'),
-            phoneMasked: '+8491****678',
-            carrier: 'viettel',
-            channel: 'voice',
-            code: 'k1:c2VhbGVkLWNvZGU',
-            at: new Date().toISOString(),
-          },
-        };
+        const cmd = benchSend(`load_${i}`, i, 'voice');
         try {
           await runner.handle(accountStream(accountId), accountDecider, cmd);
           sends++;
@@ -243,6 +252,63 @@ async function lagUnderLoad(): Promise<{ sends: number; seconds: number; maxLag:
   await store.close();
   const sorted = [...lags].sort((a, b) => a - b);
   return { sends, seconds, maxLag: sorted[sorted.length - 1] ?? 0, p99Lag: sorted[Math.floor(sorted.length * 0.99)] ?? 0, samples: lags.length };
+}
+
+interface LoadTiming {
+  ms: number;
+  /** The longest the event loop was held while the state loaded. */
+  stallMs: number;
+  snapshot: string;
+  events: number;
+}
+
+/** (f) The busiest account's first command on a fresh runner, as after a restart. */
+async function restartLoads(): Promise<{ stream: string; events: number; whole: LoadTiming; first: LoadTiming; later: LoadTiming; tail: number }> {
+  const store = SqliteEventStore.open(file);
+  const db = new Database(join(dir, 'state.db'));
+  const snapshots = new SqliteSnapshotStore(db);
+  const { stream, events } = store.db
+    .prepare<[], { stream: string; events: number }>(
+      "SELECT stream_id AS stream, count(*) AS events FROM events WHERE stream_id LIKE 'account-%' GROUP BY stream_id ORDER BY events DESC LIMIT 1",
+    )
+    .get() as { stream: string; events: number };
+  const probe: AccountCommand = { type: 'MarkDelivered', otpId: 'otp_never_sent', via: 'receipt', at: new Date().toISOString() };
+  const timed = async (withSnapshots: boolean): Promise<LoadTiming> => {
+    let load = { snapshot: 'none', events: 0 };
+    const runner = new CommandRunner(store, withSnapshots ? { snapshots, onLoad: (l) => (load = l) } : { onLoad: (l) => (load = l) });
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    const t0 = performance.now();
+    await runner.handle(stream, accountDecider, probe);
+    const ms = performance.now() - t0;
+    delay.disable();
+    return { ms, stallMs: delay.max / 1e6, ...load };
+  };
+  const whole = await timed(false);
+  const first = await timed(true);
+  // Traffic after the snapshot the first load wrote: what a later restart folds on top of it.
+  const writer = new CommandRunner(store, { snapshots });
+  const sends = 3_333;
+  await writer.handle(stream, accountDecider, {
+    type: 'CreditDeposit',
+    chainId: 1,
+    token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
+    txHash: `0x${'e'.repeat(64)}`,
+    logIndex: 0,
+    blockNumber: 1,
+    blockHash: `0x${'f'.repeat(64)}`,
+    amount: String(PRICE * sends),
+    at: new Date().toISOString(),
+  });
+  await Promise.all(
+    Array.from({ length: sends }, (_, i) =>
+      writer.handle(stream, accountDecider, benchSend(`restart_${i}`, i, 'sms')),
+    ),
+  );
+  const later = await timed(true);
+  await store.close();
+  db.close();
+  return { stream, events, whole, first, later, tail: sends * 2 };
 }
 
 async function main(): Promise<void> {
@@ -311,6 +377,9 @@ async function main(): Promise<void> {
   // (d) lag while sends are appended as fast as the command path takes them.
   const lag = await lagUnderLoad();
 
+  // (f) the busiest account's state after a restart.
+  const restart = await restartLoads();
+
   if (scrape) out(scrape);
   const pct = (r: number) => `${((100 * r) / ceiling).toFixed(0)}% of (a)`;
   out(`(a) ceiling: raw log read (readPage, 5,000/page)     ${fmt(ceiling).padStart(10)} events/s   ${ceilingSeconds.toFixed(2)} s`);
@@ -321,6 +390,11 @@ async function main(): Promise<void> {
     `(d) projection lag under send load: ${fmt(rate(lag.sends, lag.seconds))} sends/s by ${SENDERS} senders for ${lag.seconds.toFixed(0)} s; ` +
       `log head to all read models: max ${lag.maxLag.toFixed(3)} s, p99 ${lag.p99Lag.toFixed(3)} s over ${lag.samples} commits   target < 1 s`,
   );
+  const timing = (l: LoadTiming) => `${l.ms.toFixed(0)} ms (${fmt(l.events)} events folded, snapshot ${l.snapshot}; longest event-loop stall ${l.stallMs.toFixed(0)} ms)`;
+  out(`(f) busiest account (${restart.stream}, ${fmt(restart.events)} events), its first command after a restart:`);
+  out(`    without snapshots ${timing(restart.whole)}`);
+  out(`    with snapshots, the first load ${timing(restart.first)}, which writes one`);
+  out(`    with snapshots, ${fmt(restart.tail)} events later ${timing(restart.later)}   target: stall < 50 ms`);
   rmSync(dir, { recursive: true, force: true });
 }
 

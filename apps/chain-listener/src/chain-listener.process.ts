@@ -7,8 +7,8 @@
  */
 import type Database from 'better-sqlite3';
 import { busReadinessFields, type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
-import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
-import { createMetrics, startProbeServer, type Logger, type NexoMetrics } from '#observability';
+import { CommandRunner, type EventStore, openEventStore, SqliteSnapshotStore } from '#eventstore';
+import { commandRunnerHooks, createMetrics, startProbeServer, type Logger, type NexoMetrics } from '#observability';
 import { directoryProjection, openLocalDb, Projector } from '#projections';
 import type { ChainListenerConfig } from './chain-listener.config.js';
 import { type ChainServices, startChainServices } from './chain-services.js';
@@ -96,7 +96,7 @@ export async function startChainListenerProcess(
     services = await startChainServices({
       chains: [chain],
       bus,
-      runner: new CommandRunner(store),
+      runner: new CommandRunner(store, { snapshots: new SqliteSnapshotStore(db), ...commandRunnerHooks(() => metrics, logger) }),
       db,
       logger,
       metrics,

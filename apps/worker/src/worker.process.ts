@@ -11,8 +11,8 @@ import { hostname } from 'node:os';
 import type Database from 'better-sqlite3';
 import { busReadinessFields, type KafkaBusOptions, type MessageBus, openMessageBus } from '#bus';
 import { createCarriers, providerNames, type Carriers } from '#carriers';
-import { CommandRunner, type EventStore, openEventStore } from '#eventstore';
-import { startProbeServer, startingMetrics, type Logger, type NexoMetrics } from '#observability';
+import { CommandRunner, type EventStore, openEventStore, SqliteSnapshotStore } from '#eventstore';
+import { commandRunnerHooks, startProbeServer, startingMetrics, type Logger, type NexoMetrics } from '#observability';
 import { defaultProjections, openLocalDb, Projector } from '#projections';
 import { AesGcmCipher } from '#security';
 import { lookupsOn } from './lookups.js';
@@ -121,7 +121,7 @@ export async function startWorkerProcess(config: WorkerConfig, logger: Logger, o
     workers = await startWorkers(
       {
         store,
-        runner: new CommandRunner(store),
+        runner: new CommandRunner(store, { snapshots: new SqliteSnapshotStore(db), ...commandRunnerHooks(() => metrics, logger) }),
         bus,
         db,
         cipher: new AesGcmCipher(config.cipherKeys, config.cipherKeyId),

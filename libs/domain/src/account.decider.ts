@@ -6,6 +6,7 @@
  * dominate the send path. Callers that need the previous state must not share
  * it (the command path drops its cached state when an append fails).
  */
+import { accountSnapshot } from './account.snapshot.js';
 import type { Decider } from './decider.js';
 import { DomainError } from './errors.js';
 import type { AccountEvent, AccountEventOf, DeliveryProof, FundedBy, RefundReason } from './account.events.js';
@@ -435,4 +436,5 @@ export const accountDecider: Decider<AccountCommand, AccountEvent, AccountState>
   decide: decideAccount,
   evolve: evolveAccount,
   initialState: initialAccountState,
+  snapshot: accountSnapshot,
 };

@@ -17,9 +17,23 @@
  * revision; one that appends nothing (an idempotent no-op, a refusal, a peek)
  * is not, so before such an answer is given on cached state, the stream's
  * revision is read, and a stale state is rebuilt and the batch decided again.
+ *
+ * A decider with a snapshot codec (the account's) gets its state written down every so often
+ * (`snapshotEvery` events at least, and at most 1 % of the thread's time), and a load starts from
+ * the latest snapshot that still matches the stream. Whatever is folded, a long fold gives the
+ * event loop a turn every YIELD_EVERY events: loading one busy account must not stall the others.
  */
-import type { Decider } from '#domain';
+import { randomUUID } from 'node:crypto';
+import type { Decider, StateCodec } from '#domain';
 import { ConcurrencyError, type EventData, type EventStore, type RecordedEvent } from './event-store.port.js';
+import type { SnapshotStore, StoredSnapshot } from './snapshot-store.port.js';
+
+/** Events folded between two turns given to the event loop while a state loads. */
+const YIELD_EVERY = 1_000;
+/** A snapshot takes at most this share of the thread: the next waits 1/share times as long as the last took. */
+const SNAPSHOT_SHARE = 0.01;
+/** After a snapshot could not be written, the stream's next one waits at least this long. */
+const SNAPSHOT_RETRY_MS = 60_000;
 
 export interface DomainEventLike {
   type: string;
@@ -44,6 +58,22 @@ export interface CommandRunnerOptions {
   maxBatch?: number;
   /** Metadata stored with every event (e.g. correlation ids). */
   metadata?: () => Record<string, unknown> | undefined;
+  /** Where the states of deciders with a snapshot codec are kept; without it every load folds the whole stream. */
+  snapshots?: SnapshotStore;
+  /** Fewest events between two snapshots of a stream (default 10,000: a load then folds at most that many, ~70 ms). */
+  snapshotEvery?: number;
+  /** Each load of a state from the store (for metrics): how it went and how long it took. */
+  onLoad?: (load: StateLoad) => void;
+  /** Each snapshot written (or that failed: the command it followed is not affected). */
+  onSnapshot?: (snapshot: { seconds: number; error?: unknown }) => void;
+}
+
+export interface StateLoad {
+  /** `used`: from a snapshot; `none`: the stream had none (or no codec); `stale`: one that did not match or decode, ignored. */
+  snapshot: 'used' | 'none' | 'stale';
+  /** Events folded. */
+  events: number;
+  seconds: number;
 }
 
 interface Pending<C, E, S> {
@@ -60,6 +90,10 @@ interface StreamSlot<C, E, S> {
   revision: bigint | undefined;
   queue: Pending<C, E, S>[];
   running: boolean;
+  /** Revision of the stream's latest snapshot known here. */
+  snapshotAt: bigint | undefined;
+  /** performance.now() before which no snapshot is written (the duty cycle). */
+  snapshotNotBefore: number;
 }
 
 export class CommandRunner {
@@ -67,6 +101,7 @@ export class CommandRunner {
   private readonly maxRetries: number;
   private readonly cacheSize: number;
   private readonly maxBatch: number;
+  private readonly snapshotEvery: bigint;
 
   constructor(
     private readonly store: EventStore,
@@ -75,6 +110,7 @@ export class CommandRunner {
     this.maxRetries = options.maxRetries ?? 5;
     this.cacheSize = options.cacheSize ?? 10_000;
     this.maxBatch = options.maxBatch ?? 2_000;
+    this.snapshotEvery = BigInt(options.snapshotEvery ?? 10_000);
   }
 
   /** `metadata` is stored with this command's events (e.g. the account an OTP stream belongs to). */
@@ -98,7 +134,7 @@ export class CommandRunner {
       this.slots.delete(streamId);
       this.slots.set(streamId, slot);
     } else {
-      slot = { decider, state: undefined, revision: undefined, queue: [], running: false };
+      slot = { decider, state: undefined, revision: undefined, queue: [], running: false, snapshotAt: undefined, snapshotNotBefore: 0 };
       this.slots.set(streamId, slot);
       this.evict();
     }
@@ -185,6 +221,9 @@ export class CommandRunner {
         }
         slot.state = state;
         if (all.length > 0) {
+          // The last event gets its id here when a snapshot will be taken at it: the snapshot names it.
+          const codec = this.snapshotDue(slot, BigInt(all.length));
+          const last = codec ? (all[all.length - 1] = { ...all[all.length - 1], id: randomUUID() }) : undefined;
           try {
             const res = await this.store.append(streamId, all, slot.revision ?? 'no_stream');
             slot.revision = res.nextExpectedRevision;
@@ -194,6 +233,7 @@ export class CommandRunner {
             slot.revision = undefined;
             throw error;
           }
+          if (codec && last?.id) await this.writeSnapshot(streamId, slot, codec, last.id);
         }
         batch.forEach((p, i) => {
           const o = outcomes[i];
@@ -209,16 +249,106 @@ export class CommandRunner {
     }
   }
 
-  private async rebuild<C, E extends DomainEventLike, S>(streamId: string, slot: StreamSlot<C, E, S>): Promise<void> {
-    let state = slot.decider.initialState();
-    let revision: bigint | undefined;
-    for await (const e of this.store.readStream(streamId)) {
-      state = slot.decider.evolve(state, recordedToDomain<E>(e));
-      revision = e.revision;
-    }
-    slot.state = state;
-    slot.revision = revision;
+  /** The codec, when a snapshot is to be taken after appending `count` more events to the stream. */
+  private snapshotDue<S>(slot: StreamSlot<unknown, unknown, S>, count: bigint): StateCodec<S> | undefined {
+    const codec = this.options.snapshots ? slot.decider.snapshot : undefined;
+    if (codec === undefined) return undefined;
+    const after = (slot.revision ?? -1n) + count;
+    if (after - (slot.snapshotAt ?? -1n) < this.snapshotEvery) return undefined;
+    return performance.now() >= slot.snapshotNotBefore ? codec : undefined;
   }
+
+  /** Writes the slot's state (as of its revision, whose event has `eventId`); a failure only loses the snapshot. */
+  private async writeSnapshot<S>(streamId: string, slot: StreamSlot<unknown, unknown, S>, codec: StateCodec<S>, eventId: string): Promise<void> {
+    const started = performance.now();
+    const revision = slot.revision as bigint;
+    let error: unknown;
+    try {
+      // Encoded now, before anything else evolves the state in place.
+      const snapshot: StoredSnapshot = { revision, eventId, version: codec.version, state: codec.encode(slot.state as S) };
+      await this.options.snapshots?.save(streamId, snapshot);
+      slot.snapshotAt = revision;
+    } catch (e) {
+      error = e;
+    }
+    const took = performance.now() - started;
+    slot.snapshotNotBefore = performance.now() + (error === undefined ? took / SNAPSHOT_SHARE : Math.max(took / SNAPSHOT_SHARE, SNAPSHOT_RETRY_MS));
+    this.options.onSnapshot?.(error === undefined ? { seconds: took / 1000 } : { seconds: took / 1000, error });
+  }
+
+  private async rebuild<C, E extends DomainEventLike, S>(streamId: string, slot: StreamSlot<C, E, S>): Promise<void> {
+    const started = performance.now();
+    const codec = this.options.snapshots ? slot.decider.snapshot : undefined;
+    const snapshot = codec ? await this.loadSnapshot(streamId, codec) : undefined;
+    let from = snapshot === 'stale' ? undefined : snapshot;
+    let folded = await this.fold(streamId, slot.decider, from);
+    if (folded === undefined) {
+      // The snapshot is not of this stream's history (another log, say): fold it all.
+      from = undefined;
+      folded = (await this.fold(streamId, slot.decider, undefined)) as Folded<S>;
+    }
+    slot.state = folded.state;
+    slot.revision = folded.revision;
+    slot.snapshotAt = from?.revision;
+    this.options.onLoad?.({
+      snapshot: from ? 'used' : snapshot === undefined ? 'none' : 'stale',
+      events: folded.events,
+      seconds: (performance.now() - started) / 1000,
+    });
+    if (codec && folded.lastId !== undefined && BigInt(folded.events) >= this.snapshotEvery) await this.writeSnapshot(streamId, slot, codec, folded.lastId);
+  }
+
+  /** The stream's snapshot as a state, `stale` when there is one that cannot serve (another format, unreadable). */
+  private async loadSnapshot<S>(streamId: string, codec: StateCodec<S>): Promise<Snapshot<S> | 'stale' | undefined> {
+    try {
+      const stored = await this.options.snapshots?.load(streamId);
+      if (stored === undefined) return undefined;
+      if (stored.version !== codec.version) return 'stale';
+      return { state: codec.decode(stored.state), revision: stored.revision, eventId: stored.eventId };
+    } catch {
+      return 'stale';
+    }
+  }
+
+  /**
+   * Folds the stream onto the snapshot `from` (or from the start), giving the event loop a turn every
+   * YIELD_EVERY events; undefined when the stream does not have the snapshot's event at its revision.
+   */
+  private async fold<E extends DomainEventLike, S>(streamId: string, decider: Decider<unknown, E, S>, from: Snapshot<S> | undefined): Promise<Folded<S> | undefined> {
+    let state = from ? from.state : decider.initialState();
+    let revision = from?.revision;
+    let lastId = from?.eventId;
+    let events = 0;
+    let checked = from === undefined;
+    for await (const e of this.store.readStream(streamId, from ? { fromRevision: from.revision } : {})) {
+      if (!checked) {
+        // The snapshot's own event, read back: the same id at the same revision, or another history.
+        if (e.revision !== from?.revision || e.id !== from.eventId) return undefined;
+        checked = true;
+        continue;
+      }
+      state = decider.evolve(state, recordedToDomain<E>(e));
+      revision = e.revision;
+      lastId = e.id;
+      if (++events % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return checked ? { state, revision, lastId, events } : undefined;
+  }
+}
+
+interface Snapshot<S> {
+  state: S;
+  revision: bigint;
+  eventId: string;
+}
+
+interface Folded<S> {
+  state: S;
+  revision: bigint | undefined;
+  /** Id of the last event folded (or of the snapshot's). */
+  lastId: string | undefined;
+  /** Events folded, the snapshot's not counted. */
+  events: number;
 }
 
 export function recordedToDomain<E extends DomainEventLike>(e: RecordedEvent): E {

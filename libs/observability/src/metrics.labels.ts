@@ -157,6 +157,8 @@ export const DEFAULT_PROVIDERS = ['simulator'] as const;
 export const TOKENS = ['usdt', 'usdc'] as const;
 /** The embedded default's service threads (their names in `top -H` and the benches' CPU lines), each started again when it dies. */
 export const SERVICE_THREADS = ['nexo-log-writer', 'nexo-projector', 'nexo-webhooks'] as const;
+/** How the command path loaded a stream's state: from its snapshot, with none, or past one that did not serve. */
+export const STATE_LOAD_SNAPSHOT = ['used', 'none', 'stale'] as const;
 
 /** The shape of provider names in the routing table (ProviderNameSchema in #carriers). */
 const PROVIDER_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -199,5 +201,6 @@ export function createLabelSets(config: LabelSetConfig = {}) {
     chain: new LabelSet('chain', DEFAULT_CHAINS, { normalize: lower, pattern: CHAIN_NAME, capacity: 16 }).allow(...(config.chains ?? [])),
     token: new LabelSet('token', TOKENS, { normalize: lower }),
     thread: new LabelSet('thread', SERVICE_THREADS),
+    snapshot: new LabelSet('snapshot', STATE_LOAD_SNAPSHOT),
   };
 }

@@ -13,7 +13,7 @@
  * prometheus-rules.int.spec.ts.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { OTHER, createLabelSets, type LabelSet, type LabelSetConfig, type LabelValue, type MetricLabels } from './metrics.labels.js';
+import { OTHER, type STATE_LOAD_SNAPSHOT, createLabelSets, type LabelSet, type LabelSetConfig, type LabelValue, type MetricLabels } from './metrics.labels.js';
 
 export * from './metrics.labels.js';
 
@@ -24,6 +24,7 @@ export const CARRIER_SUBMIT_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 export const HTTP_DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** One append as its caller sees it, group-commit wait included. */
 export const EVENTSTORE_APPEND_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
+export const STATE_LOAD_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 export const EVENTSTORE_BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 type Labels<N extends string> = { readonly [K in N]: LabelValue };
@@ -169,6 +170,24 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       registers,
     }),
 
+    commandStateLoadSeconds: histogram(
+      'nexo_command_state_load_seconds',
+      "Loads of a stream's state by the command path (after a restart, a conflict, or its state leaving the cache), by whether a snapshot served: the time to read and fold it.",
+      STATE_LOAD_BUCKETS,
+      { snapshot: l.snapshot },
+    ),
+    commandSnapshotSeconds: new Histogram({
+      name: 'nexo_command_snapshot_seconds',
+      help: "Snapshots of a stream's state written by the command path: the time to encode and store one (on the thread that serves the stream).",
+      buckets: STATE_LOAD_BUCKETS,
+      registers,
+    }),
+    commandSnapshotErrors: new Counter({
+      name: 'nexo_command_snapshot_errors_total',
+      help: 'Snapshots that could not be written; the commands they followed are not affected, the next load folds more events.',
+      registers,
+    }),
+
     projectionLagEvents: gauge('nexo_projection_lag_events', 'Events in the log not yet applied by a projection in this process.', {
       projection: l.projection,
     }),
@@ -252,6 +271,26 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
 }
 
 export type NexoMetrics = ReturnType<typeof createMetrics>;
+
+/**
+ * The command runner's `onLoad` and `onSnapshot` (CommandRunner options), feeding the state-load and
+ * snapshot series; `metrics` is read at each call (a process may create its registry after its runner).
+ */
+export function commandRunnerHooks(metrics: () => NexoMetrics | undefined, logger?: { warn(obj: object, msg: string): void }) {
+  return {
+    onLoad(load: { snapshot: (typeof STATE_LOAD_SNAPSHOT)[number]; seconds: number }): void {
+      metrics()?.commandStateLoadSeconds.observe({ snapshot: load.snapshot }, load.seconds);
+    },
+    onSnapshot(snapshot: { seconds: number; error?: unknown }): void {
+      if (snapshot.error === undefined) {
+        metrics()?.commandSnapshotSeconds.observe(snapshot.seconds);
+        return;
+      }
+      metrics()?.commandSnapshotErrors.inc();
+      logger?.warn({ err: snapshot.error }, "could not write a snapshot of a stream's state; commands go on, the next load folds more events (retried in a minute)");
+    },
+  };
+}
 
 /**
  * Starts every carrier × channel OTP series at 0, so rates and ratios over

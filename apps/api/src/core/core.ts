@@ -6,10 +6,10 @@
 import type Database from 'better-sqlite3';
 import { busReadinessFields, InProcessMessageBus, openMessageBus, type MessageBus } from '#bus';
 import { CarriersConfigSchema, createCarriers, PhoneLimiter, providerNames, routingOnly, type Carriers, type Receipt } from '#carriers';
-import { CommandRunner, type EventStore, SqliteEventStore } from '#eventstore';
+import { CommandRunner, type EventStore, SqliteEventStore, SqliteSnapshotStore } from '#eventstore';
 import { lookupsOn, receiptPublisher, restorePhoneWindows, startWorkers, WebhooksThread, workerMetrics, type RunningWorkers, type WorkerMetrics } from '#worker';
 import { AesGcmCipher, type Cipher } from '#security';
-import type { Logger } from '#observability';
+import { commandRunnerHooks, type Logger } from '#observability';
 import { openLocalDb, type ProjectionProgress } from '#projections';
 import type { AppConfig } from '../config.js';
 import { TokenBuckets } from '../http/rate-limiter.js';
@@ -213,7 +213,8 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
     // readDb for reading) and this thread's state (in-process bus, worker tables, idempotency).
     readDb = openLocalDb(config.stateFile);
   }
-  const runner = new CommandRunner(store);
+  // Snapshots of long streams' states (a busy account's) in this process's local file: a cache.
+  const runner = new CommandRunner(store, { snapshots: new SqliteSnapshotStore(readDb), ...commandRunnerHooks(() => metricsRef.current, logger) });
   const cipher = new AesGcmCipher(config.cipherKeys, config.cipherKeyId);
   const { reads, projections } = await startReadModels(store, readDb, logger, {
     expiryMs: config.expiryMs,
