@@ -84,7 +84,13 @@ export class SendOtpHandler implements ICommandHandler<SendOtp> {
     // The key first: a key used before answers as it did, and another body under it is a conflict,
     // whatever that body would have been refused for on its own.
     if (idempotencyKey !== undefined) {
-      const { state } = await core.runner.peek(stream, accountDecider);
+      // The cached state already holds every send decided on the stream, appended or in flight: a key
+      // it does not know needs no wait for the batch in flight (a send queued behind it with the same
+      // key is caught by the decider, and answered as a replay below). A key it knows is answered on
+      // the state after the commands before this one, committed.
+      const cached = core.runner.cached(stream, accountDecider);
+      const known = cached === undefined || idempotencyMatch(cached, idempotencyKey, requestHash, now.getTime()).kind !== 'fresh';
+      const state = known ? (await core.runner.peek(stream, accountDecider)).state : cached;
       const match = await this.matchKey(state, auth.accountId, idempotencyKey, requestHash, legacyRequestHash, now.getTime());
       if (match.kind === 'conflict') throw new DomainError('idempotency_conflict', 'this Idempotency-Key was used with a different request');
       if (match.kind === 'replay') return this.replay(auth.accountId, match.otpId);
