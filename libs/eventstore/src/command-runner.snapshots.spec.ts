@@ -37,6 +37,10 @@ const send = (i: number): AccountCommand => ({
 });
 const deliver = (i: number): AccountCommand => ({ type: 'MarkDelivered', otpId: `otp${i}`, via: 'receipt', at: AT });
 
+async function until(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 1_000 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 2));
+}
+
 /** Records what the runner loads and saves. */
 class Recording implements SnapshotStore {
   saved: { streamId: string; snapshot: StoredSnapshot }[] = [];
@@ -208,6 +212,36 @@ describe('command path snapshots', () => {
     for (const { snapshot } of snapshots.saved) {
       expect(accountDecider.snapshot!.decode(snapshot.state)).toEqual(fold(accountDecider, events.slice(0, Number(snapshot.revision) + 1)));
     }
+  });
+
+  it('one snapshot per turn of the event loop, after the answers: streams that cross the threshold in one commit do not stall it together', async () => {
+    const streams = Array.from({ length: 6 }, (_, i) => accountStream(`acc${i}`));
+    const r = runner({ snapshotEvery: 50 });
+    for (const [i, stream] of streams.entries()) {
+      await r.handle(stream, accountDecider, { ...open, accountId: `acc${i}` } as AccountCommand);
+      await r.handle(stream, accountDecider, deposit);
+      for (let j = 0; j < 23; j++) await r.handle(stream, accountDecider, send(j));
+    }
+    // Each stream is at 48 events; one more send each (two events), all in the same commit, reaches 50.
+    let turn = 0;
+    let ticking = true;
+    const tick = () => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const turns: number[] = [];
+    const inner = snapshots.save.bind(snapshots);
+    snapshots.save = async (streamId, snapshot) => {
+      turns.push(turn);
+      await inner(streamId, snapshot);
+    };
+    const answeredAt: number[] = [];
+    await Promise.all(streams.map((stream) => r.handle(stream, accountDecider, send(99)).then(() => answeredAt.push(turn))));
+    await until(() => turns.length === streams.length);
+    ticking = false;
+    expect(new Set(turns).size).toBe(streams.length);
+    expect(Math.max(...answeredAt)).toBeLessThanOrEqual(Math.min(...turns));
   });
 
   it('a long fold gives the event loop turns: timers run while a busy stream loads', async () => {

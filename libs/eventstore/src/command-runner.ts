@@ -102,6 +102,7 @@ export class CommandRunner {
   private readonly cacheSize: number;
   private readonly maxBatch: number;
   private readonly snapshotEvery: bigint;
+  private snapshotTurn: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: EventStore,
@@ -220,10 +221,15 @@ export class CommandRunner {
           }
         }
         slot.state = state;
+        let snapshot: { codec: StateCodec<S>; eventId: string } | undefined;
         if (all.length > 0) {
           // The last event gets its id here when a snapshot will be taken at it: the snapshot names it.
           const codec = this.snapshotDue(slot, BigInt(all.length));
-          const last = codec ? (all[all.length - 1] = { ...all[all.length - 1], id: randomUUID() }) : undefined;
+          if (codec) {
+            const eventId = randomUUID();
+            all[all.length - 1] = { ...all[all.length - 1], id: eventId };
+            snapshot = { codec, eventId };
+          }
           try {
             const res = await this.store.append(streamId, all, slot.revision ?? 'no_stream');
             slot.revision = res.nextExpectedRevision;
@@ -233,13 +239,14 @@ export class CommandRunner {
             slot.revision = undefined;
             throw error;
           }
-          if (codec && last?.id) await this.writeSnapshot(streamId, slot, codec, last.id);
         }
         batch.forEach((p, i) => {
           const o = outcomes[i];
           if (o.ok) p.resolve({ events: o.events, state, revision: slot.revision });
           else p.reject(o.error);
         });
+        // After the answers: the stream's next batch waits for it (its state must not move meanwhile), no caller does.
+        if (snapshot) await this.writeSnapshot(streamId, slot, snapshot.codec, snapshot.eventId);
         return;
       } catch (error) {
         if (error instanceof ConcurrencyError && attempt < this.maxRetries) continue;
@@ -247,6 +254,16 @@ export class CommandRunner {
         return;
       }
     }
+  }
+
+  /**
+   * One snapshot per turn of the event loop: one commit completes the appends of many streams at
+   * once, and their snapshots written in that same turn would add up to one long stall.
+   */
+  private nextSnapshotTurn(): Promise<void> {
+    const turn = this.snapshotTurn.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.snapshotTurn = turn;
+    return turn;
   }
 
   /** The codec, when a snapshot is to be taken after appending `count` more events to the stream. */
@@ -258,8 +275,12 @@ export class CommandRunner {
     return performance.now() >= slot.snapshotNotBefore ? codec : undefined;
   }
 
-  /** Writes the slot's state (as of its revision, whose event has `eventId`); a failure only loses the snapshot. */
+  /**
+   * Writes the slot's state (as of its revision, whose event has `eventId`) in a turn of the event
+   * loop of its own; a failure only loses the snapshot.
+   */
   private async writeSnapshot<S>(streamId: string, slot: StreamSlot<unknown, unknown, S>, codec: StateCodec<S>, eventId: string): Promise<void> {
+    await this.nextSnapshotTurn();
     const started = performance.now();
     const revision = slot.revision as bigint;
     let error: unknown;

@@ -18,7 +18,7 @@ export class SqliteSnapshotStore implements SnapshotStore {
   private readonly get: Database.Statement<[string], Row>;
   private readonly put: Database.Statement<[string, number, string, number, string]>;
 
-  constructor(db: Database.Database) {
+  constructor(private readonly db: Database.Database) {
     db.exec(`CREATE TABLE IF NOT EXISTS stream_snapshots (
       stream_id TEXT PRIMARY KEY,
       revision INTEGER NOT NULL,
@@ -44,6 +44,8 @@ export class SqliteSnapshotStore implements SnapshotStore {
   }
 
   async save(streamId: string, s: StoredSnapshot): Promise<void> {
+    // A snapshot due as the process shuts down (its file closed) is simply not taken.
+    if (!this.db.open) return;
     this.put.run(streamId, Number(s.revision), s.eventId, s.version, JSON.stringify(s.state));
   }
 }
