@@ -201,11 +201,19 @@ async function main(): Promise<void> {
       `server RSS after ${total.toLocaleString('en-US')} accepted OTPs: ${rssMb(server.pid!)} MB (goal < 400 MB at 1,000,000); main thread's JS heap ${mb('nodejs_heap_size_used_bytes')} used of ${mb('nodejs_heap_size_total_bytes')}, external ${mb('nodejs_external_memory_bytes')}`,
     );
     const scrapes: number[] = [];
+    let text = '';
     for (let i = 0; i < 20; i++) {
       const t = performance.now();
-      await (await fetch(`${base}/metrics`)).text();
+      text = await (await fetch(`${base}/metrics`)).text();
       scrapes.push(performance.now() - t);
     }
+    // What the command path's snapshots of the accounts' states cost meanwhile (README, "Account snapshots").
+    const series = (name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const written = series('nexo_command_snapshot_seconds_count');
+    out.push(
+      `  account state snapshots written: ${written} (${((1000 * series('nexo_command_snapshot_seconds_sum')) / Math.max(1, written)).toFixed(1)} ms each on average, ` +
+        `${written - series('nexo_command_snapshot_seconds_bucket{le="0.01"}')} over 10 ms); account state loads from the log: ${series('nexo_command_state_load_seconds_count{snapshot="none"}')}`,
+    );
     if (process.env.BENCH_OUTLIERS) out.push(`  scrapes in order (ms): ${scrapes.map((s) => s.toFixed(1)).join(" ")}`);
     scrapes.sort((a, b) => a - b);
     out.push(`GET /metrics after ${total.toLocaleString('en-US')} OTPs: median ${scrapes[10].toFixed(1)} ms, max ${scrapes[19].toFixed(1)} ms over 20 scrapes (goal < 20 ms)`);

@@ -62,7 +62,7 @@ export interface CommandRunnerOptions {
   snapshots?: SnapshotStore;
   /** Fewest events between two snapshots of a stream (default 10,000: a load then folds at most that many, ~70 ms). */
   snapshotEvery?: number;
-  /** Each load of a state from the store (for metrics): how it went and how long it took. */
+  /** Each load from the store of a state whose decider keeps snapshots (for metrics): how it went and how long it took. */
   onLoad?: (load: StateLoad) => void;
   /** Each snapshot written (or that failed: the command it followed is not affected). */
   onSnapshot?: (snapshot: { seconds: number; error?: unknown }) => void;
@@ -311,11 +311,13 @@ export class CommandRunner {
     slot.state = folded.state;
     slot.revision = folded.revision;
     slot.snapshotAt = from?.revision;
-    this.options.onLoad?.({
-      snapshot: from ? 'used' : snapshot === undefined ? 'none' : 'stale',
-      events: folded.events,
-      seconds: (performance.now() - started) / 1000,
-    });
+    // Only the streams that can grow long (their decider keeps snapshots): an OTP's is loaded once or twice per OTP, a few events each.
+    if (slot.decider.snapshot)
+      this.options.onLoad?.({
+        snapshot: from ? 'used' : snapshot === undefined ? 'none' : 'stale',
+        events: folded.events,
+        seconds: (performance.now() - started) / 1000,
+      });
     if (codec && folded.lastId !== undefined && BigInt(folded.events) >= this.snapshotEvery) await this.writeSnapshot(streamId, slot, codec, folded.lastId);
   }
 

@@ -172,7 +172,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
 
     commandStateLoadSeconds: histogram(
       'nexo_command_state_load_seconds',
-      "Loads of a stream's state by the command path (after a restart, a conflict, or its state leaving the cache), by whether a snapshot served: the time to read and fold it.",
+      "Loads of an account's state by the command path (after a restart, a conflict, or its state leaving the cache), by whether a snapshot served: the time to read and fold it.",
       STATE_LOAD_BUCKETS,
       { snapshot: l.snapshot },
     ),
