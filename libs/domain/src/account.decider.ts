@@ -58,6 +58,10 @@ export interface IdempotencyRecord {
   atMs: number;
 }
 
+/**
+ * A field added here goes into the snapshot format too (account.snapshot.ts, with a new VERSION):
+ * the account property test "snapshots" compares every state read back with the full fold.
+ */
 export interface AccountState {
   opened: boolean;
   accountId: string;
