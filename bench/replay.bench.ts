@@ -25,6 +25,7 @@ import Database from 'better-sqlite3';
 import { type AccountCommand, accountDecider, accountStream, DomainError } from '#domain';
 import { CommandRunner, SqliteEventStore, SqliteSnapshotStore } from '#eventstore';
 import { defaultProjections, listBalances, Projector } from '#projections';
+import { testDeposit } from '../libs/eventstore/src/testing/seed-accounts.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const ACCOUNTS = 500;
@@ -293,17 +294,7 @@ async function restartLoads(): Promise<{ stream: string; events: number; whole: 
   // Traffic after the snapshot the first load wrote: what a later restart folds on top of it.
   const writer = new CommandRunner(store, { snapshots });
   const sends = 3_333;
-  await writer.handle(stream, accountDecider, {
-    type: 'CreditDeposit',
-    chainId: 1,
-    token: '0xdAC17F958D2ee523a2206206994597C13D831ec7',
-    txHash: `0x${'e'.repeat(64)}`,
-    logIndex: 0,
-    blockNumber: 1,
-    blockHash: `0x${'f'.repeat(64)}`,
-    amount: String(PRICE * sends),
-    at: new Date().toISOString(),
-  });
+  await writer.handle(stream, accountDecider, testDeposit(BigInt(PRICE * sends), new Date().toISOString()));
   await Promise.all(
     Array.from({ length: sends }, (_, i) =>
       writer.handle(stream, accountDecider, benchSend(`restart_${i}`, i, 'sms')),

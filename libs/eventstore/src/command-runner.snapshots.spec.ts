@@ -12,6 +12,7 @@ import { CommandRunner, type StateLoad } from './command-runner.js';
 import { SqliteEventStore } from './adapters/sqlite.event-store.js';
 import { SqliteSnapshotStore } from './adapters/sqlite.snapshot-store.js';
 import type { SnapshotStore, StoredSnapshot } from './snapshot-store.port.js';
+import { testDeposit } from './testing/seed-accounts.js';
 
 const AT = '2026-11-25T10:00:00.000Z';
 const hash = (n: number) => n.toString(16).padStart(64, '0');
@@ -19,17 +20,7 @@ const sealed = 'k1:AAAA';
 const STREAM = accountStream('acc1');
 
 const open: AccountCommand = { type: 'OpenAccount', accountId: 'acc1', name: 'x', testCredits: 0, at: AT };
-const deposit: AccountCommand = {
-  type: 'CreditDeposit',
-  chainId: 1,
-  token: `0x${'a'.repeat(40)}`,
-  txHash: `0x${'1'.repeat(64)}`,
-  logIndex: 0,
-  blockNumber: 1,
-  blockHash: `0x${'2'.repeat(64)}`,
-  amount: '1000000000',
-  at: AT,
-};
+const deposit = testDeposit(1_000_000_000n, AT);
 const send = (i: number): AccountCommand => ({
   type: 'SendOtp',
   price: 22_000n,
