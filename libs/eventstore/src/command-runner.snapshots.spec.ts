@@ -65,6 +65,12 @@ describe('command path snapshots', () => {
       await r.handle(STREAM, accountDecider, deliver(i));
     }
   };
+  /** The account opened and funded, then `n` OTPs from `from`: 2 + 3n events. */
+  const history = async (r: CommandRunner, n: number, from = 0) => {
+    await r.handle(STREAM, accountDecider, open);
+    await r.handle(STREAM, accountDecider, deposit);
+    await traffic(r, from, n);
+  };
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'nexo-snap-'));
@@ -81,9 +87,7 @@ describe('command path snapshots', () => {
 
   it('are written after an append once snapshotEvery events have gone by, at the revision of the last event written', async () => {
     const r = runner();
-    await r.handle(STREAM, accountDecider, open);
-    await r.handle(STREAM, accountDecider, deposit);
-    await traffic(r, 0, 60);
+    await history(r, 60);
     // 182 events (revisions 0-181): one snapshot past revision 99, none yet for the next hundred.
     expect(snapshots.saved).toHaveLength(1);
     const [{ streamId, snapshot }] = snapshots.saved;
@@ -100,9 +104,7 @@ describe('command path snapshots', () => {
 
   it('serve the next load, which folds only the events after them and gives the same state as a full fold', async () => {
     const first = runner();
-    await first.handle(STREAM, accountDecider, open);
-    await first.handle(STREAM, accountDecider, deposit);
-    await traffic(first, 0, 60);
+    await history(first, 60);
     const taken = snapshots.saved[0].snapshot.revision;
     loads = [];
     const second = runner();
@@ -116,18 +118,14 @@ describe('command path snapshots', () => {
 
   it('are ignored when they are not of this stream: another history under the same name is folded whole', async () => {
     const first = runner();
-    await first.handle(STREAM, accountDecider, open);
-    await first.handle(STREAM, accountDecider, deposit);
-    await traffic(first, 0, 40);
+    await history(first, 40);
     expect(snapshots.saved).toHaveLength(1);
     // A new log beside the old state file (a data directory restored in part, say): same stream, other events.
     await store.close();
     rmSync(join(dir, 'events.db'));
     store = SqliteEventStore.open(join(dir, 'events.db'));
     const again = runner({ snapshotEvery: 1_000 });
-    await again.handle(STREAM, accountDecider, open);
-    await again.handle(STREAM, accountDecider, deposit);
-    await traffic(again, 500, 45);
+    await history(again, 45, 500);
     loads = [];
     const fresh = runner({ snapshotEvery: 1_000 });
     const result = await fresh.handle(STREAM, accountDecider, send(2000));
@@ -138,9 +136,7 @@ describe('command path snapshots', () => {
 
   it('are ignored when the stream is shorter than their revision, in another format, or unreadable', async () => {
     const first = runner();
-    await first.handle(STREAM, accountDecider, open);
-    await first.handle(STREAM, accountDecider, deposit);
-    await traffic(first, 0, 40);
+    await history(first, 40);
     const good = snapshots.saved[0].snapshot;
     const variants: StoredSnapshot[] = [
       { ...good, revision: 10_000n },
@@ -164,9 +160,7 @@ describe('command path snapshots', () => {
 
   it('a load that folded many events writes one at once; a failing snapshot store costs commands nothing', async () => {
     const plain = new CommandRunner(store);
-    await plain.handle(STREAM, accountDecider, open);
-    await plain.handle(STREAM, accountDecider, deposit);
-    await traffic(plain, 0, 40);
+    await history(plain, 40);
     expect(snapshots.saved).toHaveLength(0);
     await runner().handle(STREAM, accountDecider, deliver(0));
     expect(snapshots.saved.map((s) => s.snapshot.revision)).toEqual([121n]);
