@@ -104,17 +104,19 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
   app.useGlobalFilters(new ApiErrorFilter(logger));
   const fastify = app.getHttpAdapter().getInstance();
   let draining = false;
-  fastify.addHook('onRequest', async (_request, reply) => {
-    if (!draining) return;
+  // Callback hooks, not async ones: every request runs all three, and an async hook costs a promise
+  // and a microtask turn each (~4 µs a request over the three, measured with fastify.inject).
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    if (!draining) return done();
     // Nothing new starts once SIGTERM came: the client retries elsewhere (or here, once restarted); it
     // is told so in the API's shape, and the connection is closed after the answer.
-    return reply
+    void reply
       .status(503)
       .headers({ 'retry-after': '1', connection: 'close' })
       .type('application/json; charset=utf-8')
       .send({ ok: false, error: 'internal', message: 'the server is shutting down; nothing was changed, try again' });
   });
-  fastify.addHook('onSend', async (request, reply) => {
+  fastify.addHook('onSend', (request, reply, payload, done) => {
     void reply.header('x-request-id', request.id);
     // Answers carry account data and, once, keys and webhook secrets: no cache keeps them, and no
     // browser reads a JSON body as another type. Static files (docs, dashboard) set their own caching.
@@ -122,13 +124,15 @@ export async function createApp(config: AppConfig, logger: Logger): Promise<Runn
     if (!reply.hasHeader('cache-control')) void reply.header('cache-control', 'no-store');
     // While draining, every answer closes its connection: a client must not send its next request on it.
     if (draining) void reply.header('connection', 'close');
+    done(null, payload);
   });
   // Route templates, never raw paths, so ids in URLs cannot blow up the label set.
-  fastify.addHook('onResponse', async (request, reply) => {
+  fastify.addHook('onResponse', (request, reply, done) => {
     core.metrics.httpRequestSeconds.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
     );
+    done();
   });
   // `Content-Type: application/json` with no body at all, as client libraries that set the header on
   // every request send it, is no body (what signup and a new key take), not a malformed one; a route
