@@ -84,6 +84,15 @@ interface Pending<C, E, S> {
   reject(error: unknown): void;
 }
 
+type Outcome<E> = { ok: true; events: E[] } | { ok: false; error: unknown };
+
+interface DecidedBatch<E, S> {
+  state: S;
+  outcomes: Outcome<E>[];
+  all: EventData[];
+  unguarded: boolean;
+}
+
 interface StreamSlot<C, E, S> {
   decider: Decider<C, E, S>;
   state: S | undefined;
@@ -141,7 +150,8 @@ export class CommandRunner {
     }
     const s = slot;
     return new Promise((resolve, reject) => {
-      s.queue.push({ ...item, resolve, reject });
+      const pending: Pending<C, E, S> = 'peek' in item ? { peek: true, resolve, reject } : { command: item.command, metadata: item.metadata, resolve, reject };
+      s.queue.push(pending);
       if (!s.running) void this.drain(streamId, s);
     });
   }
@@ -190,28 +200,8 @@ export class CommandRunner {
         // A state rebuilt just now is current; a cached one is checked below when nothing guards it.
         const cached = slot.state !== undefined;
         if (!cached) await this.rebuild(streamId, slot);
-        let state = slot.state as S;
-        const outcomes: ({ ok: true; events: E[] } | { ok: false; error: unknown })[] = [];
-        const all: EventData[] = [];
-        const shared = this.options.metadata?.();
-        for (const p of batch) {
-          if (p.peek) {
-            outcomes.push({ ok: true, events: [] });
-            continue;
-          }
-          try {
-            const events = slot.decider.decide(p.command as C, state);
-            const metadata = p.metadata || shared ? { ...shared, ...p.metadata } : undefined;
-            for (const e of events) {
-              state = slot.decider.evolve(state, e);
-              all.push({ type: e.type, data: e.data, metadata });
-            }
-            outcomes.push({ ok: true, events });
-          } catch (error) {
-            outcomes.push({ ok: false, error });
-          }
-        }
-        if (cached && attempt < this.maxRetries && outcomes.some((o) => !o.ok || o.events.length === 0)) {
+        const decided = this.decideBatch(slot.decider, slot.state as S, batch);
+        if (cached && attempt < this.maxRetries && decided.unguarded) {
           const revision = await this.store.streamRevision(streamId);
           if (revision !== slot.revision) {
             // Stale: the state was possibly evolved in place too, so rebuild it and decide again.
@@ -220,11 +210,12 @@ export class CommandRunner {
             continue;
           }
         }
+        const { state, outcomes, all } = decided;
         slot.state = state;
         let snapshot: { codec: StateCodec<S>; eventId: string } | undefined;
         if (all.length > 0) {
           // The last event gets its id here when a snapshot will be taken at it: the snapshot names it.
-          const codec = this.snapshotDue(slot, BigInt(all.length));
+          const codec = this.snapshotDue(slot, all.length);
           if (codec) {
             const eventId = randomUUID();
             all[all.length - 1] = { ...all[all.length - 1], id: eventId };
@@ -240,11 +231,11 @@ export class CommandRunner {
             throw error;
           }
         }
-        batch.forEach((p, i) => {
+        for (let i = 0; i < batch.length; i++) {
           const o = outcomes[i];
-          if (o.ok) p.resolve({ events: o.events, state, revision: slot.revision });
-          else p.reject(o.error);
-        });
+          if (o.ok) batch[i].resolve({ events: o.events, state, revision: slot.revision });
+          else batch[i].reject(o.error);
+        }
         // After the answers: the stream's next batch waits for it (its state must not move meanwhile), no caller does.
         if (snapshot) await this.writeSnapshot(streamId, slot, snapshot.codec, snapshot.eventId);
         return;
@@ -254,6 +245,42 @@ export class CommandRunner {
         return;
       }
     }
+  }
+
+  /**
+   * Decides the batch's commands in order against the evolving state: synchronous, and kept out of
+   * `runBatch` so that the async function (whose frame is allocated per call) stays small.
+   * `unguarded`: some answer appends nothing (a peek, a no-op, a refusal), so the expected revision
+   * of an append will not vouch for the state it was decided on.
+   */
+  private decideBatch<C, E extends DomainEventLike, S>(decider: Decider<C, E, S>, start: S, batch: readonly Pending<C, E, S>[]): DecidedBatch<E, S> {
+    let state = start;
+    let unguarded = false;
+    const outcomes: Outcome<E>[] = new Array(batch.length);
+    const all: EventData[] = [];
+    const shared = this.options.metadata?.();
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i];
+      if (p.peek) {
+        outcomes[i] = { ok: true, events: [] };
+        unguarded = true;
+        continue;
+      }
+      try {
+        const events = decider.decide(p.command as C, state);
+        const metadata = shared ? { ...shared, ...p.metadata } : p.metadata;
+        for (const e of events) {
+          state = decider.evolve(state, e);
+          all.push({ type: e.type, data: e.data, metadata });
+        }
+        outcomes[i] = { ok: true, events };
+        if (events.length === 0) unguarded = true;
+      } catch (error) {
+        outcomes[i] = { ok: false, error };
+        unguarded = true;
+      }
+    }
+    return { state, outcomes, all, unguarded };
   }
 
   /**
@@ -267,10 +294,10 @@ export class CommandRunner {
   }
 
   /** The codec, when a snapshot is to be taken after appending `count` more events to the stream. */
-  private snapshotDue<S>(slot: StreamSlot<unknown, unknown, S>, count: bigint): StateCodec<S> | undefined {
+  private snapshotDue<S>(slot: StreamSlot<unknown, unknown, S>, count: number): StateCodec<S> | undefined {
     const codec = this.options.snapshots ? slot.decider.snapshot : undefined;
     if (codec === undefined) return undefined;
-    const after = (slot.revision ?? -1n) + count;
+    const after = (slot.revision ?? -1n) + BigInt(count);
     if (after - (slot.snapshotAt ?? -1n) < this.snapshotEvery) return undefined;
     return performance.now() >= slot.snapshotNotBefore ? codec : undefined;
   }
