@@ -1,5 +1,5 @@
 /** Jest in ESM mode: NestJS 12 ships ES modules only. */
-const libs = ['domain', 'eventstore', 'bus', 'projections', 'carriers', 'chain', 'observability', 'security', 'testing'];
+const libs = ['domain', 'eventstore', 'bus', 'projections', 'carriers', 'chain', 'observability', 'security', 'testing', 'collections'];
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],

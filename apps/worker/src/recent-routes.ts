@@ -6,6 +6,7 @@
  * oldest entries go first, and a miss falls back to the read model, so
  * receipts for another instance's submissions still match.
  */
+import { trimOldest } from '#collections';
 import type { RouteLookup } from './receipts.consumer.js';
 
 interface Route {
@@ -36,6 +37,6 @@ export class RecentRoutes {
 
 function remember<V>(map: Map<string, V>, key: string, value: V, capacity: number): void {
   map.set(key, value);
-  // Maps iterate in insertion order: the first key is the oldest.
-  if (map.size > capacity) map.delete(map.keys().next().value as string);
+  // Maps iterate in insertion order: the first keys are the oldest.
+  trimOldest(map, capacity);
 }

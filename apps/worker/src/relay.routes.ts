@@ -3,6 +3,7 @@
  * decides which facts leave the log, on which topic, under which key.
  */
 import { TOPICS, type Publication } from '#bus';
+import { trimOldest } from '#collections';
 import type { AccountEventOf, Carrier, Channel, OtpEventOf } from '#domain';
 import type { RecordedEvent } from '#eventstore';
 import type { DispatchMessage, SettlementMessage, WebhookMessage } from './messages.js';
@@ -32,7 +33,7 @@ export function createRelayRoute(topics?: ReadonlySet<string>): (e: RecordedEven
   const facts = new Map<string, { carrier: Carrier; channel: Channel }>();
   const remember = (otpId: string, f: { carrier: Carrier; channel: Channel }) => {
     facts.set(otpId, f);
-    if (facts.size > FACTS_REMEMBERED) facts.delete(facts.keys().next().value as string);
+    trimOldest(facts, FACTS_REMEMBERED);
   };
   const settledFacts = (otpId: string) => {
     const f = facts.get(otpId);

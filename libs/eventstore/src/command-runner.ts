@@ -24,6 +24,7 @@
  * event loop a turn every YIELD_EVERY events: loading one busy account must not stall the others.
  */
 import { randomUUID } from 'node:crypto';
+import { trimOldest } from '#collections';
 import type { Decider, StateCodec } from '#domain';
 import { ConcurrencyError, type EventData, type EventStore, type RecordedEvent } from './event-store.port.js';
 import type { SnapshotStore, StoredSnapshot } from './snapshot-store.port.js';
@@ -174,12 +175,15 @@ export class CommandRunner {
     return slot !== undefined && slot.decider === decider ? (slot.state as S | undefined) : undefined;
   }
 
+  /** A stream with a batch running or commands queued keeps its state cached. */
+  private readonly busy = (streamId: string): boolean => {
+    const slot = this.slots.get(streamId);
+    return slot !== undefined && (slot.running || slot.queue.length > 0);
+  };
+
+  /** Least recently used first, an eighth of the cache at a time (oldest-first.ts says why). */
   private evict(): void {
-    if (this.slots.size <= this.cacheSize) return;
-    for (const [id, slot] of this.slots) {
-      if (this.slots.size <= this.cacheSize) break;
-      if (!slot.running && slot.queue.length === 0) this.slots.delete(id);
-    }
+    trimOldest(this.slots, this.cacheSize, this.busy);
   }
 
   private async drain<C, E extends DomainEventLike, S>(streamId: string, slot: StreamSlot<C, E, S>): Promise<void> {

@@ -10,6 +10,8 @@
  * starts its own count. Bounded: the phones counted longest ago are forgotten
  * first.
  */
+import { trimOldest } from '#collections';
+
 const DAY_MS = 86_400_000;
 
 export class FreeSendsPerPhone {
@@ -34,7 +36,7 @@ export class FreeSendsPerPhone {
     const n = c !== undefined && c.day === day ? c.n + 1 : 1;
     this.counts.delete(phoneHash);
     this.counts.set(phoneHash, { day, n });
-    if (this.counts.size > this.maxPhones) this.counts.delete(this.counts.keys().next().value as string);
+    trimOldest(this.counts, this.maxPhones);
   }
 
   private today(): number {

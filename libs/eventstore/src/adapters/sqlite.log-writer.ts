@@ -6,6 +6,7 @@
  * schema, the pragmas and every rule.
  */
 import Database from 'better-sqlite3';
+import { trimOldest } from '#collections';
 import { type ExpectedRevision, revisionMatches } from '../event-store.port.js';
 
 export const SCHEMA = `
@@ -125,10 +126,7 @@ export class SqliteLogWriter {
       this.written.delete(streamId);
       this.written.set(streamId, revision);
     }
-    for (const streamId of this.written.keys()) {
-      if (this.written.size <= CACHED_STREAMS) break;
-      this.written.delete(streamId);
-    }
+    trimOldest(this.written, CACHED_STREAMS);
   }
 
   /** Writes the whole group in one transaction or nothing (the error is thrown). */

@@ -6,6 +6,7 @@
 import { deadlineSignal } from '../../deadline.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { trimOldest } from '#collections';
 import { parseVnMobile } from '#domain';
 import { silentLogger, type CarrierLogger } from '../../carrier-gateway.port.js';
 import {
@@ -180,7 +181,7 @@ export class HttpSimulator {
 
   private remember(key: string, messageId: string): void {
     this.byKey.set(key, messageId);
-    if (this.byKey.size > IDEMPOTENCY_MEMORY) this.byKey.delete(this.byKey.keys().next().value as string);
+    trimOldest(this.byKey, IDEMPOTENCY_MEMORY);
   }
 
   private postReceipt(body: ReceiptBody, attempt: number): void {

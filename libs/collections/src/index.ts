@@ -1,0 +1,2 @@
+export * from './oldest-first.js';
+export * from './expiry-queue.js';
