@@ -44,9 +44,12 @@ export class SentMessages {
       this.byKey.set(k, entry);
     }
     this.order.set(providerMessageId, keys);
-    for (const [id, keys] of this.order) {
-      if (this.order.size <= this.max) break;
-      for (const k of keys) this.byKey.delete(k);
+    if (this.order.size <= this.max) return;
+    // An eighth at a time: one id at a time from the front walks every earlier deletion's hole (oldest-first.ts).
+    const target = this.max - (this.max >> 3);
+    for (const [id, owned] of this.order) {
+      if (this.order.size <= target) break;
+      for (const k of owned) this.byKey.delete(k);
       this.order.delete(id);
     }
   }
