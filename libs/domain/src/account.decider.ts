@@ -6,6 +6,7 @@
  * dominate the send path. Callers that need the previous state must not share
  * it (the command path drops its cached state when an append fails).
  */
+import { ExpiryQueue } from '#collections';
 import { accountSnapshot } from './account.snapshot.js';
 import type { Decider } from './decider.js';
 import { DomainError } from './errors.js';
@@ -333,12 +334,36 @@ export function decideAccount(cmd: AccountCommand, state: AccountState): Account
   }
 }
 
+/**
+ * The keys of each state's `idempotency` in the order they were recorded, beside the Map (not in the
+ * state, so it is no part of what snapshots and equality see): sweeping the Map itself from the front
+ * walked every earlier deletion's hole (oldest-first.ts), 7 µs per keyed send at 500 a second on one
+ * account and 67 µs at 5,000. Built from the Map's order the first time a state needs it (a state
+ * folded here, or decoded from a snapshot).
+ */
+const idempotencyOrder = new WeakMap<AccountState['idempotency'], ExpiryQueue<string>>();
+
+function recordIdempotency(state: AccountState, key: string, record: IdempotencyRecord): void {
+  state.idempotency.delete(key);
+  state.idempotency.set(key, record);
+  idempotencyOrder.get(state.idempotency)?.push(key, record.atMs);
+}
+
 function pruneIdempotency(state: AccountState, nowMs: number): void {
-  // Oldest first (a key used again moves to the end): the sweep stops at the first key still in the window.
-  for (const [k, rec] of state.idempotency) {
-    if (nowMs - rec.atMs <= IDEMPOTENCY_MEMORY_MS) break;
-    state.idempotency.delete(k);
+  const keys = state.idempotency;
+  let order = idempotencyOrder.get(keys);
+  if (order === undefined) {
+    order = new ExpiryQueue<string>();
+    for (const [key, rec] of keys) order.push(key, rec.atMs);
+    idempotencyOrder.set(keys, order);
   }
+  // Oldest first (a key used again moves to the end): the sweep stops at the first key still in the
+  // window, those older than IDEMPOTENCY_MEMORY_MS go (times are whole milliseconds).
+  order.sweep(
+    nowMs - IDEMPOTENCY_MEMORY_MS - 1,
+    (key, atMs) => keys.get(key)?.atMs === atMs,
+    (key) => keys.delete(key),
+  );
 }
 
 export function evolveAccount(state: AccountState, event: AccountEvent): AccountState {
@@ -390,8 +415,7 @@ export function evolveAccount(state: AccountState, event: AccountEvent): Account
       state.requesting = event.data;
       if (idempotencyKey !== undefined) {
         const atMs = Date.parse(at);
-        state.idempotency.delete(idempotencyKey);
-        state.idempotency.set(idempotencyKey, { requestHash, otpId, atMs });
+        recordIdempotency(state, idempotencyKey, { requestHash, otpId, atMs });
         pruneIdempotency(state, atMs);
       }
       break;
