@@ -31,16 +31,22 @@ export class ExpiryQueue<K> {
         if (time > upTo) break;
         drop(key, time);
       }
-      this.head += 1;
+      this.consume();
     }
     this.compact();
   }
 
   /** The oldest entry `isCurrent` still owns (stale ones in front of it are dropped), or undefined. */
   oldest(isCurrent: (key: K, time: number) => boolean): { key: K; time: number } | undefined {
-    while (this.head < this.keys.length && !isCurrent(this.keys[this.head], this.times[this.head])) this.head += 1;
+    while (this.head < this.keys.length && !isCurrent(this.keys[this.head], this.times[this.head])) this.consume();
     this.compact();
     return this.head < this.keys.length ? { key: this.keys[this.head], time: this.times[this.head] } : undefined;
+  }
+
+  /** Moves the head on, letting go of the key there: until the next compaction the array would keep it alive. */
+  private consume(): void {
+    this.keys[this.head] = undefined as K;
+    this.head += 1;
   }
 
   private compact(): void {
