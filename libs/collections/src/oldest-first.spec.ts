@@ -23,10 +23,12 @@ describe('trimOldest', () => {
     expect([...s]).toEqual(['d', 'e', 'f', 'g', 'h', 'i', 'a']);
   });
 
-  it('spares the entries `keep` asks for, in their place', () => {
+  it('spares the entries `keep` asks for, in their place, and tells `forgotten` of each one it deletes', () => {
     const m = mapOf(10);
-    trimOldest(m, 8, (k) => k === 'k0' || k === 'k2');
+    const forgotten: string[] = [];
+    trimOldest(m, 8, (k) => k === 'k0' || k === 'k2', (k) => forgotten.push(k));
     expect([...m.keys()]).toEqual(['k0', 'k2', 'k5', 'k6', 'k7', 'k8', 'k9']);
+    expect(forgotten).toEqual(['k1', 'k3', 'k4']);
   });
 
   it('stays cheap as a bounded memory: 1,000,000 inserts at 200,000 entries in well under a second', () => {

@@ -19,13 +19,16 @@ export interface InsertionOrdered<K> {
 /**
  * Once `memory` holds more than `capacity` entries, deletes its oldest ones (those `keep` allows)
  * until it holds `capacity - capacity / 8`. For caches and memories whose oldest entries may be
- * forgotten in bulk; `keep` spares entries still in use (they stay, in their place).
+ * forgotten in bulk; `keep` spares entries still in use (they stay, in their place), and
+ * `forgotten` hears of each key deleted (to drop what hangs off it elsewhere).
  */
-export function trimOldest<K>(memory: InsertionOrdered<K>, capacity: number, keep?: (key: K) => boolean): void {
+export function trimOldest<K>(memory: InsertionOrdered<K>, capacity: number, keep?: (key: K) => boolean, forgotten?: (key: K) => void): void {
   if (memory.size <= capacity) return;
   const target = capacity - (capacity >> 3);
   for (const key of memory.keys()) {
     if (memory.size <= target) break;
-    if (keep === undefined || !keep(key)) memory.delete(key);
+    if (keep !== undefined && keep(key)) continue;
+    forgotten?.(key);
+    memory.delete(key);
   }
 }

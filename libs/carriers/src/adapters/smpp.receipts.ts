@@ -6,6 +6,7 @@
  * land on the same fields; data_sm has no short_message.
  */
 import type smpp from 'smpp';
+import { trimOldest } from '#collections';
 import type { Receipt } from '../carrier-gateway.port.js';
 import { MESSAGE_STATE_TO_STATUS, parseDlrText, scrubRaw, statToStatus } from '../delivery-receipt.codec.js';
 import { messageIdKeys, pduText } from './smpp.pdu.js';
@@ -27,6 +28,11 @@ export class SentMessages {
   private readonly order = new Map<string, string[]>();
   constructor(private readonly max: number) {}
 
+  /** An id forgotten takes the lookup keys it owns with it. */
+  private readonly forgetKeys = (providerMessageId: string): void => {
+    for (const k of this.order.get(providerMessageId) ?? []) this.byKey.delete(k);
+  };
+
   /**
    * The newest message holds an id and its keys: an SMSC whose counter started over (a restart)
    * hands out ids it gave before, and a receipt for one of them is the new message's.
@@ -44,14 +50,7 @@ export class SentMessages {
       this.byKey.set(k, entry);
     }
     this.order.set(providerMessageId, keys);
-    if (this.order.size <= this.max) return;
-    // An eighth at a time: one id at a time from the front walks every earlier deletion's hole (oldest-first.ts).
-    const target = this.max - (this.max >> 3);
-    for (const [id, owned] of this.order) {
-      if (this.order.size <= target) break;
-      for (const k of owned) this.byKey.delete(k);
-      this.order.delete(id);
-    }
+    trimOldest(this.order, this.max, undefined, this.forgetKeys);
   }
 
   find(id: string): Sent | undefined {
