@@ -1,5 +1,8 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { type LimitDecision, PhoneLimiter } from './phone-limiter.js';
+import { compactKey, type LimitDecision, PhoneLimiter } from './phone-limiter.js';
+
+const hex64 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** I8: at most one carrier submission per phone per 30 s. */
 describe('I8 per-phone limit', () => {
@@ -91,6 +94,29 @@ describe('I8 per-phone limit', () => {
     expect(l.tryAcquire('d')).toEqual({ allowed: true });
   });
 
+  it('keeps a phone hash as its first 64 bits in four characters, and any other key as it is', () => {
+    const a = hex64('+84912345678');
+    const k = compactKey(a);
+    expect(k).toHaveLength(4);
+    expect([...k].map((c) => c.charCodeAt(0).toString(16).padStart(4, '0')).join('')).toBe(a.slice(0, 16));
+    expect(compactKey(`${a.slice(0, 16)}${'0'.repeat(48)}`)).toBe(k);
+    expect(compactKey(hex64('+84912345679'))).not.toBe(k);
+    for (const other of ['p1', a.toUpperCase(), `${a.slice(0, 15)}g${a.slice(16)}`, a.slice(1), `${a}0`]) expect(compactKey(other)).toBe(other);
+    // Across a day of 5,000 distinct phones a second, 64 bits keep every phone's window its own.
+    const seen = new Set(Array.from({ length: 100_000 }, (_, i) => compactKey(hex64(`+8491${i}`))));
+    expect(seen.size).toBe(100_000);
+  });
+
+  it('a phone hash keeps its own window through check, acquire and release', () => {
+    const limiter = new PhoneLimiter({ now: () => 0 });
+    const a = hex64('+84912345678');
+    expect(limiter.tryAcquire(a).allowed).toBe(true);
+    expect(limiter.check(a).allowed).toBe(false);
+    expect(limiter.check(hex64('+84912345679')).allowed).toBe(true);
+    limiter.release(a);
+    expect(limiter.check(a).allowed).toBe(true);
+  });
+
   it('refuses nonsense settings', () => {
     expect(() => new PhoneLimiter({ windowMs: 0 })).toThrow(RangeError);
   });
@@ -148,6 +174,9 @@ describe('the per-phone limit matches a plain model', () => {
     fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: -5, max: 25 }) }),
   );
 
+  // Phone hashes as the service has them (kept compact inside the limiter) and other keys (kept as they are).
+  const keys = Array.from({ length: 13 }, (_, i) => (i % 2 === 1 ? hex64(`phone ${i}`) : `p${i}`));
+
   it('same decisions and size for any sequence of operations', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 300 }), fc.integer({ min: 1, max: 8 }), (ops, maxEntries) => {
@@ -157,14 +186,14 @@ describe('the per-phone limit matches a plain model', () => {
         const model = new Model(now, 30, maxEntries);
         for (const o of ops) {
           if (o.kind === 'tick') t += o.ms;
-          else if (o.kind === 'acquire') expect(limiter.tryAcquire(`p${o.key}`)).toEqual(model.tryAcquire(`p${o.key}`));
-          else if (o.kind === 'check') expect(limiter.check(`p${o.key}`)).toEqual(model.decide(`p${o.key}`, t));
+          else if (o.kind === 'acquire') expect(limiter.tryAcquire(keys[o.key])).toEqual(model.tryAcquire(keys[o.key]));
+          else if (o.kind === 'check') expect(limiter.check(keys[o.key])).toEqual(model.decide(keys[o.key], t));
           else if (o.kind === 'release') {
-            limiter.release(`p${o.key}`);
-            model.last.delete(`p${o.key}`);
+            limiter.release(keys[o.key]);
+            model.last.delete(keys[o.key]);
           } else if (o.kind === 'restore') {
-            limiter.restore(`p${o.key}`, t - o.ago);
-            model.restore(`p${o.key}`, t - o.ago);
+            limiter.restore(keys[o.key], t - o.ago);
+            model.restore(keys[o.key], t - o.ago);
           }
           expect(limiter.size).toBe(model.last.size);
         }

@@ -10,6 +10,14 @@
  * earlier deletion's hole: 21 µs per send at 2,000 sends/s once windows
  * expired, 79 µs at 5,000/s), and memory is bounded by `submissions per
  * window`, with `maxEntries` as a hard ceiling.
+ *
+ * The entries are kept small, since a busy service holds one per phone sent to in the last 30 s
+ * (150,000 at 5,000 sends/s, in the API's limiter and the dispatcher's each): a phone hash (64 hex
+ * characters, an 80-byte string, often a fresh copy parsed from a message) is kept as its first 64
+ * bits in a 4-character string (24 bytes), and times as milliseconds since the limiter started,
+ * which V8 stores inline for 24 days instead of as a 16-byte number object per entry. Two phones
+ * share a window only if their keyed hashes agree in 64 bits: with 150,000 live windows, about one
+ * chance in 10^9 per window length.
  */
 import { ExpiryQueue } from '#collections';
 
@@ -28,7 +36,9 @@ export class PhoneLimiter {
   private readonly windowMs: number;
   private readonly now: () => number;
   private readonly maxEntries: number;
-  /** key → time of the submission that opened its window. */
+  /** What `now()` said when this limiter was made: times are kept relative to it (see above). */
+  private readonly epoch: number;
+  /** compact key → time (since `epoch`) of the submission that opened its window. */
   private readonly last = new Map<string, number>();
   /** The windows in the order they were opened; an entry whose key has another time in `last` (or none) is stale. */
   private readonly opened = new ExpiryQueue<string>();
@@ -42,18 +52,20 @@ export class PhoneLimiter {
     this.now = opts.now ?? Date.now;
     this.maxEntries = opts.maxEntries ?? 200_000;
     if (!(this.windowMs > 0) || !(this.maxEntries > 0)) throw new RangeError('windowMs and maxEntries must be positive');
+    this.epoch = this.now();
   }
 
   /** Whether a submission is allowed now, without recording one. */
   check(key: string): LimitDecision {
-    return this.decide(key, this.now());
+    return this.decide(compactKey(key), this.now() - this.epoch);
   }
 
   /** Check and, when allowed, record the submission in one step. */
   tryAcquire(key: string): LimitDecision {
-    const t = this.now();
-    const d = this.decide(key, t);
-    if (d.allowed) this.record(key, t);
+    const k = compactKey(key);
+    const t = this.now() - this.epoch;
+    const d = this.decide(k, t);
+    if (d.allowed) this.record(k, t);
     return d;
   }
 
@@ -75,7 +87,7 @@ export class PhoneLimiter {
    */
   restore(key: string, since: number): void {
     if (this.now() - since >= this.windowMs) return;
-    this.record(key, since);
+    this.record(compactKey(key), since - this.epoch);
   }
 
   private record(key: string, since: number): void {
@@ -90,7 +102,7 @@ export class PhoneLimiter {
 
   /** Forget a key, for a submission that provably never reached an upstream (e.g. connection refused). */
   release(key: string): void {
-    this.last.delete(key);
+    this.last.delete(compactKey(key));
   }
 
   get size(): number {
@@ -101,4 +113,29 @@ export class PhoneLimiter {
     // A clock that stepped back leaves younger-looking entries; they expire later, which errs on the safe side.
     this.opened.sweep(t - this.windowMs, this.isCurrent, this.forget);
   }
+}
+
+/** 0-15 for a lower-case hex digit's char code, -1 otherwise. */
+function nibble(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
+/**
+ * A phone hash (64 lower-case hex characters, `phoneHash`) as its first 64 bits in four 16-bit
+ * characters: a flat 24-byte string instead of an 80-byte one. Any other key is kept as it is.
+ */
+export function compactKey(key: string): string {
+  if (key.length !== 64) return key;
+  let high = 0;
+  let low = 0;
+  for (let i = 0; i < 8; i++) {
+    const h = nibble(key.charCodeAt(i));
+    const l = nibble(key.charCodeAt(i + 8));
+    if ((h | l) < 0) return key;
+    high = (high << 4) | h;
+    low = (low << 4) | l;
+  }
+  return String.fromCharCode(high >>> 16, high & 0xffff, low >>> 16, low & 0xffff);
 }
