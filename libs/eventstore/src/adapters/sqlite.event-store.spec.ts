@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { BroadcastChannel } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { describeEventStoreContract } from '../testing/event-store.contract.js';
 import { until } from '#testing';
 import type { EventData, RecordedEvent, StoreUnavailableError } from '../event-store.port.js';
@@ -153,6 +154,21 @@ describe('SQLite event store only', () => {
 
     await store.append('later', [ev('A')], 'no_stream');
     expect(commits).toHaveLength(2);
+  });
+
+  it("every event carries its own commit's time, whatever was read just before it (commits share one; reads remember the last)", async () => {
+    const store = open();
+    for (let i = 0; i < 4; i++) {
+      await store.append(`t${i}`, [ev('A'), ev('B')], 'no_stream');
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    const raw = new Database(tmp.file, { readonly: true });
+    const times = new Map(raw.prepare<[], { position: number; created: number }>('SELECT position, created FROM events').all().map((r) => [BigInt(r.position), new Date(r.created).toISOString()]));
+    raw.close();
+    expect(new Set(times.values()).size).toBe(4);
+    // The whole log, then one commit's events at a time out of order: each event has its own time.
+    const reads = [store.readPage(0, 100), ...[3, 1, 2, 0].map((i) => store.readPage(2 * i, 2))];
+    for (const page of reads) for (const e of page) expect(e.created).toBe(times.get(e.position));
   });
 
   it('group commit: later appends in a batch see the revisions of earlier ones, in arrival order', async () => {

@@ -35,6 +35,7 @@ import {
 import { prepareLogConnection, type SerializedEvent, SqliteLogWriter, WRITER_CACHE_KIB, type WriteRequest, type WriteResult } from './sqlite.log-writer.js';
 import type { WriterMessage, WriterReply } from './sqlite.writer-thread.js';
 import { threadScriptUrl } from '../thread-script.js';
+import { isoTime } from './iso-time.js';
 
 export interface SqliteEventStoreOptions {
   /** Open read-only (the ledger CLI against a running service's file). */
@@ -108,7 +109,8 @@ function toRecorded(row: EventRow): RecordedEvent {
       type: row.type,
       data: JSON.parse(row.data),
       metadata: row.metadata === null ? undefined : JSON.parse(row.metadata),
-      created: new Date(row.created).toISOString(),
+      // Every reader pays for this on every event: see iso-time.ts.
+      created: isoTime(row.created),
     };
   } catch (error) {
     // Only a file changed outside the store gets here: say which event, for whoever has to look.

@@ -102,9 +102,16 @@ interface Balance {
   lastLineAt: string;
 }
 
-/** The time of a new line of this account: the event's, canonical, or its last line's when that is later. */
+/** `toISOString`'s form, the one every writer of the log gives times in. */
+const CANONICAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/**
+ * The time of a new line of this account: the event's, canonical, or its last line's when that is
+ * later. A time already in canonical form is taken as it is: the round trip through `Date` costs
+ * ~0.65 µs, on every money event of a replay (~27 ns for the test).
+ */
 function lineTime(b: Balance, at: string): string {
-  const t = new Date(Date.parse(at)).toISOString();
+  const t = CANONICAL_TIME.test(at) ? at : new Date(Date.parse(at)).toISOString();
   if (t > b.lastLineAt) b.lastLineAt = t;
   return b.lastLineAt;
 }
