@@ -64,16 +64,13 @@ interface PendingAppend extends WriteRequest {
   reject(error: unknown): void;
 }
 
-interface EventRow {
-  position: number;
-  stream_id: string;
-  revision: number;
-  id: string;
-  type: string;
-  data: string;
-  metadata: string | null;
-  created: number;
-}
+/**
+ * An event as the reads fetch it: a row in raw mode (an array in `EVENT_COLUMNS` order), since
+ * better-sqlite3 builds an object with named properties per row at ~1 µs more per event (2.2-2.4
+ * against 1.3-1.4 µs per row of the log, measured), on every event every reader reads.
+ */
+type EventRow = [position: number, streamId: string, revision: number, id: string, type: string, data: string, metadata: string | null, created: number];
+const EVENT_COLUMNS = 'position, stream_id, revision, id, type, data, metadata, created';
 
 const PAGE = 2_000;
 /** Commit notices to other threads: at most one per this many ms. */
@@ -100,21 +97,22 @@ function serialize(events: readonly EventData[]): SerializedEvent[] {
 }
 
 function toRecorded(row: EventRow): RecordedEvent {
+  const [position, streamId, revision, id, type, data, metadata, created] = row;
   try {
     return {
-      streamId: row.stream_id,
-      revision: BigInt(row.revision),
-      position: BigInt(row.position),
-      id: row.id,
-      type: row.type,
-      data: JSON.parse(row.data),
-      metadata: row.metadata === null ? undefined : JSON.parse(row.metadata),
+      streamId,
+      revision: BigInt(revision),
+      position: BigInt(position),
+      id,
+      type,
+      data: JSON.parse(data),
+      metadata: metadata === null ? undefined : JSON.parse(metadata),
       // Every reader pays for this on every event: see iso-time.ts.
-      created: isoTime(row.created),
+      created: isoTime(created),
     };
   } catch (error) {
     // Only a file changed outside the store gets here: say which event, for whoever has to look.
-    throw new Error(`event at position ${row.position} (${row.stream_id}@${row.revision}) cannot be read: ${(error as Error).message}`, { cause: error });
+    throw new Error(`event at position ${position} (${streamId}@${revision}) cannot be read: ${(error as Error).message}`, { cause: error });
   }
 }
 
@@ -292,7 +290,7 @@ export class SqliteEventStore implements EventStore {
     this.stmt = {
       revision: db.prepare('SELECT max(revision) AS r FROM events WHERE stream_id = ?'),
       // Walks the UNIQUE(stream_id, revision) index from its top: one row, whatever the stream's length.
-      last: db.prepare('SELECT * FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1'),
+      last: db.prepare<[string], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? ORDER BY revision DESC LIMIT 1`).raw(true),
       head: db.prepare('SELECT max(position) AS p FROM events'),
     };
   }
@@ -428,8 +426,8 @@ export class SqliteEventStore implements EventStore {
     if (!stmt) {
       stmt =
         kind === 'stream'
-          ? this.db.prepare<unknown[], EventRow>(`SELECT * FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision LIMIT ${limit}`)
-          : this.db.prepare<unknown[], EventRow>(`SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ${limit}`);
+          ? this.db.prepare<unknown[], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ? AND revision >= ? ORDER BY revision LIMIT ${limit}`).raw(true)
+          : this.db.prepare<unknown[], EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ${limit}`).raw(true);
       // Callers use a few page sizes; a caller with ever-new ones must not grow this without bound.
       if (this.pageReads.size >= 64) this.pageReads.clear();
       this.pageReads.set(key, stmt);
@@ -446,7 +444,7 @@ export class SqliteEventStore implements EventStore {
       for (const row of rows) yield toRecorded(row);
       if (rows.length < PAGE) return;
       left -= rows.length;
-      from = rows[rows.length - 1].revision + 1;
+      from = rows[rows.length - 1][2] + 1;
     }
   }
 
