@@ -17,7 +17,7 @@
  *   BENCH_PROF=/tmp/prof node dist/bench/pipeline.bench.js     CPU profiles of the service, one per run
  *   BENCH_METRICS=1 node dist/bench/pipeline.bench.js          also print the service's event-loop delay and group commits (or BENCH_METRICS=<regexp>)
  *   BENCH_ONLY=full node dist/bench/pipeline.bench.js          only the full-speed run (A/B of a change; or BENCH_ONLY=paced)
- *   BENCH_STAGES=1 node dist/bench/pipeline.bench.js           also split settled → webhook received with the sender's rows (webhooks.db)
+ *   BENCH_STAGES=1 node dist/bench/pipeline.bench.js           also split settled → webhook received with the sender's rows (webhooks.db; only webhooks that waited for their endpoint have one)
  *   BENCH_TIMELINE=1 node dist/bench/pipeline.bench.js         also receipt → webhook received per 500 ms of receipts (a steady tail, or a few bursts?)
  *   BENCH_NODE_FLAGS=--trace-gc BENCH_STDOUT=/tmp/gc.log node dist/bench/pipeline.bench.js   the service with more node flags, its stdout appended to a file
  *   BENCH_NODE_FLAGS="--import ./bench/count-statements.mjs" node dist/bench/pipeline.bench.js   SQLite statements per thread, by SQL (work per OTP, whatever the machine's speed)
@@ -274,7 +274,14 @@ function analyse(file: string, hooks: Hook[], since: number): Figures {
     for (const l of [a, b, c]) l.sort((x, y) => x - y);
     const q = (l: number[], p: number) => l[Math.min(l.length - 1, Math.floor((p / 100) * l.length))];
     const p509099 = (l: number[]) => `${q(l, 50)}/${q(l, 90)}/${q(l, 99)}`;
-    process.stdout.write(`settled → webhook received, p50/p90/p99 ms: → delivery row recorded ${p509099(a)}, → POST received ${p509099(b)}; received → answer seen by the sender ${p509099(c)}\n`);
+    // The sender posts a new event first and writes a row only when it must wait for its endpoint
+    // (or retry): only those webhooks have these times.
+    const measured = [...otps.values()].filter((o) => o.at >= since && o.delivered).length;
+    process.stdout.write(
+      `delivered webhooks written before their POST (their endpoint busy): ${a.length} of ${measured}` +
+        (a.length > 0 ? `; for those, settled → webhook received, p50/p90/p99 ms: → delivery row recorded ${p509099(a)}, → POST received ${p509099(b)}; received → answer seen by the sender ${p509099(c)}` : '') +
+        '\n',
+    );
   }
   if (process.env.BENCH_TIMELINE) {
     // Receipt → webhook received per 500 ms of receipts: a steady tail or a few bursts?

@@ -18,6 +18,10 @@ const RELIABLE_SIMULATOR = JSON.stringify({
   providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0.001, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }],
 });
 
+/** `PUT /api/v1/webhook` for the key's account. */
+const putWebhook = (base: string, apiKey: string, url: string) =>
+  fetch(`${base}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${apiKey}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url }) });
+
 describe('delivery pipeline, embedded', () => {
   let server: TestServer;
   let sink: Awaited<ReturnType<typeof webhookSink>>;
@@ -83,8 +87,7 @@ describe('delivery pipeline, embedded', () => {
 
   it('DELETE /api/v1/webhook stops the webhooks (per-send URLs refused until a new PUT); it is idempotent; a new PUT sends again', async () => {
     const { api_key } = await signup(server.base);
-    const put = async () =>
-      (await fetch(`${server.base}/api/v1/webhook`, { method: 'PUT', headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ url: sink.url }) })).json();
+    const put = async () => (await putWebhook(server.base, api_key, sink.url)).json();
     const remove = async () => {
       const res = await fetch(`${server.base}/api/v1/webhook`, { method: 'DELETE', headers: { Authorization: `Bearer ${api_key}` } });
       return { status: res.status, body: await res.json() };
@@ -147,11 +150,7 @@ describe('webhook thread', () => {
     try {
       const first = await startServer(env);
       const { api_key } = await signup(first.base);
-      await fetch(`${first.base}/api/v1/webhook`, {
-        method: 'PUT',
-        headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ url: sink.url }),
-      });
+      await putWebhook(first.base, api_key, sink.url);
       const a = await (await post(first.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '101010' })).json();
       await hooksOf(a.id);
       expect((await get(first.base, '/health/ready')).status).toBe(200);
@@ -190,11 +189,7 @@ describe('webhook thread that dies', () => {
       });
     try {
       const { api_key } = await signup(server.base);
-      await fetch(`${server.base}/api/v1/webhook`, {
-        method: 'PUT',
-        headers: { Authorization: `Bearer ${api_key}`, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ url: sink.url }),
-      });
+      await putWebhook(server.base, api_key, sink.url);
       const send = async (prefix: string) => (await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone(prefix), code: '303030' })).json()).id as string;
       const before = await send('098');
       await hooksOf([before]);
@@ -216,6 +211,37 @@ describe('webhook thread that dies', () => {
       const ids = sink.hooks.map((h) => JSON.parse(h.body).event_id);
       expect(ids).toHaveLength(8);
       expect(new Set(ids).size).toBe(8);
+    } finally {
+      await server.stop();
+      await sink.close();
+    }
+  });
+});
+
+describe('webhook thread that dies with a POST in flight', () => {
+  it('sends that event again once started again (at least once): nothing it had not finished is lost', async () => {
+    // The first webhook (the OTP's `otp.routed`) is never answered: in flight when the thread dies.
+    const sink = await webhookSink({ hold: (n) => n === 0 });
+    const server = await startServer({ NEXO_CARRIERS: RELIABLE_SIMULATOR });
+    const events = () => sink.hooks.map((h) => JSON.parse(h.body) as { event_id: string; id: string; type: string });
+    try {
+      const { api_key } = await signup(server.base);
+      await putWebhook(server.base, api_key, sink.url);
+      const { id } = (await (await post(server.base, '/api/v1/send-otp', api_key, { phone: freshPhone('098'), code: '404040' })).json()) as { id: string };
+      await until('both webhooks posted, the first held', async () => (events().filter((e) => e.id === id).length >= 2 ? true : undefined), { timeoutMs: 15_000, everyMs: 25 });
+      const held = events()[0];
+      expect(held.type).toBe('otp.routed');
+      // Well past the sender's checkpoint saves: the held POST keeps the relay's checkpoint below its event.
+      await new Promise((r) => setTimeout(r, 300));
+
+      await server.running.core.webhookThread!.crash();
+      await until('ready again', async () => (await get(server.base, '/health/ready')).status === 200 || undefined, { timeoutMs: 10_000, everyMs: 50 });
+      await until('the held event posted again', async () => (events().filter((e) => e.event_id === held.event_id).length >= 2 ? true : undefined), {
+        timeoutMs: 15_000,
+        everyMs: 25,
+      });
+      // Every event of the OTP reached the endpoint; the one in flight (and what the log held after it) at least twice.
+      expect(new Set(events().map((e) => e.type))).toEqual(new Set(['otp.routed', 'otp.delivered']));
     } finally {
       await server.stop();
       await sink.close();

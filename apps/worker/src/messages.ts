@@ -66,6 +66,7 @@ export const WebhookMessage = z.discriminatedUnion('kind', [
     carrier: CarrierSchema.optional(),
     channel: ChannelSchema.optional(),
     extra: z.record(z.string(), z.string()).default({}),
+    position: LogPosition,
   }),
 ]);
 export type WebhookMessage = z.infer<typeof WebhookMessage>;

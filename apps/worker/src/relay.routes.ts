@@ -92,6 +92,7 @@ function relayRoute(
           type: 'otp.routed',
           otpId,
           accountId,
+          position: Number(e.position),
           at: d.at,
           carrier: d.carrier,
           channel: d.channel,
@@ -114,7 +115,7 @@ function relayRoute(
     case 'Delivered': {
       const d = e.data as AccountEventOf<'Delivered'>['data'];
       return [
-        webhook(accountId, { kind: 'event', eventId: e.id, type: 'otp.delivered', otpId: d.otpId, accountId, at: d.at, ...settledFacts(d.otpId), extra: { via: d.via } }),
+        webhook(accountId, { kind: 'event', eventId: e.id, type: 'otp.delivered', otpId: d.otpId, accountId, position: Number(e.position), at: d.at, ...settledFacts(d.otpId), extra: { via: d.via } }),
       ];
     }
     case 'Refunded': {
@@ -126,6 +127,7 @@ function relayRoute(
           type: 'otp.refunded',
           otpId: d.otpId,
           accountId,
+          position: Number(e.position),
           at: d.at,
           ...settledFacts(d.otpId),
           // What was given back: money (`balance`) or a free test credit, as the send's answer said.

@@ -205,14 +205,16 @@ export interface Hook {
 }
 
 /** A customer's webhook endpoint on loopback: records every POST and answers 204. */
-export async function webhookSink(): Promise<{ url: string; hooks: Hook[]; close(): Promise<void> }> {
+/** `hold(n)`: leave the n-th request (0-based) unanswered (a POST the sender has in flight for as long as the test likes). */
+export async function webhookSink(options: { hold?: (n: number) => boolean } = {}): Promise<{ url: string; hooks: Hook[]; close(): Promise<void> }> {
   const hooks: Hook[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
+      const n = hooks.length;
       hooks.push({ body, signature: String(req.headers['nexo-signature'] ?? ''), receivedAt: Date.now() });
-      res.writeHead(204).end();
+      if (!options.hold?.(n)) res.writeHead(204).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

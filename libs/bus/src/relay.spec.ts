@@ -272,6 +272,52 @@ describe('Relay: event log → bus', () => {
     expect(got).toEqual(await expected('nexo.webhooks', head));
   });
 
+  it('with heldFrom, saves its checkpoint below the first event a consumer still holds, and past it once released (saveCheckpoint)', async () => {
+    const bus = new DirectMessageBus();
+    // The consumer keeps the first Delivered it sees "in flight" (as a post-first webhook sender does).
+    let held: bigint | undefined;
+    const got: string[] = [];
+    await bus.consume<Routed>('g', 'nexo.webhooks', async (batch) => {
+      for (const m of batch) {
+        got.push(m.value.position);
+        if (m.value.type === 'Delivered' && held === undefined) held = BigInt(m.value.position);
+      }
+    });
+    const db = open();
+    const load = () => BigInt(db.prepare<[], { position: number }>("SELECT position FROM relay_checkpoints WHERE name = 'held'").get()?.position ?? 0);
+    const only = (e: RecordedEvent) => route(e).filter((p) => p.topic === 'nexo.webhooks');
+    const r = relay(store, bus, db, only, { name: 'held', batchSize: 4, heldFrom: () => held });
+    r.start();
+    const head = await appendOtps(9);
+    await until(
+      () => `checkpoint ${head}, at ${r.checkpoint}`,
+      () => r.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
+    );
+    // Published to the head, but saved only up to the event before the held one: a restart relays it again.
+    expect(held).toBeDefined();
+    expect(r.savedCheckpoint).toBe(held! - 1n);
+    expect(load()).toBe(held! - 1n);
+    held = undefined;
+    r.saveCheckpoint();
+    expect(load()).toBe(head);
+    expect(r.savedCheckpoint).toBe(head);
+
+    // What a restart from the held-back checkpoint relays: the held event and everything after it.
+    await r.stop();
+    db.prepare("UPDATE relay_checkpoints SET position = ? WHERE name = 'held'").run(head - 3n);
+    got.length = 0;
+    held = undefined;
+    const again = relay(store, bus, db, only, { name: 'held' });
+    again.start();
+    await until(
+      () => `restarted relay at ${head}, at ${again.checkpoint}`,
+      () => again.checkpoint === head,
+      { timeoutMs: 5_000, everyMs: 10 },
+    );
+    expect(got).toEqual((await expected('nexo.webhooks', head)).filter((p) => BigInt(p) > head - 3n));
+  });
+
   it('gives the event loop a turn between pages while catching up', async () => {
     const bus = new DirectMessageBus();
     await bus.consume('g', 'nexo.webhooks', async () => undefined);

@@ -35,12 +35,21 @@ export interface RelayOptions {
   gatherMs?: number;
   /** Called after each published page with the position reached. */
   onProgress?: (position: bigint) => void;
+  /**
+   * For a consumer that finishes some of a page's work after accepting it (the webhook thread's
+   * sender posts first and records only what it must retry): the first log position whose effect
+   * is not durable yet, or undefined when all is. The saved checkpoint stays below it, so a crash
+   * relays that event again; `saveCheckpoint` moves it on once the consumer has caught up.
+   */
+  heldFrom?: () => bigint | undefined;
 }
 
 export class Relay {
   private subscription: Subscription | undefined;
   private loop: Promise<void> | undefined;
   private position = 0n;
+  /** The position last written to the checkpoint table (behind `position` while a consumer holds it back). */
+  private saved = 0n;
   private running = false;
   private wakeRetry: (() => void) | undefined;
   private readonly name: string;
@@ -72,6 +81,7 @@ export class Relay {
     if (this.running) throw new Error(`relay ${this.name} is already running`);
     this.running = true;
     const saved = BigInt(this.load.get(this.name)?.position ?? 0n);
+    this.saved = saved;
     this.position = saved > floor ? saved : floor;
     this.loop = this.run();
   }
@@ -146,14 +156,33 @@ export class Relay {
     if (bus instanceof InProcessMessageBus && bus.sharesConnection(this.db)) {
       this.db.transaction(() => {
         for (const [topic, messages] of byTopic) bus.publishInTransaction(topic, messages);
-        this.save.run(this.name, last);
+        this.saveUpTo(last);
       })();
     } else {
       for (const [topic, messages] of byTopic) await bus.publish(topic, messages);
-      this.save.run(this.name, last);
+      this.saveUpTo(last);
     }
     this.position = last;
     this.options.onProgress?.(last);
+  }
+
+  /** Writes the checkpoint at `published`, or below what a consumer still holds (`heldFrom`); only when it moves. */
+  private saveUpTo(published: bigint): void {
+    const held = this.options.heldFrom?.();
+    const at = held !== undefined && held <= published ? held - 1n : published;
+    if (at <= this.saved) return;
+    this.save.run(this.name, at);
+    this.saved = at;
+  }
+
+  /** Saves the checkpoint again, as far as the consumers now allow (see `heldFrom`); also after `stop`. */
+  saveCheckpoint(): void {
+    this.saveUpTo(this.position);
+  }
+
+  /** The position the checkpoint table holds: where a restart would relay from. */
+  get savedCheckpoint(): bigint {
+    return this.saved;
   }
 
   /** Finishes the page in flight (unless the bus is refusing it) and stops. */

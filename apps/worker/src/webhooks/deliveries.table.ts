@@ -117,6 +117,13 @@ export function openDeliveries(db: Db) {
       `INSERT OR IGNORE INTO webhook_deliveries (otp_id, event_id, account_id, type, url, body, status, attempts, next_ms, created_ms)
        VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,
     ),
+    /** Whether the event has a row (a post-first sender checks before posting an event relayed again). */
+    exists: db.prepare<[string, string], number>('SELECT 1 FROM webhook_deliveries WHERE otp_id = ? AND event_id = ?').pluck(),
+    /** A row written after its first attempt (post-first): to retry, or given up; with what happened. */
+    insertTried: db.prepare<[string, string, string, string, string, string, string, number, number, number, number | null, string | null], unknown>(
+      `INSERT OR IGNORE INTO webhook_deliveries (otp_id, event_id, account_id, type, url, body, status, attempts, next_ms, created_ms, last_code, last_error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
     /** Up to `SCAN_ROWS` pending rows due by `nowMs`, in (next_ms, otp_id, event_id) order, after `cursor` if given. */
     dueAfter(nowMs: number, cursor?: DueCursor): DeliveryRow[] {
       return cursor ? dueFrom.all(nowMs, cursor.next_ms, cursor.otp_id, cursor.event_id) : due.all(nowMs);

@@ -165,7 +165,7 @@ describe('webhook sender (startWebhooks) against loopback endpoints', () => {
   let seq = 0;
   function event(accountId: string, fields: Partial<WebhookEvent> = {}): WebhookEvent {
     seq++;
-    return { kind: 'event', eventId: `evt_${seq}`, type: 'otp.delivered', otpId: newId('otp', now), accountId, at: new Date(now).toISOString(), carrier: 'viettel', channel: 'sms', extra: {}, ...fields };
+    return { kind: 'event', eventId: `evt_${seq}`, type: 'otp.delivered', otpId: newId('otp', now), accountId, at: new Date(now).toISOString(), carrier: 'viettel', channel: 'sms', extra: {}, position: seq, ...fields };
   }
   const publish = (...messages: WebhookMessage[]) => bus.publish(TOPICS.webhooks, messages.map((m) => ({ key: m.accountId, value: m })));
 

@@ -3,15 +3,19 @@
  * (deduplicated by event id) and commits; the sender posts due rows, signed,
  * with exponential backoff and jitter for at least 24 h, and at most a few
  * requests in flight per endpoint so one slow customer cannot hold up others.
+ * Fed by a relay of its own (the webhook thread), it posts a new event first
+ * and writes a row only when the POST fails or must wait (`postFirst`).
  */
 import { Agent, errors } from 'undici';
 import { type ConsumedMessage, InProcessMessageBus, TOPICS, type Consumer } from '#bus';
+import { trimOldest } from '#collections';
 import { formatUsd } from '#domain';
 import { NOT_PUBLIC, type PrivateAddressPolicy, publicOnlyLookup, webhookUrlProblem } from '#security';
 import { WebhookMessage } from '../messages.js';
 import type { WorkerDeps } from '../worker.deps.js';
 import { type DeliveryRow, type DueCursor, openDeliveries, otpIdsBefore, SCAN_ROWS } from './deliveries.table.js';
 import { SIGNATURE_HEADER, signWebhook } from './signature.js';
+import type { UnsettledEvents } from './unsettled-events.js';
 
 export interface WebhookDirectory {
   /** The account's configured URL and its sealed secret, as of the log position of its last change; an empty URL: removed. */
@@ -44,9 +48,21 @@ export interface WebhookOptions {
    * tests on one machine (`NEXO_WEBHOOK_PRIVATE_ADDRESSES`).
    */
   privateAddresses?: PrivateAddressPolicy;
+  /**
+   * Post first, record only what must be retried: for a sender whose messages come straight from
+   * its own relay (the webhook thread). A new event whose endpoint has a free slot is POSTed with
+   * no row written; it stays in `postFirst` (which holds the relay's checkpoint back) until the
+   * POST succeeds, which records nothing, or fails, which writes its retry row. An event that would
+   * wait for its endpoint is written first, as without this option. Saves the insert, the update
+   * and a commit before each POST; a crash sends the POSTs that were in flight again.
+   */
+  postFirst?: UnsettledEvents;
 }
 
-type Row = DeliveryRow;
+/** A delivery row; `fresh`: not in the table (post-first), with what writing it would need. */
+type Row = DeliveryRow & { fresh?: { position: number; type: string } };
+/** Events a post-first sender delivered without a row, remembered against a page relayed again (at most a page's worth is ever repeated). */
+const REMEMBERED_FRESH = 10_000;
 /** An account's webhook; `removedMs`: when one was last removed here (rows made until then are given up), 0 if never. */
 type AccountWebhook = { url: string; secret: string; removedMs: number };
 /** How long a sender trusts what it last resolved of an account's webhook before it looks again (its file and the read models). */
@@ -96,6 +112,9 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
   const maxDelay = options.maxDelayMs ?? 3_600_000;
   const retryFor = options.retryForMs ?? 25 * 3600 * 1000;
   const retainMs = options.retainMs ?? 7 * 24 * 3600 * 1000;
+  const postFirst = options.postFirst;
+  /** Rows of one endpoint, in flight and queued, up to which a new event is posted first (beyond: written first, it waits). */
+  const freshRoom = Math.min(2 * perEndpoint, maxQueuedPerEndpoint);
   const table = openDeliveries(db);
   if (table.migrated) logger.info('webhook deliveries moved to the table clustered by OTP id');
 
@@ -216,19 +235,28 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
    * in between sends those again, which the at-least-once contract (dedupe by event_id) allows.
    */
   const delivered: { otpId: string; eventId: string; code: number; at: number }[] = [];
-  /** Sent and answered 2xx, not yet recorded: a scan in between must not send them again. */
+  /** Post-first rows whose first attempt failed (or was given up): written together the same way, then settled. */
+  const tried: { row: Row & { fresh: NonNullable<Row['fresh']> }; status: 'pending' | 'failed'; attempts: number; nextMs: number; code: number | null; error: string | null }[] = [];
+  /** Sent and answered 2xx, or tried, not yet recorded: a scan or a repeated message in between must not send them again. */
   const unrecorded = new Set<string>();
-  const recordDone = db.transaction((rows: typeof delivered) => {
-    for (const d of rows) table.done.run(d.code, d.at, d.otpId, d.eventId);
+  const recordDone = db.transaction(() => {
+    for (const d of delivered) table.done.run(d.code, d.at, d.otpId, d.eventId);
+    for (const { row, status, attempts, nextMs, code, error } of tried)
+      table.insertTried.run(row.otp_id, row.event_id, row.account_id, row.fresh.type, row.url, row.body, status, attempts, nextMs, row.created_ms, code, error);
   });
   let flushTimer: NodeJS.Timeout | undefined;
   function flushDone(): void {
     flushTimer = undefined;
-    if (delivered.length === 0 || !db.open) return;
+    if ((delivered.length === 0 && tried.length === 0) || !db.open) return;
     try {
-      recordDone(delivered);
+      recordDone();
       for (const d of delivered) unrecorded.delete(d.eventId);
+      for (const { row } of tried) {
+        unrecorded.delete(row.event_id);
+        postFirst?.settle(row.event_id);
+      }
       delivered.length = 0;
+      tried.length = 0;
     } catch (error) {
       logger.error({ err: error }, 'recording delivered webhooks failed; retrying');
       flushTimer = setTimeout(flushDone, 500);
@@ -238,6 +266,19 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     delivered.push({ otpId: row.otp_id, eventId: row.event_id, code, at: clock().getTime() });
     unrecorded.add(row.event_id);
     flushTimer ??= setTimeout(flushDone, 10);
+  }
+  /** A post-first row after its first attempt failed or was given up: written with the next flush. */
+  function markTried(row: Row & { fresh: NonNullable<Row['fresh']> }, outcome: Omit<(typeof tried)[number], 'row'>): void {
+    tried.push({ row, ...outcome });
+    unrecorded.add(row.event_id);
+    flushTimer ??= setTimeout(flushDone, 10);
+  }
+  /** Post-first events delivered with no row (see REMEMBERED_FRESH). */
+  const sentFresh = new Set<string>();
+  /** Whether a new event for `url` can be posted first: its endpoint has room without waiting long. */
+  function hasRoom(url: string): boolean {
+    const { origin } = endpoint(url);
+    return queued.size < maxQueued && (inFlight.get(origin) ?? 0) + (queues.get(origin)?.length ?? 0) < freshRoom;
   }
 
   /** One message; returns a new delivery row to send, if it made one. */
@@ -264,6 +305,8 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     // Without the account's secret nothing can be signed: a per-send URL needs one too (the send refuses it otherwise).
     const configured = accountWebhook(m.accountId);
     if (configured === undefined) return undefined;
+    // Taken already and not in the table (yet): this is a page relayed again.
+    if (postFirst && (queued.has(m.eventId) || unrecorded.has(m.eventId) || sentFresh.has(m.eventId))) return undefined;
     // A row made after a removal in the same millisecond still counts as after it.
     const created = Math.max(now, configured.removedMs + 1);
     const url = table.target.get(m.otpId)?.url ?? configured.url;
@@ -280,8 +323,17 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
       at: m.at,
       ...extra,
     });
+    const row: Row = { otp_id: m.otpId, event_id: m.eventId, url, account_id: m.accountId, body, attempts: 0, created_ms: created, next_ms: now };
+    if (postFirst && m.position > 0 && hasRoom(url)) {
+      // Relayed again after a restart, its first attempt may have left a row: that one is the scan's.
+      if (table.exists.get(m.otpId, m.eventId) !== undefined) return undefined;
+      row.fresh = { position: m.position, type: m.type };
+      postFirst.add(m.eventId, m.position);
+      enqueue(row);
+      return undefined;
+    }
     if (table.insert.run(m.otpId, m.eventId, m.accountId, m.type, url, body, now, created).changes === 0) return undefined;
-    return { otp_id: m.otpId, event_id: m.eventId, url, account_id: m.accountId, body, attempts: 0, created_ms: created, next_ms: now };
+    return row;
   }
   // The whole batch in one transaction: in publish order, so a per-send target precedes its OTP's
   // events (same key), and one commit instead of one per event.
@@ -344,13 +396,18 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     let refused = false;
     if (!configured || row.created_ms <= configured.removedMs) {
       // Made for a webhook removed since (DELETE /api/v1/webhook), whatever was set after: given up, not sent.
-      table.abandon.run('webhook removed', row.otp_id, row.event_id);
+      if (row.fresh) markTried({ ...row, fresh: row.fresh }, { status: 'failed', attempts: 0, nextMs: row.next_ms, code: null, error: 'webhook removed' });
+      else table.abandon.run('webhook removed', row.otp_id, row.event_id);
       return;
     }
     try {
       code = await post(row.url, row.body, signWebhook(open(configured.secret), row.body, Math.floor(now / 1000)));
       if (code >= 200 && code < 300) {
-        markDone(row, code);
+        if (row.fresh) {
+          sentFresh.add(row.event_id);
+          trimOldest(sentFresh, REMEMBERED_FRESH);
+          postFirst?.settle(row.event_id);
+        } else markDone(row, code);
         deps.metrics?.webhookAttempt?.('success');
         return;
       }
@@ -370,7 +427,9 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     const delay = Math.min(maxDelay, baseDelay * 2 ** Math.min(attempts - 1, 30)) * (0.5 + Math.random() / 2);
     const ended = clock().getTime();
     const giveUp = ended + delay - row.created_ms > retryFor;
-    table.retry.run(giveUp ? 'failed' : 'pending', code, error, ended + delay, row.otp_id, row.event_id);
+    const status = giveUp ? 'failed' : 'pending';
+    if (row.fresh) markTried({ ...row, fresh: row.fresh }, { status, attempts, nextMs: ended + delay, code, error });
+    else table.retry.run(status, code, error, ended + delay, row.otp_id, row.event_id);
     if (giveUp) logger.warn({ eventId: row.event_id, attempts }, 'webhook abandoned after the retry window');
   }
 
