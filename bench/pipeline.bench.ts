@@ -45,8 +45,8 @@ const PACED_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const MAX_OTPS = Number(process.env.BENCH_MAX_OTPS ?? 20_000);
 const SETTLE_TIMEOUT_MS = 180_000;
 /** Sent before each run's measured load, and left out of its figures (they still count in the lost / double-settled checks). */
-const WARMUP_OTPS = 1_500;
-const WARMUP_RATE = 500;
+const WARMUP_OTPS = Number(process.env.BENCH_WARMUP_OTPS ?? 1_500);
+const WARMUP_RATE = Number(process.env.BENCH_WARMUP_RATE ?? 500);
 const AT = new Date().toISOString();
 const ZERO_LATENCY = { providers: [{ kind: 'simulator', name: 'simulator', simulator: { timeScale: 0, failureRate: 0, lostReceiptRate: 0, duplicateReceiptRate: 0 } }] };
 
@@ -285,22 +285,26 @@ function analyse(file: string, hooks: Hook[], since: number): Figures {
   }
   if (process.env.BENCH_TIMELINE) {
     // Receipt → webhook received per 500 ms of receipts: a steady tail or a few bursts?
-    const points: [number, number][] = [];
+    // Each point: receipt time, then receipt → webhook and its three stages (recorded, settled, sent).
+    const points: [number, number, number, number, number][] = [];
     for (const [otpId, o] of otps) {
       const got = delivered.get(otpId);
-      if (o.at >= since && o.delivered && got !== undefined && o.receiptAt !== undefined) points.push([o.receiptAt, got - o.receiptAt]);
+      if (o.at >= since && o.delivered && got !== undefined && o.receiptAt !== undefined)
+        points.push([o.receiptAt, got - o.receiptAt, o.receiptCreated! - o.receiptAt, o.settledCreated! - o.receiptCreated!, got - o.settledCreated!]);
     }
     const t0 = Math.min(...points.map((p) => p[0]));
-    const buckets = new Map<number, number[]>();
-    for (const [t, v] of points) {
-      const b = Math.floor((t - t0) / 500);
+    const buckets = new Map<number, (typeof points)[number][]>();
+    for (const p of points) {
+      const b = Math.floor((p[0] - t0) / 500);
       const list = buckets.get(b);
-      if (list) list.push(v);
-      else buckets.set(b, [v]);
+      if (list) list.push(p);
+      else buckets.set(b, [p]);
     }
     const line = [...buckets].sort((a, b) => a[0] - b[0]).map(([b, l]) => {
-      l.sort((x, y) => x - y);
-      return `${(b / 2).toFixed(1)}s n=${l.length} p50=${l[Math.floor(l.length / 2)]} max=${l[l.length - 1]}`;
+      const col = (i: number) => l.map((p) => p[i]).sort((x, y) => x - y);
+      const total = col(1);
+      const stageMax = [2, 3, 4].map((i) => col(i)[l.length - 1]).join('/');
+      return `${(b / 2).toFixed(1)}s n=${l.length} p50=${total[Math.floor(l.length / 2)]} max=${total[l.length - 1]} (stage max recorded/settled/sent ${stageMax})`;
     });
     process.stdout.write(`receipt → webhook per 500 ms of receipts:\n  ${line.join('\n  ')}\n`);
   }

@@ -29,6 +29,14 @@ const MAX_RETRY_MS = 60_000;
 
 export interface ReceiptsWorker {
   consumer: Consumer;
+  /**
+   * Records a receipt now, without the bus: true once its `ReceiptReceived` is durable, or it was
+   * refused (logged); false when it names no OTP yet, and rejects when it could not be recorded (the
+   * log refused it, or this worker stopped). In both of those the caller publishes it to the bus,
+   * whose consumer retries it, or keeps it for a late match (the bus syncs what it acknowledges to
+   * the disk; the table of kept receipts does not).
+   */
+  take(receipt: unknown): Promise<boolean>;
   /** Tries the kept receipts that are due again; returns how many were recorded. */
   rematch(): Promise<number>;
   /** Receipts kept until their OTP can be found. */
@@ -186,6 +194,10 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
   })();
   return {
     consumer,
+    take: async (value) => {
+      if (!running) throw new Error('the receipts worker has stopped');
+      return (await record(ReceiptMessage.parse(value))) !== 'unmatched';
+    },
     rematch,
     unmatched: () => count.get()!.n,
     stop: async () => {

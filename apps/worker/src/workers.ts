@@ -9,7 +9,7 @@ import type { Receipt } from '#carriers';
 import { startDispatcher, type DispatcherOptions } from './dispatcher.consumer.js';
 import { startExpiry } from './expiry.worker.js';
 import type { Lookups } from './lookups.js';
-import { startReceipts } from './receipts.consumer.js';
+import { type ReceiptsWorker, startReceipts } from './receipts.consumer.js';
 import { RecentRoutes } from './recent-routes.js';
 import { createRelayRoute } from './relay.routes.js';
 import { settler, startSettlement } from './settlement.consumer.js';
@@ -45,6 +45,8 @@ const NOT_WEBHOOKS = new Set(Object.values(TOPICS).filter((t) => t !== TOPICS.we
 
 export interface RunningWorkers {
   relay: Relay | undefined;
+  /** Records a receipt without the bus (see `receiptPublisher`'s `direct`). */
+  takeReceipt: ReceiptsWorker['take'];
   /** Whether this instance relays now: always with a relay and no lease. */
   relaying(): boolean;
   webhookBacklog(): number;
@@ -60,9 +62,18 @@ export interface RunningWorkers {
  * pipeline here. Receipts that arrive in the same turn of the event loop are
  * published together, one bus write for all; each caller's promise still
  * resolves only once its receipt is durable (SMPP acknowledges on it).
+ *
+ * `direct`: where the receipts worker runs in this process (the embedded
+ * default), its `take`, which records a receipt at once instead: no bus row,
+ * and no wait for the consumer's batch in progress, whose appends every new
+ * receipt otherwise waits out before its own. Receipts of one message still go
+ * one after another, in arrival order; one that `take` cannot record, or that
+ * names no OTP yet, is published to the bus after all, for the consumer.
  */
-export function receiptPublisher(deps: Pick<WorkerDeps, 'bus'>): (receipt: Receipt) => Promise<void> {
+export function receiptPublisher(deps: Pick<WorkerDeps, 'bus'>, direct?: () => ReceiptsWorker['take'] | undefined): (receipt: Receipt) => Promise<void> {
   let pending: { message: OutgoingMessage; resolve(): void; reject(error: unknown): void }[] = [];
+  /** Per provider message id, the last receipt being taken directly: the next waits for it. */
+  const lanes = new Map<string, Promise<void>>();
   const flush = () => {
     const batch = pending;
     pending = [];
@@ -71,14 +82,28 @@ export function receiptPublisher(deps: Pick<WorkerDeps, 'bus'>): (receipt: Recei
       (error: unknown) => batch.forEach((p) => p.reject(error)),
     );
   };
-  return (r) =>
+  const publish = (message: OutgoingMessage) =>
     new Promise<void>((resolve, reject) => {
-      const message = {
-        key: r.providerMessageId,
-        value: { provider: r.provider, providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(r.otpId ? { otpId: r.otpId } : {}), ...(r.otpId && r.attempt ? { attempt: r.attempt } : {}) },
-      };
       if (pending.push({ message, resolve, reject }) === 1) setImmediate(flush);
     });
+  return (r) => {
+    const message = {
+      key: r.providerMessageId,
+      value: { provider: r.provider, providerMessageId: r.providerMessageId, status: r.status, raw: r.raw, at: r.at, ...(r.otpId ? { otpId: r.otpId } : {}), ...(r.otpId && r.attempt ? { attempt: r.attempt } : {}) },
+    };
+    const take = direct?.();
+    if (!take) return publish(message);
+    const before = lanes.get(message.key);
+    const taking = (before ? before.then(() => take(message.value)) : take(message.value)).then(
+      (recorded) => (recorded ? undefined : publish(message)),
+      () => publish(message),
+    );
+    lanes.set(message.key, taking);
+    void taking.finally(() => {
+      if (lanes.get(message.key) === taking) lanes.delete(message.key);
+    }).catch(() => undefined);
+    return taking;
+  };
 }
 
 /** An external sender in the shape of the in-process one. */
@@ -124,6 +149,7 @@ export async function startWorkers(deps: WorkerDeps, lookups: Lookups, options: 
   const consumers: Record<string, Consumer> = { [TOPICS.dispatch]: dispatcher, [TOPICS.receipts]: receipts.consumer, [TOPICS.settlement]: settlement, [TOPICS.webhooks]: webhooks.consumer };
   return {
     relay,
+    takeReceipt: (receipt) => receipts.take(receipt),
     relaying: () => (lease ? lease.leading : relay !== undefined),
     webhookBacklog: () => webhooks.backlog(),
     waiting: () => ({ parkedDispatches: dispatcher.parked(), unmatchedReceipts: receipts.unmatched() }),

@@ -228,7 +228,10 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
         // Keys are phone hashes, account ids and provider message ids: no secret.
         onHold: ({ error, ...where }) => logger.error({ err: error, ...where }, 'consumer holds a failing key aside; its other keys go on (runbook NexoBusMessagesHeld)'),
       });
-  const publishReceipt = receiptPublisher({ bus });
+  // Recorded at once by the receipts worker while it runs here (no bus row, no wait for its batch in
+  // progress); through the bus before it starts, after it stops, and when it cannot record one.
+  let running: Core | undefined;
+  const publishReceipt = receiptPublisher({ bus }, () => running?.workers?.takeReceipt);
   const receiveReceipt = (receipt: Receipt): Promise<void> => {
     metricsRef.current?.carrierReceipts.inc({ provider: receipt.provider, status: receipt.status });
     return publishReceipt(receipt);
@@ -236,6 +239,7 @@ export async function createCore(config: AppConfig, logger: Logger): Promise<Cor
   // Without the pipeline here, nothing is submitted from this process: no gateway (no SMPP bind) is opened.
   const carriers = config.workers === 'embedded' ? createCarriers(config.carriers, { sink: receiveReceipt, logger }) : routingOnly(config.carriers);
   const core = new Core(config, logger, store, runner, cipher, readDb, reads, projections, bus, carriers, receiveReceipt);
+  running = core;
   core.metrics = createProcessMetrics({
     db: readDb,
     projector: projections.projector,
