@@ -30,9 +30,10 @@ export interface RelayOptions {
   /**
    * After a page smaller than `batchSize`, wait this long before reading the next: the events
    * committed meanwhile then go as one page (one transaction, one wake-up of the consumers)
-   * instead of one per commit of the log. For a relay whose consumers can take the latency.
+   * instead of one per commit of the log. For a relay whose consumers can take the latency. A
+   * function is asked after each page.
    */
-  gatherMs?: number;
+  gatherMs?: number | (() => number);
   /** Called after each published page with the position reached. */
   onProgress?: (position: bigint) => void;
   /**
@@ -92,12 +93,13 @@ export class Relay {
       this.subscription = sub;
       try {
         const batchSize = this.options.batchSize ?? 1_000;
-        const gatherMs = this.options.gatherMs ?? 0;
+        const gatherOption = this.options.gatherMs ?? 0;
         for await (const page of sub) {
           if (!(await this.publishUntilDone(page))) break;
           // After a short page, gather (if asked to). Otherwise still give the event loop a turn:
           // catching up, pages follow each other as microtasks, and the thread's I/O (HTTP answers,
           // a status request) would wait until the relay reached the head.
+          const gatherMs = typeof gatherOption === 'number' ? gatherOption : gatherOption();
           const gather = gatherMs > 0 && page.length < batchSize && this.running;
           await new Promise((r) => (gather ? setTimeout(r, gatherMs) : setImmediate(r)));
         }

@@ -9,12 +9,15 @@
 export class UnsettledEvents {
   /** Event id → its log position. */
   private readonly open = new Map<string, number>();
+  /** Events ever taken: how a reader tells whether the sender had anything to post since it last looked. */
+  taken = 0;
 
   /** `onSettled`: called after each settlement (the thread saves the relay's checkpoint soon after). */
   constructor(private readonly onSettled: () => void = () => undefined) {}
 
   add(eventId: string, position: number): void {
     this.open.set(eventId, position);
+    this.taken++;
   }
 
   settle(eventId: string): void {

@@ -26,6 +26,12 @@ import { retireBusTable, startWebhooks } from './webhooks.worker.js';
  * full speed and 5-6 against 8-9 ms at 1,000/s, with the thread's CPU per OTP unchanged.
  */
 const GATHER_MS = 5;
+/**
+ * After a page that gave the sender nothing to post (accounts without a webhook, which poll):
+ * reading twice as often would only cost CPU (bench:api on the embedded default, whose accounts
+ * have no webhook: this thread 33-35 µs per send at 5 ms against 23-28 at 10).
+ */
+const IDLE_GATHER_MS = 10;
 /** Webhook attempt outcomes go to the main thread's metrics at most this often. */
 const ATTEMPTS_EVERY_MS = 50;
 const RELAY_NAME = 'webhooks-relay';
@@ -87,12 +93,17 @@ if (port) {
       logger.error({ err: error }, 'webhook relay: saving the checkpoint failed; the next page saves it');
     }
   };
+  let takenBefore = 0;
   const unsettled = new UnsettledEvents(() => {
     checkpointTimer ??= setTimeout(saveCheckpoint, CHECKPOINT_AFTER_MS);
   });
   const relay = new Relay(store, bus, db, createRelayRoute(new Set([TOPICS.webhooks])), {
     name: RELAY_NAME,
-    gatherMs: GATHER_MS,
+    gatherMs: () => {
+      const posted = unsettled.taken !== takenBefore;
+      takenBefore = unsettled.taken;
+      return posted ? GATHER_MS : IDLE_GATHER_MS;
+    },
     onError: (error) => logger.error({ err: error }, 'webhook relay: the sender could not record a page; retrying'),
     heldFrom: () => {
       const first = unsettled.first();
