@@ -18,7 +18,8 @@
  *   BENCH_METRICS=1 node dist/bench/pipeline.bench.js          also print the service's event-loop delay and group commits (or BENCH_METRICS=<regexp>)
  *   BENCH_ONLY=full node dist/bench/pipeline.bench.js          only the full-speed run (A/B of a change; or BENCH_ONLY=paced)
  *   BENCH_STAGES=1 node dist/bench/pipeline.bench.js           also split settled → webhook received with the sender's rows (webhooks.db; only webhooks that waited for their endpoint have one)
- *   BENCH_TIMELINE=1 node dist/bench/pipeline.bench.js         also receipt → webhook received per 500 ms of receipts (a steady tail, or a few bursts?)
+ *   BENCH_TIMELINE=1 node dist/bench/pipeline.bench.js         also receipt → webhook received per 500 ms of receipts, with each stage's slowest (a steady tail, or a few bursts?)
+ *   BENCH_WARMUP_OTPS=6000 BENCH_WARMUP_RATE=2000 node dist/bench/pipeline.bench.js   another warm-up than 1,500 OTPs at 500/s (the figures of record keep that one)
  *   BENCH_NODE_FLAGS=--trace-gc BENCH_STDOUT=/tmp/gc.log node dist/bench/pipeline.bench.js   the service with more node flags, its stdout appended to a file
  *   BENCH_NODE_FLAGS="--import ./bench/count-statements.mjs" node dist/bench/pipeline.bench.js   SQLite statements per thread, by SQL (work per OTP, whatever the machine's speed)
  */
