@@ -181,6 +181,8 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
     }),
   );
   let running = true;
+  /** Receipts being taken straight from their source (`take`): stop waits for them. */
+  const taken = new Set<Promise<unknown>>();
   const loop = (async () => {
     while (running) {
       try {
@@ -196,7 +198,13 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
     consumer,
     take: async (value) => {
       if (!running) throw new Error('the receipts worker has stopped');
-      return (await record(ReceiptMessage.parse(value))) !== 'unmatched';
+      const taking = record(ReceiptMessage.parse(value));
+      taken.add(taking);
+      try {
+        return (await taking) !== 'unmatched';
+      } finally {
+        taken.delete(taking);
+      }
     },
     rematch,
     unmatched: () => count.get()!.n,
@@ -204,6 +212,7 @@ export async function startReceipts(deps: WorkerDeps, lookup: RouteLookup, optio
       await consumer.stop();
       running = false;
       await loop;
+      await Promise.allSettled(taken);
       await Promise.all(settling);
     },
   };

@@ -156,10 +156,12 @@ export class Relay {
     const last = page[page.length - 1].position;
     const bus = this.bus;
     if (bus instanceof InProcessMessageBus && bus.sharesConnection(this.db)) {
+      const at = this.checkpointFor(last);
       this.db.transaction(() => {
         for (const [topic, messages] of byTopic) bus.publishInTransaction(topic, messages);
-        this.saveUpTo(last);
+        if (at !== undefined) this.save.run(this.name, at);
       })();
+      if (at !== undefined) this.saved = at;
     } else {
       for (const [topic, messages] of byTopic) await bus.publish(topic, messages);
       this.saveUpTo(last);
@@ -168,11 +170,16 @@ export class Relay {
     this.options.onProgress?.(last);
   }
 
-  /** Writes the checkpoint at `published`, or below what a consumer still holds (`heldFrom`); only when it moves. */
-  private saveUpTo(published: bigint): void {
+  /** Where the checkpoint may go once `published` is: there, or below what a consumer still holds (`heldFrom`); undefined if that is no move. */
+  private checkpointFor(published: bigint): bigint | undefined {
     const held = this.options.heldFrom?.();
     const at = held !== undefined && held <= published ? held - 1n : published;
-    if (at <= this.saved) return;
+    return at > this.saved ? at : undefined;
+  }
+
+  private saveUpTo(published: bigint): void {
+    const at = this.checkpointFor(published);
+    if (at === undefined) return;
     this.save.run(this.name, at);
     this.saved = at;
   }
