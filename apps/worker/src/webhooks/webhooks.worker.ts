@@ -61,6 +61,7 @@ export interface WebhookOptions {
 
 /** A delivery row; `fresh`: not in the table (post-first), with what writing it would need. */
 type Row = DeliveryRow & { fresh?: { position: number; type: string } };
+type FreshRow = Row & { fresh: NonNullable<Row['fresh']> };
 /** Events a post-first sender delivered without a row, remembered against a page relayed again (at most a page's worth is ever repeated). */
 const REMEMBERED_FRESH = 10_000;
 /** An account's webhook; `removedMs`: when one was last removed here (rows made until then are given up), 0 if never. */
@@ -236,7 +237,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
    */
   const delivered: { otpId: string; eventId: string; code: number; at: number }[] = [];
   /** Post-first rows whose first attempt failed (or was given up): written together the same way, then settled. */
-  const tried: { row: Row & { fresh: NonNullable<Row['fresh']> }; status: 'pending' | 'failed'; attempts: number; nextMs: number; code: number | null; error: string | null }[] = [];
+  const tried: { row: FreshRow; status: 'pending' | 'failed'; attempts: number; nextMs: number; code: number | null; error: string | null }[] = [];
   /** Sent and answered 2xx, or tried, not yet recorded: a scan or a repeated message in between must not send them again. */
   const unrecorded = new Set<string>();
   const recordDone = db.transaction(() => {
@@ -268,7 +269,7 @@ export async function startWebhooks(deps: WebhookDeps, directory: WebhookDirecto
     flushTimer ??= setTimeout(flushDone, 10);
   }
   /** A post-first row after its first attempt failed or was given up: written with the next flush. */
-  function markTried(row: Row & { fresh: NonNullable<Row['fresh']> }, outcome: Omit<(typeof tried)[number], 'row'>): void {
+  function markTried(row: FreshRow, outcome: Omit<(typeof tried)[number], 'row'>): void {
     tried.push({ row, ...outcome });
     unrecorded.add(row.event_id);
     flushTimer ??= setTimeout(flushDone, 10);
