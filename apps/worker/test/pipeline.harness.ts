@@ -204,8 +204,10 @@ export interface Hook {
   receivedAt: number;
 }
 
-/** A customer's webhook endpoint on loopback: records every POST and answers 204. */
-/** `hold(n)`: leave the n-th request (0-based) unanswered (a POST the sender has in flight for as long as the test likes). */
+/**
+ * A customer's webhook endpoint on loopback: records every POST and answers 204; `hold(n)` leaves
+ * the n-th request (0-based) unanswered (a POST the sender has in flight for as long as the test likes).
+ */
 export async function webhookSink(options: { hold?: (n: number) => boolean } = {}): Promise<{ url: string; hooks: Hook[]; close(): Promise<void> }> {
   const hooks: Hook[] = [];
   const server: Server = createServer((req: IncomingMessage, res) => {
