@@ -179,9 +179,10 @@ describeWithKcat('Kafka bus: delivery under failure (mock cluster)', () => {
         lags = await Promise.all(members.map((m) => m.lag()));
         return seen.every((p) => p.size > 0) && lags.every((l) => l > 0) && lags[0] + lags[1] === all.length;
       },
-      { timeoutMs: 15_000, everyMs: 50 },
+      // The mock cluster's rebalance around the late member took over 15 s once in CI ('32 + 0', 2026-11-28).
+      { timeoutMs: 30_000, everyMs: 50 },
     );
-  }, 25_000);
+  }, 45_000);
 
   it('reports a value that is not JSON as a rejected BusError and never skips past it', async () => {
     const topic = fresh('foreign');
