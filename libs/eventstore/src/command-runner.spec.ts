@@ -1,3 +1,4 @@
+import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,3 +119,114 @@ describe('command path on one account stream', () => {
     await expect(api.handle(stream, accountDecider, sendOtp(4))).rejects.toBeInstanceOf(DomainError);
   });
 });
+
+describe("commands that arrive while their stream's append waits for its group commit join it", () => {
+  let dir: string;
+  let store: SqliteEventStore;
+  const OPEN: AccountCommand = { type: 'OpenAccount', accountId: 'acc1', name: 'x', testCredits: 1, at: AT };
+  const stream = accountStream('acc1');
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nexo-cmd-join-'));
+    store = SqliteEventStore.open(join(dir, 'events.db'));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Lets the runner finish the batch it answered (its drain ends a turn later), so the next command starts one. */
+  const idle = () => new Promise((r) => setImmediate(r));
+
+  const types = async () => {
+    const out: string[] = [];
+    for await (const e of store.readStream(stream)) out.push(`${e.revision}:${e.type}`);
+    return out;
+  };
+
+  it('one append for all of them, in arrival order; each answered after it commits, a refusal too, and a peek sees the state they leave', async () => {
+    const runner = new CommandRunner(store);
+    await runner.handle(stream, accountDecider, OPEN);
+    await idle();
+    const appendOpen = jest.spyOn(store, 'appendOpen');
+    const append = jest.spyOn(store, 'append');
+    const settled: string[] = [];
+    const track = <T>(name: string, p: Promise<T>) => p.then(
+      (v) => (settled.push(name), v),
+      (e: unknown) => {
+        settled.push(name);
+        throw e;
+      },
+    );
+    // The first is decided and its append queued at once (the state is cached); the rest join it.
+    const first = track('first', runner.handle(stream, accountDecider, sendOtp(1)));
+    const refused = track('refused', runner.handle(stream, accountDecider, sendOtp(2)));
+    const delivered = track('delivered', runner.handle(stream, accountDecider, { type: 'MarkDelivered', otpId: 'otp1', via: 'receipt', at: AT }));
+    const peek = track('peek', runner.peek(stream, accountDecider));
+    const [a, b, c, d] = await Promise.allSettled([first, refused, delivered, peek]);
+    expect(appendOpen).toHaveBeenCalledTimes(1);
+    expect(append).not.toHaveBeenCalled();
+    expect(settled).toEqual(['first', 'refused', 'delivered', 'peek']);
+    expect(a).toMatchObject({ status: 'fulfilled', value: { revision: 3n } });
+    expect((a as PromiseFulfilledResult<{ events: AccountEvent[] }>).value.events.map((e) => e.type)).toEqual(['OtpRequested', 'Charged']);
+    // The only test credit went to otp1: otp2 is refused, as it would have been a moment later.
+    expect(b).toMatchObject({ status: 'rejected', reason: { code: 'insufficient_balance' } });
+    expect((c as PromiseFulfilledResult<{ events: AccountEvent[] }>).value.events.map((e) => e.type)).toEqual(['Delivered']);
+    expect(d).toMatchObject({ status: 'fulfilled', value: { events: [], revision: 3n } });
+    expect((d as PromiseFulfilledResult<{ state: { open: Map<string, unknown> } }>).value.state.open.has('otp1')).toBe(false);
+    expect(await types()).toEqual(['0:AccountOpened', '1:OtpRequested', '2:Charged', '3:Delivered']);
+  });
+
+  it('a conflict fails the append with what joined it, and the runner decides them all again on the current stream, in order', async () => {
+    const a = new CommandRunner(store);
+    const b = new CommandRunner(store);
+    await a.handle(stream, accountDecider, { ...OPEN, testCredits: 5 });
+    await b.peek(stream, accountDecider);
+    await idle();
+    // b's send is queued first; a's append, decided on the state before it, fails in the same commit.
+    const other = b.handle(stream, accountDecider, sendOtp(1));
+    const mine = a.handle(stream, accountDecider, sendOtp(2));
+    const joined = a.handle(stream, accountDecider, sendOtp(3));
+    const appendOpen = jest.spyOn(store, 'appendOpen');
+    await Promise.all([other, mine, joined]);
+    // a's first attempt was opened before the spy; its retry is one more append, with both sends.
+    expect(appendOpen).toHaveBeenCalledTimes(1);
+    expect(await types()).toEqual(['0:AccountOpened', '1:OtpRequested', '2:Charged', '3:OtpRequested', '4:Charged', '5:OtpRequested', '6:Charged']);
+    const otps: string[] = [];
+    for await (const e of store.readStream(stream)) if (e.type === 'OtpRequested') otps.push((e.data as { otpId: string }).otpId);
+    expect(otps).toEqual(['otp1', 'otp2', 'otp3']);
+    expect((await new CommandRunner(store).peek(stream, accountDecider)).state.testCreditsLeft).toBe(2);
+  });
+
+  it('nothing joins an append that has gone to the writer: the command waits for it and takes the next commit', async () => {
+    const runner = new CommandRunner(store);
+    await runner.handle(stream, accountDecider, { ...OPEN, testCredits: 5 });
+    await idle();
+    const appendOpen = jest.spyOn(store, 'appendOpen');
+    const first = runner.handle(stream, accountDecider, sendOtp(1));
+    // The flush takes the queued append on the next turn of the event loop.
+    await idle();
+    const second = runner.handle(stream, accountDecider, sendOtp(2));
+    await Promise.all([first, second]);
+    expect(appendOpen).toHaveBeenCalledTimes(2);
+    expect((await second).revision).toBe(4n);
+  });
+
+  it('a store without appendOpen (EventStoreDB) runs each batch as before', async () => {
+    const plain = new Proxy(store, {
+      get: (target, key) => {
+        if (key === 'appendOpen') return undefined;
+        const value = Reflect.get(target, key) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const runner = new CommandRunner(plain);
+    await runner.handle(stream, accountDecider, { ...OPEN, testCredits: 5 });
+    await idle();
+    const append = jest.spyOn(store, 'append');
+    await Promise.all([1, 2, 3].map((i) => runner.handle(stream, accountDecider, sendOtp(i))));
+    // The first alone, then the two that queued behind it as one batch.
+    expect(append).toHaveBeenCalledTimes(2);
+    expect(await types()).toHaveLength(7);
+  });
+});
+

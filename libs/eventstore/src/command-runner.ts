@@ -6,7 +6,10 @@
  * queue per stream, and whatever queued while an append was in flight is
  * decided as one batch against the evolving state and appended as one write.
  * A hot account stream therefore costs one group commit per batch instead of
- * one per command. The optimistic retry is for writers in other processes.
+ * one per command. With a store that offers `appendOpen` (SQLite's group
+ * commit), a command that arrives while its stream's append still waits in the
+ * store's queue does not wait for that commit: it is decided at once and joins
+ * the same append (`join`). The optimistic retry is for writers in other processes.
  *
  * State is cached per stream (LRU) together with its revision. Deciders evolve
  * state in place, so a failed append throws the cached state away and the next
@@ -26,7 +29,7 @@
 import { randomUUID } from 'node:crypto';
 import { trimOldest } from '#collections';
 import type { Decider, StateCodec } from '#domain';
-import { ConcurrencyError, type EventData, type EventStore, type RecordedEvent } from './event-store.port.js';
+import { ConcurrencyError, type EventData, type EventStore, type OpenAppend, type RecordedEvent } from './event-store.port.js';
 import type { SnapshotStore, StoredSnapshot } from './snapshot-store.port.js';
 
 /** Events folded between two turns given to the event loop while a state loads. */
@@ -94,12 +97,21 @@ interface DecidedBatch<E, S> {
   unguarded: boolean;
 }
 
+/** A batch whose append waits in the store's queue for its group commit: commands arriving meanwhile join it. */
+interface OpenBatch<C, E, S> {
+  append: OpenAppend;
+  batch: Pending<C, E, S>[];
+  outcomes: Outcome<E>[];
+}
+
 interface StreamSlot<C, E, S> {
   decider: Decider<C, E, S>;
   state: S | undefined;
   revision: bigint | undefined;
   queue: Pending<C, E, S>[];
   running: boolean;
+  /** The running batch while its append can still take events. */
+  open: OpenBatch<C, E, S> | undefined;
   /** Revision of the stream's latest snapshot known here. */
   snapshotAt: bigint | undefined;
   /** performance.now() before which no snapshot is written (the duty cycle). */
@@ -145,13 +157,14 @@ export class CommandRunner {
       this.slots.delete(streamId);
       this.slots.set(streamId, slot);
     } else {
-      slot = { decider, state: undefined, revision: undefined, queue: [], running: false, snapshotAt: undefined, snapshotNotBefore: 0 };
+      slot = { decider, state: undefined, revision: undefined, queue: [], running: false, open: undefined, snapshotAt: undefined, snapshotNotBefore: 0 };
       this.slots.set(streamId, slot);
       this.evict();
     }
     const s = slot;
     return new Promise((resolve, reject) => {
       const pending: Pending<C, E, S> = 'peek' in item ? { peek: true, resolve, reject } : { command: item.command, metadata: item.metadata, resolve, reject };
+      if (this.join(s, pending)) return;
       s.queue.push(pending);
       if (!s.running) void this.drain(streamId, s);
     });
@@ -186,6 +199,49 @@ export class CommandRunner {
     trimOldest(this.slots, this.cacheSize, this.busy);
   }
 
+  /**
+   * A command for a stream whose batch is still waiting for its group commit joins that batch: it
+   * is decided now, on the state the batch leaves, and its events go into the same append (one
+   * expected revision vouches for both). It is answered with the batch, and decided again with it
+   * on a conflict. Not when commands are queued before it (order), nor past `maxBatch`.
+   */
+  private join<C, E extends DomainEventLike, S>(slot: StreamSlot<C, E, S>, pending: Pending<C, E, S>): boolean {
+    const open = slot.open;
+    if (open === undefined || slot.queue.length > 0 || open.batch.length >= this.maxBatch) return false;
+    if (!open.append.open) {
+      slot.open = undefined;
+      return false;
+    }
+    let outcome: Outcome<E>;
+    if (pending.peek) outcome = { ok: true, events: [] };
+    else {
+      let events: E[];
+      try {
+        events = slot.decider.decide(pending.command as C, slot.state as S);
+      } catch (error) {
+        events = [];
+        outcome = { ok: false, error };
+      }
+      if (events.length > 0) {
+        const shared = this.options.metadata?.();
+        const metadata = shared ? { ...shared, ...pending.metadata } : pending.metadata;
+        try {
+          open.append.extend(events.map((e) => ({ type: e.type, data: e.data, metadata })));
+        } catch {
+          // Not storable (or too late after all): it goes its own way, as if it had come a moment later.
+          return false;
+        }
+        let state = slot.state as S;
+        for (const e of events) state = slot.decider.evolve(state, e);
+        slot.state = state;
+      }
+      outcome ??= { ok: true, events };
+    }
+    open.batch.push(pending);
+    open.outcomes.push(outcome);
+    return true;
+  }
+
   private async drain<C, E extends DomainEventLike, S>(streamId: string, slot: StreamSlot<C, E, S>): Promise<void> {
     slot.running = true;
     try {
@@ -214,8 +270,8 @@ export class CommandRunner {
             continue;
           }
         }
-        const { state, outcomes, all } = decided;
-        slot.state = state;
+        const { outcomes, all } = decided;
+        slot.state = decided.state;
         let snapshot: { codec: StateCodec<S>; eventId: string } | undefined;
         if (all.length > 0) {
           // The last event gets its id here when a snapshot will be taken at it: the snapshot names it.
@@ -225,16 +281,24 @@ export class CommandRunner {
             all[all.length - 1] = { ...all[all.length - 1], id: eventId };
             snapshot = { codec, eventId };
           }
+          const expected = slot.revision ?? 'no_stream';
+          // Commands that arrive while this append waits join it (`join`), unless a snapshot will name its last event.
+          const open = this.store.appendOpen && !snapshot ? this.store.appendOpen(streamId, all, expected) : undefined;
+          if (open) slot.open = { append: open, batch, outcomes };
           try {
-            const res = await this.store.append(streamId, all, slot.revision ?? 'no_stream');
+            const res = await (open ? open.result : this.store.append(streamId, all, expected));
             slot.revision = res.nextExpectedRevision;
           } catch (error) {
             // The state was evolved with events that were not stored: rebuild it.
             slot.state = undefined;
             slot.revision = undefined;
             throw error;
+          } finally {
+            slot.open = undefined;
           }
         }
+        // The state after the batch and whatever joined it.
+        const state = slot.state as S;
         for (let i = 0; i < batch.length; i++) {
           const o = outcomes[i];
           if (o.ok) batch[i].resolve({ events: o.events, state, revision: slot.revision });

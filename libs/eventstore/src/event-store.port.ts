@@ -62,8 +62,26 @@ export interface Subscription extends AsyncIterable<RecordedEvent[]> {
   close(): Promise<void>;
 }
 
+/** An append waiting for its group commit, which events decided meanwhile can join (`EventStore.appendOpen`). */
+export interface OpenAppend {
+  readonly result: Promise<AppendResult>;
+  /** Whether `extend` would still take events: the append has not gone to the disk yet. */
+  readonly open: boolean;
+  /**
+   * Adds events at the end of this append while it is `open`: they commit or fail with it, under its
+   * one expected revision. Throws when they cannot be stored (data that is not JSON) or it is closed.
+   */
+  extend(events: readonly EventData[]): void;
+}
+
 export interface EventStore {
   append(streamId: string, events: readonly EventData[], expected: ExpectedRevision): Promise<AppendResult>;
+  /**
+   * Optional, for a store whose appends wait for a group commit: `append`, with a handle through
+   * which the events its caller decides next on the same stream join it until it is written,
+   * instead of waiting for it and taking the commit after.
+   */
+  appendOpen?(streamId: string, events: readonly EventData[], expected: ExpectedRevision): OpenAppend;
   /** Events of one stream in revision order; empty when the stream does not exist. */
   readStream(streamId: string, options?: ReadStreamOptions): AsyncIterable<RecordedEvent>;
   /** The revision of the stream's last event, or undefined when it has none. */

@@ -185,6 +185,56 @@ describe('SQLite event store only', () => {
     expect(c).toMatchObject({ status: 'rejected', reason: { expected: 0n, actual: 1n } });
   });
 
+  describe('appendOpen: an append that takes more events until its group commit', () => {
+    it.each(['thread', 'inline'] as const)('%s writer: events added while it waits commit with it, in order, under its one expected revision', async (writer) => {
+      const commits: { appends: number; events: number }[] = [];
+      const store = open({ writer, onCommit: ({ appends, events }) => commits.push({ appends, events }) });
+      const first = store.appendOpen('s', [ev('A')], 'no_stream');
+      expect(first.open).toBe(true);
+      first.extend([ev('B'), ev('C')]);
+      first.extend([ev('D')]);
+      expect(await first.result).toEqual({ nextExpectedRevision: 3n, position: 4n });
+      expect(commits).toEqual([{ appends: 1, events: 4 }]);
+      expect((await collect(store.readStream('s'))).map((e) => [e.type, e.revision])).toEqual([
+        ['A', 0n],
+        ['B', 1n],
+        ['C', 2n],
+        ['D', 3n],
+      ]);
+      // Once taken for the writer it is closed, and says so.
+      expect(first.open).toBe(false);
+      expect(() => first.extend([ev('E')])).toThrow(/takes no more events/);
+      expect(await store.appendOpen('s', [ev('E')], 3n).result).toEqual({ nextExpectedRevision: 4n, position: 5n });
+    });
+
+    it('events that cannot be stored are refused alone: the append keeps what it had', async () => {
+      const store = open();
+      const a = store.appendOpen('s', [ev('A')], 'no_stream');
+      expect(() => a.extend([ev('Bad', { n: 1n })])).toThrow(TypeError);
+      a.extend([ev('B')]);
+      expect(await a.result).toEqual({ nextExpectedRevision: 1n, position: 2n });
+      expect((await collect(store.readStream('s'))).map((e) => e.type)).toEqual(['A', 'B']);
+    });
+
+    it('a revision that does not match fails the append with everything added to it, and nothing is written', async () => {
+      const store = open();
+      await store.append('s', [ev('A')], 'no_stream');
+      const stale = store.appendOpen('s', [ev('B')], 'no_stream');
+      stale.extend([ev('C')]);
+      await expect(stale.result).rejects.toMatchObject({ name: 'ConcurrencyError', expected: 'no_stream', actual: 0n });
+      expect((await collect(store.readStream('s'))).map((e) => e.type)).toEqual(['A']);
+    });
+
+    it('refused at once on a closed store, and takes nothing', async () => {
+      const store = open();
+      await store.close();
+      const a = store.appendOpen('s', [ev('A')], 'no_stream');
+      expect(a.open).toBe(false);
+      await expect(a.result).rejects.toMatchObject({ name: 'StoreUnavailableError' });
+      expect(() => a.extend([ev('B')])).toThrow(/takes no more events/);
+    });
+  });
+
   it('writer thread: a failed transaction fails its whole batch with StoreUnavailableError; the next batch is written', async () => {
     const store = open();
     store.db.exec(`CREATE TRIGGER no_boom BEFORE INSERT ON events WHEN NEW.type = 'Boom' BEGIN SELECT RAISE(ABORT, 'disk full (test)'); END`);

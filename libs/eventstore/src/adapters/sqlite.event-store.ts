@@ -27,6 +27,7 @@ import {
   type ExpectedRevision,
   type ReadAllOptions,
   type ReadStreamOptions,
+  type OpenAppend,
   type RecordedEvent,
   StoreUnavailableError,
   type SubscribeOptions,
@@ -60,6 +61,9 @@ export interface SqliteEventStoreOptions {
 }
 
 interface PendingAppend extends WriteRequest {
+  events: SerializedEvent[];
+  /** Gone into a batch for the writer (or failed): `extend` no longer takes events. */
+  taken: boolean;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
@@ -94,6 +98,25 @@ function serialize(events: readonly EventData[]): SerializedEvent[] {
       metadata: e.metadata === undefined ? null : JSON.stringify(e.metadata),
     };
   });
+}
+
+/** An append in the store's queue, which takes more events until a flush takes it for the writer. */
+class QueuedAppend implements OpenAppend {
+  constructor(
+    readonly result: Promise<AppendResult>,
+    /** Undefined when it was refused before it was queued. */
+    private readonly pending: PendingAppend | undefined,
+  ) {}
+
+  get open(): boolean {
+    return this.pending !== undefined && !this.pending.taken;
+  }
+
+  extend(events: readonly EventData[]): void {
+    if (!this.open) throw new StoreUnavailableError('this append has gone to the writer, or was refused; it takes no more events');
+    // Serialized first: events that cannot be stored fail here, and the append keeps what it had.
+    for (const e of serialize(events)) this.pending!.events.push(e);
+  }
 }
 
 function toRecorded(row: EventRow): RecordedEvent {
@@ -296,18 +319,44 @@ export class SqliteEventStore implements EventStore {
   }
 
   append(streamId: string, events: readonly EventData[], expected: ExpectedRevision): Promise<AppendResult> {
-    if (this.closed) return Promise.reject(new StoreUnavailableError('event store is closed'));
-    if (this.db.readonly) return Promise.reject(new StoreUnavailableError('event store is open read-only'));
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
     let serialized: SerializedEvent[];
     try {
       serialized = serialize(events);
     } catch (error) {
       return Promise.reject(error);
     }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ streamId, events: serialized, expected, resolve, reject });
-      this.schedule();
+    return new Promise((resolve, reject) => this.enqueue({ streamId, events: serialized, expected, taken: false, resolve, reject }));
+  }
+
+  /** See the port: open until the batch that carries it is taken for the writer (the next flush). */
+  appendOpen(streamId: string, events: readonly EventData[], expected: ExpectedRevision): OpenAppend {
+    const refused = this.refusal();
+    if (refused) return new QueuedAppend(Promise.reject(refused), undefined);
+    let serialized: SerializedEvent[];
+    try {
+      serialized = serialize(events);
+    } catch (error) {
+      return new QueuedAppend(Promise.reject(error), undefined);
+    }
+    let pending: PendingAppend | undefined;
+    const result = new Promise<AppendResult>((resolve, reject) => {
+      pending = { streamId, events: serialized, expected, taken: false, resolve, reject };
     });
+    this.enqueue(pending!);
+    return new QueuedAppend(result, pending);
+  }
+
+  private refusal(): StoreUnavailableError | undefined {
+    if (this.closed) return new StoreUnavailableError('event store is closed');
+    if (this.db.readonly) return new StoreUnavailableError('event store is open read-only');
+    return undefined;
+  }
+
+  private enqueue(pending: PendingAppend): void {
+    this.queue.push(pending);
+    this.schedule();
   }
 
   private schedule(): void {
@@ -334,6 +383,7 @@ export class SqliteEventStore implements EventStore {
     this.lastBatchAppends = this.queue.length;
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, this.maxBatch);
+      for (const a of batch) a.taken = true;
       let result: WriteResult;
       try {
         result = this.inline!.write(batch);
@@ -357,6 +407,7 @@ export class SqliteEventStore implements EventStore {
       events += this.queue[take].events.length;
     }
     const batch = this.queue.splice(0, take);
+    for (const a of batch) a.taken = true;
     thread
       .write(batch)
       .then(
