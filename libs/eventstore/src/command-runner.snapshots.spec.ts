@@ -3,6 +3,7 @@
  * next load (which then folds only the events after them), ignored whenever they are not of the
  * stream as it is now; and a long fold, with or without one, lets the event loop run.
  */
+import { jest } from '@jest/globals';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +182,30 @@ describe('command path snapshots', () => {
     // One failure, then a minute before the stream's next attempt.
     expect(failures).toEqual([new Error('disk full')]);
     expect(fold(accountDecider, await allEvents())).toEqual(r.cached(STREAM, accountDecider));
+  });
+
+  it('commands that join a waiting append never slip into a snapshot: each names the event at its revision and holds the fold up to it', async () => {
+    const r = runner({ snapshotEvery: 10 });
+    await r.handle(STREAM, accountDecider, open);
+    await r.handle(STREAM, accountDecider, deposit);
+    const appendOpen = jest.spyOn(store, 'appendOpen');
+    const append = jest.spyOn(store, 'append');
+    // Bursts issued in one tick: the first of each is decided at once and the rest join its append,
+    // unless a snapshot is due at it, when they queue for the next batch instead.
+    for (let burst = 0; burst < 8; burst++) {
+      await Promise.all(Array.from({ length: 7 }, (_, i) => r.handle(STREAM, accountDecider, send(burst * 7 + i))));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(appendOpen).toHaveBeenCalled();
+    expect(append).toHaveBeenCalled();
+    const events: { revision: bigint; id: string }[] = [];
+    for await (const e of store.readStream(STREAM)) events.push(e);
+    const domain = await allEvents();
+    expect(snapshots.saved.length).toBeGreaterThan(0);
+    for (const { snapshot } of snapshots.saved) {
+      expect(events[Number(snapshot.revision)]?.id).toBe(snapshot.eventId);
+      expect(accountDecider.snapshot!.decode(snapshot.state)).toEqual(fold(accountDecider, domain.slice(0, Number(snapshot.revision) + 1)));
+    }
   });
 
   it('a snapshot never holds events another writer kept out of the log (a refused append)', async () => {
