@@ -185,6 +185,22 @@ describe('SQLite event store only', () => {
     expect(c).toMatchObject({ status: 'rejected', reason: { expected: 0n, actual: 1n } });
   });
 
+  it('writer thread: an append made in the continuations of a commit\'s answers, however deep, goes with the next group, not the one after', async () => {
+    const commits: number[] = [];
+    const store = open({ onCommit: ({ appends }) => commits.push(appends) });
+    const first = store.append('a', [ev('A')], 'no_stream');
+    await new Promise((r) => setImmediate(r));
+    // `a` is with the writer; `b` waits for the next group. `c` is appended three promise hops after
+    // `a` is answered, as a command runner's next batch would be.
+    const waiting = store.append('b', [ev('B')], 'no_stream');
+    const later = first
+      .then(() => Promise.resolve())
+      .then(() => Promise.resolve())
+      .then(() => store.append('c', [ev('C')], 'no_stream'));
+    await Promise.all([waiting, later]);
+    expect(commits).toEqual([1, 2]);
+  });
+
   describe('appendOpen: an append that takes more events until its group commit', () => {
     it.each(['thread', 'inline'] as const)('%s writer: events added while it waits commit with it, in order, under its one expected revision', async (writer) => {
       const commits: { appends: number; events: number }[] = [];

@@ -415,7 +415,10 @@ export class SqliteEventStore implements EventStore {
         (error) => this.failBatch(batch, error),
       )
       .finally(() => {
-        if (this.queue.length > 0) this.flushToThread();
+        // The next group goes once the answers just given have run their course (every promise
+        // continuation of this turn of the event loop, no I/O in between): a command that waited for
+        // this commit is decided in them and goes with that group, not the one after.
+        process.nextTick(() => this.flushToThread());
         this.afterCommits();
       });
   }
