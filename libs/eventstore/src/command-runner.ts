@@ -228,7 +228,7 @@ export class CommandRunner {
         try {
           open.append.extend(events.map((e) => ({ type: e.type, data: e.data, metadata })));
         } catch {
-          // Not storable (or too late after all): it goes its own way, as if it had come a moment later.
+          // Not storable: it goes its own way (and fails there), as if it had come a moment later.
           return false;
         }
         let state = slot.state as S;

@@ -62,7 +62,7 @@ export interface SqliteEventStoreOptions {
 
 interface PendingAppend extends WriteRequest {
   events: SerializedEvent[];
-  /** Gone into a batch for the writer (or failed): `extend` no longer takes events. */
+  /** Gone into a batch for the writer: `extend` no longer takes events. */
   taken: boolean;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
